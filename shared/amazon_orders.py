@@ -1,0 +1,211 @@
+"""Map an Orders API v2026-01-01 `Order` to the app's `Order`, keeping only what policy allows.
+
+Kept: buyer name, e-mail, company and VAT registration (invoices), the delivery address and
+phone, order details (ASIN, SKU, title, quantity, unit price, item tax), fulfilment facts and
+package statuses (delivery signals). Dropped: payment, proceeds breakdowns, promotions,
+delivery preferences and instructions, aliases, serial numbers, customisations, and anything
+else Amazon adds. Errors name the missing field, never a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from shared.domain import (
+    Address,
+    Buyer,
+    FulfillmentStatus,
+    Money,
+    Order,
+    OrderItem,
+    Package,
+    PackageState,
+)
+from shared.errors import OrderMappingError
+from shared.pii import Pii, pii_or_none
+
+MAX_ITEMS_PER_ORDER = 500
+MAX_TEXT = 1000
+
+
+def parse_time(value: object, field_name: str) -> datetime:
+    if not isinstance(value, str):
+        raise OrderMappingError(f"{field_name} missing")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise OrderMappingError(f"{field_name} not ISO 8601") from None
+    if parsed.tzinfo is None:
+        raise OrderMappingError(f"{field_name} has no time zone")
+    return parsed
+
+
+def _optional_time(value: object, field_name: str) -> datetime | None:
+    return None if value is None else parse_time(value, field_name)
+
+
+def _obj(value: object, field_name: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise OrderMappingError(f"{field_name} not an object")
+    return value
+
+
+def _list(value: object, field_name: str) -> Sequence[Any]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise OrderMappingError(f"{field_name} not a list")
+    return value
+
+
+def _text(value: object, field_name: str, *, required: bool = False) -> str:
+    if value is None or value == "":
+        if required:
+            raise OrderMappingError(f"{field_name} missing")
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise OrderMappingError(f"{field_name} not a string of at most {MAX_TEXT} characters")
+    return value
+
+
+def _pii(value: object, field_name: str) -> Pii | None:
+    return pii_or_none(_text(value, field_name)) if value is not None else None
+
+
+def _money(value: object, field_name: str) -> Money | None:
+    data = _obj(value, field_name)
+    if not data:
+        return None
+    try:
+        amount = Decimal(str(data.get("amount")))
+    except InvalidOperation:
+        raise OrderMappingError(f"{field_name}.amount not a decimal") from None
+    if not amount.is_finite():
+        raise OrderMappingError(f"{field_name}.amount not finite")
+    currency = _text(data.get("currencyCode"), f"{field_name}.currencyCode", required=True)
+    return Money(amount, currency)
+
+
+def _address(value: object) -> Address | None:
+    data = _obj(value, "recipient.deliveryAddress")
+    if not data:
+        return None
+    missing = [k for k in ("name", "addressLine1", "city", "postalCode", "countryCode") if not data.get(k)]
+    if missing:
+        raise OrderMappingError("recipient.deliveryAddress lacks " + ",".join(missing))
+
+    def req(key: str) -> Pii:
+        text = _text(data.get(key), f"deliveryAddress.{key}", required=True)
+        return Pii(text)
+
+    return Address(
+        name=req("name"),
+        line1=req("addressLine1"),
+        city=req("city"),
+        postal_code=req("postalCode"),
+        country_code=_text(data.get("countryCode"), "deliveryAddress.countryCode").upper()[:2],
+        line2=_pii(data.get("addressLine2"), "deliveryAddress.addressLine2"),
+        line3=_pii(data.get("addressLine3"), "deliveryAddress.addressLine3"),
+        company=_pii(data.get("companyName"), "deliveryAddress.companyName"),
+        state_or_region=_pii(data.get("stateOrRegion"), "deliveryAddress.stateOrRegion"),
+        district=_pii(data.get("districtOrCounty"), "deliveryAddress.districtOrCounty"),
+        phone=_pii(data.get("phone"), "deliveryAddress.phone"),
+        address_type=_text(data.get("addressType"), "deliveryAddress.addressType") or None,
+    )
+
+
+def _buyer_vat_id(tax: Mapping[str, Any]) -> Pii | None:
+    for entry in _list(tax.get("taxRegistrations"), "tax.taxRegistrations"):
+        reg = _obj(entry, "tax.taxRegistrations[]")
+        if reg.get("entityType") == "BUYER" and reg.get("taxRegistrationType") in ("VAT", "BUSINESS"):
+            return _pii(reg.get("taxRegistrationNumber"), "taxRegistrationNumber")
+    return None
+
+
+def _item(value: object) -> OrderItem:
+    data = _obj(value, "orderItems[]")
+    product = _obj(data.get("product"), "orderItems[].product")
+    quantity = data.get("quantityOrdered")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+        raise OrderMappingError("orderItems[].quantityOrdered not a non-negative integer")
+    item_tax: Money | None = None
+    for entry in _list(_obj(data.get("proceeds"), "proceeds").get("breakdowns"), "breakdowns"):
+        part = _obj(entry, "proceeds.breakdowns[]")
+        if part.get("type") == "TAX":
+            item_tax = _money(part.get("subtotal"), "proceeds.breakdowns[].subtotal")
+    return OrderItem(
+        order_item_id=_text(data.get("orderItemId"), "orderItems[].orderItemId", required=True),
+        asin=_text(product.get("asin"), "product.asin"),
+        sku=_text(product.get("sellerSku"), "product.sellerSku"),
+        title=_text(product.get("title"), "product.title"),
+        quantity=quantity,
+        unit_price=_money(_obj(product.get("price"), "product.price").get("unitPrice"), "unitPrice"),
+        item_tax=item_tax,
+    )
+
+
+def _package(value: object) -> Package:
+    data = _obj(value, "packages[]")
+    status_text = _obj(data.get("packageStatus"), "packageStatus").get("status")
+    try:
+        status = PackageState(status_text) if status_text else None
+    except ValueError:
+        status = None  # a status Amazon adds later is not a delivery signal we understand
+    return Package(
+        reference=_text(data.get("packageReferenceId"), "packages[].packageReferenceId", required=True),
+        status=status,
+        tracking_number=_text(data.get("trackingNumber"), "packages[].trackingNumber") or None,
+        carrier=_text(data.get("carrier"), "packages[].carrier") or None,
+    )
+
+
+def order_from_api(payload: object, seller_id: str) -> Order:
+    """Build an `Order` from one element of `searchOrders().orders` or `getOrder().order`."""
+    data = _obj(payload, "order")
+    if not data:
+        raise OrderMappingError("order missing")
+    channel = _obj(data.get("salesChannel"), "salesChannel")
+    fulfillment = _obj(data.get("fulfillment"), "fulfillment")
+    status_text = fulfillment.get("fulfillmentStatus")
+    try:
+        status = FulfillmentStatus(str(status_text))
+    except ValueError:
+        raise OrderMappingError("fulfillment.fulfillmentStatus unknown") from None
+    raw_items = _list(data.get("orderItems"), "orderItems")
+    if len(raw_items) > MAX_ITEMS_PER_ORDER:
+        raise OrderMappingError("orderItems too many")
+    buyer = _obj(data.get("buyer"), "buyer")
+    tax = _obj(data.get("tax"), "tax")
+    programs = _list(data.get("programs"), "programs")
+    return Order(
+        order_id=_text(data.get("orderId"), "orderId", required=True),
+        seller_id=seller_id,
+        marketplace_id=_text(channel.get("marketplaceId"), "salesChannel.marketplaceId", required=True),
+        created_at=parse_time(data.get("createdTime"), "createdTime"),
+        last_updated_at=parse_time(data.get("lastUpdatedTime"), "lastUpdatedTime"),
+        fulfillment_status=status,
+        fulfilled_by=_text(fulfillment.get("fulfilledBy"), "fulfillment.fulfilledBy") or "MERCHANT",
+        items=tuple(_item(i) for i in raw_items),
+        buyer=Buyer(
+            name=_pii(buyer.get("buyerName"), "buyer.buyerName"),
+            email=_pii(buyer.get("buyerEmail"), "buyer.buyerEmail"),
+            company=_pii(buyer.get("buyerCompanyName"), "buyer.buyerCompanyName"),
+            vat_id=_buyer_vat_id(tax),
+        ),
+        ship_to=_address(_obj(data.get("recipient"), "recipient").get("deliveryAddress")),
+        service_level=_text(fulfillment.get("fulfillmentServiceLevel"), "fulfillmentServiceLevel") or None,
+        latest_ship_at=_optional_time(
+            _obj(fulfillment.get("shipByWindow"), "shipByWindow").get("latestDateTime"), "shipByWindow"
+        ),
+        latest_delivery_at=_optional_time(
+            _obj(fulfillment.get("deliverByWindow"), "deliverByWindow").get("latestDateTime"),
+            "deliverByWindow",
+        ),
+        packages=tuple(_package(p) for p in _list(data.get("packages"), "packages")),
+        programs=frozenset(str(p) for p in programs),
+    )

@@ -1,0 +1,245 @@
+"""Document storage with compare-and-swap: Cosmos DB in Azure, a dict in unit tests.
+
+Every change to an order is a read, a change in memory, and a replace conditioned on the
+`_etag` that was read; a concurrent or redelivered writer gets `WriteConflict` and re-reads.
+The Cosmos implementation passes the partition key on every point operation and every query
+carries a partition-key predicate or is a deliberate, indexed cross-partition range query.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from azure.core import MatchConditions
+from azure.cosmos import ContainerProxy, CosmosClient
+from azure.cosmos import exceptions as cosmos_errors
+
+from shared.errors import AppError, TransientError
+
+Document = dict[str, Any]
+
+ORDERS = "orders"
+STATE = "state"
+AUDIT = "audit"
+CONTAINERS: Mapping[str, str] = {ORDERS: "/id", STATE: "/pk", AUDIT: "/ref"}
+
+
+class WriteConflict(AppError):
+    """The document changed (or appeared) since it was read: re-read and decide again."""
+
+    code = "write_conflict"
+    transient = True
+
+
+class StoreUnavailable(TransientError):
+    code = "store_unavailable"
+
+
+def _mapped(exc: cosmos_errors.CosmosHttpResponseError) -> AppError:
+    """Throttling and outages are transient (the message is retried); the rest is not."""
+    if exc.status_code in (408, 429, 449, 500, 503):
+        return StoreUnavailable(f"cosmos status {exc.status_code}")
+    return AppError(f"cosmos status {exc.status_code}", code="store_error")
+
+
+class DocumentStore(Protocol):
+    def read(self, container: str, partition: str, doc_id: str) -> Document | None: ...
+
+    def create(self, container: str, doc: Document) -> Document: ...
+
+    def replace(self, container: str, doc: Document, etag: str) -> Document: ...
+
+    def delete(self, container: str, partition: str, doc_id: str) -> bool: ...
+
+    def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
+        """Documents whose `field` is set and <= `upto` (ISO-8601 text sorts as time)."""
+        ...
+
+    def in_partition(self, container: str, partition: str) -> list[Document]: ...
+
+    def scan(self, container: str) -> Iterator[Document]:
+        """Every document: for evidence and tests only, never on a function's path."""
+        ...
+
+
+class CosmosDocumentStore:
+    def __init__(self, client: CosmosClient, database: str) -> None:
+        db = client.get_database_client(database)
+        self._containers: dict[str, ContainerProxy] = {
+            name: db.get_container_client(name) for name in CONTAINERS
+        }
+
+    @staticmethod
+    def _pk_path(container: str) -> str:
+        return CONTAINERS[container].lstrip("/")
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except cosmos_errors.CosmosAccessConditionFailedError:
+            raise WriteConflict("etag mismatch") from None
+        except cosmos_errors.CosmosResourceExistsError:
+            raise WriteConflict("already exists") from None
+        except cosmos_errors.CosmosHttpResponseError as exc:
+            raise _mapped(exc) from None
+
+    def read(self, container: str, partition: str, doc_id: str) -> Document | None:
+        try:
+            doc: Document = self._containers[container].read_item(doc_id, partition_key=partition)
+            return doc
+        except cosmos_errors.CosmosResourceNotFoundError:
+            return None
+        except cosmos_errors.CosmosHttpResponseError as exc:
+            raise _mapped(exc) from None
+
+    def create(self, container: str, doc: Document) -> Document:
+        created: Document = self._call(self._containers[container].create_item, doc)
+        return created
+
+    def replace(self, container: str, doc: Document, etag: str) -> Document:
+        replaced: Document = self._call(
+            self._containers[container].replace_item,
+            doc["id"],
+            doc,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+        return replaced
+
+    def delete(self, container: str, partition: str, doc_id: str) -> bool:
+        try:
+            self._containers[container].delete_item(doc_id, partition_key=partition)
+        except cosmos_errors.CosmosResourceNotFoundError:
+            return False
+        except cosmos_errors.CosmosHttpResponseError as exc:
+            raise _mapped(exc) from None
+        return True
+
+    def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
+        # A range filter on an indexed field: Cosmos reads only the matching index range, so
+        # the cost grows with the number of due documents, not with the container's size.
+        # Field names come from this module's callers, never from input; values are parameters.
+        where = f"IS_DEFINED(c.{field}) AND c.{field} != null AND c.{field} <= @upto"
+        query = f"SELECT TOP {int(limit)} * FROM c WHERE {where}"  # noqa: S608
+        items = self._call(
+            self._containers[container].query_items,
+            query,
+            parameters=[{"name": "@upto", "value": upto}],
+            enable_cross_partition_query=True,
+        )
+        return list(items)
+
+    def in_partition(self, container: str, partition: str) -> list[Document]:
+        path = self._pk_path(container)
+        items = self._call(
+            self._containers[container].query_items,
+            f"SELECT * FROM c WHERE c.{path} = @pk",  # noqa: S608 - path is a constant
+            parameters=[{"name": "@pk", "value": partition}],
+            partition_key=partition,
+        )
+        return list(items)
+
+    def scan(self, container: str) -> Iterator[Document]:
+        yield from self._containers[container].read_all_items()
+
+
+class MemoryDocumentStore:
+    """Same contract as Cosmos, in a dict: for unit tests and benchmarks of pure logic."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, dict[tuple[str, str], Document]] = {name: {} for name in CONTAINERS}
+        self._ticks = itertools.count()
+
+    def _key(self, container: str, doc: Document) -> tuple[str, str]:
+        return (str(doc[CONTAINERS[container].lstrip("/")]), str(doc["id"]))
+
+    def _stamp(self, doc: Document) -> Document:
+        stored = copy.deepcopy(doc)
+        stored["_etag"] = str(uuid.uuid4())
+        stored["_ts"] = next(self._ticks)
+        return stored
+
+    def read(self, container: str, partition: str, doc_id: str) -> Document | None:
+        doc = self._data[container].get((partition, doc_id))
+        return copy.deepcopy(doc) if doc is not None else None
+
+    def create(self, container: str, doc: Document) -> Document:
+        key = self._key(container, doc)
+        if key in self._data[container]:
+            raise WriteConflict("already exists")
+        self._data[container][key] = self._stamp(doc)
+        return copy.deepcopy(self._data[container][key])
+
+    def replace(self, container: str, doc: Document, etag: str) -> Document:
+        key = self._key(container, doc)
+        current = self._data[container].get(key)
+        if current is None or current["_etag"] != etag:
+            raise WriteConflict("etag mismatch")
+        self._data[container][key] = self._stamp(doc)
+        return copy.deepcopy(self._data[container][key])
+
+    def delete(self, container: str, partition: str, doc_id: str) -> bool:
+        return self._data[container].pop((partition, doc_id), None) is not None
+
+    def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
+        found = [
+            copy.deepcopy(d)
+            for d in self._data[container].values()
+            if d.get(field) is not None and str(d[field]) <= upto
+        ]
+        return found[:limit]
+
+    def in_partition(self, container: str, partition: str) -> list[Document]:
+        return [copy.deepcopy(d) for (pk, _), d in self._data[container].items() if pk == partition]
+
+    def scan(self, container: str) -> Iterator[Document]:
+        yield from (copy.deepcopy(d) for d in list(self._data[container].values()))
+
+
+class CountingStore:
+    """Wraps a store and counts operations by kind: the figures in `make run` and `make bench`."""
+
+    def __init__(self, inner: DocumentStore) -> None:
+        self.inner = inner
+        self.counts: Counter[str] = Counter()
+
+    def read(self, container: str, partition: str, doc_id: str) -> Document | None:
+        self.counts[f"{container}.read"] += 1
+        return self.inner.read(container, partition, doc_id)
+
+    def create(self, container: str, doc: Document) -> Document:
+        self.counts[f"{container}.write"] += 1
+        return self.inner.create(container, doc)
+
+    def replace(self, container: str, doc: Document, etag: str) -> Document:
+        self.counts[f"{container}.write"] += 1
+        return self.inner.replace(container, doc, etag)
+
+    def delete(self, container: str, partition: str, doc_id: str) -> bool:
+        self.counts[f"{container}.write"] += 1
+        return self.inner.delete(container, partition, doc_id)
+
+    def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
+        self.counts[f"{container}.query"] += 1
+        return self.inner.due(container, field, upto, limit)
+
+    def in_partition(self, container: str, partition: str) -> list[Document]:
+        self.counts[f"{container}.query"] += 1
+        return self.inner.in_partition(container, partition)
+
+    def scan(self, container: str) -> Iterator[Document]:
+        return self.inner.scan(container)
+
+
+def ensure_local_containers(client: CosmosClient, database: str) -> None:
+    """Create the database and containers on the local emulator (Bicep does this in Azure)."""
+    db = client.create_database_if_not_exists(database)
+    from azure.cosmos import PartitionKey
+
+    for name, path in CONTAINERS.items():
+        db.create_container_if_not_exists(name, PartitionKey(path), default_ttl=-1)

@@ -1,0 +1,41 @@
+"""Typed errors whose text is a reason code and never personal data.
+
+Every error the app raises on bad input carries a short machine-readable `code` (the value that
+lands in telemetry and on a poisoned message) and a fixed human sentence. Neither is built from
+input values, so no exception text can leak what was in the input.
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base of the app's errors. `code` is stable and documented in docs/operations.md."""
+
+    code = "app_error"
+    #: True when retrying the same message can succeed (throttling, a dependency down).
+    transient = False
+
+    def __init__(self, detail: str = "", *, code: str | None = None) -> None:
+        if code is not None:
+            self.code = code
+        self.detail = detail
+        super().__init__(f"{self.code}: {detail}" if detail else self.code)
+
+
+class SettingsError(AppError):
+    code = "settings_invalid"
+
+
+class InvalidInput(AppError):
+    """Input that will never become valid by retrying: poison it with the reason."""
+
+    code = "invalid_input"
+
+
+class OrderMappingError(InvalidInput):
+    code = "order_unmappable"
+
+
+class TransientError(AppError):
+    code = "transient"
+    transient = True

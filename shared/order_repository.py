@@ -1,0 +1,59 @@
+"""Orders in the document store: read, create once, and change by compare-and-swap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.document_store import ORDERS, DocumentStore, WriteConflict
+from shared.errors import AppError
+from shared.order_record import OrderRecord
+
+MAX_CAS_ATTEMPTS = 5
+
+
+class OrderNotFound(AppError):
+    code = "order_not_found"
+
+
+class OrderRepository:
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
+
+    def get(self, ref: str) -> OrderRecord | None:
+        doc = self._store.read(ORDERS, ref, ref)
+        return OrderRecord.from_doc(doc) if doc else None
+
+    def create(self, record: OrderRecord) -> OrderRecord:
+        """Raises `WriteConflict` when the order already exists."""
+        return OrderRecord.from_doc(self._store.create(ORDERS, record.to_doc()))
+
+    def replace(self, record: OrderRecord) -> OrderRecord:
+        """Write `record` if nobody changed it since it was read; else `WriteConflict`."""
+        if record.etag is None:
+            raise ValueError("replace needs the etag the record was read with")
+        return OrderRecord.from_doc(self._store.replace(ORDERS, record.to_doc(), record.etag))
+
+    def update(self, ref: str, change: Callable[[OrderRecord], OrderRecord | None]) -> OrderRecord | None:
+        """Re-read and re-apply `change` until the write wins. `change` returns None to leave
+        the order as it is; the result is the stored record (None if the order is gone)."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            current = self.get(ref)
+            if current is None:
+                return None
+            changed = change(current)
+            if changed is None:
+                return current
+            try:
+                return self.replace(changed)
+            except WriteConflict:
+                continue
+        raise WriteConflict("order kept changing")
+
+    def delete(self, ref: str) -> bool:
+        return self._store.delete(ORDERS, ref, ref)
+
+    def due(self, now: datetime, limit: int = 500) -> list[OrderRecord]:
+        """Orders whose next time-based action (delivery check, purge) is due."""
+        docs = self._store.due(ORDERS, "dueAt", now.isoformat(), limit)
+        return [OrderRecord.from_doc(d) for d in docs]

@@ -1,0 +1,92 @@
+"""The order repository against the Cosmos DB wire protocol (cosmosdb-server over HTTPS)."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.cosmos import CosmosClient
+
+from local.emulators import Emulators
+from shared.document_store import (
+    CosmosDocumentStore,
+    MemoryDocumentStore,
+    WriteConflict,
+    ensure_local_containers,
+)
+from shared.order_record import OrderRecord, Stage
+from shared.order_repository import OrderRepository
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def cosmos_store(emulators: Emulators) -> CosmosDocumentStore:
+    client = CosmosClient(
+        emulators.cosmos_endpoint, credential=emulators.app_settings()["COSMOS_KEY"], connection_verify=False
+    )
+    database = f"test-{uuid.uuid4().hex[:8]}"
+    ensure_local_containers(client, database)
+    return CosmosDocumentStore(client, database)
+
+
+def _record(ref: str, due: datetime | None = None) -> OrderRecord:
+    return OrderRecord(
+        ref=ref,
+        seller_id="S",
+        marketplace_id="M",
+        stage=Stage.READY,
+        amazon_status="UNSHIPPED",
+        amazon_updated_at=NOW,
+        created_at=NOW,
+        ship_country="DE",
+        service_level=None,
+        is_business=False,
+        latest_ship_at=None,
+        latest_delivery_at=None,
+        items=(),
+        pii=None,
+        due_at=due,
+    )
+
+
+@pytest.fixture(params=["cosmos", "memory"])
+def repo(request: pytest.FixtureRequest, cosmos_store: CosmosDocumentStore) -> OrderRepository:
+    return OrderRepository(cosmos_store if request.param == "cosmos" else MemoryDocumentStore())
+
+
+def test_create_once_then_compare_and_swap(repo: OrderRepository) -> None:
+    ref = uuid.uuid4().hex[:16]
+    stored = repo.create(_record(ref))
+    with pytest.raises(WriteConflict):
+        repo.create(_record(ref))
+    moved = repo.replace(stored.evolve(stage=Stage.SHIPPED))
+    assert moved.stage is Stage.SHIPPED and moved.etag != stored.etag
+    with pytest.raises(WriteConflict):  # a stale writer loses
+        repo.replace(stored.evolve(stage=Stage.CANCELLED))
+    assert repo.get(ref).stage is Stage.SHIPPED  # type: ignore[union-attr]
+    assert repo.delete(ref) and repo.get(ref) is None and not repo.delete(ref)
+
+
+def test_update_retries_on_conflict(repo: OrderRepository) -> None:
+    ref = uuid.uuid4().hex[:16]
+    repo.create(_record(ref))
+    calls = []
+
+    def change(rec: OrderRecord) -> OrderRecord:
+        calls.append(rec.etag)
+        if len(calls) == 1:  # someone else writes in between
+            repo.replace(rec.evolve(attention="x"))
+        return rec.evolve(stage=Stage.DELIVERED)
+
+    result = repo.update(ref, change)
+    assert result is not None and result.stage is Stage.DELIVERED and result.attention == "x"
+    assert len(calls) == 2
+
+
+def test_due_finds_only_due_orders(repo: OrderRepository) -> None:
+    early, late = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
+    repo.create(_record(early, NOW - timedelta(days=400)))
+    repo.create(_record(late, NOW + timedelta(days=400)))
+    due = {r.ref for r in repo.due(NOW)}
+    assert early in due and late not in due
