@@ -79,6 +79,12 @@ def _wrap_fields(cls: type[Buyer] | type[Address], data: Mapping[str, Any]) -> d
     }
 
 
+class ReferenceMaker(Protocol):
+    """Turns an Amazon order id into its pseudonymous reference (`shared.order_reference`)."""
+
+    def ref(self, order_id: str) -> str: ...
+
+
 class PiiCipher(Protocol):
     """Seals an order's PII under a fresh data key; the implementation is `shared.envelope`."""
 
