@@ -23,7 +23,10 @@ def poll_orders(timer: func.TimerRequest, shipments: func.Out[list[str]]) -> Non
 @bp.queue_output(arg_name="shipments", queue_name=SHIPMENTS, connection=STORAGE_CONNECTION)
 def ingest_notification(msg: func.QueueMessage, shipments: func.Out[list[str]]) -> None:
     rt = runtime.current()
-    with rt.telemetry.invocation("ingest_notification", message=msg) as record:
+    with (
+        rt.failures.guard(ORDER_NOTIFICATIONS, msg),
+        rt.telemetry.invocation("ingest_notification", message=msg) as record,
+    ):
         ready = rt.ingestion.handle_notification(msg.get_body(), msg.dequeue_count or 1, rt.clock())
         shipments.set([m.encode() for m in ready])
         record.count("ready_to_ship", len(ready))

@@ -11,5 +11,8 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="msg", queue_name=PRIVACY_REQUESTS, connection=STORAGE_CONNECTION)
 def handle_privacy_request(msg: func.QueueMessage) -> None:
     rt = runtime.current()
-    with rt.telemetry.invocation("handle_privacy_request", message=msg):
+    with (
+        rt.failures.guard(PRIVACY_REQUESTS, msg),
+        rt.telemetry.invocation("handle_privacy_request", message=msg),
+    ):
         rt.privacy.handle(msg.get_body(), rt.clock())

@@ -13,7 +13,7 @@ bp = func.Blueprint()
 @bp.queue_output(arg_name="invoices", queue_name=INVOICES, connection=STORAGE_CONNECTION)
 def ship_order(msg: func.QueueMessage, invoices: func.Out[list[str]]) -> None:
     rt = runtime.current()
-    with rt.telemetry.invocation("ship_order", message=msg) as record:
+    with rt.failures.guard(SHIPMENTS, msg), rt.telemetry.invocation("ship_order", message=msg) as record:
         request = ShipOrder.decode(msg.get_body())
         record.order(request.ref)
         next_steps = rt.shipping.ship(request, rt.clock())

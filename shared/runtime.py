@@ -16,6 +16,7 @@ from typing import Protocol
 
 import azure.functions as func
 
+from shared.message_failures import MessageFailures
 from shared.messages import IssueInvoice, ShipOrder
 from shared.settings import Settings
 
@@ -67,6 +68,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     telemetry: Telemetry
+    failures: MessageFailures
     ingestion: Ingestion
     shipping: Shipping
     invoicing: Invoicing

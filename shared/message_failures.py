@@ -1,0 +1,84 @@
+"""What happens to a queue message whose processing fails, so that nothing is lost silently.
+
+- Input that can never succeed (`InvalidInput`): the message goes to `<queue>-poison` at once,
+  wrapped with its reason code, and the trigger completes (no pointless retries).
+- A dependency asking us to wait (a transient error carrying `retry_after_s`, such as SP-API
+  throttling): the message is re-queued with that visibility delay, and the trigger completes.
+  Nothing sleeps inside a function.
+- Any other failure: re-raised, so the queue retries it; on the last attempt allowed by
+  host.json (`maxDequeueCount`) it is poisoned with its reason instead of being dropped by the
+  runtime without one.
+
+Poison records carry the reason code, the source queue, the message id and the dequeue count,
+and the original body (queue bodies hold references and enums only, never buyer data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+import azure.functions as func
+
+from shared.errors import AppError, InvalidInput
+
+MAX_DEQUEUE_COUNT = 5  # equals host.json extensions.queues.maxDequeueCount (a test checks it)
+MAX_RETRY_DELAY_S = 7 * 24 * 3600  # Azure Storage queues' visibility timeout limit
+
+log = logging.getLogger("fulfilment.messages")
+
+
+class QueueSender(Protocol):
+    """Sends a text message (base64 on the wire, as triggers expect) to a named queue."""
+
+    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None: ...
+
+
+def poison_queue(queue: str) -> str:
+    return f"{queue}-poison"
+
+
+def reason_of(exc: BaseException) -> str:
+    return exc.code if isinstance(exc, AppError) else type(exc).__name__
+
+
+class MessageFailures:
+    def __init__(self, sender: QueueSender, max_dequeue_count: int = MAX_DEQUEUE_COUNT) -> None:
+        self._sender = sender
+        self._max = max_dequeue_count
+
+    def poison(self, queue: str, msg: func.QueueMessage, reason: str) -> None:
+        record = {
+            "reason": reason,
+            "queue": queue,
+            "messageId": msg.id,
+            "dequeueCount": msg.dequeue_count,
+            "body": msg.get_body().decode("utf-8", errors="replace"),
+        }
+        self._sender.send(poison_queue(queue), json.dumps(record, separators=(",", ":")))
+        log.warning("message poisoned", extra={"reasonCode": reason, "queue": queue})
+
+    @contextmanager
+    def guard(self, queue: str, msg: func.QueueMessage) -> Iterator[None]:
+        try:
+            yield
+        except InvalidInput as exc:
+            self.poison(queue, msg, exc.code)
+        except AppError as exc:
+            delay = getattr(exc, "retry_after_s", None)
+            if exc.transient and delay is not None:
+                body = msg.get_body().decode("utf-8")
+                self._sender.send(queue, body, visibility_timeout_s=min(int(delay) + 1, MAX_RETRY_DELAY_S))
+                return
+            if (msg.dequeue_count or 1) >= self._max:
+                self.poison(queue, msg, f"retries_exhausted:{exc.code}")
+                return
+            raise
+        except Exception as exc:
+            if (msg.dequeue_count or 1) >= self._max:
+                self.poison(queue, msg, f"retries_exhausted:{reason_of(exc)}")
+                return
+            raise
