@@ -1,0 +1,117 @@
+"""Mapping Amazon's Orders API v2026-01-01 `Order` keeps only what the policy allows."""
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.amazon_orders import order_from_api
+from shared.domain import FulfillmentStatus, PackageState
+from shared.errors import OrderMappingError
+from shared.order_record import OrderPii
+from shared.pii import Pii
+
+
+def _sandbox_orders(model: dict[str, Any]) -> list[dict[str, Any]]:
+    get_order = model["paths"]["/orders/2026-01-01/orders/{orderId}"]["get"]
+    return [
+        case["response"]["order"] for case in get_order["responses"]["200"]["x-amzn-api-sandbox"]["static"]
+    ]
+
+
+def test_amazons_own_examples_map(amazon_model: Any) -> None:
+    orders = _sandbox_orders(amazon_model("orders_2026-01-01.json"))
+    assert orders
+    for raw in orders:
+        order = order_from_api(raw, "SELLER")
+        assert order.order_id == raw["orderId"]
+        assert order.items and all(i.quantity >= 0 for i in order.items)
+        if order.ship_to:
+            assert isinstance(order.ship_to.name, Pii)
+
+
+def test_fields_outside_policy_are_dropped(amazon_model: Any) -> None:
+    raw = _sandbox_orders(amazon_model("orders_2026-01-01.json"))[0]
+    order = order_from_api(raw, "SELLER")
+    kept = json.dumps(OrderPii.of(order).to_plain()) + repr(order.items)
+    # Gift messages, delivery instructions, extended address fields, promotions and payment
+    # details are not ours to keep.
+    for dropped in ("Feliz Natal", "Vila Madalena", "BR-NATAL-2024", "giftMessage", "extendedFields"):
+        assert dropped not in kept
+    assert order.fulfillment_status is FulfillmentStatus.UNSHIPPED
+    assert order.ship_to is not None and order.ship_to.country_code == "BR"
+    assert order.ship_to.phone is not None
+
+
+def _minimal() -> dict[str, Any]:
+    return {
+        "orderId": "028-1111111-2222222",
+        "createdTime": "2026-11-01T10:00:00Z",
+        "lastUpdatedTime": "2026-11-01T11:00:00Z",
+        "salesChannel": {"channelName": "AMAZON", "marketplaceId": "A1PA6795UKMFR9"},
+        "fulfillment": {"fulfillmentStatus": "SHIPPED", "fulfilledBy": "MERCHANT"},
+        "orderItems": [
+            {"orderItemId": "1", "quantityOrdered": 2, "product": {"asin": "B0", "sellerSku": "S"}}
+        ],
+        "packages": [{"packageReferenceId": "1", "packageStatus": {"status": "DELIVERED"}}],
+        "programs": ["AMAZON_BUSINESS"],
+        "tax": {
+            "taxRegistrations": [
+                {"entityType": "BUYER", "taxRegistrationType": "VAT", "taxRegistrationNumber": "DE123456789"}
+            ]
+        },
+    }
+
+
+def test_delivery_signal_business_flag_and_vat_id() -> None:
+    order = order_from_api(_minimal(), "SELLER")
+    assert order.delivered_by_amazon_report
+    assert order.packages[0].status is PackageState.DELIVERED
+    assert order.is_business and order.buyer.vat_id == Pii("DE123456789")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "code_text"),
+    [
+        (("orderId",), None, "orderId"),
+        (("createdTime",), "yesterday", "createdTime"),
+        (("fulfillment", "fulfillmentStatus"), "LOST", "fulfillmentStatus"),
+        (("orderItems",), "many", "orderItems"),
+        (("salesChannel", "marketplaceId"), None, "marketplaceId"),
+    ],
+)
+def test_bad_orders_raise_without_values(path: tuple[str, ...], value: object, code_text: str) -> None:
+    raw = _minimal()
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(OrderMappingError) as info:
+        order_from_api(raw, "SELLER")
+    assert code_text in str(info.value)
+
+
+def test_address_without_required_fields_is_rejected_by_name_only() -> None:
+    raw = _minimal()
+    raw["recipient"] = {"deliveryAddress": {"name": "Zyxwv Secretname", "countryCode": "DE"}}
+    with pytest.raises(OrderMappingError) as info:
+        order_from_api(raw, "SELLER")
+    assert "Zyxwv" not in str(info.value) and "addressLine1" in str(info.value)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=20,
+    )
+)
+def test_arbitrary_json_never_crashes_unexpectedly(junk: object) -> None:
+    for raw in (junk, {**_minimal(), "recipient": junk}, {**_minimal(), "orderItems": [junk]}):
+        try:
+            order_from_api(copy.deepcopy(raw), "SELLER")
+        except OrderMappingError:
+            pass
