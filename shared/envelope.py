@@ -1,0 +1,171 @@
+"""Envelope encryption of an order's PII: AES-256-GCM under a fresh data key per order.
+
+One envelope per order holds all of its PII (the Amazon order id, buyer and ship-to fields) as
+one JSON plaintext, encrypted with a random 256-bit data key (DEK) that is used once and stored
+only wrapped (RFC 3394 AES key wrap) by the KEK of the current key epoch. The associated data
+binds the envelope's header, the order's reference and the purpose, so a ciphertext copied to
+another order or another field, or a header edited to point at another key, fails to open.
+docs/encryption.md explains the format, why one envelope per order, and the shredding.
+
+Every failure is an `EnvelopeError` whose text is a reason only: no plaintext, no key bytes,
+no ciphertext. The caller keeps the order stored and flags it; nothing is deleted on failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+from shared.errors import AppError
+from shared.key_epochs import EpochShredded, KekCorrupt, KeyEpochs, UnknownEpoch
+from shared.order_record import OrderPii
+
+VERSION = 1
+ALG = "A256GCM"  # content encryption, named as in JOSE (RFC 7518)
+KEY_WRAP = "A256KW"  # RFC 3394 AES key wrap with a 256-bit KEK
+ORDER_PII = "order-pii"
+DEK_BYTES = 32
+NONCE_BYTES = 12
+WRAPPED_BYTES = DEK_BYTES + 8
+TAG_BYTES = 16
+
+
+class EnvelopeError(AppError):
+    code = "envelope_invalid"
+
+
+class EnvelopeMalformed(EnvelopeError):
+    """Not an envelope this code can read (missing field, bad encoding, unknown version)."""
+
+    code = "envelope_malformed"
+
+
+class EnvelopeTampered(EnvelopeError):
+    """Authentication failed: a changed or truncated envelope, another order's or field's
+    envelope, or the wrong key. The three are indistinguishable by design."""
+
+    code = "envelope_tampered"
+
+
+class EnvelopeUnknownEpoch(EnvelopeError):
+    code = "envelope_unknown_epoch"
+
+
+class EnvelopeShredded(EnvelopeError):
+    """The envelope's epoch key was destroyed: its PII is gone for good."""
+
+    code = "envelope_shredded"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(envelope: Mapping[str, Any], name: str, size: int | None = None) -> bytes:
+    text = envelope.get(name)
+    if not isinstance(text, str):
+        raise EnvelopeMalformed(f"{name} missing")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise EnvelopeMalformed(f"{name} is not base64") from None
+    # Base64 has several spellings of the same bytes (unused trailing bits); only the canonical
+    # one is accepted, so every change to the stored text is an error, never a silent no-op.
+    if _b64(data) != text:
+        raise EnvelopeMalformed(f"{name} is not canonical base64")
+    if size is not None and len(data) != size:
+        raise EnvelopeTampered(f"{name} has the wrong length")
+    return data
+
+
+def _text(envelope: Mapping[str, Any], name: str) -> str:
+    value = envelope.get(name)
+    if not isinstance(value, str) or not value:
+        raise EnvelopeMalformed(f"{name} missing")
+    return value
+
+
+def _associated_data(epoch: str, kek_version: str, purpose: str, ref: str) -> bytes:
+    return json.dumps([VERSION, ALG, KEY_WRAP, epoch, kek_version, purpose, ref]).encode()
+
+
+def epoch_of(envelope: Mapping[str, Any]) -> str | None:
+    """The key epoch an envelope was sealed under (retention queries the same field)."""
+    epoch = envelope.get("epoch")
+    return epoch if isinstance(epoch, str) else None
+
+
+class EnvelopeCipher:
+    """Implements `shared.order_record.PiiCipher`: `seal` an order's PII, `open` it again."""
+
+    def __init__(self, epochs: KeyEpochs, *, purpose: str = ORDER_PII) -> None:
+        self._epochs = epochs
+        self._purpose = purpose
+
+    def seal(self, ref: str, pii: OrderPii, now: datetime) -> dict[str, Any]:
+        plaintext = json.dumps(pii.to_plain(), separators=(",", ":")).encode()
+        return self.seal_bytes(ref, self._purpose, plaintext, now)
+
+    def open(self, ref: str, envelope: Mapping[str, Any]) -> OrderPii:
+        plaintext = self.open_bytes(ref, self._purpose, envelope)
+        try:
+            return OrderPii.from_plain(json.loads(plaintext))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise EnvelopeMalformed("plaintext is not order PII") from None
+
+    def seal_bytes(self, ref: str, purpose: str, plaintext: bytes, now: datetime) -> dict[str, Any]:
+        """Seal any bytes of an order for one `purpose` (a field name); `open_bytes` needs both."""
+        kek = self._epochs.current(now)
+        dek = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(NONCE_BYTES)
+        aad = _associated_data(kek.epoch, kek.version, purpose, ref)
+        return {
+            "v": VERSION,
+            "alg": ALG,
+            "kw": KEY_WRAP,
+            "epoch": kek.epoch,
+            "kek": kek.version,
+            "wrappedKey": _b64(aes_key_wrap(kek.key, dek)),
+            "nonce": _b64(nonce),
+            "ct": _b64(AESGCM(dek).encrypt(nonce, plaintext, aad)),
+        }
+
+    def open_bytes(self, ref: str, purpose: str, envelope: Mapping[str, Any]) -> bytes:
+        if not isinstance(envelope, Mapping):
+            raise EnvelopeMalformed("not an envelope")
+        if envelope.get("v") != VERSION or envelope.get("alg") != ALG or envelope.get("kw") != KEY_WRAP:
+            raise EnvelopeMalformed("unsupported envelope version or algorithm")
+        epoch, kek_version = _text(envelope, "epoch"), _text(envelope, "kek")
+        wrapped = _unb64(envelope, "wrappedKey", WRAPPED_BYTES)
+        nonce = _unb64(envelope, "nonce", NONCE_BYTES)
+        ct = _unb64(envelope, "ct")
+        if len(ct) < TAG_BYTES:
+            raise EnvelopeTampered("ciphertext truncated")
+        kek_key = self._kek(epoch, kek_version)
+        try:
+            dek = aes_key_unwrap(kek_key, wrapped)
+        except InvalidUnwrap:
+            raise EnvelopeTampered("data key failed authentication") from None
+        try:
+            return AESGCM(dek).decrypt(nonce, ct, _associated_data(epoch, kek_version, purpose, ref))
+        except InvalidTag:
+            raise EnvelopeTampered("ciphertext failed authentication") from None
+
+    def _kek(self, epoch: str, version: str) -> bytes:
+        try:
+            return self._epochs.key(epoch, version).key
+        except UnknownEpoch:
+            raise EnvelopeUnknownEpoch("no such key epoch or KEK version") from None
+        except EpochShredded:
+            raise EnvelopeShredded("the key epoch was shredded") from None
+        except KekCorrupt:
+            raise EnvelopeUnknownEpoch("the epoch's KEK is unusable") from None
