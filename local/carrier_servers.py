@@ -1,0 +1,442 @@
+"""Local stand-ins for the USPS, FedEx and UPS APIs that karrio calls, on 127.0.0.1.
+
+Each carrier gets its own HTTP server on a free port and answers the endpoints karrio
+2026.1 uses: OAuth token, label purchase, void and tracking (USPS also its payment
+authorisation). They are independent imitations of the carriers: they import nothing from the
+app. For tests they
+
+- record every request body they receive (`requests`), to prove what left the app;
+- de-duplicate purchases on the customer reference karrio sends (USPS
+  `packageDescription.customerReference`, FedEx `customerReferences` CUSTOMER_REFERENCE, UPS
+  `TransactionReference.CustomerContext`): a repeated reference returns the first label. The
+  real APIs do not promise this (docs/shipping.md); it is how the app's replay is tested;
+- inject faults: `fail_next(n)` answers the next n purchases 503, `reject_next(n)` rejects the
+  next n with the carrier's address error;
+- return a real one-page PDF (UPS: a GIF, as UPS does, which karrio turns into a PDF).
+
+Start all three with `start()`, stop them with `stop()` (or use `running()`).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Response = tuple[int, dict[str, Any] | str]
+
+# A 1x1 GIF: UPS returns label images as GIF by default.
+_GIF = "R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw=="
+
+
+def label_pdf(tracking_number: str) -> bytes:
+    """A small valid one-page PDF naming the tracking number (no buyer data)."""
+    text = f"BT /F1 18 Tf 36 200 Td (LABEL {tracking_number}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 288 432] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(text)).encode() + b" >>\nstream\n" + text + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    body: Any
+
+
+@dataclass
+class CarrierStandIn:
+    """State shared by one carrier's handler threads."""
+
+    name: str
+    requests: list[Recorded] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # reference -> tracking number
+    voided: set[str] = field(default_factory=set)
+    purchases: int = 0  # labels actually created (a replayed reference does not count)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _fail: int = 0
+    _reject: int = 0
+    _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    server: ThreadingHTTPServer | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def fail_next(self, n: int) -> None:
+        with self.lock:
+            self._fail = n
+
+    def reject_next(self, n: int) -> None:
+        with self.lock:
+            self._reject = n
+
+    def label_bodies(self) -> list[Any]:
+        return [r.body for r in self.requests if r.method == "POST" and _is_label_path(r.path)]
+
+    def purchase(self, reference: str | None, prefix: str) -> tuple[str, bool] | str:
+        """Tracking number for `reference` and whether it is new, or a fault name."""
+        with self.lock:
+            if self._fail > 0:
+                self._fail -= 1
+                return "fail"
+            if self._reject > 0:
+                self._reject -= 1
+                return "reject"
+            if reference and reference in self.labels:
+                return self.labels[reference], False
+            number = f"{prefix}{next(self._numbers):010d}"
+            if reference:
+                self.labels[reference] = number
+            self.purchases += 1
+            return number, True
+
+
+def _is_label_path(path: str) -> bool:
+    return path.startswith(("/labels/v3/label", "/ship/v1/shipments", "/api/shipments/v2409/ship"))
+
+
+def _find(value: Any, key: str) -> list[Any]:
+    """Every value under `key` anywhere in a JSON document."""
+    found: list[Any] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == key:
+                found.append(v)
+            found.extend(_find(v, key))
+    elif isinstance(value, list):
+        for v in value:
+            found.extend(_find(v, key))
+    return found
+
+
+def _token(_: CarrierStandIn, __: Any) -> Response:
+    return 200, {"access_token": "local-token", "token_type": "Bearer", "expires_in": 3600}
+
+
+# --- USPS (apis.usps.com v3) ---------------------------------------------------------------
+
+
+def _usps_label(state: CarrierStandIn, body: Any) -> Response:
+    refs = [r.get("referenceNumber") for r in _find(body, "customerReference") for r in r or []]
+    outcome = state.purchase(refs[0] if refs else None, "9400")
+    if outcome == "fail":
+        return 503, {"error": {"code": "503", "message": "Service Unavailable"}}
+    if outcome == "reject":
+        return 400, {
+            "apiVersion": "/labels/v3",
+            "error": {
+                "code": "400",
+                "message": "Invalid address",
+                "errors": [
+                    {
+                        "status": "400",
+                        "code": "ADDRESS_NOT_FOUND",
+                        "title": "Address Not Found",
+                        "source": {"parameter": "toAddress"},
+                    }
+                ],
+            },
+        }
+    number, _ = outcome  # type: ignore[misc]
+    return 200, {
+        "labelMetadata": {
+            "labelAddress": {},
+            "trackingNumber": number,
+            "postage": 7.5,
+            "SKU": "DPXX0XXXXX00010",
+            "labelBrokerID": "",
+            "routingInformation": "420",
+        },
+        "labelImage": base64.b64encode(label_pdf(number)).decode(),
+    }
+
+
+def _usps_tracking(state: CarrierStandIn, number: str) -> Response:
+    if number not in state.labels.values():
+        return 404, {"error": {"code": "404", "message": "not found"}}
+    return 200, {
+        "trackingNumber": number,
+        "statusCategory": "Delivered",
+        "status": "Delivered",
+        "trackingEvents": [
+            {"eventType": "Delivered", "eventTimestamp": "2026-01-10T10:00:00Z", "eventCode": "01"}
+        ],
+    }
+
+
+def _usps(state: CarrierStandIn, method: str, path: str, body: Any) -> Response:
+    if method == "POST" and path == "/oauth2/v3/token":
+        return _token(state, body)
+    if method == "POST" and path == "/payments/v3/payment-authorization":
+        return 200, {"paymentAuthorizationToken": "local-payment-token"}
+    if method == "POST" and path == "/labels/v3/label":
+        return _usps_label(state, body)
+    if method == "DELETE" and path.startswith("/labels/v3/label/"):
+        state.voided.add(path.rsplit("/", 1)[1])
+        return 200, {"trackingNumber": path.rsplit("/", 1)[1], "status": "CANCELED"}
+    if method == "GET" and path.startswith("/tracking/v3/tracking/"):
+        return _usps_tracking(state, path.rsplit("/", 1)[1])
+    return 404, {"error": {"code": "404", "message": "no such endpoint"}}
+
+
+# --- FedEx (apis.fedex.com) ----------------------------------------------------------------
+
+
+def _fedex_reference(body: Any) -> str | None:
+    refs = [
+        r.get("value")
+        for refs in _find(body, "customerReferences")
+        for r in refs or []
+        if r.get("customerReferenceType") == "CUSTOMER_REFERENCE"
+    ]
+    return refs[0] if refs else None
+
+
+def _fedex_ship(state: CarrierStandIn, body: Any) -> Response:
+    outcome = state.purchase(_fedex_reference(body), "7700")
+    if outcome == "fail":
+        return 503, {"transactionId": "t", "errors": [{"code": "SERVICE.UNAVAILABLE.ERROR", "message": "unavailable"}]}
+    if outcome == "reject":
+        return 400, {"transactionId": "t", "errors": [{"code": "RECIPIENT.POSTALCODE.INVALID", "message": "invalid"}]}
+    number, _ = outcome  # type: ignore[misc]
+    service = (body.get("requestedShipment") or {}).get("serviceType", "FEDEX_GROUND")
+    return 200, {
+        "transactionId": "t",
+        "output": {
+            "transactionShipments": [
+                {
+                    "masterTrackingNumber": number,
+                    "serviceType": service,
+                    "pieceResponses": [
+                        {
+                            "trackingNumber": number,
+                            "packageDocuments": [
+                                {
+                                    "contentType": "LABEL",
+                                    "docType": "PDF",
+                                    "encodedLabel": base64.b64encode(label_pdf(number)).decode(),
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        },
+    }
+
+
+def _fedex_track(state: CarrierStandIn, body: Any) -> Response:
+    numbers = [n.get("trackingNumber") for n in _find(body, "trackingNumberInfo")]
+    results = [
+        {
+            "trackingNumber": n,
+            "trackResults": [
+                {
+                    "trackingNumberInfo": {"trackingNumber": n},
+                    "latestStatusDetail": {"code": "DL", "derivedCode": "DL", "description": "Delivered"},
+                    "scanEvents": [
+                        {"date": "2026-01-10T10:00:00+00:00", "eventType": "DL", "derivedStatusCode": "DL"}
+                    ],
+                }
+            ],
+        }
+        for n in numbers
+        if n in state.labels.values()
+    ]
+    return 200, {"transactionId": "t", "output": {"completeTrackResults": results}}
+
+
+def _fedex(state: CarrierStandIn, method: str, path: str, body: Any) -> Response:
+    if method == "POST" and path == "/oauth/token":
+        return _token(state, body)
+    if method == "POST" and path == "/ship/v1/shipments":
+        return _fedex_ship(state, body)
+    if method == "PUT" and path == "/ship/v1/shipments/cancel":
+        state.voided.add(str(body.get("trackingNumber")))
+        return 200, {"transactionId": "t", "output": {"cancelledShipment": True}}
+    if method == "POST" and path == "/track/v1/trackingnumbers":
+        return _fedex_track(state, body)
+    return 404, {"errors": [{"code": "NOT.FOUND.ERROR", "message": "no such endpoint"}]}
+
+
+# --- UPS (onlinetools.ups.com) -------------------------------------------------------------
+
+
+def _ups_ship(state: CarrierStandIn, body: Any) -> Response:
+    contexts = _find(body, "CustomerContext")
+    outcome = state.purchase(contexts[0] if contexts else None, "1Z")
+    if outcome == "fail":
+        # UPS gateways answer outages with a plain-text page, not the JSON error envelope.
+        return 503, "Service Unavailable"
+    if outcome == "reject":
+        return 400, {"response": {"errors": [{"code": "120202", "message": "Missing or invalid ship to StateProvinceCode"}]}}
+    number, _ = outcome  # type: ignore[misc]
+    return 200, {
+        "ShipmentResponse": {
+            "Response": {"ResponseStatus": {"Code": "1", "Description": "Success"}},
+            "ShipmentResults": {
+                "ShipmentIdentificationNumber": number,
+                "PackageResults": [
+                    {
+                        "TrackingNumber": number,
+                        "ShippingLabel": {"ImageFormat": {"Code": "GIF"}, "GraphicImage": _GIF},
+                    }
+                ],
+            },
+        }
+    }
+
+
+def _ups_track(state: CarrierStandIn, number: str) -> Response:
+    if number not in state.labels.values():
+        return 200, {"trackResponse": {"shipment": [{"warnings": [{"code": "TW0001", "message": "not found"}]}]}}
+    return 200, {
+        "trackResponse": {
+            "shipment": [
+                {
+                    "package": [
+                        {
+                            "trackingNumber": number,
+                            "currentStatus": {"code": "011", "description": "Delivered"},
+                            "activity": [
+                                {"date": "20260110", "time": "100000", "status": {"type": "D", "code": "KB", "description": "Delivered"}}
+                            ],
+                        }
+                    ]
+                }
+            ]
+        }
+    }
+
+
+def _ups(state: CarrierStandIn, method: str, path: str, body: Any) -> Response:
+    if method == "POST" and path == "/security/v1/oauth/token":
+        return 200, {
+            "access_token": "local-token",
+            "token_type": "Bearer",
+            "issued_at": "1767225600000",
+            "expires_in": "14399",
+            "status": "approved",
+        }
+    if method == "POST" and path == "/api/shipments/v2409/ship":
+        return _ups_ship(state, body)
+    if method == "DELETE" and path.startswith("/api/shipments/v2409/void/cancel/"):
+        state.voided.add(path.rsplit("/", 1)[1])
+        return 200, {"VoidShipmentResponse": {"Response": {"ResponseStatus": {"Code": "1"}}}}
+    if method == "GET" and path.startswith("/api/track/v1/details/"):
+        return _ups_track(state, path.rsplit("/", 1)[1])
+    return 404, {"response": {"errors": [{"code": "404", "message": "no such endpoint"}]}}
+
+
+Route = Callable[[CarrierStandIn, str, str, Any], Response]
+ROUTES: dict[str, Route] = {"usps": _usps, "fedex": _fedex, "ups": _ups}
+
+
+def _handler(state: CarrierStandIn, route: Route) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            return  # request lines would carry tracking numbers to stderr
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            path = urllib.parse.urlsplit(self.path).path
+            body = _decode(raw, self.headers.get("Content-Type") or "")
+            with state.lock:
+                state.requests.append(Recorded(self.command, path, body))
+            status, payload = route(state, self.command, path, body)
+            data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+            self.send_response(status)
+            ctype = "text/plain" if isinstance(payload, str) else "application/json"
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+    return Handler
+
+
+def _decode(raw: bytes, content_type: str) -> Any:
+    if not raw:
+        return None
+    text = raw.decode("utf-8", "replace")
+    if "x-www-form-urlencoded" in content_type.lower():
+        return dict(urllib.parse.parse_qsl(text))
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def start_one(name: str) -> CarrierStandIn:
+    state = CarrierStandIn(name)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state, ROUTES[name]))
+    server.daemon_threads = True
+    state.server = server
+    state.thread = threading.Thread(target=server.serve_forever, name=f"{name}-standin", daemon=True)
+    state.thread.start()
+    return state
+
+
+@dataclass
+class CarrierServers:
+    usps: CarrierStandIn
+    fedex: CarrierStandIn
+    ups: CarrierStandIn
+
+    def all(self) -> dict[str, CarrierStandIn]:
+        return {"usps": self.usps, "fedex": self.fedex, "ups": self.ups}
+
+    def endpoints(self) -> dict[str, str]:
+        """The CARRIER_ENDPOINTS app setting that points the app at these stand-ins."""
+        return {name: s.base_url for name, s in self.all().items()}
+
+
+def start() -> CarrierServers:
+    return CarrierServers(start_one("usps"), start_one("fedex"), start_one("ups"))
+
+
+def stop(servers: CarrierServers) -> None:
+    for state in servers.all().values():
+        if state.server is not None:
+            state.server.shutdown()
+            state.server.server_close()
+        if state.thread is not None:
+            state.thread.join(timeout=5)
+
+
+@contextmanager
+def running() -> Iterator[CarrierServers]:
+    servers = start()
+    try:
+        yield servers
+    finally:
+        stop(servers)
