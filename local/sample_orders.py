@@ -1,0 +1,206 @@
+"""Synthetic orders shaped like Orders API v2026-01-01 `Order`, for the SP-API stand-in.
+
+Every personal field is a random token ("Name-q3k9..."), so a test can search stored documents,
+logs and queue messages for these exact strings and prove none leaked. The mix covers several
+marketplaces, merchant- and Amazon-fulfilled orders, and every fulfillment status.
+
+    python -m local.sample_orders --count 1000 --out orders.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import string
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+MARKETPLACES: dict[str, tuple[str, str, str]] = {
+    # marketplace id: (country, currency, marketplace name)
+    "A1PA6795UKMFR9": ("DE", "EUR", "Amazon.de"),
+    "A13V1IB3VIYZZH": ("FR", "EUR", "Amazon.fr"),
+    "APJ6JRA9NG5V4": ("IT", "EUR", "Amazon.it"),
+    "A1RKKUPIHCS9HS": ("ES", "EUR", "Amazon.es"),
+    "A1F83G8C2ARO7P": ("GB", "GBP", "Amazon.co.uk"),
+    "ATVPDKIKX0DER": ("US", "USD", "Amazon.com"),
+}
+STATUSES: dict[str, float] = {
+    "PENDING_AVAILABILITY": 0.03,
+    "PENDING": 0.12,
+    "UNSHIPPED": 0.55,
+    "PARTIALLY_SHIPPED": 0.05,
+    "SHIPPED": 0.15,
+    "CANCELLED": 0.07,
+    "UNFULFILLABLE": 0.03,
+}
+SERVICE_LEVELS = ("STANDARD", "EXPEDITED", "NEXT_DAY", "SECOND_DAY")
+
+
+def _token(rng: random.Random, n: int = 10) -> str:
+    return "".join(rng.choices(string.ascii_lowercase + string.digits, k=n))
+
+
+def _order_id(rng: random.Random) -> str:
+    return f"{rng.randint(100, 999)}-{rng.randint(0, 9999999):07d}-{rng.randint(0, 9999999):07d}"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _money(amount: float, currency: str) -> dict[str, str]:
+    return {"amount": f"{amount:.2f}", "currencyCode": currency}
+
+
+def _item(rng: random.Random, index: int, currency: str) -> dict[str, Any]:
+    price = round(rng.uniform(3, 250), 2)
+    quantity = rng.randint(1, 3)
+    tax = round(price * quantity * 0.19, 2)
+    return {
+        "orderItemId": f"{rng.randint(10**13, 10**14 - 1)}{index}",
+        "quantityOrdered": quantity,
+        "product": {
+            "asin": "B0" + _token(rng, 8).upper(),
+            "title": f"Product {_token(rng, 6)}",
+            "sellerSku": f"SKU-{_token(rng, 6).upper()}",
+            "condition": {"conditionType": "NEW"},
+            "price": {"unitPrice": _money(price, currency)},
+        },
+        "proceeds": {
+            "proceedsTotal": _money(price * quantity + tax, currency),
+            "breakdowns": [
+                {"type": "ITEM", "subtotal": _money(price * quantity, currency)},
+                {"type": "TAX", "subtotal": _money(tax, currency)},
+            ],
+        },
+        "fulfillment": {"quantityFulfilled": 0, "quantityUnfulfilled": quantity},
+        "promotion": {"breakdowns": [{"promotionId": f"PROMO-{_token(rng, 4)}"}]},
+    }
+
+
+def _address(rng: random.Random, country: str) -> dict[str, Any]:
+    return {
+        "name": f"Name-{_token(rng)}",
+        "addressLine1": f"Street-{_token(rng)} {rng.randint(1, 200)}",
+        "addressLine2": f"Flat-{_token(rng)}" if rng.random() < 0.3 else None,
+        "city": f"City-{_token(rng)}",
+        "stateOrRegion": f"Region-{_token(rng)}",
+        "postalCode": f"{rng.randint(10000, 99999)}",
+        "countryCode": country,
+        "phone": f"+{rng.randint(10**9, 10**10 - 1)}",
+        "addressType": rng.choice(("RESIDENTIAL", "COMMERCIAL")),
+    }
+
+
+def order(
+    rng: random.Random,
+    created: datetime,
+    *,
+    marketplace_id: str,
+    status: str,
+    fulfilled_by: str = "MERCHANT",
+    business: bool = False,
+) -> dict[str, Any]:
+    """One order in the full shape Amazon returns with every `includedData` set."""
+    country, currency, name = MARKETPLACES[marketplace_id]
+    items = [_item(rng, i, currency) for i in range(rng.randint(1, 3))]
+    updated = created + timedelta(minutes=rng.randint(0, 600))
+    data: dict[str, Any] = {
+        "orderId": _order_id(rng),
+        "createdTime": _iso(created),
+        "lastUpdatedTime": _iso(updated),
+        "programs": ["AMAZON_BUSINESS"] if business else [],
+        "salesChannel": {"channelName": "AMAZON", "marketplaceId": marketplace_id, "marketplaceName": name},
+        "buyer": {
+            "buyerName": f"Buyer-{_token(rng)}",
+            "buyerEmail": f"{_token(rng)}@marketplace.amazon.example",
+            "buyerCompanyName": f"Company-{_token(rng)}" if business else None,
+        },
+        "recipient": {
+            "deliveryAddress": _address(rng, country),
+            "deliveryPreference": {"addressInstruction": f"Instruction-{_token(rng)}"},
+        },
+        "proceeds": {
+            "grandTotal": _money(
+                sum(float(i["proceeds"]["proceedsTotal"]["amount"]) for i in items), currency
+            )
+        },
+        "payment": {"paymentExecutions": [{"paymentMethod": "CREDIT_CARD"}]},
+        "fulfillment": {
+            "fulfillmentStatus": status,
+            "fulfilledBy": fulfilled_by,
+            "fulfillmentServiceLevel": rng.choice(SERVICE_LEVELS),
+            "shipByWindow": {"latestDateTime": _iso(created + timedelta(days=2))},
+            "deliverByWindow": {"latestDateTime": _iso(created + timedelta(days=7))},
+        },
+        "orderItems": items,
+        "packages": [],
+    }
+    if business:
+        data["tax"] = {
+            "taxRegistrations": [
+                {
+                    "entityType": "BUYER",
+                    "taxRegistrationType": "VAT",
+                    "taxRegistrationNumber": f"VAT{_token(rng)}",
+                }
+            ]
+        }
+    if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
+        data["packages"] = [
+            {
+                "packageReferenceId": "1",
+                "packageStatus": {"status": "IN_TRANSIT"},
+                "carrier": "DHL",
+                "trackingNumber": _token(rng, 12).upper(),
+            }
+        ]
+    return data
+
+
+def generate(
+    count: int,
+    *,
+    seed: int = 7,
+    start: datetime = datetime(2026, 10, 1, tzinfo=UTC),
+    span: timedelta = timedelta(days=20),
+    marketplaces: Sequence[str] = tuple(MARKETPLACES),
+    afn_share: float = 0.1,
+    statuses: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """`count` orders created between `start` and `start + span` (lastUpdatedTime up to 10 h later)."""
+    rng = random.Random(seed)
+    weights = statuses or STATUSES
+    orders = []
+    for _ in range(count):
+        created = start + timedelta(seconds=rng.uniform(0, span.total_seconds()))
+        orders.append(
+            order(
+                rng,
+                created,
+                marketplace_id=rng.choice(list(marketplaces)),
+                status=rng.choices(list(weights), weights=list(weights.values()))[0],
+                fulfilled_by="AMAZON" if rng.random() < afn_share else "MERCHANT",
+                business=rng.random() < 0.15,
+            )
+        )
+    return orders
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write synthetic orders as a searchOrders response body.")
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--afn-share", type=float, default=0.1)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    body = {"orders": generate(args.count, seed=args.seed, afn_share=args.afn_share)}
+    args.out.write_text(json.dumps(body, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""A token bucket per seller and SP-API operation, shared by every function instance.
+
+Amazon meters each operation per selling partner and application with a token bucket (a rate
+in requests per second and a burst). Several function instances (timer, notification workers
+scaled out) spend the same bucket, so its state lives in the Cosmos `state` container, one
+small document per seller and operation, changed only by compare-and-swap on `_etag`:
+
+    {"id": "budget|searchOrders", "pk": "seller|A1SELLER", "tokens": 19.0, "at": "...",
+     "rate": 0.0056, "burst": 20}
+
+Why Cosmos and not a blob lease: a lease serialises callers (one holder, the rest wait or
+poll), while a CAS'd counter lets every instance take a token in one read and one conditional
+write, and a loser simply re-reads; the state is a few bytes in a container the app already
+uses, with no lease to renew or break after a crash. Nothing here sleeps: `try_acquire`
+answers "granted" or "wait N seconds", and the caller stops (the timer continues next time) or
+re-queues its message with that visibility delay.
+
+Amazon's `x-amzn-RateLimit-Limit` header reports the live rate; `observe` adopts it. A 429
+means our view was optimistic (another application on the same seller, a clock step): `throttled`
+empties the bucket so every instance backs off for one token interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.document_store import STATE, Document, DocumentStore, WriteConflict
+
+SEARCH_ORDERS = "searchOrders"
+GET_ORDER = "getOrder"
+CONFIRM_SHIPMENT = "confirmShipment"
+MAX_CAS_ATTEMPTS = 5
+CONTENDED_WAIT_S = 1.0  # when other instances keep winning the CAS, try again shortly
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    rate: float  # requests per second
+    burst: int
+
+
+# Amazon's default usage plans (orders_2026-01-01.json, ordersV0.json).
+DEFAULT_PLANS: Mapping[str, Plan] = {
+    SEARCH_ORDERS: Plan(0.0056, 20),
+    GET_ORDER: Plan(0.5, 30),
+    CONFIRM_SHIPMENT: Plan(2.0, 10),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    """`granted`, or else `wait_s` seconds until a token is expected."""
+
+    granted: bool
+    wait_s: float = 0.0
+
+
+def seller_partition(seller_id: str) -> str:
+    return f"seller|{seller_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    tokens: float
+    at: datetime
+    rate: float
+    burst: int
+
+    def refilled(self, now: datetime) -> _Bucket:
+        elapsed = max(0.0, (now - self.at).total_seconds())
+        tokens = min(float(self.burst), self.tokens + elapsed * self.rate)
+        return _Bucket(tokens, max(self.at, now), self.rate, self.burst)
+
+    def wait_for_one(self) -> float:
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
+
+class RateBudget:
+    def __init__(self, store: DocumentStore, plans: Mapping[str, Plan] = DEFAULT_PLANS) -> None:
+        self._store = store
+        self._plans = dict(plans)
+
+    def plan(self, operation: str) -> Plan:
+        return self._plans[operation]
+
+    def try_acquire(self, seller_id: str, operation: str, now: datetime) -> Acquired:
+        """Take one token if there is one; never waits."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            doc, bucket = self._load(seller_id, operation, now)
+            if bucket.tokens < 1.0:
+                return Acquired(False, bucket.wait_for_one())
+            try:
+                self._save(doc, _Bucket(bucket.tokens - 1.0, bucket.at, bucket.rate, bucket.burst))
+            except WriteConflict:
+                continue
+            return Acquired(True)
+        return Acquired(False, CONTENDED_WAIT_S)
+
+    def available_at(self, seller_id: str, operation: str, now: datetime) -> datetime:
+        """When the next token is expected (now if one is there). Reads only."""
+        _, bucket = self._load(seller_id, operation, now)
+        return now + timedelta(seconds=bucket.wait_for_one())
+
+    def observe(self, seller_id: str, operation: str, now: datetime, rate: float | None) -> None:
+        """Adopt the live rate Amazon reported in `x-amzn-RateLimit-Limit` (no-op if unchanged)."""
+        if rate is None or rate <= 0:
+            return
+        self._change(seller_id, operation, now, lambda b: None if b.rate == rate else _with_rate(b, rate))
+
+    def throttled(self, seller_id: str, operation: str, now: datetime, rate: float | None) -> float:
+        """Amazon answered 429: empty the bucket (and adopt `rate`); returns the wait in seconds."""
+        live = rate if rate is not None and rate > 0 else None
+
+        def empty(bucket: _Bucket) -> _Bucket:
+            return _Bucket(0.0, bucket.at, live or bucket.rate, bucket.burst)
+
+        bucket = self._change(seller_id, operation, now, empty)
+        return 1.0 / bucket.rate
+
+    def _change(
+        self, seller_id: str, operation: str, now: datetime, fn: Callable[[_Bucket], _Bucket | None]
+    ) -> _Bucket:
+        for _ in range(MAX_CAS_ATTEMPTS):
+            doc, bucket = self._load(seller_id, operation, now)
+            changed = fn(bucket)
+            if changed is None:
+                return bucket
+            try:
+                self._save(doc, changed)
+            except WriteConflict:
+                continue
+            return changed
+        raise WriteConflict("rate budget kept changing")
+
+    def _load(self, seller_id: str, operation: str, now: datetime) -> tuple[Document, _Bucket]:
+        partition = seller_partition(seller_id)
+        doc_id = f"budget|{operation}"
+        doc = self._store.read(STATE, partition, doc_id)
+        if doc is None:
+            plan = self._plans[operation]
+            return {"id": doc_id, "pk": partition}, _Bucket(float(plan.burst), now, plan.rate, plan.burst)
+        bucket = _Bucket(
+            float(doc["tokens"]), datetime.fromisoformat(doc["at"]), float(doc["rate"]), int(doc["burst"])
+        )
+        return doc, bucket.refilled(now)
+
+    def _save(self, doc: Document, bucket: _Bucket) -> None:
+        body = {
+            "id": doc["id"],
+            "pk": doc["pk"],
+            "tokens": bucket.tokens,
+            "at": bucket.at.isoformat(),
+            "rate": bucket.rate,
+            "burst": bucket.burst,
+        }
+        etag = doc.get("_etag")
+        if etag is None:
+            self._store.create(STATE, body)
+        else:
+            self._store.replace(STATE, body, etag)
+
+
+def _with_rate(bucket: _Bucket, rate: float) -> _Bucket:
+    return _Bucket(bucket.tokens, bucket.at, rate, bucket.burst)
