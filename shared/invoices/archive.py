@@ -1,0 +1,81 @@
+"""The one documented exception to the 7-day rule: a legal archive of issued invoices.
+
+Off unless Settings.invoice_archive_years names a country with a number of years above 0. An
+archived copy is the invoice PDF itself, which holds only what Art. 226 requires (buyer name,
+address, VAT id; never phone or e-mail), sealed under the archive's own key (`ARCHIVE_KEY_REF`,
+a separate Key Vault key that only the archive role may use) in its own blob store. Its index
+entry in the `state` container carries no personal data (number, country, blob name, date) and
+drives deletion when the retention ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.document_store import STATE, DocumentStore, WriteConflict
+from shared.invoices.ports import BlobStore, ByteSealer
+
+ARCHIVE_KEY_REF = "invoice-archive"
+INDEX_PARTITION = "invoice-archive"
+
+
+def _add_years(moment: datetime, years: int) -> datetime:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February into a common year
+        return moment.replace(year=moment.year + years, day=28)
+
+
+class InvoiceArchive:
+    def __init__(
+        self,
+        store: DocumentStore,
+        blobs: BlobStore,
+        sealer: ByteSealer,
+        years_by_country: Mapping[str, int],
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._sealer = sealer
+        self._years = {k.upper(): v for k, v in years_by_country.items()}
+
+    def years_for(self, countries: tuple[str, ...]) -> int:
+        """The longest duty among the countries whose law covers the invoice (the seller's
+        establishment and the taxing country, e.g. OSS records)."""
+        return max((self._years.get(c.upper(), 0) for c in countries if c), default=0)
+
+    def keep(self, number_text: str, countries: tuple[str, ...], pdf: bytes, now: datetime) -> str | None:
+        """Archive `pdf` when a listed country requires it; returns the retain-until time."""
+        years = self.years_for(countries)
+        if years <= 0:
+            return None
+        name = f"invoice-archive/{number_text}.pdf"
+        until = _add_years(now, years).isoformat()
+        self._blobs.put(name, self._sealer.seal_bytes(ARCHIVE_KEY_REF, pdf, now))
+        entry: dict[str, Any] = {
+            "id": f"invoice-archive:{number_text}",
+            "pk": INDEX_PARTITION,
+            "blob": name,
+            "countries": [c for c in countries if c],
+            "retainUntil": until,
+        }
+        try:
+            self._store.create(STATE, entry)
+        except WriteConflict:  # a redelivery archived it already: the first date stands
+            existing = self._store.read(STATE, INDEX_PARTITION, entry["id"])
+            return str(existing["retainUntil"]) if existing else until
+        return until
+
+    def read(self, number_text: str) -> bytes | None:
+        """For the archive role only (tax audits)."""
+        sealed = self._blobs.get(f"invoice-archive/{number_text}.pdf")
+        return self._sealer.open_bytes(ARCHIVE_KEY_REF, sealed) if sealed is not None else None
+
+    def purge_expired(self, now: datetime, limit: int = 500) -> int:
+        due = self._store.due(STATE, "retainUntil", now.isoformat(), limit)
+        for entry in due:
+            self._blobs.delete(str(entry["blob"]))
+            self._store.delete(STATE, INDEX_PARTITION, str(entry["id"]))
+        return len(due)

@@ -1,0 +1,129 @@
+"""Delivery of an invoice PDF to Amazon through the Feeds API (2021-06-30), feed type
+UPLOAD_VAT_INVOICE: createFeedDocument, PUT the PDF to the returned URL, createFeed with the
+invoice metadata in feedOptions, then one getFeed for the first processing status.
+
+The PUT goes through our own httpx client (the library's helper opens a default client that
+ignores the TLS settings and reads the whole error body as JSON). SP-API errors become
+`FeedRejected` (permanent) or `FeedUnavailable` (throttled or down: the message is retried).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from shared.errors import AppError, TransientError
+
+FEED_TYPE = "UPLOAD_VAT_INVOICE"
+PDF = "application/pdf"
+# Amazon accepts only these characters in feedOptions values (Feeds "Option 3" guide).
+_OPTION_TEXT = re.compile(r"^[A-Za-z0-9 ,/\\_;:#.\-]*$")
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class FeedRejected(AppError):
+    code = "invoice_feed_rejected"
+
+
+class FeedUnavailable(TransientError):
+    code = "invoice_feed_unavailable"
+
+
+class FeedsClient(Protocol):
+    """The part of python-amazon-sp-api's `Feeds` client this module uses."""
+
+    def create_feed_document(self, file: Any, content_type: str, **kwargs: Any) -> Any: ...
+
+    def create_feed(self, feed_type: str, input_feed_document_id: str, **kwargs: Any) -> Any: ...
+
+    def get_feed(self, feedId: str, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReceipt:
+    feed_id: str
+    processing_status: str
+
+
+class VatInvoiceUploader(Protocol):
+    def upload(
+        self, seller_id: str, marketplace_id: str, pdf: bytes, options: Mapping[str, str]
+    ) -> FeedReceipt: ...
+
+
+def feed_options(
+    *,
+    order_id: str,
+    invoice_number: str,
+    document_type: str,
+    total_amount: str,
+    total_vat: str,
+    transaction_id: str | None = None,
+) -> dict[str, str]:
+    options = {
+        "metadata:OrderId": order_id,
+        "metadata:InvoiceNumber": invoice_number,
+        "metadata:DocumentType": document_type,
+        "metadata:TotalAmount": total_amount,
+        "metadata:TotalVATAmount": total_vat,
+    }
+    if transaction_id:
+        options["metadata:TransactionId"] = transaction_id
+    if not all(_OPTION_TEXT.match(v) for v in options.values()):
+        raise FeedRejected(
+            "a feed option holds a character Amazon does not accept", code="invoice_feed_option"
+        )
+    return options
+
+
+def _status_of(exc: Exception) -> int:
+    code = getattr(exc, "code", 0)
+    return code if isinstance(code, int) else 0
+
+
+class SpApiVatInvoiceUploader:
+    """`feeds_for(seller_id, marketplace_id)` returns a configured `Feeds` client (credentials,
+    endpoint); `http` performs the document upload with the app's TLS settings."""
+
+    def __init__(self, feeds_for: Callable[[str, str], FeedsClient], http: httpx.Client) -> None:
+        self._feeds_for = feeds_for
+        self._http = http
+
+    def upload(
+        self, seller_id: str, marketplace_id: str, pdf: bytes, options: Mapping[str, str]
+    ) -> FeedReceipt:
+        from sp_api.base.exceptions import SellingApiException
+
+        client = self._feeds_for(seller_id, marketplace_id)
+        try:
+            document = client.create_feed_document(None, PDF).payload
+            self._put(str(document["url"]), pdf)
+            created = client.create_feed(
+                FEED_TYPE,
+                str(document["feedDocumentId"]),
+                marketplaceIds=[marketplace_id],
+                feedOptions=dict(options),
+            ).payload
+            feed_id = str(created["feedId"])
+            status = str(client.get_feed(feed_id).payload.get("processingStatus", "IN_QUEUE"))
+        except SellingApiException as exc:
+            status_code = _status_of(exc)
+            if status_code in _TRANSIENT_STATUS:
+                raise FeedUnavailable(f"sp-api status {status_code}") from None
+            raise FeedRejected(f"sp-api status {status_code}") from None
+        except httpx.HTTPError:
+            raise FeedUnavailable("sp-api unreachable") from None
+        except (KeyError, TypeError):
+            raise FeedRejected("sp-api answer lacks a field", code="invoice_feed_bad_answer") from None
+        return FeedReceipt(feed_id, status)
+
+    def _put(self, url: str, pdf: bytes) -> None:
+        response = self._http.put(url, content=pdf, headers={"Content-Type": PDF})
+        if response.status_code in _TRANSIENT_STATUS:
+            raise FeedUnavailable(f"document upload status {response.status_code}")
+        if not 200 <= response.status_code < 300:
+            raise FeedRejected(f"document upload status {response.status_code}")

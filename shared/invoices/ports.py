@@ -1,0 +1,27 @@
+"""The small interfaces the invoicing service needs from storage and crypto.
+
+`BlobStore` is implemented over Azure Blob Storage by the carriers' `shared.blob_store` (or any
+put/get/delete-by-name store); `ByteSealer` by `shared.envelope`. Unit tests use the fakes in
+`shared.invoices.fakes`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+
+class BlobStore(Protocol):
+    def put(self, name: str, data: bytes) -> None: ...
+
+    def get(self, name: str) -> bytes | None: ...
+
+    def delete(self, name: str) -> bool: ...
+
+
+class ByteSealer(Protocol):
+    """Encrypts bytes under the key that `ref` names (an order's data key, or the archive key)."""
+
+    def seal_bytes(self, ref: str, data: bytes, now: datetime) -> bytes: ...
+
+    def open_bytes(self, ref: str, sealed: bytes) -> bytes: ...
