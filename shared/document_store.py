@@ -12,7 +12,7 @@ import copy
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from azure.core import MatchConditions
@@ -58,6 +58,16 @@ class DocumentStore(Protocol):
 
     def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
         """Documents whose `field` is set and <= `upto` (ISO-8601 text sorts as time)."""
+        ...
+
+    def due_in(
+        self, container: str, field: str, upto: str, limit: int, *, key: str, values: Sequence[str]
+    ) -> list[Document]:
+        """`due`, narrowed to documents whose `key` is one of `values` (composite index)."""
+        ...
+
+    def exists_where(self, container: str, field: str, value: str) -> bool:
+        """Whether any document has `field` (a dotted path) equal to `value` (indexed)."""
         ...
 
     def in_partition(self, container: str, partition: str) -> list[Document]: ...
@@ -134,6 +144,32 @@ class CosmosDocumentStore:
         )
         return list(items)
 
+    def due_in(
+        self, container: str, field: str, upto: str, limit: int, *, key: str, values: Sequence[str]
+    ) -> list[Document]:
+        # The same range read as `due`, with an equality filter a composite index (key, field)
+        # serves: one kind of due work never hides behind another kind's backlog.
+        where = f"c.{field} != null AND c.{field} <= @upto AND ARRAY_CONTAINS(@values, c.{key})"
+        query = f"SELECT TOP {int(limit)} * FROM c WHERE IS_DEFINED(c.{field}) AND {where}"  # noqa: S608
+        items = self._call(
+            self._containers[container].query_items,
+            query,
+            parameters=[{"name": "@upto", "value": upto}, {"name": "@values", "value": list(values)}],
+            enable_cross_partition_query=True,
+        )
+        return list(items)
+
+    def exists_where(self, container: str, field: str, value: str) -> bool:
+        # TOP 1 on an indexed equality: one index lookup, whatever the container holds.
+        query = f"SELECT TOP 1 c.id FROM c WHERE c.{field} = @value"  # noqa: S608 - field is a constant
+        items = self._call(
+            self._containers[container].query_items,
+            query,
+            parameters=[{"name": "@value", "value": value}],
+            enable_cross_partition_query=True,
+        )
+        return bool(list(items))
+
     def in_partition(self, container: str, partition: str) -> list[Document]:
         path = self._pk_path(container)
         items = self._call(
@@ -146,6 +182,13 @@ class CosmosDocumentStore:
 
     def scan(self, container: str) -> Iterator[Document]:
         yield from self._containers[container].read_all_items()
+
+
+def _dotted(doc: Document, path: str) -> object:
+    value: object = doc
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 class MemoryDocumentStore:
@@ -194,6 +237,17 @@ class MemoryDocumentStore:
         ]
         return found[:limit]
 
+    def due_in(
+        self, container: str, field: str, upto: str, limit: int, *, key: str, values: Sequence[str]
+    ) -> list[Document]:
+        found = [
+            d for d in self.due(container, field, upto, len(self._data[container])) if d.get(key) in values
+        ]
+        return found[:limit]
+
+    def exists_where(self, container: str, field: str, value: str) -> bool:
+        return any(_dotted(d, field) == value for d in self._data[container].values())
+
     def in_partition(self, container: str, partition: str) -> list[Document]:
         return [copy.deepcopy(d) for (pk, _), d in self._data[container].items() if pk == partition]
 
@@ -227,6 +281,16 @@ class CountingStore:
     def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
         self.counts[f"{container}.query"] += 1
         return self.inner.due(container, field, upto, limit)
+
+    def due_in(
+        self, container: str, field: str, upto: str, limit: int, *, key: str, values: Sequence[str]
+    ) -> list[Document]:
+        self.counts[f"{container}.query"] += 1
+        return self.inner.due_in(container, field, upto, limit, key=key, values=values)
+
+    def exists_where(self, container: str, field: str, value: str) -> bool:
+        self.counts[f"{container}.query"] += 1
+        return self.inner.exists_where(container, field, value)
 
     def in_partition(self, container: str, partition: str) -> list[Document]:
         self.counts[f"{container}.query"] += 1

@@ -1,0 +1,392 @@
+"""Retention: learn when each shipped order was delivered, then forget it `retention_days` later.
+
+`track_deliveries` takes the shipped orders whose next check is due, asks Amazon
+(`packageStatus` DELIVERED) and the carrier, and, when neither ever confirms, counts the order
+as delivered at its latest delivery date plus a grace period: every order's retention is
+bounded. A delivered order gets `purgeAfter = deliveredAt + retention_days`, `dueAt` = the same
+instant, and a Cosmos `ttl`. `purge_expired` is the belt to TTL's braces: it deletes the label,
+invoice and export blobs and the document of every order past its deadline, writes one audit
+record per order, and asks the key shredder to destroy key epochs no live order uses.
+
+Both timers read only due work: one indexed range query on `dueAt`, narrowed by stage (see
+docs/retention.md), so their cost grows with what is due, not with the orders stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
+
+from shared.audit import AuditAction, AuditLog
+from shared.document_store import ORDERS, DocumentStore
+from shared.errors import AppError
+from shared.order_record import OrderRecord, Stage
+from shared.order_repository import OrderRepository
+from shared.settings import Settings
+
+LABELS = "labels"
+INVOICES = "invoices"
+EXPORTS = "exports"
+#: Every blob container whose names start with "<ref>/": purged with the order.
+ORDER_BLOB_CONTAINERS: tuple[str, ...] = (LABELS, INVOICES, EXPORTS)
+
+SOURCE_AMAZON = "amazon"
+SOURCE_CARRIER = "carrier"
+SOURCE_BOUND = "bound"
+
+PURGEABLE_STAGES: tuple[str, ...] = (Stage.DELIVERED.value, Stage.CANCELLED.value)
+
+
+class AmazonOrderStatus(Protocol):
+    """When Amazon reports every package of the order DELIVERED (getOrder / the polls)."""
+
+    def delivered_at(self, record: OrderRecord) -> datetime | None: ...
+
+
+class DeliveryTracker(Protocol):
+    """When the carrier's tracking (OrderRecord.shipment carrier + tracking number) shows delivery."""
+
+    def delivered_at(self, record: OrderRecord) -> datetime | None: ...
+
+
+class BlobDeleter(Protocol):
+    def delete_prefix(self, container: str, prefix: str) -> int:
+        """Delete every blob whose name starts with `prefix`; return how many were deleted."""
+        ...
+
+
+class KeyShredder(Protocol):
+    def shred_unused(self, now: datetime, epoch_in_use: Callable[[str], bool]) -> list[str]:
+        """Destroy every closed key epoch for which `epoch_in_use` is False; return their ids."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    retention_days: int
+    delivery_grace_days: int
+    recoverability_days: int
+    #: Used when an order has no latest delivery date: shipped date + this, then + grace.
+    default_transit_days: int = 14
+    #: How long a shipped order waits before its delivery is checked again.
+    check_interval: timedelta = timedelta(hours=12)
+    #: The purge timer's period: the most a deadline can be overrun by the timer.
+    purge_interval: timedelta = timedelta(hours=1)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        check_interval: timedelta = timedelta(hours=12),
+        purge_interval: timedelta = timedelta(hours=1),
+    ) -> RetentionPolicy:
+        return cls(
+            retention_days=settings.retention_days,
+            delivery_grace_days=settings.delivery_grace_days,
+            recoverability_days=settings.recoverability_days,
+            check_interval=check_interval,
+            purge_interval=purge_interval,
+        )
+
+
+def ttl_seconds(expire_at: datetime, now: datetime) -> int:
+    """Cosmos `ttl` counts seconds from the item's last write (about `now`): floor, so the item
+    never outlives `expire_at`; at least 1, since 0 is not a valid item ttl."""
+    return max(1, math.floor((expire_at - now).total_seconds()))
+
+
+def expiry_ttl(purge_after: datetime, now: datetime, policy: RetentionPolicy) -> int:
+    """TTL for an order with a deadline. Cosmos hides an expired item from every read, so if
+    TTL fired exactly at `purge_after` the purge timer would never see the order and its blobs
+    (which have no TTL) and audit record would be left behind. TTL therefore fires one purge
+    interval later: the timer, which runs every interval, gets there first; TTL is the backstop
+    at the same bound the deadline is held to (deadline plus one purge interval)."""
+    return ttl_seconds(purge_after + policy.purge_interval, now)
+
+
+def refresh_ttl(record: OrderRecord, now: datetime, policy: RetentionPolicy) -> OrderRecord:
+    """Every write restarts the TTL clock: a writer of an order that has a deadline must call
+    this so the item still expires at its deadline, not `ttl` seconds after the later write."""
+    if record.purge_after is None:
+        return record
+    return record.evolve(ttl=expiry_ttl(record.purge_after, now, policy))
+
+
+def with_deadline(
+    record: OrderRecord, purge_after: datetime, now: datetime, policy: RetentionPolicy
+) -> OrderRecord:
+    return record.evolve(
+        purge_after=purge_after, due_at=purge_after, ttl=expiry_ttl(purge_after, now, policy)
+    )
+
+
+def mark_delivered(
+    record: OrderRecord, delivered_at: datetime, source: str, now: datetime, policy: RetentionPolicy
+) -> OrderRecord:
+    delivered = record.evolve(stage=Stage.DELIVERED, delivered_at=delivered_at, delivery_source=source)
+    return with_deadline(delivered, delivered_at + timedelta(days=policy.retention_days), now, policy)
+
+
+def mark_cancelled(record: OrderRecord, now: datetime, policy: RetentionPolicy) -> OrderRecord:
+    """For ingestion: a cancelled order loses its buyer data at once; the PII-free document
+    stays until `retention_days` later (so a late notification cannot re-create it with PII),
+    then is purged like any other."""
+    cancelled = record.evolve(stage=Stage.CANCELLED, pii=None)
+    return with_deadline(cancelled, now + timedelta(days=policy.retention_days), now, policy)
+
+
+def delivery_bound(record: OrderRecord, policy: RetentionPolicy) -> datetime:
+    """The instant an order counts as delivered if no one ever confirms it."""
+    latest = record.latest_delivery_at
+    if latest is None:
+        latest = _shipped_at(record) + timedelta(days=policy.default_transit_days)
+    return latest + timedelta(days=policy.delivery_grace_days)
+
+
+def _shipped_at(record: OrderRecord) -> datetime:
+    raw = (record.shipment or {}).get("shippedAt")
+    if isinstance(raw, str) and raw:
+        return datetime.fromisoformat(raw)
+    return record.latest_ship_at or record.created_at
+
+
+def _epoch(record: OrderRecord) -> str | None:
+    epoch = (record.pii or {}).get("epoch")
+    return str(epoch) if epoch is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    ref: str
+    delivered_at: datetime
+    source: str
+    purge_after: datetime
+
+
+@dataclass(slots=True)
+class TrackReport:
+    delivered: list[Delivery] = field(default_factory=list)
+    rescheduled: int = 0
+    restricted: list[str] = field(default_factory=list)
+    #: (ref, error code) of a delivery source that failed; the order is checked again later.
+    source_errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    ref: str
+    stage: str
+    purge_after: datetime
+    lateness_seconds: float
+    blobs_deleted: int
+    delivery_source: str | None
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    purged: list[Purged] = field(default_factory=list)
+    shredded_epochs: list[str] = field(default_factory=list)
+
+
+class RetentionService:
+    """Implements `shared.runtime.Retention`; `track` and `purge` return the per-order detail
+    the function shell puts in telemetry."""
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        *,
+        amazon: AmazonOrderStatus,
+        carrier: DeliveryTracker,
+        blobs: BlobDeleter,
+        shredder: KeyShredder,
+        policy: RetentionPolicy,
+        blob_containers: Sequence[str] = ORDER_BLOB_CONTAINERS,
+        batch_size: int = 200,
+    ) -> None:
+        self._store = store
+        self._orders = OrderRepository(store)
+        self._audit = AuditLog(store)
+        self._amazon = amazon
+        self._carrier = carrier
+        self._blobs = blobs
+        self._shredder = shredder
+        self._policy = policy
+        self._containers = tuple(blob_containers)
+        self._batch = batch_size
+
+    # --- Retention protocol -------------------------------------------------------------
+
+    def track_deliveries(self, now: datetime) -> int:
+        return len(self.track(now).delivered)
+
+    def purge_expired(self, now: datetime) -> int:
+        return len(self.purge(now).purged)
+
+    # --- delivery detection --------------------------------------------------------------
+
+    def track(self, now: datetime) -> TrackReport:
+        report = TrackReport()
+        for record in self._due((Stage.SHIPPED.value,), now):
+            self._track_one(record, now, report)
+        return report
+
+    def _track_one(self, record: OrderRecord, now: datetime, report: TrackReport) -> None:
+        if record.restricted:
+            # A restricted order is not sent to Amazon or a carrier; only the bound applies,
+            # so its retention stays bounded without processing it.
+            report.restricted.append(record.ref)
+        found = self._detect(record, now, report)
+        next_check = min(now + self._policy.check_interval, delivery_bound(record, self._policy))
+
+        def change(current: OrderRecord) -> OrderRecord | None:
+            if current.stage is not Stage.SHIPPED:
+                return None  # another writer moved it on
+            if found is None:
+                return current.evolve(due_at=next_check)
+            return mark_delivered(current, found[0], found[1], now, self._policy)
+
+        stored = self._orders.update(record.ref, change)
+        if stored is None or stored.stage is not (Stage.DELIVERED if found else Stage.SHIPPED):
+            return
+        if found is None:
+            report.rescheduled += 1
+        elif stored.delivered_at is not None and stored.purge_after is not None:
+            report.delivered.append(Delivery(stored.ref, stored.delivered_at, found[1], stored.purge_after))
+
+    def _detect(self, record: OrderRecord, now: datetime, report: TrackReport) -> tuple[datetime, str] | None:
+        if not record.restricted:
+            sources: tuple[tuple[str, Callable[[OrderRecord], datetime | None]], ...] = (
+                (SOURCE_AMAZON, self._amazon.delivered_at),
+                (SOURCE_CARRIER, self._carrier.delivered_at),
+            )
+            for name, ask in sources:
+                try:
+                    at = ask(record)
+                except AppError as exc:
+                    report.source_errors.append((record.ref, exc.code))
+                    continue
+                if at is not None:
+                    # A clock-skewed report from the future must not stretch the deadline.
+                    return min(at, now), name
+        bound = delivery_bound(record, self._policy)
+        return (bound, SOURCE_BOUND) if now >= bound else None
+
+    # --- purge -----------------------------------------------------------------------------
+
+    def purge(self, now: datetime) -> PurgeReport:
+        report = PurgeReport()
+        for record in self._due(PURGEABLE_STAGES, now):
+            if record.purge_after is not None and record.purge_after <= now:
+                report.purged.append(self._purge_one(record, now))
+        report.shredded_epochs.extend(self._shred(now))
+        return report
+
+    def _purge_one(self, record: OrderRecord, now: datetime) -> Purged:
+        assert record.purge_after is not None  # noqa: S101 - checked by the caller
+        blobs = sum(self._blobs.delete_prefix(c, f"{record.ref}/") for c in self._containers)
+        lateness = (now - record.purge_after).total_seconds()
+        # The audit record comes before the document's deletion: a crash in between leaves the
+        # order due, the next run finds the record already written (once_key) and finishes.
+        self._audit.record(
+            record.ref,
+            AuditAction.PURGED,
+            now,
+            "purge_expired",
+            {
+                "stage": record.stage.value,
+                "deliveredAt": record.delivered_at.isoformat() if record.delivered_at else None,
+                "deliverySource": record.delivery_source,
+                "purgeAfter": record.purge_after.isoformat(),
+                "latenessSeconds": lateness,
+                "blobsDeleted": blobs,
+                "keyEpoch": _epoch(record),
+                "hadBuyerData": record.pii is not None,
+                "method": "logical_delete+crypto_erase",
+            },
+            once_key="order",
+        )
+        self._orders.delete(record.ref)
+        return Purged(
+            record.ref, record.stage.value, record.purge_after, lateness, blobs, record.delivery_source
+        )
+
+    def _shred(self, now: datetime) -> list[str]:
+        def epoch_in_use(epoch: str) -> bool:
+            return self._store.exists_where(ORDERS, "pii.epoch", epoch)
+
+        shredded = self._shredder.shred_unused(now, epoch_in_use)
+        for epoch in shredded:
+            self._audit.record(
+                f"key-epoch-{epoch}",
+                AuditAction.EPOCH_SHREDDED,
+                now,
+                "purge_expired",
+                {"epoch": epoch},
+                once_key="epoch",
+            )
+        return shredded
+
+    # --- due work --------------------------------------------------------------------------
+
+    def _due(self, stages: Sequence[str], now: datetime) -> Iterator[OrderRecord]:
+        """Every due order of these stages, batch by batch. The caller handles each order before
+        the next batch is read; handling moves its `dueAt` forward or deletes it, so each batch
+        is new work. An order that could not be moved (its write kept conflicting) is not
+        offered twice in one run."""
+        seen: set[str] = set()
+        while True:
+            docs = self._store.due_in(
+                ORDERS, "dueAt", now.isoformat(), self._batch, key="stage", values=stages
+            )
+            fresh = [OrderRecord.from_doc(d) for d in docs if d["id"] not in seen]
+            if not fresh:
+                return
+            seen.update(r.ref for r in fresh)
+            yield from fresh
+            if len(docs) < self._batch:
+                return
+
+
+def export_blob_name(ref: str, request_id: str) -> str:
+    """Blob names of an order start with its reference, so purge and erasure sweep them."""
+    return f"{ref}/{request_id}.bin"
+
+
+class AzureOrderBlobs:
+    """`BlobDeleter` (and the export writer of `shared.privacy`) over Azure Blob Storage."""
+
+    def __init__(self, service: BlobServiceClient) -> None:
+        self._service = service
+
+    def delete_prefix(self, container: str, prefix: str) -> int:
+        client = self._service.get_container_client(container)
+        deleted = 0
+        try:
+            for blob in client.list_blobs(name_starts_with=prefix):
+                try:
+                    client.delete_blob(blob.name, delete_snapshots="include")
+                    deleted += 1
+                except ResourceNotFoundError:
+                    continue  # deleted concurrently: the goal is reached
+        except ResourceNotFoundError:
+            return deleted  # no such container: nothing stored there
+        return deleted
+
+    def put(self, container: str, name: str, data: bytes) -> None:
+        client = self._service.get_container_client(container)
+        try:
+            client.upload_blob(name, data, overwrite=True)
+        except ResourceNotFoundError:
+            # Bicep creates the containers in Azure; a fresh local account may lack one.
+            with contextlib.suppress(ResourceExistsError):
+                client.create_container()
+            client.upload_blob(name, data, overwrite=True)
