@@ -108,7 +108,8 @@ class LabelRequest:
 @dataclass(frozen=True, slots=True)
 class Label:
     """A bought label. `shipment_id` is what `cancel_label` needs; `carrier_name` is the name
-    Amazon's confirmShipment expects (e.g. "USPS")."""
+    Amazon's confirmShipment expects (e.g. "USPS"). `confirmed_by_carrier` is True when buying
+    the label already told Amazon the order shipped (Buy Shipping), so no confirmShipment."""
 
     carrier: str
     carrier_name: str
@@ -117,6 +118,7 @@ class Label:
     shipment_id: str
     document: bytes
     document_format: str = "PDF"
+    confirmed_by_carrier: bool = False
 
 
 @dataclass(frozen=True, slots=True)

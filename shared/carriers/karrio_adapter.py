@@ -51,8 +51,11 @@ SDK_INTERNAL = "SHIPPING_SDK_INTERNAL_ERROR"
 def _classify(carrier: str, codes: Sequence[str]) -> CarrierError | CarrierUnavailable:
     """Map carrier error codes to the app's errors; only codes travel, never message text."""
     upper = [c.upper() for c in codes]
-    if not upper or upper == [SDK_INTERNAL] or any(c.isdigit() and c.startswith("5") and len(c) == 3 for c in upper) or any(
-        m in c for c in upper for m in TRANSIENT_MARKERS
+    if (
+        not upper
+        or upper == [SDK_INTERNAL]
+        or any(c.isdigit() and c.startswith("5") and len(c) == 3 for c in upper)
+        or any(m in c for c in upper for m in TRANSIENT_MARKERS)
     ):
         return CarrierUnavailable(f"{carrier} unavailable")
     if any(c in COUNTRY_CODES for c in upper):
@@ -87,8 +90,7 @@ def _karrio() -> Any:
     # traceback: keep all of it out, before the first import logs anything.
     logger.disable("karrio")
 
-    import karrio.lib as lib
-    from karrio import sdk
+    from karrio import lib, sdk
 
     class ForgetfulTracer(lib.Tracer):  # type: ignore[misc]
         """karrio's tracer keeps every request body (with the address) for later inspection;

@@ -1,0 +1,141 @@
+"""Blob storage for shipping labels: Azure Blob Storage in Azure and Azurite, a dict in tests.
+
+A label prints the buyer's name and address, so it is personal data: it is sealed by a
+`BlobCipher` (envelope encryption under the order's key material) before it leaves memory,
+and stored as container "labels", blob "<ref>/label.pdf". The purge deletes everything under
+"<ref>/" with the order (`delete_prefix`), so labels follow the order's retention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from shared.errors import AppError, TransientError
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
+
+LABELS = "labels"
+
+
+def label_blob_name(ref: str) -> str:
+    return f"{ref}/label.pdf"
+
+
+class BlobUnavailable(TransientError):
+    code = "blob_unavailable"
+
+
+class BlobCipher(Protocol):
+    """Seals bytes for one order; `shared.envelope` provides the implementation.
+
+    `seal_bytes` returns a self-describing sealed blob (wrapped data key, nonce, ciphertext);
+    `open_bytes` reverses it while the order's key exists, and fails once it is shredded."""
+
+    def seal_bytes(self, ref: str, data: bytes, now: datetime) -> bytes: ...
+
+    def open_bytes(self, ref: str, sealed: bytes) -> bytes: ...
+
+
+class BlobStore(Protocol):
+    def put(self, container: str, name: str, data: bytes) -> None:
+        """Create or overwrite (a replayed shipment writes the same label again)."""
+        ...
+
+    def get(self, container: str, name: str) -> bytes | None: ...
+
+    def delete_prefix(self, container: str, prefix: str) -> int: ...
+
+
+class AzureBlobStore:
+    """Over `azure.storage.blob.BlobServiceClient` (managed identity in Azure, the Azurite
+    connection string locally). The container is created by Bicep in Azure."""
+
+    def __init__(self, service: BlobServiceClient) -> None:
+        self._service = service
+
+    def _guard(self, exc: Exception) -> AppError:
+        status = getattr(exc, "status_code", None)
+        if status is None or status in (408, 429) or status >= 500:
+            return BlobUnavailable(f"blob status {status}")
+        return AppError(f"blob status {status}", code="blob_error")
+
+    def put(self, container: str, name: str, data: bytes) -> None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._service.get_blob_client(container, name).upload_blob(data, overwrite=True)
+        except AzureError as exc:
+            raise self._guard(exc) from None
+
+    def get(self, container: str, name: str) -> bytes | None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            return self._service.get_blob_client(container, name).download_blob().readall()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self._guard(exc) from None
+
+    def delete_prefix(self, container: str, prefix: str) -> int:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        client = self._service.get_container_client(container)
+        deleted = 0
+        try:
+            for blob in client.list_blobs(name_starts_with=prefix):
+                try:
+                    client.delete_blob(blob.name, delete_snapshots="include")
+                    deleted += 1
+                except ResourceNotFoundError:
+                    continue
+        except AzureError as exc:
+            raise self._guard(exc) from None
+        return deleted
+
+
+class MemoryBlobStore:
+    """Same contract in a dict: for unit tests and benchmarks."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[tuple[str, str], bytes] = {}
+        self.writes = 0
+
+    def put(self, container: str, name: str, data: bytes) -> None:
+        self.blobs[(container, name)] = bytes(data)
+        self.writes += 1
+
+    def get(self, container: str, name: str) -> bytes | None:
+        return self.blobs.get((container, name))
+
+    def delete_prefix(self, container: str, prefix: str) -> int:
+        doomed = [k for k in self.blobs if k[0] == container and k[1].startswith(prefix)]
+        for key in doomed:
+            del self.blobs[key]
+        return len(doomed)
+
+    def names(self, container: str) -> Iterator[str]:
+        return (name for c, name in self.blobs if c == container)
+
+
+class LabelStore:
+    """Labels sealed before they are stored, opened only when someone needs to print one."""
+
+    def __init__(self, blobs: BlobStore, cipher: BlobCipher) -> None:
+        self._blobs = blobs
+        self._cipher = cipher
+
+    def put(self, ref: str, document: bytes, now: datetime) -> str:
+        name = label_blob_name(ref)
+        self._blobs.put(LABELS, name, self._cipher.seal_bytes(ref, document, now))
+        return name
+
+    def get(self, ref: str) -> bytes | None:
+        sealed = self._blobs.get(LABELS, label_blob_name(ref))
+        return self._cipher.open_bytes(ref, sealed) if sealed is not None else None
+
+    def delete(self, ref: str) -> int:
+        return self._blobs.delete_prefix(LABELS, f"{ref}/")
