@@ -214,6 +214,6 @@ def build_invoice(
         total_tax=total_tax,
         total_gross=sum((line.gross for line in lines), Decimal("0.00")),
         notes=notes,
-        original_number=str(original["number"]) if original else None,
+        original_number=str(original["numberText"]) if original else None,
         original_issued_on=date.fromisoformat(str(original["issuedAt"])[:10]) if original else None,
     )

@@ -1,0 +1,559 @@
+"""Invoices end to end in memory: content (golden), numbering, idempotency, skips, retention."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from PyPDF2 import PdfReader
+
+from shared.document_store import STATE, MemoryDocumentStore
+from shared.domain import Address, Buyer, Money, OrderItem
+from shared.invoices.archive import ARCHIVE_KEY_REF, InvoiceArchive
+from shared.invoices.feeds import FeedReceipt, FeedRejected, FeedUnavailable
+from shared.invoices.local import LocalByteSealer, MemoryBlobStore
+from shared.invoices.model import recognise_rate
+from shared.invoices.numbering import InvoiceCounter, counter_id
+from shared.invoices.profile import parse_profile
+from shared.invoices.render import FpdfRenderer, ReportlabRenderer
+from shared.invoicing import REFUND_TRANSACTION_ID, InvoicingService, invoice_blob_names
+from shared.messages import IssueInvoice
+from shared.order_record import OrderPii, OrderRecord, Stage
+from shared.order_repository import OrderRepository
+from shared.pii import Pii
+
+NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+DE, FR, UK, US = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P", "ATVPDKIKX0DER"
+
+PROFILE = {
+    "legalName": "Muster Handel GmbH",
+    "address": {"lines": ["Hauptstraße 1"], "postalCode": "10115", "city": "Berlin", "countryCode": "DE"},
+    "vatIds": {"DE": "DE123456789", "GB": "GB123456789"},
+    "series": {"invoice": "INV", "creditNote": "CN"},
+    "extraLines": ["Registered at Amtsgericht Berlin HRB 12345"],
+}
+
+
+class FakeCipher:
+    """PiiCipher test double: keeps the PII in memory and hands out an opaque token."""
+
+    def __init__(self) -> None:
+        self.sealed: dict[str, OrderPii] = {}
+
+    def seal(self, ref: str, pii: OrderPii, now: datetime) -> dict[str, Any]:
+        self.sealed[ref] = pii
+        return {"v": 1, "token": ref}
+
+    def open(self, ref: str, envelope: Mapping[str, Any]) -> OrderPii:
+        return self.sealed[str(envelope["token"])]
+
+
+class FakeUploader:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, bytes, dict[str, str]]] = []
+        self.errors: list[Exception] = []
+
+    def upload(self, seller_id: str, marketplace_id: str, pdf: bytes, options: Mapping[str, str]) -> FeedReceipt:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.calls.append((seller_id, marketplace_id, pdf, dict(options)))
+        return FeedReceipt(f"feed-{len(self.calls)}", "IN_QUEUE")
+
+
+def item(n: int, title: str, qty: int, unit: str, tax: str, currency: str = "EUR") -> OrderItem:
+    return OrderItem(
+        order_item_id=f"item-{n}",
+        asin=f"B0000000{n}",
+        sku=f"SKU-{n}",
+        title=title,
+        quantity=qty,
+        unit_price=Money(Decimal(unit), currency),
+        item_tax=Money(Decimal(tax), currency),
+    )
+
+
+def address(name: str, line1: str, postal: str, city: str, country: str, **more: str) -> Address:
+    wrapped = {k: Pii(v) for k, v in more.items()}
+    return Address(Pii(name), Pii(line1), Pii(city), Pii(postal), country, **wrapped)
+
+
+class World:
+    """The service wired to in-memory stores, a fake cipher and a fake uploader."""
+
+    def __init__(self, marketplaces: tuple[str, ...] = (DE, FR, UK), archive_years: Mapping[str, int] | None = None):
+        self.store = MemoryDocumentStore()
+        self.orders = OrderRepository(self.store)
+        self.cipher = FakeCipher()
+        self.sealer = LocalByteSealer()
+        self.blobs = MemoryBlobStore()
+        self.archive_blobs = MemoryBlobStore()
+        self.archive_sealer = LocalByteSealer()
+        self.uploader = FakeUploader()
+        self.counter = InvoiceCounter(self.store, sleep=lambda _s: None)
+        self.archive = InvoiceArchive(self.store, self.archive_blobs, self.archive_sealer, archive_years or {})
+        self.service = InvoicingService(
+            orders=self.orders,
+            counter=self.counter,
+            cipher=self.cipher,
+            sealer=self.sealer,
+            blobs=self.blobs,
+            renderer=ReportlabRenderer(),
+            profile=parse_profile(PROFILE),
+            invoice_marketplaces=marketplaces,
+            uploader=self.uploader,
+            archive=self.archive,
+        )
+
+    def add_order(
+        self,
+        ref: str,
+        *,
+        marketplace: str = DE,
+        items: tuple[OrderItem, ...],
+        pii: OrderPii,
+        business: bool = False,
+        stage: Stage = Stage.SHIPPED,
+        **changes: Any,
+    ) -> None:
+        record = OrderRecord(
+            ref=ref,
+            seller_id="A1SELLER",
+            marketplace_id=marketplace,
+            stage=stage,
+            amazon_status="SHIPPED",
+            amazon_updated_at=NOW,
+            created_at=NOW - timedelta(days=2),
+            ship_country=pii.ship_to.country_code if pii.ship_to else None,
+            service_level=None,
+            is_business=business,
+            latest_ship_at=None,
+            latest_delivery_at=None,
+            items=items,
+            pii=self.cipher.seal(ref, pii, NOW),
+            shipment={"carrier": "DHL", "trackingNumber": "T1", "shippedAt": "2026-11-01T15:00:00+00:00"},
+            **changes,
+        )
+        self.orders.create(record)
+
+    def issue(self, ref: str, kind: str = "invoice", now: datetime = NOW) -> dict[str, Any]:
+        self.service.issue(IssueInvoice(ref=ref, kind=kind), now)
+        record = self.orders.get(ref)
+        assert record is not None
+        return dict(record.invoice or {})
+
+    def pdf_text(self, ref: str, key: str = "invoice") -> str:
+        doc = self.issue_doc(ref, key)
+        pdf = self.sealer.open_bytes(ref, self.blobs.blobs[doc["blob"]])
+        reader = PdfReader(io.BytesIO(pdf))
+        return "\n".join(page.extract_text() for page in reader.pages)
+
+    def issue_doc(self, ref: str, key: str) -> Mapping[str, Any]:
+        record = self.orders.get(ref)
+        assert record is not None and record.invoice is not None
+        return dict(record.invoice[key])
+
+
+def de_consumer(world: World, ref: str = "ref-de-consumer-1") -> None:
+    pii = OrderPii(
+        order_id="302-1111111-1111111",
+        buyer=Buyer(name=Pii("Jürgen Weiß"), email=Pii("jw@marketplace.example")),
+        ship_to=address("Jürgen Weiß", "Lindenstraße 5", "80331", "München", "DE", phone="+49 89 123456"),
+    )
+    items = (
+        item(1, "Kaffeemühle aus Edelstahl", 1, "59.50", "9.50"),
+        item(2, "Espressotassen, 6er Set", 2, "10.70", "1.40"),  # reduced rate 7 %
+    )
+    world.add_order(ref, marketplace=DE, items=items, pii=pii)
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def assert_has(text: str, *needles: str) -> None:
+    flat = normalise(text)
+    missing = [n for n in needles if normalise(n) not in flat]
+    assert not missing, f"missing on the invoice: {missing}"
+
+
+# -- golden tests ------------------------------------------------------------------------
+
+
+def test_de_consumer_invoice_holds_every_required_field() -> None:
+    world = World()
+    de_consumer(world)
+    invoice = world.issue("ref-de-consumer-1")["invoice"]
+    assert invoice["numberText"] == "INV2026-000001"
+    text = world.pdf_text("ref-de-consumer-1")
+    assert_has(
+        text,
+        "Invoice INV2026-000001",
+        "Invoice number: INV2026-000001",
+        "Issue date: 2026-11-02",
+        "Date of supply: 2026-11-01",
+        "Amazon order: 302-1111111-1111111",
+        "Currency: EUR",
+        "Muster Handel GmbH",
+        "Hauptstraße 1",
+        "10115 Berlin",
+        "VAT ID: DE123456789",
+        "Jürgen Weiß",
+        "Lindenstraße 5",
+        "80331 München",
+        "Kaffeemühle aus Edelstahl",
+        "Espressotassen, 6er Set",
+        "Taxable amount at 19 % 50.00 EUR",
+        "Taxable amount at 7 % 20.00 EUR",
+        "VAT amount at 19 % 9.50 EUR",
+        "VAT amount at 7 % 1.40 EUR",
+        "Total taxable amount 70.00 EUR",
+        "Total VAT amount 10.90 EUR",
+        "Total amount due 80.90 EUR",
+        "Registered at Amtsgericht Berlin HRB 12345",
+    )
+    # quantities, per-line rates and amounts of the goods
+    assert re.search(r"\b2\s+10\.00\s+7 %\s+20\.00\s+1\.40\s+21\.40", text)
+    assert re.search(r"\b1\s+50\.00\s+19 %\s+50\.00\s+9\.50\s+59\.50", text)
+    # data minimisation: neither phone nor e-mail reach the invoice
+    assert "+49 89 123456" not in text and "jw@marketplace.example" not in text
+    assert invoice["totalAmount"] == "80.90" and invoice["totalVat"] == "10.90"
+
+
+def test_fr_business_order_under_reverse_charge() -> None:
+    world = World()
+    pii = OrderPii(
+        order_id="403-2222222-2222222",
+        buyer=Buyer(name=Pii("Émilie Dupont"), company=Pii("Atelier Éclair SARL"), vat_id=Pii("FR12345678901")),
+        ship_to=address("Émilie Dupont", "12 rue de la Paix", "75002", "Paris", "FR"),
+    )
+    items = (item(1, "Perceuse sans fil", 3, "42.00", "0.00"),)
+    world.add_order("ref-fr-business-1", marketplace=FR, items=items, pii=pii, business=True)
+    world.issue("ref-fr-business-1")
+    text = world.pdf_text("ref-fr-business-1")
+    assert_has(
+        text,
+        "Invoice number: INV2026-000001",
+        "Issue date: 2026-11-02",
+        "Atelier Éclair SARL",
+        "Émilie Dupont",
+        "12 rue de la Paix",
+        "75002 Paris",
+        "VAT ID: FR12345678901",  # buyer's id: required under reverse charge
+        "VAT ID: DE123456789",  # seller's home id for an intra-Community supply
+        "Perceuse sans fil",
+        "Taxable amount at 0 % 126.00 EUR",
+        "VAT amount at 0 % 0.00 EUR",
+        "Total amount due 126.00 EUR",
+        "Reverse charge: VAT to be accounted for by the recipient",
+        "Art. 138 Directive 2006/112/EC",
+    )
+
+
+def test_uk_order_uses_the_uk_registration_and_pounds() -> None:
+    world = World()
+    pii = OrderPii(
+        order_id="202-3333333-3333333",
+        buyer=Buyer(name=Pii("Oliver Smith")),
+        ship_to=address("Oliver Smith", "10 Downing Lane", "SW1A 2AA", "London", "GB", state_or_region="Greater London"),
+    )
+    items = (item(1, "Garden hose 25 m", 1, "24.00", "4.00", "GBP"), item(2, "Hose reel", 1, "36.00", "6.00", "GBP"))
+    world.add_order("ref-uk-order-1", marketplace=UK, items=items, pii=pii)
+    world.issue("ref-uk-order-1")
+    text = world.pdf_text("ref-uk-order-1")
+    assert_has(
+        text,
+        "Invoice number: INV2026-000001",
+        "Currency: GBP",
+        "VAT ID: GB123456789",
+        "Oliver Smith",
+        "10 Downing Lane",
+        "SW1A 2AA London",
+        "Greater London",
+        "Garden hose 25 m",
+        "Hose reel",
+        "Taxable amount at 20 % 50.00 GBP",
+        "VAT amount at 20 % 10.00 GBP",
+        "Total amount due 60.00 GBP",
+    )
+    assert "DE123456789" not in text
+
+
+def test_credit_note_refers_to_the_invoice_and_takes_its_own_number() -> None:
+    world = World()
+    de_consumer(world)
+    world.issue("ref-de-consumer-1")
+    later = NOW + timedelta(days=3)
+    invoice = world.issue("ref-de-consumer-1", "credit_note", later)
+    credit = invoice["creditNote"]
+    assert credit["numberText"] == "CN2026-000001"
+    assert invoice["invoice"]["numberText"] == "INV2026-000001"  # never deleted or reused
+    text = world.pdf_text("ref-de-consumer-1", "creditNote")
+    assert_has(
+        text,
+        "Credit note CN2026-000001",
+        "Credit note number: CN2026-000001",
+        "Issue date: 2026-11-05",
+        "Corrects invoice: INV2026-000001 of 2026-11-02",
+        "Muster Handel GmbH",
+        "VAT ID: DE123456789",
+        "Jürgen Weiß",
+        "Kaffeemühle aus Edelstahl",
+        "Taxable amount at 19 % -50.00 EUR",
+        "VAT amount at 7 % -1.40 EUR",
+        "Total VAT amount -10.90 EUR",
+        "Total credited -80.90 EUR",
+    )
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("renderer", [ReportlabRenderer(), FpdfRenderer()], ids=lambda r: r.name)
+def test_names_in_every_script_render_and_buyer_text_stays_data(renderer: Any) -> None:
+    world = World()
+    world.service._renderer = renderer  # noqa: SLF001 - swap the renderer under test
+    names = "Γιώργος Παπαδόπουλος / Дмитрий Иванов / Zdzisław Łęcki / Şükrü Çağlayan İğdır"
+    hostile = "(x) Tj ET BT /F1 9 Tf <b>bold</b> \\) endstream"
+    pii = OrderPii(
+        order_id="302-4444444-4444444",
+        buyer=Buyer(name=Pii(names)),
+        ship_to=address(names, hostile, "00-950", "Kraków", "PL"),
+    )
+    world.add_order("ref-scripts-01", items=(item(1, "Ζυγαριά / Весы / Waga", 1, "12.30", "2.30"),), pii=pii)
+    world.issue("ref-scripts-01")
+    text = world.pdf_text("ref-scripts-01")
+    assert_has(text, names, hostile, "00-950 Kraków", "Ζυγαριά / Весы / Waga")
+    pdf = world.sealer.open_bytes("ref-scripts-01", next(iter(world.blobs.blobs.values())))
+    assert len(PdfReader(io.BytesIO(pdf)).pages) == 1
+
+
+def test_long_orders_flow_onto_further_pages() -> None:
+    world = World()
+    items = tuple(item(n, f"Article number {n} with a long descriptive title " * 3, 1, "11.90", "1.90") for n in range(80))
+    pii = OrderPii("302-5555555-5555555", Buyer(name=Pii("A B")), address("A B", "Weg 1", "10115", "Berlin", "DE"))
+    world.add_order("ref-long-order", items=items, pii=pii)
+    world.issue("ref-long-order")
+    text = world.pdf_text("ref-long-order")
+    assert_has(text, "Total amount due 952.00 EUR")
+    pdf = world.sealer.open_bytes("ref-long-order", next(iter(world.blobs.blobs.values())))
+    assert len(PdfReader(io.BytesIO(pdf)).pages) > 1
+
+
+def test_rate_is_recognised_despite_per_line_rounding() -> None:
+    rates = (Decimal(19), Decimal(7))
+    assert recognise_rate(Decimal("1.60"), Decimal("8.39"), rates) == Decimal(19)
+    assert recognise_rate(Decimal("0.65"), Decimal("9.34"), rates) == Decimal(7)
+    assert recognise_rate(Decimal("0"), Decimal("9.34"), rates) == Decimal(0)
+    assert recognise_rate(Decimal("3.00"), Decimal("10.00"), rates) == Decimal("30.0")
+
+
+# -- numbering and idempotency ---------------------------------------------------------------
+
+
+def test_redelivery_never_takes_a_second_number() -> None:
+    world = World()
+    de_consumer(world, "ref-de-order-a")
+    de_consumer(world, "ref-de-order-b")
+    first = world.issue("ref-de-order-a")["invoice"]
+    again = world.issue("ref-de-order-a")["invoice"]
+    assert again == first
+    assert world.issue("ref-de-order-b")["invoice"]["number"] == 2
+    counter = world.counter.peek("INV2026")
+    assert counter is not None and counter["next"] == 3 and counter["pending"] == {}
+    assert len(world.blobs.blobs) == 2 and len(world.uploader.calls) == 2
+
+
+def test_crash_between_allocation_and_recording_leaves_no_gap() -> None:
+    world = World()
+    de_consumer(world, "ref-crashing-1")
+    de_consumer(world, "ref-next-order")
+    original_put = world.blobs.put
+
+    def crash(name: str, data: bytes) -> None:
+        world.blobs.put = original_put  # type: ignore[method-assign]
+        raise RuntimeError("worker died")
+
+    world.blobs.put = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.issue("ref-crashing-1")
+    assert world.counter.peek("INV2026")["pending"] == {"ref-crashing-1:invoice": 1}  # type: ignore[index]
+    assert world.issue("ref-crashing-1")["invoice"]["number"] == 1  # the redelivery keeps it
+    assert world.issue("ref-next-order")["invoice"]["number"] == 2
+
+
+def test_number_of_an_order_that_vanished_is_voided_not_reused() -> None:
+    world = World()
+    de_consumer(world, "ref-vanishing")
+    de_consumer(world, "ref-next-order")
+    original_put = world.blobs.put
+
+    def delete_order_meanwhile(name: str, data: bytes) -> None:
+        world.orders.delete("ref-vanishing")
+        original_put(name, data)
+
+    world.blobs.put = delete_order_meanwhile  # type: ignore[method-assign]
+    world.service.issue(IssueInvoice(ref="ref-vanishing"), NOW)
+    world.blobs.put = original_put  # type: ignore[method-assign]
+    counter = world.counter.peek("INV2026")
+    assert counter is not None and counter["pending"] == {}
+    assert counter["voided"] == [{"number": 1, "at": NOW.isoformat()}]
+    assert world.issue("ref-next-order")["invoice"]["number"] == 2
+
+
+def test_counter_document_lives_in_the_state_container_under_its_partition() -> None:
+    world = World()
+    de_consumer(world)
+    world.issue("ref-de-consumer-1")
+    doc = world.store.read(STATE, counter_id("INV2026"), counter_id("INV2026"))
+    assert doc is not None and doc["pk"] == doc["id"] == "invoice-series:INV2026"
+
+
+# -- when an invoice is (not) issued ----------------------------------------------------------
+
+
+def _plain_order(world: World, ref: str, marketplace: str, **changes: Any) -> None:
+    pii = OrderPii("111-6666666-6666666", Buyer(name=Pii("C D")), address("C D", "Rd 1", "10001", "NYC", "US"))
+    world.add_order(ref, marketplace=marketplace, items=(item(1, "Thing", 1, "10.00", "0.00", "USD"),), pii=pii, **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({}, "not_required"),
+        ({"restricted": True, "extra": {"invoiceRequested": True}}, "restricted"),
+        ({"stage": Stage.CANCELLED, "business": True}, "cancelled"),
+        ({"stage": Stage.READY, "business": True}, "not_shipped"),
+    ],
+)
+def test_skips_are_recorded_with_their_reason(changes: dict[str, Any], reason: str) -> None:
+    world = World()
+    _plain_order(world, "ref-skipped-1", US, **changes)
+    assert world.issue("ref-skipped-1") == {"skipped": {"invoice": reason}}
+    assert world.counter.peek("INV2026") is None and not world.blobs.blobs
+
+
+def test_deleted_buyer_data_is_a_skip() -> None:
+    world = World()
+    _plain_order(world, "ref-deleted-pii", US, business=True)
+    world.orders.update("ref-deleted-pii", lambda r: r.evolve(pii=None))
+    assert world.issue("ref-deleted-pii") == {"skipped": {"invoice": "pii_deleted"}}
+
+
+def test_business_and_buyer_requested_orders_get_an_invoice_without_upload() -> None:
+    world = World()
+    _plain_order(world, "ref-business-us", US, business=True)
+    _plain_order(world, "ref-requested-us", US, extra={"invoiceRequested": True})
+    for ref in ("ref-business-us", "ref-requested-us"):
+        doc = world.issue(ref)["invoice"]
+        assert doc["delivery"] == {"status": "not_configured"}
+    assert world.uploader.calls == []
+    assert "export of goods outside the EU" in normalise(world.pdf_text("ref-business-us"))
+
+
+def test_credit_note_without_an_invoice_is_a_skip() -> None:
+    world = World()
+    de_consumer(world)
+    assert world.issue("ref-de-consumer-1", "credit_note") == {"skipped": {"credit_note": "no_invoice_to_credit"}}
+
+
+# -- delivery through the Feeds API ---------------------------------------------------------
+
+
+def test_upload_carries_the_invoice_metadata_and_records_the_feed() -> None:
+    world = World()
+    de_consumer(world)
+    doc = world.issue("ref-de-consumer-1")["invoice"]
+    assert doc["delivery"] == {"status": "submitted", "feedId": "feed-1", "processingStatus": "IN_QUEUE"}
+    seller, marketplace, pdf, options = world.uploader.calls[0]
+    assert (seller, marketplace) == ("A1SELLER", DE) and pdf.startswith(b"%PDF-")
+    assert options == {
+        "metadata:OrderId": "302-1111111-1111111",
+        "metadata:InvoiceNumber": "INV2026-000001",
+        "metadata:DocumentType": "Invoice",
+        "metadata:TotalAmount": "80.90",
+        "metadata:TotalVATAmount": "10.90",
+    }
+
+
+def test_throttled_upload_is_retried_by_redelivery_with_the_same_number() -> None:
+    world = World()
+    de_consumer(world)
+    world.uploader.errors.append(FeedUnavailable("sp-api status 429"))
+    with pytest.raises(FeedUnavailable):
+        world.issue("ref-de-consumer-1")
+    assert world.issue_doc("ref-de-consumer-1", "invoice")["delivery"] == {"status": "pending"}
+    doc = world.issue("ref-de-consumer-1")["invoice"]
+    assert doc["number"] == 1 and doc["delivery"]["status"] == "submitted"
+    assert world.counter.peek("INV2026")["next"] == 2  # type: ignore[index]
+
+
+def test_rejected_upload_is_recorded_not_retried() -> None:
+    world = World()
+    de_consumer(world)
+    world.uploader.errors.append(FeedRejected("sp-api status 400"))
+    doc = world.issue("ref-de-consumer-1")["invoice"]
+    assert doc["delivery"] == {"status": "failed", "error": "invoice_feed_rejected"}
+
+
+def test_credit_note_upload_needs_amazons_refund_transaction_id() -> None:
+    world = World()
+    de_consumer(world, "ref-refund-nok")
+    de_consumer(world, "ref-refund-ok1")
+    world.orders.update("ref-refund-ok1", lambda r: r.evolve(extra={REFUND_TRANSACTION_ID: "amzn1-refund-1"}))
+    for ref in ("ref-refund-nok", "ref-refund-ok1"):
+        world.issue(ref)
+        world.issue(ref, "credit_note")
+    missing = world.issue_doc("ref-refund-nok", "creditNote")["delivery"]
+    assert missing == {"status": "manual", "error": "credit_note_needs_transaction_id"}
+    assert world.issue_doc("ref-refund-ok1", "creditNote")["delivery"]["status"] == "submitted"
+    options = world.uploader.calls[-1][3]
+    assert options["metadata:DocumentType"] == "CreditNote"
+    assert options["metadata:TransactionId"] == "amzn1-refund-1"
+    assert options["metadata:TotalAmount"] == "-80.90"
+
+
+# -- retention --------------------------------------------------------------------------------
+
+
+def test_by_default_nothing_is_archived_and_the_blob_dies_with_the_order_key() -> None:
+    world = World()
+    de_consumer(world)
+    world.issue("ref-de-consumer-1")
+    record = world.orders.get("ref-de-consumer-1")
+    assert record is not None and "archiveUntil" not in record.invoice["invoice"]  # type: ignore[index]
+    assert not world.archive_blobs.blobs
+    names = invoice_blob_names(record)
+    assert names == ["invoices/ref-de-consumer-1/INV2026-000001.pdf"]
+    world.sealer.shred("ref-de-consumer-1")  # the order's key is destroyed with its PII
+    with pytest.raises(Exception, match="key_shredded"):
+        world.sealer.open_bytes("ref-de-consumer-1", world.blobs.blobs[names[0]])
+
+
+def test_archive_keeps_only_the_invoice_under_its_own_key_until_the_legal_period_ends() -> None:
+    world = World(archive_years={"DE": 10})
+    de_consumer(world)
+    doc = world.issue("ref-de-consumer-1")["invoice"]
+    assert doc["archiveUntil"] == "2036-11-02T09:30:00+00:00"
+    sealed = world.archive_blobs.blobs["invoice-archive/INV2026-000001.pdf"]
+    with pytest.raises(Exception, match="key_shredded"):  # the order's key cannot open it
+        world.sealer.open_bytes(ARCHIVE_KEY_REF, sealed)
+    archived = world.archive.read("INV2026-000001")
+    assert archived is not None
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(archived)).pages)
+    assert "Jürgen Weiß" in text and "+49 89 123456" not in text and "jw@marketplace.example" not in text
+    assert world.archive.purge_expired(NOW + timedelta(days=365 * 9)) == 0
+    assert world.archive.purge_expired(NOW + timedelta(days=365 * 10 + 5)) == 1
+    assert not world.archive_blobs.blobs and world.archive.read("INV2026-000001") is None
+
+
+def test_profile_errors_name_the_field_not_the_value() -> None:
+    with pytest.raises(Exception, match="SELLER_PROFILE.legalName") as err:
+        parse_profile({**PROFILE, "legalName": ""})
+    assert "Muster" not in str(err.value)
+    with pytest.raises(Exception, match="SELLER_PROFILE.address"):
+        parse_profile({**PROFILE, "address": "Somewhere 1"})
