@@ -98,6 +98,14 @@ class Kek:
     key: bytes = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class _Hot:
+    kek: Kek
+    start: datetime
+    end: datetime
+    expiry: datetime
+
+
 def _decode_kek(value: str) -> bytes:
     try:
         key = base64.b64decode(value, validate=True)
@@ -127,7 +135,7 @@ class KeyEpochs:
         self._epoch_days = epoch_days
         self._ttl = timedelta(seconds=cache_seconds)
         self._shred_margin = shred_margin
-        self._current: dict[str, tuple[Kek, datetime]] = {}  # epoch id -> (kek, expiry)
+        self._hot: _Hot | None = None  # the current epoch's KEK: one comparison per seal
         self._by_version: dict[tuple[str, str], tuple[Kek, datetime]] = {}
         self._lock = threading.Lock()
 
@@ -136,14 +144,14 @@ class KeyEpochs:
 
     def current(self, now: datetime) -> Kek:
         """The KEK of the epoch containing `now`, created when the epoch is first used."""
+        hot = self._hot
+        if hot is not None and hot.start <= now < hot.end and hot.expiry > self._clock():
+            return hot.kek
         epoch = self.epoch_at(now)
-        cached = self._current.get(epoch.id)
-        if cached is not None and cached[1] > self._clock():
-            return cached[0]
         with self._lock:
-            cached = self._current.get(epoch.id)
-            if cached is not None and cached[1] > self._clock():
-                return cached[0]  # another thread fetched it while this one waited
+            hot = self._hot
+            if hot is not None and hot.start <= now < hot.end and hot.expiry > self._clock():
+                return hot.kek  # another thread fetched it while this one waited
             secret = self._store.get(epoch.secret_name)
             if secret is None:
                 value = base64.b64encode(secrets.token_bytes(KEK_BYTES)).decode("ascii")
@@ -151,7 +159,7 @@ class KeyEpochs:
                 # its own version, which the envelope records, so both stay decryptable.
                 secret = self._store.set(epoch.secret_name, value)
             kek = Kek(epoch.id, secret.version, _decode_kek(secret.value))
-            self._current = {epoch.id: (kek, self._remember(kek))}
+            self._hot = _Hot(kek, epoch.start, epoch.end, self._remember(kek))
             return kek
 
     def key(self, epoch_id: str, version: str) -> Kek:
@@ -200,7 +208,8 @@ class KeyEpochs:
         """Delete and purge the epoch's KEK. Irreversible: every order wrapped under it is lost."""
         epoch = Epoch.parse(epoch_id)
         with self._lock:
-            self._current.pop(epoch.id, None)
+            if self._hot is not None and self._hot.kek.epoch == epoch.id:
+                self._hot = None
             for cached in [k for k in self._by_version if k[0] == epoch.id]:
                 del self._by_version[cached]
         return self._store.destroy(epoch.secret_name)
