@@ -356,6 +356,16 @@ class RetentionService:
                 return
 
 
+def purge_summary(report: PurgeReport) -> dict[str, int | float]:
+    """PII-free numbers for telemetry: counts and the worst lateness."""
+    return {
+        "purged": len(report.purged),
+        "blobsDeleted": sum(p.blobs_deleted for p in report.purged),
+        "epochsShredded": len(report.shredded_epochs),
+        "maxLatenessSeconds": max((p.lateness_seconds for p in report.purged), default=0.0),
+    }
+
+
 def export_blob_name(ref: str, request_id: str) -> str:
     """Blob names of an order start with its reference, so purge and erasure sweep them."""
     return f"{ref}/{request_id}.bin"

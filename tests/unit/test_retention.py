@@ -1,0 +1,214 @@
+"""Delivery detection and purge against the in-memory store, with a simulated clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.audit import AuditAction, AuditLog
+from shared.document_store import ORDERS, CountingStore, MemoryDocumentStore
+from shared.order_record import Stage
+from shared.order_repository import OrderRepository
+from shared.retention import (
+    RetentionPolicy,
+    RetentionService,
+    delivery_bound,
+    expiry_ttl,
+    mark_cancelled,
+    purge_summary,
+    ttl_seconds,
+)
+from tests.unit.test_retention_fakes import (
+    FakeShredder,
+    FakeSignal,
+    MemoryBlobs,
+    epoch_of,
+    shipped_record,
+)
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+POLICY = RetentionPolicy(
+    retention_days=7,
+    delivery_grace_days=3,
+    recoverability_days=28,
+    check_interval=timedelta(hours=12),
+    purge_interval=timedelta(hours=1),
+)
+
+
+class World:
+    def __init__(self, batch_size: int = 200) -> None:
+        self.now = T0
+        self.store = CountingStore(MemoryDocumentStore())
+        self.orders = OrderRepository(self.store)
+        self.amazon = FakeSignal(lambda: self.now)
+        self.carrier = FakeSignal(lambda: self.now)
+        self.blobs = MemoryBlobs()
+        self.shredder = FakeShredder()
+        self.service = RetentionService(
+            self.store,
+            amazon=self.amazon,
+            carrier=self.carrier,
+            blobs=self.blobs,
+            shredder=self.shredder,
+            policy=POLICY,
+            batch_size=batch_size,
+        )
+
+    def ship(self, n: int, latest_delivery_days: int | None = 5) -> str:
+        ref = f"ref{n:07d}"
+        latest = T0 + timedelta(days=latest_delivery_days) if latest_delivery_days is not None else None
+        self.orders.create(shipped_record(n, ref, T0, latest_delivery_at=latest))
+        self.blobs.put("labels", f"{ref}/label.pdf", b"label")
+        self.shredder.epochs.add(epoch_of(T0))
+        return ref
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_amazon_delivery_sets_deadline_ttl_and_due(world: World) -> None:
+    ref = world.ship(1)
+    delivered = T0 + timedelta(days=2)
+    world.amazon.deliveries[ref] = delivered
+    world.now = T0 + timedelta(days=2, hours=5)
+    report = world.service.track(world.now)
+    rec = world.orders.get(ref)
+    assert rec is not None and rec.stage is Stage.DELIVERED
+    assert (rec.delivered_at, rec.delivery_source) == (delivered, "amazon")
+    assert rec.purge_after == delivered + timedelta(days=7) == rec.due_at
+    # TTL counts from the write (at `now`) and fires one purge interval after the deadline.
+    assert rec.ttl == int((rec.purge_after + POLICY.purge_interval - world.now).total_seconds())
+    assert [d.ref for d in report.delivered] == [ref] and world.carrier.asked == []
+
+
+def test_carrier_is_asked_when_amazon_is_silent_or_failing(world: World) -> None:
+    quiet, failing = world.ship(1), world.ship(2)
+    world.amazon.failing.add(failing)
+    world.carrier.deliveries = {quiet: T0 + timedelta(days=1), failing: T0 + timedelta(days=1)}
+    world.now = T0 + timedelta(days=1, hours=1)
+    report = world.service.track(world.now)
+    assert {d.ref: d.source for d in report.delivered} == {quiet: "carrier", failing: "carrier"}
+    assert report.source_errors == [(failing, "tracking_unavailable")]
+
+
+def test_undelivered_order_comes_back_at_the_next_check_never_after_its_bound(world: World) -> None:
+    ref = world.ship(1, latest_delivery_days=1)  # bound: T0 + 1 day + 3 days grace
+    world.now = T0 + timedelta(days=3, hours=20)
+    assert world.service.track(world.now).rescheduled == 1
+    rec = world.orders.get(ref)
+    assert rec is not None and rec.stage is Stage.SHIPPED
+    assert rec.due_at == T0 + timedelta(days=4)  # the bound, sooner than now + 12 h
+    assert world.service.track(world.now).rescheduled == 0  # not due again before then
+
+
+def test_never_confirmed_counts_as_delivered_at_its_bound(world: World) -> None:
+    with_date, without = world.ship(1, latest_delivery_days=5), world.ship(2, latest_delivery_days=None)
+    world.now = T0 + timedelta(days=30)
+    world.service.track(world.now)
+    a, b = world.orders.get(with_date), world.orders.get(without)
+    assert a is not None and b is not None
+    assert (a.delivery_source, a.delivered_at) == ("bound", T0 + timedelta(days=5 + 3))
+    assert (b.delivery_source, b.delivered_at) == ("bound", T0 + timedelta(days=14 + 3))
+    assert delivery_bound(b, POLICY) == b.delivered_at
+
+
+def test_restricted_order_is_not_sent_to_amazon_or_carrier(world: World) -> None:
+    ref = world.ship(1)
+    world.orders.update(ref, lambda r: r.evolve(restricted=True))
+    world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(days=9)
+    report = world.service.track(world.now)
+    assert report.restricted == [ref] and world.amazon.asked == [] and world.carrier.asked == []
+    rec = world.orders.get(ref)
+    assert rec is not None and rec.delivery_source == "bound"
+
+
+def test_a_delivery_reported_in_the_future_is_clamped_to_now(world: World) -> None:
+    ref = world.ship(1)
+    world.now = T0 + timedelta(days=1)
+    world.amazon.clock = lambda: T0 + timedelta(days=400)  # Amazon's clock runs ahead
+    world.amazon.deliveries[ref] = T0 + timedelta(days=3)
+    world.service.track(world.now)
+    rec = world.orders.get(ref)
+    assert rec is not None and rec.delivered_at == world.now
+
+
+def test_purge_deletes_document_blobs_audits_and_shreds(world: World) -> None:
+    ref, later = world.ship(1), world.ship(2)
+    world.amazon.deliveries = {ref: T0 + timedelta(days=1), later: T0 + timedelta(days=3)}
+    world.now = T0 + timedelta(days=3)
+    world.service.track(world.now)
+    world.now = T0 + timedelta(days=8, minutes=30)
+    report = world.service.purge(world.now)
+    assert [p.ref for p in report.purged] == [ref]
+    assert report.purged[0].lateness_seconds == 30 * 60 and report.purged[0].blobs_deleted == 1
+    assert world.orders.get(ref) is None and world.blobs.names(f"{ref}/") == []
+    assert world.orders.get(later) is not None and world.blobs.names(f"{later}/")
+    assert report.shredded_epochs == []  # `later` still uses the epoch
+    (event,) = AuditLog(world.store).trail(ref)
+    assert event.action == AuditAction.PURGED and event.function == "purge_expired"
+    assert event.details["deliverySource"] == "amazon" and event.details["latenessSeconds"] == 1800
+    world.now = T0 + timedelta(days=10, minutes=30)
+    final = world.service.purge(world.now)
+    assert [p.ref for p in final.purged] == [later] and final.shredded_epochs == [epoch_of(T0)]
+    assert purge_summary(final) == {
+        "purged": 1,
+        "blobsDeleted": 1,
+        "epochsShredded": 1,
+        "maxLatenessSeconds": 1800.0,
+    }
+
+
+def test_purge_retried_after_a_crash_writes_one_audit_record(world: World) -> None:
+    ref = world.ship(1)
+    world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    world.service.track(world.now)
+    world.now = T0 + timedelta(days=8)
+    audit = AuditLog(world.store)
+    audit.record(ref, AuditAction.PURGED, world.now, "purge_expired", {}, once_key="order")
+    world.service.purge(world.now)  # finds the record written before the "crash"
+    assert len(audit.trail(ref)) == 1 and world.orders.get(ref) is None
+
+
+def test_every_due_order_is_handled_across_batches_and_kinds_do_not_starve() -> None:
+    world = World(batch_size=3)
+    refs = [world.ship(n) for n in range(10)]
+    for ref in refs[:7]:
+        world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    assert world.service.track_deliveries(world.now) == 7
+    # Seven orders are now past their deadline and waiting for purge; the three still
+    # shipped must still be checked even though the batch holds only three.
+    world.now = T0 + timedelta(days=7, hours=2)
+    report = world.service.track(world.now)
+    assert report.rescheduled == 3
+    assert world.service.purge_expired(world.now) == 7
+
+
+def test_cancelled_order_loses_pii_at_once_and_is_purged_at_its_deadline(world: World) -> None:
+    ref = world.ship(1)
+    world.orders.update(ref, lambda r: mark_cancelled(r, T0, POLICY))
+    rec = world.orders.get(ref)
+    assert rec is not None and rec.pii is None and rec.purge_after == T0 + timedelta(days=7)
+    world.now = T0 + timedelta(days=7)
+    assert [p.stage for p in world.service.purge(world.now).purged] == ["cancelled"]
+
+
+def test_purge_cost_is_independent_of_stored_orders(world: World) -> None:
+    for n in range(50):
+        world.ship(n, latest_delivery_days=60)
+    world.store.counts.clear()
+    world.now = T0 + timedelta(days=1)
+    world.service.purge(world.now)
+    assert world.store.counts[f"{ORDERS}.query"] == 1  # one due query, nothing read per order
+
+
+def test_ttl_never_outlives_its_instant_and_is_positive() -> None:
+    assert ttl_seconds(T0 + timedelta(seconds=10, milliseconds=900), T0) == 10
+    assert ttl_seconds(T0 - timedelta(days=1), T0) == 1
+    assert expiry_ttl(T0, T0, POLICY) == 3600
