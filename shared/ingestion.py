@@ -1,0 +1,451 @@
+"""Order ingestion: the timer's searchOrders backfill and ORDER_CHANGE notifications.
+
+Polling. Per seller one cursor document in the `state` container (CAS on `_etag`):
+
+    {"id": "orders-cursor", "pk": "seller|A1SELLER", "watermark": "...", "lastPollAt": "...",
+     "cycle": {"after": "...", "token": "<nextToken>", "before": "...", "startedAt": "..."}}
+
+A cycle searches `lastUpdatedAfter = watermark - OVERLAP` (clock skew between Amazon and us)
+page by page, 100 orders a page, merchant-fulfilled only. After each page is stored, the
+cursor saves the page's `nextToken`, so the next timer continues where this one stopped when
+the budget runs out. Amazon does not promise an order within a cycle, so the watermark moves
+only when the last page is stored: to Amazon's `lastUpdatedBefore`, the upper bound of the
+search. A page is never skipped: when storing fails the cursor stays where it was.
+
+Storing is idempotent: an order is written only when its `lastUpdatedTime` is newer than the
+stored one, by CAS; PII is sealed before the first write; the document id is the order's
+pseudonymous reference. Exactly one `ShipOrder` per order, emitted by the write that moved it
+to READY.
+
+Notifications are deduplicated by NotificationId (a marker document with a TTL, written after
+the work is done, so a failed attempt is retried, never dropped). A change the next poll
+returns anyway costs no getOrder (coalescing). Throttling raises `IngestThrottled` with
+`retry_after_s`; the caller re-queues the message with that delay. Nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from shared.amazon_orders import order_from_api
+from shared.document_store import STATE, Document, DocumentStore, WriteConflict
+from shared.domain import FulfillmentStatus, Order, Package
+from shared.errors import AppError, InvalidInput, OrderMappingError, TransientError
+from shared.messages import ShipOrder
+from shared.notifications import OrderChange, parse_order_change
+from shared.order_record import OrderPii, OrderRecord, PiiCipher, ReferenceMaker, Stage
+from shared.order_repository import OrderRepository
+from shared.rate_budget import GET_ORDER, SEARCH_ORDERS, RateBudget, seller_partition
+from shared.settings import SellerAccount, Settings
+from shared.spapi_gateway import (
+    FetchedOrder,
+    SearchPage,
+    SpApiNotFound,
+    SpApiRejected,
+    SpApiThrottled,
+)
+
+log = logging.getLogger("fulfilment.ingestion")
+
+OVERLAP = timedelta(minutes=5)
+SEARCH_LAG = timedelta(minutes=2)  # Amazon's searches end at least two minutes before "now"
+DEFAULT_BACKFILL = timedelta(days=30)
+DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
+NOTIFICATION_MARKER_TTL_S = 14 * 24 * 3600  # longer than any redelivery (SQS keeps 14 days)
+NOT_FOUND_RETRIES = 3  # getOrder may lag a fresh notification: retry before calling it bad input
+NOT_FOUND_DELAY_S = 60.0
+MAX_CAS_ATTEMPTS = 5
+CURSOR_ID = "orders-cursor"
+NO_ADDRESS = "order_without_address"
+
+_AWAITING = {FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY}
+_SHIPPABLE = {FulfillmentStatus.UNSHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED}
+_STOPPED = {FulfillmentStatus.CANCELLED, FulfillmentStatus.UNFULFILLABLE}
+
+
+class OrdersGateway(Protocol):
+    """The part of `shared.spapi_gateway.SpApiGateway` ingestion uses."""
+
+    def search_orders(
+        self,
+        seller_id: str,
+        marketplace_ids: Sequence[str],
+        *,
+        last_updated_after: datetime,
+        pagination_token: str | None = None,
+    ) -> SearchPage: ...
+
+    def get_order(self, seller_id: str, order_id: str) -> FetchedOrder: ...
+
+
+class IngestThrottled(TransientError):
+    """Out of SP-API budget: re-queue the message `retry_after_s` later."""
+
+    code = "ingest_throttled"
+
+    def __init__(self, operation: str, retry_after_s: float) -> None:
+        super().__init__(f"{operation} budget exhausted, retry after {retry_after_s:.1f}s")
+        self.retry_after_s = retry_after_s
+
+
+class OrderNotYetVisible(TransientError):
+    code = "order_not_yet_visible"
+    retry_after_s = NOT_FOUND_DELAY_S
+
+
+class UnknownSeller(InvalidInput):
+    code = "unknown_seller"
+
+
+class UnknownMarketplace(InvalidInput):
+    code = "unknown_marketplace"
+
+
+class OrderWithoutAddress(InvalidInput):
+    code = NO_ADDRESS
+
+
+class OrderNotFound(InvalidInput):
+    code = "order_not_found"
+
+
+@dataclass
+class PollStats:
+    pages: int = 0
+    orders_seen: int = 0
+    stored: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    throttled: int = 0
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+@dataclass
+class _Cursor:
+    doc: Document
+    watermark: datetime | None
+    last_poll_at: datetime | None
+    cycle: dict[str, Any] | None
+
+
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
+
+
+def _packages(packages: Sequence[Package]) -> list[dict[str, Any]]:
+    return [
+        {
+            "reference": p.reference,
+            "status": p.status.value if p.status else None,
+            "trackingNumber": p.tracking_number,
+            "carrier": p.carrier,
+        }
+        for p in packages
+    ]
+
+
+class IngestionService:
+    """Implements `shared.runtime.Ingestion`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        repository: OrderRepository,
+        store: DocumentStore,
+        cipher: PiiCipher,
+        refs: ReferenceMaker,
+        gateway: OrdersGateway,
+        budget: RateBudget,
+        poll_interval: timedelta = DEFAULT_POLL_INTERVAL,
+        backfill: timedelta = DEFAULT_BACKFILL,
+    ) -> None:
+        self._settings = settings
+        self._repo = repository
+        self._store = store
+        self._cipher = cipher
+        self._refs = refs
+        self._gateway = gateway
+        self._budget = budget
+        self._poll_interval = poll_interval
+        self._backfill = backfill
+        #: Figures of the last `poll` (pages, orders, skips by reason): for telemetry and tests.
+        self.last_poll = PollStats()
+
+    # ---- polling ---------------------------------------------------------------------------
+
+    def poll(self, now: datetime) -> Sequence[ShipOrder]:
+        stats = PollStats()
+        ready: list[ShipOrder] = []
+        for seller in self._settings.sellers:
+            try:
+                ready.extend(self._poll_seller(seller, now, stats))
+            except AppError as exc:
+                # One seller's failure must not starve the others; its cursor stays where the
+                # last fully stored page left it, and the next timer tries again.
+                stats.skip(exc.code)
+                log.warning("poll stopped for a seller", extra={"reasonCode": exc.code})
+        self.last_poll = stats
+        return ready
+
+    def _poll_seller(self, seller: SellerAccount, now: datetime, stats: PollStats) -> list[ShipOrder]:
+        cursor = self._load_cursor(seller.seller_id)
+        ready: list[ShipOrder] = []
+        restarted = False
+        while True:
+            cycle = cursor.cycle or self._new_cycle(cursor, now)
+            grant = self._budget.try_acquire(seller.seller_id, SEARCH_ORDERS, now)
+            if not grant.granted:
+                break
+            try:
+                page = self._gateway.search_orders(
+                    seller.seller_id,
+                    seller.marketplace_ids,
+                    last_updated_after=datetime.fromisoformat(cycle["after"]),
+                    pagination_token=cycle.get("token"),
+                )
+            except SpApiThrottled as exc:
+                stats.throttled += 1
+                self._budget.throttled(seller.seller_id, SEARCH_ORDERS, now, exc.rate)
+                break
+            except SpApiRejected:
+                if not cycle.get("token") or restarted:
+                    raise
+                # An expired pagination token (24 h): start the cycle again from the watermark.
+                restarted = True
+                cursor = self._save_cursor(cursor, now, cycle=None)
+                continue
+            self._budget.observe(seller.seller_id, SEARCH_ORDERS, now, page.rate)
+            stats.pages += 1
+            ready.extend(self._store_page(seller, page, now, stats))
+            if page.next_token:
+                before = cycle.get("before") or (
+                    page.last_updated_before.isoformat() if page.last_updated_before else None
+                )
+                cursor = self._save_cursor(
+                    cursor, now, cycle={**cycle, "token": page.next_token, "before": before}
+                )
+                continue
+            done_at = page.last_updated_before or _time(cycle.get("before"))
+            watermark = done_at or datetime.fromisoformat(cycle["startedAt"]) - SEARCH_LAG
+            if cursor.watermark is not None:
+                watermark = max(watermark, cursor.watermark)
+            cursor = self._save_cursor(cursor, now, cycle=None, watermark=watermark)
+            break
+        if cursor.last_poll_at != now:
+            self._save_cursor(cursor, now, cycle=cursor.cycle)
+        return ready
+
+    def _new_cycle(self, cursor: _Cursor, now: datetime) -> dict[str, Any]:
+        start = (cursor.watermark - OVERLAP) if cursor.watermark else now - self._backfill
+        cycle = {"after": start.isoformat(), "token": None, "before": None, "startedAt": now.isoformat()}
+        cursor.cycle = cycle
+        return cycle
+
+    def _store_page(
+        self, seller: SellerAccount, page: SearchPage, now: datetime, stats: PollStats
+    ) -> list[ShipOrder]:
+        ready: list[ShipOrder] = []
+        for payload in page.orders:
+            stats.orders_seen += 1
+            try:
+                order = order_from_api(payload, seller.seller_id)
+            except OrderMappingError as exc:
+                # Logged by reason only; a person finds it through the count in telemetry.
+                stats.skip(exc.code)
+                log.warning("order skipped", extra={"reasonCode": exc.code})
+                continue
+            if not order.is_merchant_fulfilled:
+                stats.skip("not_merchant_fulfilled")
+                continue
+            if order.marketplace_id not in seller.marketplace_ids:
+                stats.skip(UnknownMarketplace.code)
+                continue
+            wrote, message = self._store_order(order, now)
+            stats.stored += int(wrote)
+            if message is not None:
+                ready.append(message)
+        return ready
+
+    # ---- cursor ----------------------------------------------------------------------------
+
+    def _load_cursor(self, seller_id: str) -> _Cursor:
+        partition = seller_partition(seller_id)
+        doc = self._store.read(STATE, partition, CURSOR_ID) or {"id": CURSOR_ID, "pk": partition}
+        return _Cursor(doc, _time(doc.get("watermark")), _time(doc.get("lastPollAt")), doc.get("cycle"))
+
+    def _save_cursor(
+        self,
+        cursor: _Cursor,
+        now: datetime,
+        *,
+        cycle: Mapping[str, Any] | None,
+        watermark: datetime | None = None,
+    ) -> _Cursor:
+        """CAS; a `WriteConflict` means another instance moved the cursor: this poll stops."""
+        mark = watermark or cursor.watermark
+        body: Document = {
+            "id": CURSOR_ID,
+            "pk": cursor.doc["pk"],
+            "watermark": mark.isoformat() if mark else None,
+            "lastPollAt": now.isoformat(),
+            "cycle": dict(cycle) if cycle else None,
+        }
+        etag = cursor.doc.get("_etag")
+        saved = self._store.replace(STATE, body, etag) if etag else self._store.create(STATE, body)
+        return _Cursor(saved, mark, now, saved.get("cycle"))
+
+    def poll_covers(self, seller_id: str, change_time: datetime | None, now: datetime) -> bool:
+        """Will the next timer poll return an order changed at `change_time` anyway?"""
+        if change_time is None:
+            return False
+        cursor = self._load_cursor(seller_id)
+        if cursor.cycle is not None or cursor.watermark is None or cursor.last_poll_at is None:
+            return False  # a backfill is running: the next cycle may be hours away
+        next_poll = max(now, cursor.last_poll_at + self._poll_interval)
+        if next_poll - now > self._poll_interval:
+            return False
+        if not cursor.watermark - OVERLAP <= change_time <= next_poll - SEARCH_LAG:
+            return False
+        return self._budget.available_at(seller_id, SEARCH_ORDERS, now) <= next_poll
+
+    # ---- storing ---------------------------------------------------------------------------
+
+    def _store_order(self, order: Order, now: datetime) -> tuple[bool, ShipOrder | None]:
+        """Write `order` if it is new or newer; returns (written, the ShipOrder it caused)."""
+        ref = self._refs.ref(order.order_id)
+        for _ in range(MAX_CAS_ATTEMPTS):
+            current = self._repo.get(ref)
+            try:
+                if current is None:
+                    record = self._repo.create(self._new_record(ref, order, now))
+                    return True, ShipOrder(ref) if record.stage is Stage.READY else None
+                if current.amazon_updated_at >= order.last_updated_at:
+                    return False, None
+                record = self._repo.replace(self._updated(current, order, now))
+            except WriteConflict:
+                continue
+            became_ready = current.stage is not Stage.READY and record.stage is Stage.READY
+            return True, ShipOrder(ref) if became_ready else None
+        raise WriteConflict("order kept changing")
+
+    def _stage_of(self, order: Order) -> tuple[Stage, str | None]:
+        status = order.fulfillment_status
+        if status in _AWAITING:
+            return Stage.AWAITING, None
+        if status in _SHIPPABLE:
+            return (Stage.READY, None) if order.ship_to is not None else (Stage.ATTENTION, NO_ADDRESS)
+        if status in _STOPPED:
+            return Stage.CANCELLED, None
+        return Stage.SHIPPED, None  # shipped before this app saw it (backfill)
+
+    def _sealed(self, ref: str, order: Order, stage: Stage, now: datetime) -> Mapping[str, Any] | None:
+        return None if stage is Stage.CANCELLED else self._cipher.seal(ref, OrderPii.of(order), now)
+
+    def _new_record(self, ref: str, order: Order, now: datetime) -> OrderRecord:
+        stage, attention = self._stage_of(order)
+        return OrderRecord(
+            ref=ref,
+            seller_id=order.seller_id,
+            marketplace_id=order.marketplace_id,
+            stage=stage,
+            amazon_status=order.fulfillment_status.value,
+            amazon_updated_at=order.last_updated_at,
+            created_at=order.created_at,
+            ship_country=order.ship_to.country_code if order.ship_to else None,
+            service_level=order.service_level,
+            is_business=order.is_business,
+            latest_ship_at=order.latest_ship_at,
+            latest_delivery_at=order.latest_delivery_at,
+            items=order.items,
+            pii=self._sealed(ref, order, stage, now),
+            attention=attention,
+            extra={"packages": _packages(order.packages)},
+        )
+
+    def _updated(self, current: OrderRecord, order: Order, now: datetime) -> OrderRecord:
+        amazon = {
+            "amazon_status": order.fulfillment_status.value,
+            "amazon_updated_at": order.last_updated_at,
+            "extra": {**current.extra, "packages": _packages(order.packages)},
+        }
+        reevaluate = current.stage is Stage.AWAITING or (
+            current.stage is Stage.ATTENTION and current.attention == NO_ADDRESS
+        )
+        if reevaluate:
+            fresh = self._new_record(current.ref, order, now)
+            return fresh.evolve(etag=current.etag, extra={**current.extra, **fresh.extra})
+        if current.stage is Stage.READY:
+            if order.fulfillment_status in _STOPPED:
+                # The pipeline stops here and the buyer's data goes at once.
+                return current.evolve(stage=Stage.CANCELLED, pii=None, **amazon)
+            # Not shipped yet: keep the latest address and items Amazon has.
+            return current.evolve(
+                items=order.items,
+                ship_country=order.ship_to.country_code if order.ship_to else current.ship_country,
+                pii=self._sealed(current.ref, order, Stage.READY, now),
+                **amazon,
+            )
+        return current.evolve(**amazon)
+
+    # ---- notifications ---------------------------------------------------------------------
+
+    def handle_notification(self, body: bytes, dequeue_count: int, now: datetime) -> Sequence[ShipOrder]:
+        change = parse_order_change(body)
+        seller = self._settings.seller(change.seller_id)
+        if seller is None:
+            raise UnknownSeller("notification for a seller that is not configured")
+        if change.fulfillment_type != "MFN":
+            return []
+        if change.marketplace_id not in seller.marketplace_ids:
+            raise UnknownMarketplace("notification for a marketplace the seller does not use")
+        marker = f"notification|{change.dedupe_key}"
+        if self._store.read(STATE, marker, marker) is not None:
+            return []
+        ready = self._apply(change, seller, dequeue_count, now)
+        # WriteConflict: a concurrent delivery of the same notification finished first.
+        with contextlib.suppress(WriteConflict):
+            self._store.create(STATE, {"id": marker, "pk": marker, "ttl": NOTIFICATION_MARKER_TTL_S})
+        return ready
+
+    def _apply(
+        self, change: OrderChange, seller: SellerAccount, dequeue_count: int, now: datetime
+    ) -> list[ShipOrder]:
+        ref = self._refs.ref(change.order_id)
+        current = self._repo.get(ref)
+        if current is not None and change.change_time and current.amazon_updated_at >= change.change_time:
+            return []  # this change (or a later one) is stored already
+        if self.poll_covers(seller.seller_id, change.change_time, now):
+            return []
+        order = self._fetch(change, seller, dequeue_count, now)
+        if not order.is_merchant_fulfilled:
+            return []
+        if order.fulfillment_status in _SHIPPABLE and order.ship_to is None:
+            raise OrderWithoutAddress("order to ship has no delivery address")
+        _, message = self._store_order(order, now)
+        return [message] if message else []
+
+    def _fetch(self, change: OrderChange, seller: SellerAccount, dequeue_count: int, now: datetime) -> Order:
+        grant = self._budget.try_acquire(seller.seller_id, GET_ORDER, now)
+        if not grant.granted:
+            raise IngestThrottled(GET_ORDER, grant.wait_s)
+        try:
+            fetched = self._gateway.get_order(seller.seller_id, change.order_id)
+        except SpApiThrottled as exc:
+            wait = self._budget.throttled(seller.seller_id, GET_ORDER, now, exc.rate)
+            raise IngestThrottled(GET_ORDER, max(wait, exc.retry_after_s)) from None
+        except SpApiNotFound:
+            if dequeue_count < NOT_FOUND_RETRIES:
+                raise OrderNotYetVisible("getOrder does not know the order yet") from None
+            raise OrderNotFound("getOrder does not know the order") from None
+        self._budget.observe(seller.seller_id, GET_ORDER, now, fetched.rate)
+        order = order_from_api(fetched.order, seller.seller_id)
+        if order.marketplace_id not in seller.marketplace_ids:
+            raise UnknownMarketplace("order in a marketplace the seller does not use")
+        return order
