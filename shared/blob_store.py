@@ -8,9 +8,10 @@ and stored as container "labels", blob "<ref>/label.pdf". The purge deletes ever
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import AppError, TransientError
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
 LABELS = "labels"
+LABEL_PURPOSE = "shipping-label"
 
 
 def label_blob_name(ref: str) -> str:
@@ -29,14 +31,15 @@ class BlobUnavailable(TransientError):
 
 
 class BlobCipher(Protocol):
-    """Seals bytes for one order; `shared.envelope` provides the implementation.
+    """Seals bytes of one order for one purpose; `shared.envelope.EnvelopeCipher` implements it.
 
-    `seal_bytes` returns a self-describing sealed blob (wrapped data key, nonce, ciphertext);
-    `open_bytes` reverses it while the order's key exists, and fails once it is shredded."""
+    `seal_bytes` returns a JSON-able envelope (epoch KEK id, wrapped fresh data key, nonce,
+    AES-256-GCM ciphertext bound to ref and purpose); `open_bytes` reverses it while the
+    epoch's KEK exists and fails once the epoch is shredded."""
 
-    def seal_bytes(self, ref: str, data: bytes, now: datetime) -> bytes: ...
+    def seal_bytes(self, ref: str, purpose: str, plaintext: bytes, now: datetime) -> Mapping[str, Any]: ...
 
-    def open_bytes(self, ref: str, sealed: bytes) -> bytes: ...
+    def open_bytes(self, ref: str, purpose: str, envelope: Mapping[str, Any]) -> bytes: ...
 
 
 class BlobStore(Protocol):
@@ -130,12 +133,15 @@ class LabelStore:
 
     def put(self, ref: str, document: bytes, now: datetime) -> str:
         name = label_blob_name(ref)
-        self._blobs.put(LABELS, name, self._cipher.seal_bytes(ref, document, now))
+        envelope = self._cipher.seal_bytes(ref, LABEL_PURPOSE, document, now)
+        self._blobs.put(LABELS, name, json.dumps(envelope, separators=(",", ":")).encode())
         return name
 
     def get(self, ref: str) -> bytes | None:
         sealed = self._blobs.get(LABELS, label_blob_name(ref))
-        return self._cipher.open_bytes(ref, sealed) if sealed is not None else None
+        if sealed is None:
+            return None
+        return self._cipher.open_bytes(ref, LABEL_PURPOSE, json.loads(sealed))
 
     def delete(self, ref: str) -> int:
         return self._blobs.delete_prefix(LABELS, f"{ref}/")

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from shared.carriers.base import (
     AddressProblem,
     CarrierError,
+    CarrierTimeout,
     CarrierUnavailable,
     Label,
     LabelRequest,
@@ -224,6 +225,8 @@ class SpApiShippingV2:
         except SellingApiException as exc:
             _raise_mapped(exc)
             raise
+        except httpx.TimeoutException:
+            raise CarrierTimeout("shipping api did not answer") from None
         except httpx.TransportError:
             raise CarrierUnavailable("shipping api unreachable") from None
         payload = response.payload

@@ -34,9 +34,15 @@ class AddressProblem(CarrierError):
 
 
 class CarrierUnavailable(TransientError):
-    """The carrier answered 5xx or did not answer: retry the message later."""
+    """The carrier answered 5xx or could not be reached: no label was bought; retry later."""
 
     code = "carrier_unavailable"
+
+
+class CarrierTimeout(CarrierUnavailable):
+    """The carrier did not answer in time: a label may or may not have been bought."""
+
+    code = "carrier_timeout"
 
 
 @dataclass(frozen=True, slots=True)

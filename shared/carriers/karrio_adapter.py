@@ -26,6 +26,7 @@ from typing import Any
 from shared.carriers.base import (
     AddressProblem,
     CarrierError,
+    CarrierTimeout,
     CarrierUnavailable,
     Label,
     LabelRequest,
@@ -199,7 +200,13 @@ class KarrioCarrier:
     def _call(self, build: Any) -> tuple[Any, list[str]]:
         try:
             result, messages = build()
-        except (urllib.error.URLError, OSError, TimeoutError):
+        except TimeoutError:
+            raise CarrierTimeout(f"{self.name} did not answer") from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise CarrierTimeout(f"{self.name} did not answer") from None
+            raise CarrierUnavailable(f"{self.name} unreachable") from None
+        except OSError:
             raise CarrierUnavailable(f"{self.name} unreachable") from None
         return result, _error_codes(messages)
 

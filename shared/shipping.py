@@ -1,0 +1,357 @@
+"""`ship_order`: buy exactly one label for a ready order, store it sealed, confirm to Amazon.
+
+The order document moves through these shipment states, each written by compare-and-swap:
+
+    (none) --intent--> {"state": "intent", "intentId", carrier, service, parcel}
+           --label bought, sealed label stored--> {"state": "purchased", tracking, ...}
+           --confirmShipment--> stage SHIPPED, {"state": "shipped", ..., "shippedAt"}
+
+The intent is persisted before the carrier is called and its id travels as the carrier's
+idempotency key (or customer reference). A message redelivered after a crash between the
+purchase and the next write finds the intent and replays the purchase with the same key, which
+returns the first label, on carriers whose API honours it (`Carrier.replay_safe`). On any other
+carrier an unresolved intent is never bought again: the order goes to a person
+(`label_intent_unresolved`). A carrier answer that proves nothing was bought (5xx, refused)
+clears the intent first, so the retry starts clean.
+
+The address is decrypted in memory for the one call that needs it, and the carrier receives
+only the label minimum (`shared.carriers.Recipient`: no e-mail). Address problems mark the
+order `needs_attention` with a reason code and end the message (no retry loop); transient
+failures raise `TransientError` so the queue retries, then poisons.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from shared.blob_store import LabelStore
+from shared.carriers.base import (
+    AddressProblem,
+    Carrier,
+    CarrierError,
+    CarrierTimeout,
+    CarrierUnavailable,
+    Label,
+    LabelItem,
+    LabelRequest,
+    Parcel,
+    Recipient,
+)
+from shared.domain import Address
+from shared.errors import TransientError
+from shared.messages import IssueInvoice, ShipOrder
+from shared.order_record import OrderPii, OrderRecord, PiiCipher, Stage
+from shared.order_repository import OrderRepository
+from shared.shipping_rules import NoRoute, ShippingRules
+
+log = logging.getLogger(__name__)
+
+INTENT = "intent"
+PURCHASED = "purchased"
+SHIPPED = "shipped"
+# Amazon's packageReferenceId is numeric; resubmitting the same one edits the confirmation,
+# so a replayed confirmShipment cannot create a second package.
+PACKAGE_REFERENCE = "1"
+
+# Reason codes (docs/shipping.md and docs/operations.md).
+INTENT_UNRESOLVED = "label_intent_unresolved"
+PHONE_MISSING = "phone_missing"
+ADDRESS_MISSING = "address_missing"
+CARRIER_UNCONFIGURED = "carrier_unconfigured"
+
+
+class ShipmentConfirmer(Protocol):
+    """v0 confirmShipment; `shared.spapi_gateway` implements it. `items` are
+    (orderItemId, quantity) pairs. Raises `TransientError` on throttling or outage."""
+
+    def confirm_shipment(
+        self,
+        *,
+        seller_id: str,
+        marketplace_id: str,
+        order_id: str,
+        package_reference: str,
+        carrier_code: str,
+        carrier_name: str,
+        shipping_method: str,
+        tracking_number: str,
+        ship_date: datetime,
+        items: Sequence[tuple[str, int]],
+    ) -> object: ...
+
+
+CarrierDirectory = Callable[[str], Mapping[str, Carrier]]
+"""seller id -> that seller's carriers by rule name ("usps", "fedex", "ups", "amazon")."""
+
+
+def new_intent_id() -> str:
+    # 24 hex characters: unique, and within FedEx's 30-character customer reference.
+    return secrets.token_hex(12)
+
+
+def _recipient(address: Address) -> Recipient:
+    return Recipient(
+        name=address.name,
+        line1=address.line1,
+        city=address.city,
+        postal_code=address.postal_code,
+        country_code=address.country_code,
+        line2=address.line2,
+        line3=address.line3,
+        company=address.company,
+        state_or_region=address.state_or_region,
+        phone=address.phone,
+    )
+
+
+def _parcel_doc(parcel: Parcel) -> dict[str, str]:
+    return {
+        "weightKg": str(parcel.weight_kg),
+        "lengthCm": str(parcel.length_cm),
+        "widthCm": str(parcel.width_cm),
+        "heightCm": str(parcel.height_cm),
+    }
+
+
+def _parcel(doc: Mapping[str, Any]) -> Parcel:
+    return Parcel(
+        Decimal(doc["weightKg"]), Decimal(doc["lengthCm"]), Decimal(doc["widthCm"]), Decimal(doc["heightCm"])
+    )
+
+
+def _skip_reason(record: OrderRecord) -> str | None:
+    if record.restricted:
+        return "restricted"
+    if record.stage is Stage.CANCELLED:
+        return "cancelled"
+    if record.stage in (Stage.SHIPPED, Stage.DELIVERED):
+        return "already_shipped"
+    if record.stage is Stage.AWAITING:
+        return "not_ready"
+    if record.stage is Stage.ATTENTION:
+        return "needs_attention"
+    if record.pii is None:
+        return "pii_deleted"
+    return None
+
+
+class ShippingService:
+    """Implements `shared.runtime.Shipping`."""
+
+    def __init__(  # noqa: PLR0917 - one collaborator each, wired once by the composition root
+        self,
+        orders: OrderRepository,
+        cipher: PiiCipher,
+        rules: ShippingRules,
+        carriers: CarrierDirectory,
+        labels: LabelStore,
+        confirmer: ShipmentConfirmer,
+        *,
+        new_id: Callable[[], str] = new_intent_id,
+    ) -> None:
+        self._orders = orders
+        self._cipher = cipher
+        self._rules = rules
+        self._carriers = carriers
+        self._labels = labels
+        self._confirmer = confirmer
+        self._new_id = new_id
+
+    def ship(self, request: ShipOrder, now: datetime) -> Sequence[IssueInvoice]:
+        record = self._orders.get(request.ref)
+        if record is None:
+            return self._outcome(request.ref, "order_not_found", [])
+        reason = _skip_reason(record)
+        if reason == "already_shipped":
+            # A redelivery after the final write: hand invoicing the order again (it decides).
+            return self._outcome(
+                record.ref, reason, [IssueInvoice(record.ref)] if record.invoice is None else []
+            )
+        if reason is not None:
+            return self._outcome(record.ref, reason, [])
+        carriers = self._carriers(record.seller_id)
+        state = (record.shipment or {}).get("state")
+        try:
+            if state == PURCHASED:
+                return self._finish(record, carriers, now)
+            if state == INTENT:
+                record = self._replay(record, carriers, now)
+            else:
+                record = self._buy(record, carriers, now)
+        except (AddressProblem, NoRoute) as problem:
+            return self._attention(record.ref, problem.code)
+        return self._finish(record, carriers, now)
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _buy(self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime) -> OrderRecord:
+        choice = self._rules.choose(
+            record.marketplace_id, record.ship_country, record.service_level, record.items, set(carriers)
+        )
+        carrier = carriers[choice.carrier]
+        pii = self._open(record)
+        if pii.ship_to is None:
+            raise AddressProblem("no address", code=ADDRESS_MISSING)
+        if carrier.requires_phone and not pii.ship_to.phone:
+            raise AddressProblem("carrier needs a phone", code=PHONE_MISSING)
+        intent = {
+            "state": INTENT,
+            "intentId": self._new_id(),
+            "carrier": choice.carrier,
+            "service": choice.service,
+            "rule": choice.rule,
+            "parcel": _parcel_doc(choice.parcel),
+            "createdAt": now.isoformat(),
+        }
+        stored = self._write_intent(record.ref, intent)
+        if stored is None:
+            raise TransientError("order changed while shipping", code="shipment_race")
+        shipment = stored.shipment or {}
+        if shipment.get("intentId") != intent["intentId"]:
+            # Another delivery of the same message wrote its intent first: let it finish.
+            raise TransientError("another delivery is shipping this order", code="shipment_in_progress")
+        return self._purchase(stored, carrier, pii, now)
+
+    def _replay(self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime) -> OrderRecord:
+        shipment = record.shipment or {}
+        carrier = carriers.get(str(shipment.get("carrier")))
+        if carrier is None:
+            raise AddressProblem("carrier no longer configured", code=CARRIER_UNCONFIGURED)
+        if not carrier.replay_safe:
+            raise AddressProblem("label may exist; not buying twice", code=INTENT_UNRESOLVED)
+        return self._purchase(record, carrier, self._open(record), now)
+
+    def _purchase(self, record: OrderRecord, carrier: Carrier, pii: OrderPii, now: datetime) -> OrderRecord:
+        shipment = record.shipment or {}
+        intent_id = str(shipment["intentId"])
+        label_request = LabelRequest(
+            idempotency_key=intent_id,
+            service=str(shipment["service"]),
+            ship_from=self._rules.ship_from,
+            parcel=_parcel(shipment["parcel"]),
+            ship_date=now.date(),
+            # Buy Shipping rates from the address Amazon holds: it gets none from us.
+            recipient=None if carrier.name == "amazon" or pii.ship_to is None else _recipient(pii.ship_to),
+            amazon_order_id=pii.order_id,
+            items=tuple(LabelItem(i.order_item_id, i.quantity) for i in record.items),
+        )
+        try:
+            label = carrier.create_label(label_request)
+        except CarrierTimeout:
+            raise  # outcome unknown: keep the intent, the replay decides
+        except (CarrierUnavailable, CarrierError):
+            self._clear_intent(record.ref, intent_id)
+            raise
+        blob = self._labels.put(record.ref, label.document, now)
+        stored = self._write_purchase(record.ref, intent_id, label=label, blob=blob, now=now)
+        if stored is None:
+            raise TransientError("intent replaced while buying", code="shipment_race")
+        return stored
+
+    def _finish(
+        self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime
+    ) -> Sequence[IssueInvoice]:
+        shipment = dict(record.shipment or {})
+        if not shipment.get("confirmedByCarrier"):
+            pii = self._open(record)
+            self._confirmer.confirm_shipment(
+                seller_id=record.seller_id,
+                marketplace_id=record.marketplace_id,
+                order_id=pii.order_id,
+                package_reference=PACKAGE_REFERENCE,
+                carrier_code=str(shipment["carrierName"]),
+                carrier_name=str(shipment["carrierName"]),
+                shipping_method=str(shipment["service"]),
+                tracking_number=str(shipment["trackingNumber"]),
+                ship_date=datetime.fromisoformat(str(shipment["purchasedAt"])),
+                items=[(i.order_item_id, i.quantity) for i in record.items],
+            )
+
+        def shipped(current: OrderRecord) -> OrderRecord | None:
+            now_shipment = current.shipment or {}
+            if current.stage is not Stage.READY or now_shipment.get("state") != PURCHASED:
+                return None
+            return current.evolve(
+                stage=Stage.SHIPPED, shipment={**now_shipment, "state": SHIPPED, "shippedAt": now.isoformat()}
+            )
+
+        final = self._orders.update(record.ref, shipped)
+        if final is None or final.stage is not Stage.SHIPPED:
+            return self._outcome(record.ref, "changed_before_shipped", [])
+        return self._outcome(record.ref, "shipped", [IssueInvoice(record.ref)])
+
+    # --- state writes (compare-and-swap through OrderRepository.update) --------------------
+
+    def _write_intent(self, ref: str, intent: Mapping[str, Any]) -> OrderRecord | None:
+        def change(current: OrderRecord) -> OrderRecord | None:
+            if current.stage is not Stage.READY or current.shipment:
+                return None
+            return current.evolve(shipment=dict(intent))
+
+        return self._orders.update(ref, change)
+
+    def _write_purchase(
+        self, ref: str, intent_id: str, label: Label, blob: str, now: datetime
+    ) -> OrderRecord | None:
+        def change(current: OrderRecord) -> OrderRecord | None:
+            shipment = current.shipment or {}
+            if shipment.get("intentId") != intent_id or shipment.get("state") != INTENT:
+                return None
+            return current.evolve(
+                shipment={
+                    **shipment,
+                    "state": PURCHASED,
+                    "carrier": label.carrier,
+                    "carrierName": label.carrier_name,
+                    "service": label.service,
+                    "trackingNumber": label.tracking_number,
+                    "shipmentId": label.shipment_id,
+                    "labelBlob": blob,
+                    "confirmedByCarrier": label.confirmed_by_carrier,
+                    "purchasedAt": now.isoformat(),
+                }
+            )
+
+        stored = self._orders.update(ref, change)
+        if stored is None or (stored.shipment or {}).get("intentId") != intent_id:
+            return None
+        return stored
+
+    def _clear_intent(self, ref: str, intent_id: str) -> None:
+        def change(current: OrderRecord) -> OrderRecord | None:
+            shipment = current.shipment or {}
+            if shipment.get("intentId") != intent_id or shipment.get("state") != INTENT:
+                return None
+            return current.evolve(shipment=None)
+
+        self._orders.update(ref, change)
+
+    def _attention(self, ref: str, code: str) -> Sequence[IssueInvoice]:
+        def change(current: OrderRecord) -> OrderRecord | None:
+            if current.stage is not Stage.READY:
+                return None
+            shipment = current.shipment or {}
+            # A known-unbought intent is dropped; an unresolved one stays for the person.
+            keep = shipment if code == INTENT_UNRESOLVED else None
+            return current.evolve(stage=Stage.ATTENTION, attention=code, shipment=keep)
+
+        self._orders.update(ref, change)
+        return self._outcome(ref, code, [])
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _open(self, record: OrderRecord) -> OrderPii:
+        if record.pii is None:
+            raise AddressProblem("no sealed data", code=ADDRESS_MISSING)
+        return self._cipher.open(record.ref, record.pii)
+
+    @staticmethod
+    def _outcome(ref: str, outcome: str, result: list[IssueInvoice]) -> list[IssueInvoice]:
+        # Reference and reason code only: both are PII-free by construction.
+        log.info("ship_order outcome", extra={"ref": ref, "outcome": outcome})
+        return result
