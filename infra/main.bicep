@@ -1,0 +1,230 @@
+// Everything the fulfilment app needs in one resource group, deployed with one command
+// (docs/deploy.md). Modules are split by concern; every resource is written out (no registry
+// modules) so checkov sees it.
+
+targetScope = 'resourceGroup'
+
+@description('Azure region of every resource.')
+param location string = resourceGroup().location
+
+@description('Short name prefix (letters, digits, hyphens) of every resource.')
+@minLength(3)
+@maxLength(12)
+param prefix string
+
+@description('SELLERS app setting: JSON list of {sellerId, marketplaceIds, region, refreshTokenSecret}.')
+param sellers string
+
+@description('Entra ID object ids of the operators who may read Key Vault and Cosmos DB data; anyone else raises a Sentinel incident.')
+param operatorPrincipalIds array = []
+
+@description('Days after delivery that buyer data is kept (RETENTION_DAYS).')
+@minValue(0)
+@maxValue(30)
+param retentionDays int = 7
+
+@description('Length of a key-encryption-key epoch (KEY_EPOCH_DAYS).')
+@minValue(1)
+@maxValue(30)
+param keyEpochDays int = 7
+
+@description('Key Vault soft-delete retention (KEY_VAULT_SOFT_DELETE_DAYS); 7 is Azure\'s minimum.')
+@minValue(7)
+@maxValue(90)
+param keyVaultSoftDeleteDays int = 7
+
+@description('An unconfirmed delivery counts as delivered at the latest delivery date plus this (DELIVERY_GRACE_DAYS).')
+@minValue(0)
+@maxValue(30)
+param deliveryGraceDays int = 3
+
+@description('Lifecycle backstop: labels and invoices blobs older than this are deleted even if the app missed them.')
+@minValue(1)
+@maxValue(30)
+param blobBackstopDays int = 30
+
+@description('Log Analytics retention; Amazon requires 12 months.')
+@minValue(365)
+param logRetentionDays int = 365
+
+param pollOrdersSchedule string = '0 */5 * * * *'
+param trackDeliveriesSchedule string = '0 0 * * * *'
+param purgeExpiredSchedule string = '0 */15 * * * *'
+
+@description('Key Vault secret names of the LWA app credentials (the values are set after deployment).')
+param lwaClientIdSecretName string = 'lwa-client-id'
+param lwaClientSecretSecretName string = 'lwa-client-secret'
+
+@description('SHIPPING_RULES app setting (JSON object, docs/shipping.md).')
+param shippingRules string = '{}'
+
+@description('SELLER_PROFILE app setting (JSON object, docs/invoices.md).')
+param sellerProfile string = '{}'
+
+@description('INVOICE_MARKETPLACES app setting (comma-separated marketplace ids).')
+param invoiceMarketplaces string = 'A1PA6795UKMFR9,A13V1IB3VIYZZH,A1RKKUPIHCS9HS,APJ6JRA9NG5V4,A1F83G8C2ARO7P,A1805IZSGTT6HS,A1C3SOZRARQ6R3,A2NODRKZP88ZB9'
+
+@description('INVOICE_ARCHIVE_YEARS app setting (JSON object country -> years).')
+param invoiceArchiveYears string = '{}'
+
+@description('Most Flex Consumption instances.')
+param maximumInstanceCount int = 10
+
+param tags object = {
+  workload: 'mfn-fulfilment'
+}
+
+// Continuous7Days is the shortest Cosmos continuous-backup tier (modules/cosmos.bicep).
+var cosmosBackupRetentionDays = 7
+var recoverabilityDays = retentionDays + keyEpochDays + cosmosBackupRetentionDays + keyVaultSoftDeleteDays
+
+var queues = [
+  'order-notifications'
+  'shipments'
+  'invoices'
+  'privacy-requests'
+]
+var dataContainers = [
+  'labels'
+  'invoices'
+  'invoice-archive'
+]
+var suffix = uniqueString(resourceGroup().id, prefix)
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    prefix: prefix
+    logRetentionDays: logRetentionDays
+    tags: tags
+  }
+}
+
+module hostStorage 'modules/storage.bicep' = {
+  name: 'host-storage'
+  params: {
+    location: location
+    name: 'st${suffix}host'
+    containers: [
+      'app-package'
+    ]
+    workspaceId: monitoring.outputs.workspaceId
+    tags: tags
+  }
+}
+
+module dataStorage 'modules/storage.bicep' = {
+  name: 'data-storage'
+  params: {
+    location: location
+    name: 'st${suffix}data'
+    queues: queues
+    containers: dataContainers
+    // The invoice archive is exempt: its legal retention is driven by the app's index.
+    expiringPrefixes: [
+      'labels/'
+      'invoices/'
+    ]
+    deleteAfterDays: blobBackstopDays
+    workspaceId: monitoring.outputs.workspaceId
+    tags: tags
+  }
+}
+
+module cosmos 'modules/cosmos.bicep' = {
+  name: 'cosmos'
+  params: {
+    location: location
+    prefix: prefix
+    workspaceId: monitoring.outputs.workspaceId
+    tags: tags
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'key-vault'
+  params: {
+    location: location
+    prefix: prefix
+    softDeleteDays: keyVaultSoftDeleteDays
+    workspaceId: monitoring.outputs.workspaceId
+    tags: tags
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'function-app'
+  params: {
+    location: location
+    prefix: prefix
+    workspaceId: monitoring.outputs.workspaceId
+    tags: tags
+    hostStorageName: hostStorage.outputs.name
+    hostStorageBlobEndpoint: hostStorage.outputs.blobEndpoint
+    dataBlobEndpoint: dataStorage.outputs.blobEndpoint
+    dataQueueEndpoint: dataStorage.outputs.queueEndpoint
+    cosmosEndpoint: cosmos.outputs.endpoint
+    cosmosDatabaseName: cosmos.outputs.databaseName
+    keyVaultUri: keyVault.outputs.uri
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    maximumInstanceCount: maximumInstanceCount
+    appSettings: {
+      SELLERS: sellers
+      LWA_CLIENT_ID_SECRET: lwaClientIdSecretName
+      LWA_CLIENT_SECRET_SECRET: lwaClientSecretSecretName
+      POLL_ORDERS_SCHEDULE: pollOrdersSchedule
+      TRACK_DELIVERIES_SCHEDULE: trackDeliveriesSchedule
+      PURGE_EXPIRED_SCHEDULE: purgeExpiredSchedule
+      RETENTION_DAYS: string(retentionDays)
+      KEY_EPOCH_DAYS: string(keyEpochDays)
+      COSMOS_BACKUP_RETENTION_DAYS: string(cosmosBackupRetentionDays)
+      KEY_VAULT_SOFT_DELETE_DAYS: string(keyVaultSoftDeleteDays)
+      DELIVERY_GRACE_DAYS: string(deliveryGraceDays)
+      TELEMETRY_EXPORTER: 'opentelemetry'
+      SHIPPING_RULES: shippingRules
+      SELLER_PROFILE: sellerProfile
+      INVOICE_MARKETPLACES: invoiceMarketplaces
+      INVOICE_ARCHIVE_YEARS: invoiceArchiveYears
+    }
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    principalId: functionApp.outputs.principalId
+    hostStorageName: hostStorage.outputs.name
+    dataStorageName: dataStorage.outputs.name
+    dataContainers: dataContainers
+    cosmosAccountName: cosmos.outputs.name
+    cosmosDatabaseName: cosmos.outputs.databaseName
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+module sentinel 'modules/sentinel.bicep' = {
+  name: 'sentinel'
+  params: {
+    workspaceName: monitoring.outputs.workspaceName
+    expectedPrincipals: concat([
+      functionApp.outputs.principalId
+    ], operatorPrincipalIds)
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    workspaceId: monitoring.outputs.workspaceId
+    tags: tags
+  }
+}
+
+output functionAppName string = functionApp.outputs.name
+output keyVaultName string = keyVault.outputs.name
+output dataStorageName string = dataStorage.outputs.name
+output notificationsQueueUrl string = '${dataStorage.outputs.queueEndpoint}order-notifications'
+output recoverabilityDays int = recoverabilityDays

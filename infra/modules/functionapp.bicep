@@ -1,0 +1,153 @@
+// The Function App on Flex Consumption: Python 3.11, system-assigned managed identity (the only
+// credential it has), HTTPS only, TLS 1.2, FTP and basic publishing credentials off. The app
+// settings carry endpoints, Key Vault secret names and tuning, never a secret value.
+
+param location string
+param prefix string
+param workspaceId string
+param tags object = {}
+
+@description('Runtime storage account (AzureWebJobsStorage and the deployment package).')
+param hostStorageName string
+param hostStorageBlobEndpoint string
+
+@description('Data storage endpoints (queues and blobs the app reads and writes).')
+param dataBlobEndpoint string
+param dataQueueEndpoint string
+
+param cosmosEndpoint string
+param cosmosDatabaseName string
+param keyVaultUri string
+param appInsightsConnectionString string
+
+@description('App settings of the app itself (name -> value), see docs/deploy.md.')
+param appSettings object
+
+@description('Most instances Flex Consumption may scale out to; caps SP-API and carrier concurrency.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 10
+
+var deploymentContainer = 'app-package'
+
+var platformSettings = {
+  AzureWebJobsStorage__accountName: hostStorageName
+  // Identity-based connection named STORAGE used by the queue triggers and the app's clients.
+  STORAGE__blobServiceUri: dataBlobEndpoint
+  STORAGE__queueServiceUri: dataQueueEndpoint
+  STORAGE__credential: 'managedidentity'
+  COSMOS_ENDPOINT: cosmosEndpoint
+  COSMOS_DATABASE: cosmosDatabaseName
+  KEY_VAULT_URL: keyVaultUri
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+  // Application Insights has local auth off: the exporter signs with the managed identity.
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
+}
+
+var allSettings = union(appSettings, platformSettings)
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: Zone redundancy is not needed: a lost zone delays orders (queues keep them), it loses none.
+  name: '${prefix}-plan'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: Public access stays on for zip deployment from the seller's CI; no HTTP trigger sits behind it, see docs/security.md "Network".
+  // checkov:skip=CKV_AZURE_17: No HTTP triggers (timers and queues only), so no client to authenticate by certificate.
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero per function; queues hold work while an instance starts.
+  // checkov:skip=CKV_AZURE_213: No HTTP endpoint to probe; liveness is the heartbeat Sentinel rule (pipeline-silent).
+  name: '${prefix}-func'
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [
+        for s in items(allSettings): {
+          name: s.key
+          value: s.value
+        }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${hostStorageBlobEndpoint}${deploymentContainer}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: 2048
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: site
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      {
+        category: 'FunctionAppLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
+output id string = site.id
+output name string = site.name
+output principalId string = site.identity.principalId
+output deploymentContainer string = deploymentContainer

@@ -1,0 +1,125 @@
+// The function identity's role assignments: data-plane roles only, each at the narrowest scope
+// the app can use, none on the control plane. docs/security.md says why each one exists.
+
+@description('Object id of the Function App system-assigned identity.')
+param principalId string
+
+param hostStorageName string
+param dataStorageName string
+param dataContainers array
+param cosmosAccountName string
+param cosmosDatabaseName string
+param keyVaultName string
+param appInsightsName string
+
+// Built-in role definition ids (identical in every tenant).
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+// Cosmos DB Built-in Data Contributor (a Cosmos data-plane role, not an Azure RBAC role).
+var cosmosDataContributor = '00000000-0000-0000-0000-000000000002'
+
+resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostStorageName
+}
+
+resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: dataStorageName
+}
+
+resource dataBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: dataStorage
+  name: 'default'
+}
+
+resource dataContainerResources 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = [
+  for c in dataContainers: {
+    parent: dataBlobService
+    name: c
+  }
+]
+
+resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' existing = {
+  name: cosmosAccountName
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+// The Functions host keeps leases, timer schedules and the deployment package in its own account.
+resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, principalId, roles.storageBlobDataOwner)
+  scope: hostStorage
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+  }
+}
+
+// Queue triggers read, delete and poison messages; stages enqueue the next step.
+resource dataQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(dataStorage.id, principalId, roles.storageQueueDataContributor)
+  scope: dataStorage
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+  }
+}
+
+// Labels and invoices: write, read and delete blobs, per container.
+resource dataBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (c, i) in dataContainers: {
+    name: guid(dataContainerResources[i].id, principalId, roles.storageBlobDataContributor)
+    scope: dataContainerResources[i]
+    properties: {
+      principalId: principalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    }
+  }
+]
+
+// The order store: read and write items in the one database.
+resource cosmosData 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+  parent: cosmos
+  name: guid(cosmos.id, principalId, cosmosDataContributor)
+  properties: {
+    principalId: principalId
+    roleDefinitionId: '${cosmos.id}/sqlRoleDefinitions/${cosmosDataContributor}'
+    scope: '${cosmos.id}/dbs/${cosmosDatabaseName}'
+  }
+}
+
+// Key epochs: create, read, delete and purge KEK secrets; read seller credentials.
+resource vaultSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, roles.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+  }
+}
+
+// Telemetry to Application Insights with local auth off (Entra ID-signed ingestion).
+resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, principalId, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+  }
+}
