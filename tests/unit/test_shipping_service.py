@@ -1,0 +1,390 @@
+"""ShippingService with in-memory fakes: one label per order, attention codes, retries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.blob_store import LABELS, LabelStore, MemoryBlobStore
+from shared.carriers import (
+    AddressProblem,
+    CarrierTimeout,
+    CarrierUnavailable,
+    Label,
+    LabelRequest,
+    TrackingInfo,
+)
+from shared.document_store import MemoryDocumentStore
+from shared.domain import Address, Buyer, OrderItem
+from shared.errors import TransientError
+from shared.messages import IssueInvoice, ShipOrder
+from shared.order_record import OrderPii, OrderRecord, Stage
+from shared.order_repository import OrderRepository
+from shared.pii import Pii
+from shared.shipping import ShippingService
+from shared.shipping_rules import ShippingRules
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+US = "ATVPDKIKX0DER"
+EMAIL = "buyer-secret@example.invalid"
+
+RULES = {
+    "shipFrom": {
+        "name": "Dock",
+        "line1": "1 Dock St",
+        "city": "Seattle",
+        "postalCode": "98101",
+        "countryCode": "US",
+    },
+    "packages": {"small": {"lengthCm": 20, "widthCm": 15, "heightCm": 10}},
+    "skus": {"MUG": {"weightKg": 0.5, "package": "small"}},
+    "buyShipping": {"marketplaces": ["A1F83G8C2ARO7P"], "services": {"Standard": "*"}},
+    "rules": [
+        {
+            "serviceLevels": ["NextDay"],
+            "countries": ["US"],
+            "carrier": "fedex",
+            "service": "fedex_priority_overnight",
+        },
+        {"countries": ["US"], "carrier": "usps", "service": "usps_ground_advantage"},
+    ],
+}
+
+
+class FakeCipher:
+    """Keeps the PII beside the store, the envelope holds only a handle (like a real one)."""
+
+    def __init__(self) -> None:
+        self.vault: dict[str, OrderPii] = {}
+        self.opened = 0
+
+    def seal(self, ref: str, pii: OrderPii, now: datetime) -> dict[str, Any]:
+        self.vault[ref] = pii
+        return {"sealed": ref}
+
+    def open(self, ref: str, envelope: Mapping[str, Any]) -> OrderPii:
+        self.opened += 1
+        return self.vault[envelope["sealed"]]
+
+
+class XorBlobCipher:
+    def seal_bytes(self, ref: str, purpose: str, plaintext: bytes, now: datetime) -> dict[str, Any]:
+        return {"ref": ref, "purpose": purpose, "ct": bytes(b ^ 0x5A for b in plaintext).hex()}
+
+    def open_bytes(self, ref: str, purpose: str, envelope: Mapping[str, Any]) -> bytes:
+        assert (envelope["ref"], envelope["purpose"]) == (ref, purpose)
+        return bytes(b ^ 0x5A for b in bytes.fromhex(envelope["ct"]))
+
+
+@dataclass
+class FakeCarrier:
+    name: str
+    replay_safe: bool = True
+    requires_phone: bool = False
+    confirmed: bool = False
+    labels: dict[str, Label] = field(default_factory=dict)
+    requests: list[LabelRequest] = field(default_factory=list)
+    purchases: int = 0
+    fail: list[Exception] = field(default_factory=list)
+
+    def create_label(self, request: LabelRequest) -> Label:
+        self.requests.append(request)
+        if self.fail:
+            raise self.fail.pop(0)
+        if request.idempotency_key in self.labels and self.replay_safe:
+            return self.labels[request.idempotency_key]
+        self.purchases += 1
+        label = Label(
+            self.name,
+            self.name.upper(),
+            request.service,
+            f"TN{self.purchases:04d}",
+            f"S{self.purchases}",
+            b"%PDF label",
+            confirmed_by_carrier=self.confirmed,
+        )
+        self.labels[request.idempotency_key] = label
+        return label
+
+    def cancel_label(self, shipment_id: str) -> bool:
+        return True
+
+    def track(self, tracking_number: str) -> TrackingInfo:
+        return TrackingInfo(tracking_number, "unknown")
+
+
+class Crash(Exception):
+    """Stands for the worker dying: not an AppError, nothing catches it."""
+
+
+@dataclass
+class CrashAfterPurchase:
+    inner: FakeCarrier
+    crashes: int = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def create_label(self, request: LabelRequest) -> Label:
+        label = self.inner.create_label(request)
+        if self.crashes:
+            self.crashes -= 1
+            raise Crash
+        return label
+
+
+@dataclass
+class FakeConfirmer:
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def confirm_shipment(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+
+
+def address(phone: str | None = "5125550100", country: str = "US") -> Address:
+    return Address(
+        name=Pii("Jane Doe"),
+        line1=Pii("2 Main St"),
+        city=Pii("Austin"),
+        postal_code=Pii("78701"),
+        country_code=country,
+        state_or_region=Pii("TX"),
+        phone=Pii(phone) if phone else None,
+    )
+
+
+@dataclass
+class World:
+    store: MemoryDocumentStore = field(default_factory=MemoryDocumentStore)
+    cipher: FakeCipher = field(default_factory=FakeCipher)
+    blobs: MemoryBlobStore = field(default_factory=MemoryBlobStore)
+    confirmer: FakeConfirmer = field(default_factory=FakeConfirmer)
+    carriers: dict[str, Any] = field(
+        default_factory=lambda: {
+            "usps": FakeCarrier("usps"),
+            "fedex": FakeCarrier("fedex", requires_phone=True),
+            "amazon": FakeCarrier("amazon", confirmed=True),
+        }
+    )
+
+    @property
+    def orders(self) -> OrderRepository:
+        return OrderRepository(self.store)
+
+    def service(self) -> ShippingService:
+        return ShippingService(
+            self.orders,
+            self.cipher,
+            ShippingRules(RULES),
+            lambda seller: self.carriers,
+            LabelStore(self.blobs, XorBlobCipher()),
+            self.confirmer,
+        )
+
+    def add(
+        self,
+        ref: str,
+        *,
+        stage: Stage = Stage.READY,
+        level: str = "Standard",
+        addr: Address | None = None,
+        marketplace: str = US,
+        restricted: bool = False,
+    ) -> None:
+        addr = addr or address()
+        pii = OrderPii("111-0000000-0000001", Buyer(name=Pii("Buyer Name"), email=Pii(EMAIL)), addr)
+        self.orders.create(
+            OrderRecord(
+                ref=ref,
+                seller_id="A1SELLER",
+                marketplace_id=marketplace,
+                stage=stage,
+                amazon_status="UNSHIPPED",
+                amazon_updated_at=NOW,
+                created_at=NOW,
+                ship_country=addr.country_code,
+                service_level=level,
+                is_business=False,
+                latest_ship_at=None,
+                latest_delivery_at=None,
+                items=(OrderItem("OI-1", "B000", "MUG", "Mug", 2, None),),
+                pii=self.cipher.seal(ref, pii, NOW),
+                restricted=restricted,
+            )
+        )
+
+    def get(self, ref: str) -> OrderRecord:
+        record = self.orders.get(ref)
+        assert record is not None
+        return record
+
+
+REF = "ref-00000001"
+
+
+def test_ships_once_stores_sealed_label_and_confirms() -> None:
+    w = World()
+    w.add(REF)
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    record = w.get(REF)
+    assert record.stage is Stage.SHIPPED
+    shipment = dict(record.shipment or {})
+    assert shipment["state"] == "shipped" and shipment["trackingNumber"] == "TN0001"
+    assert shipment["labelBlob"] == f"{REF}/label.pdf" and shipment["shippedAt"] == NOW.isoformat()
+    stored = w.blobs.get(LABELS, f"{REF}/label.pdf")
+    assert stored is not None and b"%PDF" not in stored
+    assert LabelStore(w.blobs, XorBlobCipher()).get(REF) == b"%PDF label"
+    [call] = w.confirmer.calls
+    assert call["order_id"] == "111-0000000-0000001" and call["carrier_code"] == "USPS"
+    assert call["tracking_number"] == "TN0001" and call["items"] == [("OI-1", 2)]
+    assert call["package_reference"] == "1"
+
+
+def test_carrier_gets_label_minimum_and_no_email() -> None:
+    w = World()
+    w.add(REF)
+    w.service().ship(ShipOrder(REF), NOW)
+    [request] = w.carriers["usps"].requests
+    assert request.recipient is not None
+    assert request.recipient.name == Pii("Jane Doe")
+    assert not hasattr(request.recipient, "email")
+    assert EMAIL not in repr(request) and "Buyer Name" not in repr(request)
+
+
+def test_crash_after_purchase_replays_with_same_key_and_buys_once() -> None:
+    w = World()
+    w.add(REF)
+    usps = w.carriers["usps"]
+    w.carriers["usps"] = CrashAfterPurchase(usps)
+    with pytest.raises(Crash):
+        w.service().ship(ShipOrder(REF), NOW)
+    assert (w.get(REF).shipment or {})["state"] == "intent"
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    assert usps.purchases == 1
+    assert len({r.idempotency_key for r in usps.requests}) == 1
+    assert len(w.confirmer.calls) == 1
+    # A third delivery finds the order shipped: nothing bought, invoicing asked again.
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    assert usps.purchases == 1 and len(w.confirmer.calls) == 1
+
+
+def test_unresolved_intent_on_non_replay_safe_carrier_goes_to_a_person() -> None:
+    w = World()
+    w.add(REF)
+    usps = FakeCarrier("usps", replay_safe=False)
+    w.carriers["usps"] = CrashAfterPurchase(usps)
+    with pytest.raises(Crash):
+        w.service().ship(ShipOrder(REF), NOW)
+    assert w.service().ship(ShipOrder(REF), NOW) == []
+    record = w.get(REF)
+    assert (record.stage, record.attention) == (Stage.ATTENTION, "label_intent_unresolved")
+    assert (record.shipment or {})["intentId"]  # kept so the person can find the label
+    assert usps.purchases == 1 and not w.confirmer.calls
+
+
+def test_address_rejected_marks_attention_without_retry() -> None:
+    w = World()
+    w.add(REF)
+    w.carriers["usps"].fail.append(AddressProblem("rejected"))
+    assert w.service().ship(ShipOrder(REF), NOW) == []
+    record = w.get(REF)
+    assert (record.stage, record.attention, record.shipment) == (Stage.ATTENTION, "address_rejected", None)
+    assert w.service().ship(ShipOrder(REF), NOW) == []  # a redelivery does not try again
+    assert len(w.carriers["usps"].requests) == 1
+
+
+def test_phone_required_but_missing() -> None:
+    w = World()
+    w.add(REF, level="NextDay", addr=address(phone=None))
+    assert w.service().ship(ShipOrder(REF), NOW) == []
+    assert w.get(REF).attention == "phone_missing"
+    assert not w.carriers["fedex"].requests
+
+
+def test_unsupported_country() -> None:
+    w = World()
+    w.add(REF, addr=address(country="DE"))
+    w.service().ship(ShipOrder(REF), NOW)
+    assert w.get(REF).attention == "country_unsupported"
+
+
+def test_transient_failure_raises_and_clears_intent_then_retry_ships() -> None:
+    w = World()
+    w.add(REF)
+    w.carriers["usps"].fail.append(CarrierUnavailable("503"))
+    with pytest.raises(TransientError):
+        w.service().ship(ShipOrder(REF), NOW)
+    assert w.get(REF).shipment is None and w.get(REF).stage is Stage.READY
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    assert w.carriers["usps"].purchases == 1
+
+
+def test_timeout_keeps_intent_for_replay() -> None:
+    w = World()
+    w.add(REF)
+    w.carriers["usps"].fail.append(CarrierTimeout("slow"))
+    with pytest.raises(TransientError):
+        w.service().ship(ShipOrder(REF), NOW)
+    intent = (w.get(REF).shipment or {})["intentId"]
+    w.service().ship(ShipOrder(REF), NOW)
+    assert [r.idempotency_key for r in w.carriers["usps"].requests] == [intent, intent]
+
+
+def test_buy_shipping_sends_no_address_and_skips_confirmation() -> None:
+    w = World()
+    w.add(REF, marketplace="A1F83G8C2ARO7P", addr=address(country="GB"))
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    [request] = w.carriers["amazon"].requests
+    assert request.recipient is None and request.amazon_order_id == "111-0000000-0000001"
+    assert [(i.order_item_id, i.quantity) for i in request.items] == [("OI-1", 2)]
+    assert not w.confirmer.calls
+    assert w.get(REF).stage is Stage.SHIPPED
+
+
+@pytest.mark.parametrize(
+    ("stage", "restricted"),
+    [(Stage.CANCELLED, False), (Stage.AWAITING, False), (Stage.ATTENTION, False), (Stage.READY, True)],
+)
+def test_skips_orders_not_to_ship(stage: Stage, restricted: bool) -> None:
+    w = World()
+    w.add(REF, stage=stage, restricted=restricted)
+    assert w.service().ship(ShipOrder(REF), NOW) == []
+    assert not w.carriers["usps"].requests and w.cipher.opened == 0
+
+
+def test_missing_order_is_skipped() -> None:
+    assert World().service().ship(ShipOrder(REF), NOW) == []
+
+
+def test_state_holds_no_pii() -> None:
+    w = World()
+    w.add(REF)
+    w.service().ship(ShipOrder(REF), NOW)
+    text = json.dumps(w.get(REF).to_doc()) + repr(w.confirmer.calls[0]["carrier_name"])
+    for secret in ("Jane Doe", "2 Main St", "Austin", "78701", "5125550100", EMAIL):
+        assert secret not in text
+
+
+def test_crash_between_purchase_record_and_confirmation_confirms_once_more_at_most() -> None:
+    w = World()
+    w.add(REF)
+
+    class FailingConfirmer(FakeConfirmer):
+        def confirm_shipment(self, **kwargs: Any) -> None:
+            super().confirm_shipment(**kwargs)
+            if len(self.calls) == 1:
+                raise TransientError("throttled")
+
+    w.confirmer = FailingConfirmer()
+    with pytest.raises(TransientError):
+        w.service().ship(ShipOrder(REF), NOW)
+    assert (w.get(REF).shipment or {})["state"] == "purchased"
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    assert w.carriers["usps"].purchases == 1
+    # Same packageReferenceId both times: Amazon treats the second as an edit of the first.
+    assert {c["package_reference"] for c in w.confirmer.calls} == {"1"}
