@@ -1,0 +1,543 @@
+"""IngestionService against an in-process SP-API stand-in (no sockets) and an in-memory store.
+
+`StandInGateway` sends the gateway's requests straight to `SpApiStandIn.dispatch`, so paging,
+`includedData`, the token buckets and 429 bodies are the stand-in's own; the wire and the
+python-amazon-sp-api client are covered by tests/integration/test_spapi_*.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from local.sample_orders import generate
+from local.spapi_server import SimClock, SpApiStandIn
+from shared.document_store import ORDERS, STATE, Document, MemoryDocumentStore
+from shared.ingestion import (
+    IngestionService,
+    IngestThrottled,
+    OrderNotFound,
+    OrderNotYetVisible,
+    OrderWithoutAddress,
+    UnknownMarketplace,
+    UnknownSeller,
+)
+from shared.messages import ShipOrder
+from shared.notifications import NotificationRejected
+from shared.order_record import OrderPii, Stage
+from shared.order_repository import OrderRepository
+from shared.rate_budget import GET_ORDER, SEARCH_ORDERS, RateBudget
+from shared.settings import Settings, load_settings
+from shared.spapi_gateway import (
+    INCLUDED_DATA,
+    FetchedOrder,
+    SearchPage,
+    SpApiNotFound,
+    SpApiRejected,
+    SpApiThrottled,
+    SpApiUnavailable,
+)
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+SELLER = "A1SELLER"
+DE, FR = "A1PA6795UKMFR9", "A13V1IB3VIYZZH"
+
+
+def settings(marketplaces: tuple[str, ...] = (DE, FR)) -> Settings:
+    return load_settings(
+        {
+            "STORAGE": "UseDevelopmentStorage=true",
+            "COSMOS_ENDPOINT": "https://127.0.0.1:1",
+            "KEY_VAULT_URL": "https://127.0.0.1:1",
+            "SELLERS": json.dumps(
+                [{"sellerId": SELLER, "marketplaceIds": list(marketplaces), "refreshTokenSecret": "rt"}]
+            ),
+        }
+    )
+
+
+class FakeCipher:
+    """Unit tests only: keeps the plain PII as JSON, so tests can read back what was sealed."""
+
+    def __init__(self) -> None:
+        self.sealed = 0
+
+    def seal(self, ref: str, pii: OrderPii, now: datetime) -> dict[str, Any]:
+        self.sealed += 1
+        return {"fake": json.dumps(pii.to_plain()), "ref": ref}
+
+    def open(self, ref: str, envelope: Mapping[str, Any]) -> OrderPii:
+        return OrderPii.from_plain(json.loads(envelope["fake"]))
+
+
+class FakeRefs:
+    def ref(self, order_id: str) -> str:
+        return hmac.new(b"test", order_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class WriteLog(MemoryDocumentStore):
+    """Records every order write as (id, amazonUpdatedAt, stage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order_writes: list[tuple[str, str, str]] = []
+
+    def _log(self, container: str, doc: Document) -> None:
+        if container == ORDERS:
+            self.order_writes.append((doc["id"], doc["amazonUpdatedAt"], doc["stage"]))
+
+    def create(self, container: str, doc: Document) -> Document:
+        created = super().create(container, doc)
+        self._log(container, doc)
+        return created
+
+    def replace(self, container: str, doc: Document, etag: str) -> Document:
+        replaced = super().replace(container, doc, etag)
+        self._log(container, doc)
+        return replaced
+
+
+class StandInGateway:
+    """The gateway's contract, answered by the stand-in's request handler in-process."""
+
+    def __init__(self, stand_in: SpApiStandIn) -> None:
+        self.stand_in = stand_in
+        self.token = SpApiStandIn._access_token("app", "refresh")
+
+    def _get(self, path: str, params: Mapping[str, Any], operation: str) -> dict[str, Any]:
+        target = f"{path}?{urlencode(params, doseq=True)}"
+        status, headers, body = self.stand_in.dispatch(
+            "GET", target, {"x-amz-access-token": self.token}, b"", ""
+        )
+        rate = float(headers["x-amzn-RateLimit-Limit"])
+        if status == 429:
+            raise SpApiThrottled(operation, 1 / rate, rate)
+        if status == 404:
+            raise SpApiNotFound(operation)
+        if 400 <= status < 500:
+            raise SpApiRejected(operation)
+        if status >= 500:
+            raise SpApiUnavailable(operation)
+        data: dict[str, Any] = json.loads(body)
+        data["_rate"] = rate
+        return data
+
+    def search_orders(
+        self,
+        seller_id: str,
+        marketplace_ids: Any,
+        *,
+        last_updated_after: datetime,
+        pagination_token: str | None = None,
+    ) -> SearchPage:
+        params: dict[str, Any] = {
+            "lastUpdatedAfter": last_updated_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "marketplaceIds": ",".join(marketplace_ids),
+            "fulfilledBy": "MERCHANT",
+            "maxResultsPerPage": 100,
+            "includedData": ",".join(INCLUDED_DATA),
+        }
+        if pagination_token:
+            params["paginationToken"] = pagination_token
+        data = self._get("/orders/2026-01-01/orders", params, SEARCH_ORDERS)
+        before = data.get("lastUpdatedBefore")
+        return SearchPage(
+            orders=data["orders"],
+            next_token=(data.get("pagination") or {}).get("nextToken"),
+            last_updated_before=datetime.fromisoformat(before.replace("Z", "+00:00")) if before else None,
+            rate=data["_rate"],
+        )
+
+    def get_order(self, seller_id: str, order_id: str) -> FetchedOrder:
+        params = {"includedData": ",".join(INCLUDED_DATA)}
+        data = self._get(f"/orders/2026-01-01/orders/{order_id}", params, GET_ORDER)
+        return FetchedOrder(data["order"], data["_rate"])
+
+
+class World:
+    """A stand-in, a store and the service, sharing one simulated clock."""
+
+    def __init__(self, orders: list[dict[str, Any]], marketplaces: tuple[str, ...] = (DE, FR)) -> None:
+        self.clock = SimClock(START)
+        self.stand_in = SpApiStandIn(orders, clock=self.clock)
+        self.store = WriteLog()
+        self.repo = OrderRepository(self.store)
+        self.cipher = FakeCipher()
+        self.refs = FakeRefs()
+        self.settings = settings(marketplaces)
+        self.service = IngestionService(
+            self.settings,
+            repository=self.repo,
+            store=self.store,
+            cipher=self.cipher,
+            refs=self.refs,
+            gateway=StandInGateway(self.stand_in),
+            budget=RateBudget(self.store),
+            poll_interval=timedelta(minutes=5),
+            backfill=timedelta(days=45),
+        )
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def poll(self) -> list[ShipOrder]:
+        return list(self.service.poll(self.clock()))
+
+    def stored(self) -> dict[str, Document]:
+        return {d["id"]: d for d in self.store.scan(ORDERS)}
+
+    def ref(self, order_id: str) -> str:
+        return self.refs.ref(order_id)
+
+
+def orders_in(
+    count: int, *, seed: int = 3, statuses: dict[str, float] | None = None, **kw: Any
+) -> list[dict[str, Any]]:
+    return generate(
+        count,
+        seed=seed,
+        start=START - timedelta(days=30),
+        span=timedelta(days=25),
+        marketplaces=(DE, FR),
+        statuses=statuses,
+        **kw,
+    )
+
+
+def one_order(status: str, **kw: Any) -> dict[str, Any]:
+    return orders_in(1, statuses={status: 1.0}, afn_share=0.0, **kw)[0]
+
+
+def notification(
+    order: Mapping[str, Any],
+    *,
+    notification_id: str = "n-1",
+    seller: str = SELLER,
+    fulfillment: str = "MFN",
+    change_time: str | None = "2026-10-31T23:00:00Z",
+    marketplace: str | None = None,
+) -> bytes:
+    body = {
+        "NotificationVersion": "1.0",
+        "NotificationType": "ORDER_CHANGE",
+        "PayloadVersion": "1.0",
+        "EventTime": "2026-10-31T23:00:01Z",
+        "Payload": {
+            "OrderChangeNotification": {
+                "NotificationLevel": "OrderLevel",
+                "SellerId": seller,
+                "AmazonOrderId": order["orderId"],
+                "OrderChangeType": "OrderStatusChange",
+                "OrderChangeTrigger": {"TimeOfOrderChange": change_time, "ChangeReason": "OrderStatusChange"},
+                "Summary": {
+                    "MarketplaceId": marketplace or order["salesChannel"]["marketplaceId"],
+                    "OrderStatus": "Unshipped",
+                    "PurchaseDate": order["createdTime"],
+                    "DestinationPostalCode": "12345",
+                    "FulfillmentType": fulfillment,
+                    "OrderType": "StandardOrder",
+                    "OrderItems": [
+                        {"OrderItemId": "1", "SellerSKU": "SKU", "SupplySourceId": None, "Quantity": 1}
+                    ],
+                },
+            }
+        },
+        "NotificationMetadata": {
+            "ApplicationId": "app",
+            "SubscriptionId": "sub",
+            "PublishTime": "2026-10-31T23:00:01Z",
+            "NotificationId": notification_id,
+        },
+    }
+    return json.dumps(body).encode()
+
+
+# ---- polling ---------------------------------------------------------------------------------
+
+
+def test_backfill_stores_each_merchant_order_once_and_enqueues_ready_ones_once() -> None:
+    orders = orders_in(250)
+    world = World(orders)
+    ready = world.poll()
+    mfn = [o for o in orders if o["fulfillment"]["fulfilledBy"] == "MERCHANT"]
+    stored = world.stored()
+    assert set(stored) == {world.ref(o["orderId"]) for o in mfn}
+    assert len(world.store.order_writes) == len(mfn)
+    shippable = {
+        world.ref(o["orderId"])
+        for o in mfn
+        if o["fulfillment"]["fulfillmentStatus"] in ("UNSHIPPED", "PARTIALLY_SHIPPED")
+    }
+    assert sorted(m.ref for m in ready) == sorted(shippable)
+    assert all(stored[r]["stage"] == Stage.READY for r in shippable)
+    cancelled = [world.ref(o["orderId"]) for o in mfn if o["fulfillment"]["fulfillmentStatus"] == "CANCELLED"]
+    assert cancelled and all(stored[r]["pii"] is None for r in cancelled)
+    assert world.stand_in.calls[SEARCH_ORDERS] == 3 and world.service.last_poll.pages == 3
+
+    world.clock.advance(300)
+    assert world.poll() == []
+    assert len(world.store.order_writes) == len(mfn)
+    assert world.stand_in.throttled[SEARCH_ORDERS] == 0
+
+
+def test_watermark_moves_to_amazons_bound_and_later_changes_are_picked_up() -> None:
+    orders = orders_in(30, afn_share=0.0)
+    world = World(orders)
+    world.poll()
+    cursor = world.store.read(STATE, f"seller|{SELLER}", "orders-cursor")
+    assert cursor is not None and cursor["cycle"] is None
+    assert cursor["watermark"] == (START - timedelta(minutes=2)).isoformat()
+
+    pending = next(o for o in orders if o["fulfillment"]["fulfillmentStatus"] == "PENDING")
+    world.clock.advance(600)
+    world.stand_in.set_fulfillment_status(pending["orderId"], "UNSHIPPED")
+    world.clock.advance(300)
+    assert world.poll() == [ShipOrder(world.ref(pending["orderId"]))]
+    world.clock.advance(300)
+    assert world.poll() == []  # the overlap re-reads it, unchanged: nothing written or sent
+
+
+def test_a_backfill_larger_than_the_burst_continues_from_the_saved_page() -> None:
+    orders = orders_in(2300, afn_share=0.0)
+    world = World(orders)
+    ready = world.poll()
+    assert world.service.last_poll.pages == 20  # the burst
+    cursor = world.store.read(STATE, f"seller|{SELLER}", "orders-cursor")
+    assert cursor is not None and cursor["cycle"]["token"]
+    polls = 0
+    while world.store.read(STATE, f"seller|{SELLER}", "orders-cursor")["cycle"]:  # type: ignore[index]
+        world.clock.advance(60)
+        ready += world.poll()
+        polls += 1
+    assert len(world.stored()) == 2300 and len(world.store.order_writes) == 2300
+    assert len(ready) == len({m.ref for m in ready})
+    assert world.stand_in.calls[SEARCH_ORDERS] == 23 and world.stand_in.throttled[SEARCH_ORDERS] == 0
+    # Three more pages at 0.0056/s: about 3 x 179 s, polled each minute.
+    assert 8 <= polls <= 10
+
+
+def test_a_throttled_page_stops_the_poll_and_the_next_poll_retries_it() -> None:
+    world = World(orders_in(150, afn_share=0.0))
+    world.stand_in.fail_next(SEARCH_ORDERS, 429)
+    assert world.poll() == [] and world.service.last_poll.throttled == 1
+    assert world.stored() == {}
+    # The 429 emptied our budget: it refills at Amazon's rate, one page per ~179 s.
+    world.clock.advance(200)
+    assert world.poll() and len(world.stored()) == 100
+    world.clock.advance(180)
+    world.poll()
+    assert len(world.stored()) == 150 and world.stand_in.throttled[SEARCH_ORDERS] == 0
+
+
+def test_an_outage_keeps_the_cursor_and_the_next_poll_finishes() -> None:
+    world = World(orders_in(150, afn_share=0.0))
+    world.poll()
+    assert len(world.stored()) == 150
+    world.clock.advance(60)
+    new = one_order("UNSHIPPED", seed=99)
+    new["lastUpdatedTime"] = world.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    world.stand_in.add_orders([new])
+    world.clock.advance(300)
+    world.stand_in.fail_next(SEARCH_ORDERS, 500)
+    assert world.poll() == [] and world.service.last_poll.skipped == {"spapi_unavailable": 1}
+    world.clock.advance(300)
+    assert world.poll() == [ShipOrder(world.ref(new["orderId"]))]
+
+
+def test_stage_transitions_and_orders_past_ready_keep_their_stage() -> None:
+    order = one_order("PENDING")
+    world = World([order])
+    assert world.poll() == []
+    ref = world.ref(order["orderId"])
+    assert world.stored()[ref]["stage"] == Stage.AWAITING and world.stored()[ref]["pii"]
+
+    world.clock.advance(300)
+    world.stand_in.set_fulfillment_status(order["orderId"], "UNSHIPPED")
+    world.clock.advance(300)
+    assert world.poll() == [ShipOrder(ref)]
+
+    # The shipping stage moves it on; later Amazon changes update facts only.
+    record = world.repo.get(ref)
+    assert record is not None
+    world.repo.replace(record.evolve(stage=Stage.SHIPPED))
+    world.clock.advance(300)
+    world.stand_in.set_fulfillment_status(order["orderId"], "SHIPPED")
+    world.stand_in.add_orders(
+        [
+            {
+                **world.stand_in.order(order["orderId"]),
+                "packages": [
+                    {
+                        "packageReferenceId": "1",
+                        "packageStatus": {"status": "DELIVERED"},
+                        "trackingNumber": "T1",
+                    }
+                ],
+            }
+        ]
+    )
+    world.clock.advance(300)
+    assert world.poll() == []
+    doc = world.stored()[ref]
+    assert doc["stage"] == Stage.SHIPPED and doc["amazonStatus"] == "SHIPPED"
+    assert doc["extra"]["packages"][0]["status"] == "DELIVERED" and doc["pii"]
+
+
+def test_cancelling_a_ready_order_stops_it_and_deletes_its_pii() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([order])
+    ref = world.ref(order["orderId"])
+    assert world.poll() == [ShipOrder(ref)]
+    world.clock.advance(300)
+    world.stand_in.set_fulfillment_status(order["orderId"], "CANCELLED")
+    world.clock.advance(300)
+    assert world.poll() == []
+    doc = world.stored()[ref]
+    assert doc["stage"] == Stage.CANCELLED and doc["pii"] is None
+
+
+def test_a_ready_order_without_address_needs_attention_and_is_not_enqueued() -> None:
+    order = one_order("UNSHIPPED")
+    del order["recipient"]
+    world = World([order])
+    assert world.poll() == []
+    doc = world.stored()[world.ref(order["orderId"])]
+    assert doc["stage"] == Stage.ATTENTION and doc["attention"] == "order_without_address"
+
+
+def test_unmappable_orders_are_skipped_with_a_reason_and_do_not_block_the_rest() -> None:
+    good, bad = one_order("UNSHIPPED", seed=1), one_order("UNSHIPPED", seed=2)
+    bad["fulfillment"]["fulfillmentStatus"] = "SOMETHING_NEW"
+    world = World([good, bad])
+    world.stand_in._orders[bad["orderId"]]["fulfillment"]["fulfillmentStatus"] = "SOMETHING_NEW"
+    assert world.poll() == [ShipOrder(world.ref(good["orderId"]))]
+    assert world.service.last_poll.skipped == {"order_unmappable": 1}
+
+
+# ---- notifications ---------------------------------------------------------------------------
+
+
+def test_a_notification_fetches_stores_and_enqueues_once() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([order])
+    ref = world.ref(order["orderId"])
+    first = notification(order, change_time=order["lastUpdatedTime"])
+    second = notification(order, notification_id="n-2", change_time=order["lastUpdatedTime"])
+    assert world.service.handle_notification(first, 1, world.now()) == [ShipOrder(ref)]
+    assert world.service.handle_notification(first, 1, world.now()) == []
+    assert world.service.handle_notification(second, 1, world.now()) == []
+    assert world.stand_in.calls[GET_ORDER] == 1  # n-1 deduplicated; n-2's change is stored already
+    assert len(world.store.order_writes) == 1
+    assert world.poll() == [] and len(world.store.order_writes) == 1
+
+
+def test_a_notification_the_next_poll_covers_costs_no_get_order() -> None:
+    first, later = one_order("UNSHIPPED", seed=1), one_order("PENDING", seed=2)
+    world = World([first, later])
+    world.poll()
+    world.clock.advance(60)
+    world.stand_in.set_fulfillment_status(later["orderId"], "UNSHIPPED")
+    changed = world.stand_in.order(later["orderId"])["lastUpdatedTime"]
+    body = notification(later, change_time=changed)
+    assert world.service.handle_notification(body, 1, world.now()) == []
+    assert world.stand_in.calls[GET_ORDER] == 0
+    world.clock.advance(240)
+    assert world.poll() == [ShipOrder(world.ref(later["orderId"]))]
+
+
+def test_without_a_change_time_or_with_the_poll_far_away_get_order_is_used() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([order])
+    body = notification(order, change_time=None)
+    assert world.service.handle_notification(body, 1, world.now()) == [ShipOrder(world.ref(order["orderId"]))]
+    assert world.stand_in.calls[GET_ORDER] == 1
+
+
+def test_ignored_and_rejected_notifications() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([order], marketplaces=(DE, FR))
+    handle = world.service.handle_notification
+    assert handle(notification(order, fulfillment="AFN"), 1, world.now()) == []
+    with pytest.raises(UnknownSeller) as unknown:
+        handle(notification(order, seller="SOMEONE"), 1, world.now())
+    with pytest.raises(UnknownMarketplace):
+        handle(notification(order, marketplace="ATVPDKIKX0DER"), 1, world.now())
+    with pytest.raises(NotificationRejected) as large:
+        handle(b" " * (64 * 1024 + 1), 1, world.now())
+    with pytest.raises(NotificationRejected) as not_json:
+        handle(b"{nope", 1, world.now())
+    broken = json.loads(notification(order))
+    del broken["Payload"]["OrderChangeNotification"]["Summary"]["FulfillmentType"]
+    with pytest.raises(NotificationRejected) as missing:
+        handle(json.dumps(broken).encode(), 1, world.now())
+    assert (unknown.value.code, large.value.code, not_json.value.code, missing.value.code) == (
+        "unknown_seller",
+        "notification_too_large",
+        "notification_not_json",
+        "notification_malformed",
+    )
+    assert "FulfillmentType" in str(missing.value) and order["orderId"] not in str(missing.value)
+    assert world.stand_in.calls[GET_ORDER] == 0 and world.stored() == {}
+
+
+def test_a_fetched_order_without_address_is_poisoned_with_its_reason() -> None:
+    order = one_order("UNSHIPPED")
+    del order["recipient"]
+    world = World([order])
+    with pytest.raises(OrderWithoutAddress) as err:
+        world.service.handle_notification(notification(order, change_time=None), 1, world.now())
+    assert err.value.code == "order_without_address"
+    assert order["orderId"] not in str(err.value) and order["orderId"] not in repr(err.value)
+
+
+def test_throttling_raises_with_a_delay_instead_of_sleeping() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([order])
+    world.stand_in.fail_next(GET_ORDER, 429)
+    with pytest.raises(IngestThrottled) as err:
+        world.service.handle_notification(notification(order, change_time=None), 1, world.now())
+    assert err.value.transient and err.value.retry_after_s == pytest.approx(2.0)
+    # The budget is now empty: a retry before the delay does not even call Amazon.
+    calls = world.stand_in.calls[GET_ORDER]
+    with pytest.raises(IngestThrottled):
+        world.service.handle_notification(notification(order, change_time=None), 2, world.now())
+    assert world.stand_in.calls[GET_ORDER] == calls
+    world.clock.advance(err.value.retry_after_s)
+    assert world.service.handle_notification(notification(order, change_time=None), 3, world.now())
+
+
+def test_an_order_getorder_does_not_know_yet_is_retried_then_poisoned() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([])
+    with pytest.raises(OrderNotYetVisible) as early:
+        world.service.handle_notification(notification(order, change_time=None), 1, world.now())
+    assert early.value.retry_after_s > 0
+    with pytest.raises(OrderNotFound):
+        world.service.handle_notification(notification(order, change_time=None), 3, world.now())
+
+
+def test_pii_is_sealed_before_the_first_write() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([order])
+    world.poll()
+    doc = world.stored()[world.ref(order["orderId"])]
+    opened = world.cipher.open(doc["id"], doc["pii"])
+    assert opened.order_id == order["orderId"]
+    assert opened.ship_to is not None
+    assert opened.ship_to.name.reveal() == order["recipient"]["deliveryAddress"]["name"]
+    plain = {k: v for k, v in doc.items() if k != "pii"}
+    for secret in (
+        order["orderId"],
+        order["buyer"]["buyerName"],
+        order["recipient"]["deliveryAddress"]["city"],
+    ):
+        assert secret not in json.dumps(plain)
+    assert Counter(s for _, _, s in world.store.order_writes) == Counter({"ready_to_ship": 1})
