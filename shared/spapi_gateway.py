@@ -19,6 +19,7 @@ URL (Amazon order ids) at INFO: both are pinned at WARNING here.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -160,15 +161,16 @@ class SpApiGateway:
         settings: Settings,
         credentials: CredentialsProvider,
         *,
-        verify: bool | str | None = None,
+        verify: bool | str | ssl.SSLContext | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         """`verify`: None uses `settings.spapi_verify_tls`; a path names a CA bundle (the
-        stand-in's throw-away CA in tests)."""
+        stand-in's throw-away CA in tests and the local run)."""
         quiet_library_loggers()
         self._settings = settings
         self._credentials = credentials
-        self._verify: bool | str = settings.spapi_verify_tls if verify is None else verify
+        chosen = settings.spapi_verify_tls if verify is None else verify
+        self._verify = ssl.create_default_context(cafile=chosen) if isinstance(chosen, str) else chosen
         self._timeout = timeout_s
         self._token_class = _token_client_class(settings.lwa_endpoint)
         self._clients: dict[tuple[str, str], Any] = {}
