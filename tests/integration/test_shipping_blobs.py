@@ -1,0 +1,40 @@
+"""Labels in Azurite through azure-storage-blob: sealed at rest, readable with the key,
+deleted with the order's prefix."""
+
+import contextlib
+from datetime import UTC, datetime
+
+import pytest
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
+
+from local import carrier_servers
+from local.emulators import Emulators
+from shared.blob_store import LABELS, AzureBlobStore, LabelStore, label_blob_name
+from shared.envelope import EnvelopeCipher
+from shared.key_epochs import KeyEpochs
+from shared.key_vault import MemorySecretStore
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def test_label_round_trip_in_azurite(emulators: Emulators) -> None:
+    service = BlobServiceClient.from_connection_string(emulators.storage_connection)
+    with contextlib.suppress(ResourceExistsError):
+        service.create_container(LABELS)
+    blobs = AzureBlobStore(service)
+    labels = LabelStore(blobs, EnvelopeCipher(KeyEpochs(MemorySecretStore(), lambda: NOW)))
+    pdf = carrier_servers.label_pdf("9400000000000001")
+
+    name = labels.put("ref-blob-0001", pdf, NOW)
+    labels.put("ref-blob-0001", pdf, NOW)  # a replay overwrites, never duplicates
+
+    assert name == label_blob_name("ref-blob-0001") == "ref-blob-0001/label.pdf"
+    raw = blobs.get(LABELS, name)
+    assert raw is not None and b"%PDF" not in raw and b"9400000000000001" not in raw
+    assert labels.get("ref-blob-0001") == pdf
+    assert labels.get("ref-blob-0002") is None
+    assert labels.delete("ref-blob-0001") == 1
+    assert blobs.get(LABELS, name) is None
