@@ -40,3 +40,46 @@ lock: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) node_modules .run .mypy_cache .ruff_cache .pytest_cache
+
+# --- Security gates and supply chain (docs/security.md) ---------------------------------------
+# checkov pins packages that clash with requirements.txt (packaging<24, ...), so it has its own venv.
+CHECKOV_VENV := .venv-checkov
+
+.PHONY: security secret-scan checkov sbom sbom-check
+
+test: security checkov sbom-check
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-checkov.txt
+	touch $@
+
+# bandit fails on any finding of medium severity or above without an inline `# nosec BXXX` and
+# its reason; ruff's S rules (flake8-bandit) also run in `lint`; then the secret scan.
+security: $(VENV)/.installed
+	$(VENV)/bin/bandit --quiet --recursive --severity-level medium shared functions function_app.py
+	$(VENV)/bin/ruff check --quiet --select S .
+	$(MAKE) --no-print-directory secret-scan
+
+# Every tracked or new (not ignored) file, against the committed .secrets.baseline; fails on a
+# secret the baseline does not hold. The hook rewrites a baseline whose line numbers moved (exit
+# 3), so it works on a throwaway copy and 3 counts as a pass. No install prerequisite, so a test
+# can run this target in a temporary copy of the tree.
+secret-scan:
+	@baseline=$$(mktemp) && cp .secrets.baseline $$baseline && \
+	$(VENV)/bin/detect-secrets-hook --baseline $$baseline $$(git ls-files --cached --others --exclude-standard); \
+	rc=$$?; rm -f $$baseline; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then echo "secret scan: new secret found (see above)"; exit 1; fi
+
+checkov: $(CHECKOV_VENV)/.installed
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov -d infra --framework bicep --skip-download --compact --quiet
+
+# CycloneDX SBOM of the deployed app from the pinned requirements.txt, offline and reproducible
+# (no timestamp or serial). The index lines are machine-specific, so they are left out.
+sbom: $(VENV)/.installed
+	grep -v -e '^--extra-index-url' -e '^--index-url' -e '^--find-links' requirements.txt | \
+	$(VENV)/bin/cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible --of JSON -o sbom.cdx.json -
+
+# Fails when sbom.cdx.json's components (name, version) differ from requirements.txt's pins.
+sbom-check: $(VENV)/.installed
+	$(PY) -m pytest --quiet --no-header -p no:cacheprovider tests/unit/test_security_sbom.py
