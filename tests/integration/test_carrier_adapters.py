@@ -1,0 +1,101 @@
+"""Each karrio adapter against its stand-in: label, replay, track, void, and faults mapped to
+the app's errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from local import carrier_servers
+from shared.carriers import AddressProblem, CarrierUnavailable, LabelRequest, Parcel, Recipient, ShipFrom
+from shared.carriers.karrio_adapter import KarrioCarrier
+from shared.pii import Pii
+from tests.integration.test_shipping_handoff import CREDENTIALS
+
+pytestmark = pytest.mark.integration
+
+SERVICES = {"usps": "usps_ground_advantage", "fedex": "fedex_ground", "ups": "ups_ground"}
+SHIP_FROM = ShipFrom(
+    "Dispatch", "1 Dock St", "Seattle", "98101", "US", state_or_region="WA", phone="2065550100"
+)
+
+
+def request(key: str, service: str, country: str = "US") -> LabelRequest:
+    recipient = Recipient(
+        name=Pii("Jane Doe"),
+        line1=Pii("2 Main St"),
+        city=Pii("Austin"),
+        postal_code=Pii("78701"),
+        country_code=country,
+        state_or_region=Pii("TX"),
+        phone=Pii("5125550100"),
+    )
+    return LabelRequest(
+        idempotency_key=key,
+        service=service,
+        ship_from=SHIP_FROM,
+        parcel=Parcel(Decimal("0.6"), Decimal(20), Decimal(15), Decimal(10)),
+        ship_date=date(2026, 1, 5),
+        recipient=recipient,
+    )
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[carrier_servers.CarrierServers]:
+    with carrier_servers.running() as running:
+        yield running
+
+
+@pytest.mark.parametrize("name", ["usps", "fedex", "ups"])
+def test_label_replay_track_void_and_faults(servers: carrier_servers.CarrierServers, name: str) -> None:
+    standin = servers.all()[name]
+    carrier = KarrioCarrier(name, CREDENTIALS[name], base_url=standin.base_url, replay_safe=True)
+    base = standin.purchases
+    req = request(f"{name}-key-000000000001", SERVICES[name])
+
+    label = carrier.create_label(req)
+    assert label.document.startswith(b"%PDF") and label.tracking_number
+    assert carrier.create_label(req).tracking_number == label.tracking_number
+    assert standin.purchases == base + 1
+
+    assert carrier.track(label.tracking_number).status == "delivered"
+    assert carrier.cancel_label(label.shipment_id) is True
+    assert label.shipment_id in standin.voided
+
+    standin.fail_next(1)
+    with pytest.raises(CarrierUnavailable):
+        carrier.create_label(req)
+    standin.reject_next(1)
+    with pytest.raises(AddressProblem) as rejected:
+        carrier.create_label(req)
+    assert rejected.value.code == "address_rejected"
+    assert standin.purchases == base + 1
+
+
+def test_usps_outside_the_us_is_country_unsupported(servers: carrier_servers.CarrierServers) -> None:
+    carrier = KarrioCarrier("usps", CREDENTIALS["usps"], base_url=servers.usps.base_url)
+    req = request("usps-key-000000000002", SERVICES["usps"], country="DE")
+    with pytest.raises(AddressProblem) as err:
+        carrier.create_label(req)
+    assert err.value.code == "country_unsupported"
+
+
+def test_unreachable_carrier_is_transient() -> None:
+    carrier = KarrioCarrier("fedex", CREDENTIALS["fedex"], base_url="http://127.0.0.1:9")
+    with pytest.raises(CarrierUnavailable):
+        carrier.create_label(request("fedex-key-00000000003", "fedex_ground"))
+
+
+def test_loopback_settings_override_only_the_host() -> None:
+    from shared.carriers.karrio_adapter import _settings_class
+
+    settings = _settings_class("usps")(client_id="c", client_secret="s", base_url="http://127.0.0.1:1")
+    assert settings.server_url == "http://127.0.0.1:1"
+    assert _settings_class("usps")(client_id="c", client_secret="s").server_url == "https://apis.usps.com"
+    assert (
+        _settings_class("ups")(client_id="c", client_secret="s", test_mode=True).server_url
+        == "https://wwwcie.ups.com"
+    )
