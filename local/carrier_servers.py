@@ -85,7 +85,8 @@ class CarrierStandIn:
 
     @property
     def base_url(self) -> str:
-        assert self.server is not None
+        if self.server is None:
+            raise RuntimeError("stand-in not started")
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def fail_next(self, n: int) -> None:
@@ -221,9 +222,15 @@ def _fedex_reference(body: Any) -> str | None:
 def _fedex_ship(state: CarrierStandIn, body: Any) -> Response:
     outcome = state.purchase(_fedex_reference(body), "7700")
     if outcome == "fail":
-        return 503, {"transactionId": "t", "errors": [{"code": "SERVICE.UNAVAILABLE.ERROR", "message": "unavailable"}]}
+        return 503, {
+            "transactionId": "t",
+            "errors": [{"code": "SERVICE.UNAVAILABLE.ERROR", "message": "unavailable"}],
+        }
     if outcome == "reject":
-        return 400, {"transactionId": "t", "errors": [{"code": "RECIPIENT.POSTALCODE.INVALID", "message": "invalid"}]}
+        return 400, {
+            "transactionId": "t",
+            "errors": [{"code": "RECIPIENT.POSTALCODE.INVALID", "message": "invalid"}],
+        }
     number, _ = outcome  # type: ignore[misc]
     service = (body.get("requestedShipment") or {}).get("serviceType", "FEDEX_GROUND")
     return 200, {
@@ -295,7 +302,11 @@ def _ups_ship(state: CarrierStandIn, body: Any) -> Response:
         # UPS gateways answer outages with a plain-text page, not the JSON error envelope.
         return 503, "Service Unavailable"
     if outcome == "reject":
-        return 400, {"response": {"errors": [{"code": "120202", "message": "Missing or invalid ship to StateProvinceCode"}]}}
+        return 400, {
+            "response": {
+                "errors": [{"code": "120202", "message": "Missing or invalid ship to StateProvinceCode"}]
+            }
+        }
     number, _ = outcome  # type: ignore[misc]
     return 200, {
         "ShipmentResponse": {
@@ -315,7 +326,9 @@ def _ups_ship(state: CarrierStandIn, body: Any) -> Response:
 
 def _ups_track(state: CarrierStandIn, number: str) -> Response:
     if number not in state.labels.values():
-        return 200, {"trackResponse": {"shipment": [{"warnings": [{"code": "TW0001", "message": "not found"}]}]}}
+        return 200, {
+            "trackResponse": {"shipment": [{"warnings": [{"code": "TW0001", "message": "not found"}]}]}
+        }
     return 200, {
         "trackResponse": {
             "shipment": [
@@ -325,7 +338,11 @@ def _ups_track(state: CarrierStandIn, number: str) -> Response:
                             "trackingNumber": number,
                             "currentStatus": {"code": "011", "description": "Delivered"},
                             "activity": [
-                                {"date": "20260110", "time": "100000", "status": {"type": "D", "code": "KB", "description": "Delivered"}}
+                                {
+                                    "date": "20260110",
+                                    "time": "100000",
+                                    "status": {"type": "D", "code": "KB", "description": "Delivered"},
+                                }
                             ],
                         }
                     ]
@@ -360,7 +377,7 @@ ROUTES: dict[str, Route] = {"usps": _usps, "fedex": _fedex, "ups": _ups}
 
 def _handler(state: CarrierStandIn, route: Route) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             return  # request lines would carry tracking numbers to stderr
 
         def _serve(self) -> None:
