@@ -1,0 +1,239 @@
+"""The Bicep in infra/: it parses (pycep, the parser checkov uses), every Sentinel query file is
+used by a rule, every telemetry dimension a query reads is declared, the app settings match the
+app's, the retention numbers add up to Amazon's bound, and the function identity holds exactly the
+data-plane roles docs/security.md lists."""
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pycep import BicepParser
+
+from shared.settings import MAX_RECOVERABLE_DAYS
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+RULES = INFRA / "rules"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+LOAD_TEXT = re.compile(r"loadTextContent\('([^']+)'\)")
+DIMENSION = re.compile(r"Properties\.(\w+)|Properties\[['\"](\w+)['\"]\]")
+SKIP = re.compile(r"//\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
+
+# Settings only the local run uses (emulator keys, stand-in endpoints, TLS overrides).
+LOCAL_ONLY = {
+    "STORAGE",
+    "AzureWebJobsStorage",
+    "FUNCTIONS_WORKER_RUNTIME",
+    "COSMOS_KEY",
+    "COSMOS_VERIFY_TLS",
+    "SPAPI_ENDPOINT",
+    "LWA_ENDPOINT",
+    "SPAPI_VERIFY_TLS",
+    "CARRIER_ENDPOINTS",
+}
+# Settings the platform reads (identity-based connections, Entra ID telemetry).
+PLATFORM = {
+    "AzureWebJobsStorage__accountName",
+    "STORAGE__blobServiceUri",
+    "STORAGE__queueServiceUri",
+    "STORAGE__credential",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+}
+ROLE_IDS = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
+CONTROL_PLANE_ROLES = {
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",  # Owner
+    "b24988ac-6180-42a0-ab88-20f7382dd24c",  # Contributor
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",  # User Access Administrator
+}
+
+
+@cache
+def _parse(path: Path) -> dict[str, Any]:
+    # pycep (lark) is slow: parse each file once per session.
+    parsed: dict[str, Any] = BicepParser().parse(text=path.read_text(encoding="utf-8"))
+    return parsed
+
+
+def _main() -> dict[str, Any]:
+    return _parse(INFRA / "main.bicep")
+
+
+def _kql_files() -> set[Path]:
+    return set(RULES.glob("*.kql"))
+
+
+def _loaded_files() -> set[Path]:
+    found = set()
+    for bicep in BICEP_FILES:
+        for rel in LOAD_TEXT.findall(bicep.read_text(encoding="utf-8")):
+            found.add((bicep.parent / rel).resolve())
+    return found
+
+
+def _dimensions() -> set[str]:
+    return set(json.loads((RULES / "dimensions.json").read_text(encoding="utf-8"))["dimensions"])
+
+
+def _dimensions_read(text: str) -> set[str]:
+    return {a or b for a, b in DIMENSION.findall(text)}
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_bicep_file_parses(path: Path) -> None:
+    parsed = _parse(path)
+    assert parsed.get("resources") or parsed.get("modules")
+
+
+def test_every_module_is_deployed_by_main() -> None:
+    modules = {m["detail"]["path"] for m in _main()["modules"].values()}
+    on_disk = {str(p.relative_to(INFRA)) for p in (INFRA / "modules").glob("*.bicep")}
+    assert modules == on_disk
+
+
+def test_every_kql_file_is_used_by_a_rule_and_every_loaded_file_exists() -> None:
+    kql = {p.resolve() for p in _kql_files()}
+    loaded = _loaded_files()
+    assert len(kql) >= 8
+    assert kql <= loaded, f"unused queries: {sorted(p.name for p in kql - loaded)}"
+    assert all(p.exists() for p in loaded)
+
+
+def test_rules_carry_severity_tactics_and_a_runbook() -> None:
+    sentinel = (INFRA / "modules" / "sentinel.bicep").read_text(encoding="utf-8")
+    runbooks = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    for kql in _kql_files():
+        rule_id = kql.stem
+        block = sentinel.split(f"id: '{rule_id}'", 1)
+        assert len(block) == 2, f"no rule for {kql.name}"
+        body = block[1].split("query:", 1)[0]
+        assert re.search(r"severity: '(High|Medium|Low|Informational)'", body)
+        assert re.search(r"tactics: \[\s*'\w+'", body)
+        assert f"`{rule_id}`" in runbooks, f"no runbook for {rule_id} in docs/security.md"
+
+
+def test_every_dimension_a_query_reads_is_declared() -> None:
+    declared = _dimensions()
+    texts = [p.read_text(encoding="utf-8") for p in _kql_files()]
+    texts.append((INFRA / "workbooks" / "operations.json").read_text(encoding="utf-8"))
+    read = set().union(*(_dimensions_read(t) for t in texts))
+    assert read, "the queries read no custom dimension"
+    assert read <= declared, f"undeclared: {sorted(read - declared)}"
+
+
+def test_dimension_check_catches_an_undeclared_name() -> None:
+    assert _dimensions_read("x | where Properties.buyerName == 1 | extend Properties['zip']") == {
+        "buyerName",
+        "zip",
+    }
+
+
+def test_workbook_is_a_workbook_with_the_operator_views() -> None:
+    workbook = json.loads((INFRA / "workbooks" / "operations.json").read_text(encoding="utf-8"))
+    assert workbook["version"] == "Notebook/1.0"
+    titles = {i["content"].get("title") for i in workbook["items"] if i["type"] == 3}
+    for view in ("Orders by stage", "Throughput", "Failures", "SP-API throttling", "Privacy requests"):
+        assert view in titles
+    assert any(t and t.startswith("Retention lateness") for t in titles)
+
+
+def _bicep_app_settings() -> set[str]:
+    main = _main()
+    app_settings = main["modules"]["functionApp"]["config"]["params"]["appSettings"]
+    platform = _parse(INFRA / "modules" / "functionapp.bicep")["variables"]["platformSettings"]["value"]
+    return set(app_settings) | set(platform)
+
+
+def test_app_settings_match_the_apps_settings() -> None:
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
+    in_azure = set(sample) - LOCAL_ONLY
+    bicep = _bicep_app_settings()
+    assert in_azure <= bicep, f"missing in Bicep: {sorted(in_azure - bicep)}"
+    assert bicep - in_azure <= PLATFORM, f"unknown settings: {sorted(bicep - in_azure - PLATFORM)}"
+
+
+def test_retention_numbers_stay_inside_amazons_bound() -> None:
+    main = _main()
+    params = main["parameters"]
+    days = (
+        params["retentionDays"]["default"]
+        + params["keyEpochDays"]["default"]
+        + main["variables"]["cosmosBackupRetentionDays"]["value"]
+        + params["keyVaultSoftDeleteDays"]["default"]
+    )
+    assert days <= MAX_RECOVERABLE_DAYS
+    assert params["blobBackstopDays"]["default"] <= MAX_RECOVERABLE_DAYS
+    assert params["logRetentionDays"]["default"] >= 365
+    cosmos = (INFRA / "modules" / "cosmos.bicep").read_text(encoding="utf-8")
+    assert "tier: 'Continuous7Days'" in cosmos
+    assert main["variables"]["cosmosBackupRetentionDays"]["value"] == 7
+
+
+def test_hardening_properties_are_set() -> None:
+    text = {p.stem: p.read_text(encoding="utf-8") for p in (INFRA / "modules").glob("*.bicep")}
+    for needle in ("allowSharedKeyAccess: false", "minimumTlsVersion: 'TLS1_2'", "allowBlobPublicAccess: false"):
+        assert needle in text["storage"]
+    for needle in ("disableLocalAuth: true", "minimalTlsVersion: 'Tls12'", "defaultTtl: -1"):
+        assert needle in text["cosmos"]
+    for needle in ("enableRbacAuthorization: true", "enablePurgeProtection: true"):
+        assert needle in text["keyvault"]
+    for needle in ("httpsOnly: true", "minTlsVersion: '1.2'", "ftpsState: 'Disabled'", "type: 'SystemAssigned'"):
+        assert needle in text["functionapp"]
+    assert "name: 'python'" in text["functionapp"] and "version: '3.11'" in text["functionapp"]
+    assert "DisableLocalAuth: true" in text["monitoring"]
+
+
+def test_every_monitored_resource_sends_diagnostics() -> None:
+    for module in ("storage", "cosmos", "keyvault", "functionapp", "monitoring"):
+        resources = _parse(INFRA / "modules" / f"{module}.bicep")["resources"]
+        diagnosed = {
+            r["config"]["scope"]
+            for r in resources.values()
+            if r["type"] == "Microsoft.Insights/diagnosticSettings"
+        }
+        targets = {
+            name
+            for name, r in resources.items()
+            if r["type"]
+            in (
+                "Microsoft.Storage/storageAccounts",
+                "Microsoft.Storage/storageAccounts/blobServices",
+                "Microsoft.Storage/storageAccounts/queueServices",
+                "Microsoft.DocumentDB/databaseAccounts",
+                "Microsoft.KeyVault/vaults",
+                "Microsoft.Web/sites",
+                "Microsoft.OperationalInsights/workspaces",
+                "Microsoft.Insights/components",
+            )
+            and not r["existing"]
+        }
+        assert targets and targets <= diagnosed, f"{module}: {sorted(targets - diagnosed)}"
+
+
+def test_function_identity_holds_exactly_the_listed_data_plane_roles() -> None:
+    rbac = (INFRA / "modules" / "rbac.bicep").read_text(encoding="utf-8")
+    guids = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", rbac))
+    assert guids - {"00000000-0000-0000-0000-000000000002"} == set(ROLE_IDS)
+    assert not guids & CONTROL_PLANE_ROLES
+    security = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    for role in [*ROLE_IDS.values(), "Cosmos DB Built-in Data Contributor"]:
+        assert role in security, f"docs/security.md does not explain {role}"
+
+
+def test_every_checkov_skip_says_why() -> None:
+    skips = []
+    for bicep in BICEP_FILES:
+        for line in bicep.read_text(encoding="utf-8").splitlines():
+            match = SKIP.search(line)
+            if match:
+                skips.append(match.group(1))
+                assert match.group(2) and len(match.group(2).strip()) > 20, f"{bicep.name}: {line.strip()}"
+    assert skips, "expected the documented skips"
