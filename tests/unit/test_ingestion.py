@@ -541,3 +541,12 @@ def test_pii_is_sealed_before_the_first_write() -> None:
     ):
         assert secret not in json.dumps(plain)
     assert Counter(s for _, _, s in world.store.order_writes) == Counter({"ready_to_ship": 1})
+
+
+def test_a_full_replay_from_an_empty_cursor_stores_and_sends_nothing() -> None:
+    world = World(orders_in(120))
+    first = world.poll()
+    writes = len(world.store.order_writes)
+    world.store.delete(STATE, f"seller|{SELLER}", "orders-cursor")
+    world.clock.advance(3600)
+    assert first and world.poll() == [] and len(world.store.order_writes) == writes
