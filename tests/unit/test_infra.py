@@ -179,13 +179,22 @@ def test_retention_numbers_stay_inside_amazons_bound() -> None:
 
 def test_hardening_properties_are_set() -> None:
     text = {p.stem: p.read_text(encoding="utf-8") for p in (INFRA / "modules").glob("*.bicep")}
-    for needle in ("allowSharedKeyAccess: false", "minimumTlsVersion: 'TLS1_2'", "allowBlobPublicAccess: false"):
+    for needle in (
+        "allowSharedKeyAccess: false",
+        "minimumTlsVersion: 'TLS1_2'",
+        "allowBlobPublicAccess: false",
+    ):
         assert needle in text["storage"]
     for needle in ("disableLocalAuth: true", "minimalTlsVersion: 'Tls12'", "defaultTtl: -1"):
         assert needle in text["cosmos"]
     for needle in ("enableRbacAuthorization: true", "enablePurgeProtection: true"):
         assert needle in text["keyvault"]
-    for needle in ("httpsOnly: true", "minTlsVersion: '1.2'", "ftpsState: 'Disabled'", "type: 'SystemAssigned'"):
+    for needle in (
+        "httpsOnly: true",
+        "minTlsVersion: '1.2'",
+        "ftpsState: 'Disabled'",
+        "type: 'SystemAssigned'",
+    ):
         assert needle in text["functionapp"]
     assert "name: 'python'" in text["functionapp"] and "version: '3.11'" in text["functionapp"]
     assert "DisableLocalAuth: true" in text["monitoring"]
