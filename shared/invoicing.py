@@ -130,7 +130,14 @@ class InvoicingService:
         prefix = self._profile.credit_note_prefix if kind == CREDIT_NOTE else self._profile.invoice_prefix
         series = f"{prefix}{now.year}"
         claim = f"{record.ref}:{kind}"
-        allocation = self._counter.allocate(series, claim)
+        allocation = self._counter.allocate(series, claim, now)
+        if allocation.reused:
+            # A concurrent delivery of the same message may have finished meanwhile.
+            current = self._orders.get(record.ref)
+            done = _doc(current, kind) if current is not None else None
+            if done is not None:
+                self._counter.release(series, claim, now)
+                return done
         number_text = f"{series}-{allocation.number:06d}"
         data = self._build(record, kind, number_text, now)
         pdf = self._renderer.render(data)
@@ -157,7 +164,7 @@ class InvoicingService:
         if stored is None:
             self._counter.void(series, claim, now)
             return None
-        self._counter.release(series, claim)
+        self._counter.release(series, claim, now)
         return stored
 
     def _build(self, record: OrderRecord, kind: str, number_text: str, now: datetime) -> InvoiceData:

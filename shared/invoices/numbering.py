@@ -1,38 +1,46 @@
 """Gap-free invoice numbers per series: a compare-and-swap counter in the Cosmos `state` container.
 
 One counter document per series (`id` = `pk` = "invoice-series:<series>") holds
-`next` (the next number to hand out) and `pending` ({claim key: number}): numbers handed out
-whose invoice is not yet recorded on its order. Allocation is one CAS that increments `next`
-and records the claim in the same write, so a number can never be handed out without its
-owner being written down beside it:
+`next` (the next number to hand out), `pending` ({claim key: number}: numbers handed out whose
+invoice is not yet recorded on its order) and `recorded` ({claim key: [number, recorded at]}:
+claims settled in the last `RECENT_DAYS`). Allocation is one CAS that increments `next` and
+writes the claim in the same write, so a number is never handed out without its owner being
+written down beside it:
 
 - a redelivered message with the same claim key (order ref + kind) gets the number it already
-  has: never a second one, and never a gap left by a crash between allocate and record;
-- after the number is on the order document, `release` drops the claim (a later redelivery
-  finds the number on the order and only repeats the release);
+  has, pending or recently recorded: never a second one, and no gap from a crash between
+  allocate and record. Keeping recorded claims for a while covers a redelivery that read the
+  order before the first delivery recorded it and allocates after that delivery finished;
+- after the number is on the order document, `release` moves the claim to `recorded`; claims
+  recorded more than `RECENT_DAYS` ago are pruned on a later allocation (by then a redelivery
+  finds the number on the order), which bounds the document's size. Pending claims are never
+  pruned: a poisoned message replayed weeks later still gets its number;
 - a claim whose order disappeared before recording is moved to `voided` with the date, so the
   register explains the number instead of reusing it (numbers are never reused).
 
 Cosmos has no transaction across two documents here, so this single-document design is what
 makes "allocate then record" safe. Concurrent writers lose the CAS and retry with jittered
-backoff; every success hands out exactly one number.
+backoff; every successful write hands out at most one number. Within one process the writers
+of a series also queue on a local lock first, so the CAS only arbitrates between processes
+(instances), and a burst of N messages on one worker costs N round trips instead of ~N^2.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.document_store import STATE, Document, DocumentStore, WriteConflict
 from shared.errors import TransientError
 
 MAX_ATTEMPTS = 400
-BACKOFF_BASE_S = 0.002
-BACKOFF_CAP_S = 0.05
+BACKOFF_CAP_S = 2.0
+RECENT_DAYS = 7
 
 
 class CounterBusy(TransientError):
@@ -56,36 +64,49 @@ class InvoiceCounter:
         store: DocumentStore,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._sleep = sleep
+        self._monotonic = monotonic
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
-    def allocate(self, series: str, claim: str) -> Allocation:
+    def _series_lock(self, series: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(series, threading.Lock())
+
+    def allocate(self, series: str, claim: str, now: datetime) -> Allocation:
         """The number for `claim` in `series`: the one it holds, or the next free one."""
         result: list[Allocation] = []
+        horizon = (now - timedelta(days=RECENT_DAYS)).isoformat()
 
         def change(doc: Document) -> Document | None:
             pending = doc.setdefault("pending", {})
-            if claim in pending:
-                result.append(Allocation(series, int(pending[claim]), reused=True))
+            recorded = doc.setdefault("recorded", {})
+            if claim in pending or claim in recorded:
+                held = pending[claim] if claim in pending else recorded[claim][0]
+                result.append(Allocation(series, int(held), reused=True))
                 return None
             number = int(doc.get("next", 1))
             pending[claim] = number
             doc["next"] = number + 1
+            doc["recorded"] = {k: v for k, v in recorded.items() if str(v[1]) >= horizon}
             result.append(Allocation(series, number, reused=False))
             return doc
 
         self._cas(series, change, result.clear)
         return result[-1]
 
-    def release(self, series: str, claim: str) -> None:
-        """Forget a claim whose number is recorded on its order."""
+    def release(self, series: str, claim: str, now: datetime) -> None:
+        """Settle a claim whose number is recorded on its order."""
 
         def change(doc: Document) -> Document | None:
-            if claim not in doc.get("pending", {}):
+            number = doc.get("pending", {}).pop(claim, None)
+            if number is None:
                 return None
-            del doc["pending"][claim]
+            doc.setdefault("recorded", {})[claim] = [number, now.isoformat()]
             return doc
 
         self._cas(series, change, lambda: None)
@@ -108,9 +129,16 @@ class InvoiceCounter:
     def _cas(
         self, series: str, change: Callable[[Document], Document | None], reset: Callable[[], None]
     ) -> None:
+        with self._series_lock(series):
+            self._cas_unlocked(series, change, reset)
+
+    def _cas_unlocked(
+        self, series: str, change: Callable[[Document], Document | None], reset: Callable[[], None]
+    ) -> None:
         doc_id = counter_id(series)
         for attempt in range(MAX_ATTEMPTS):
             reset()
+            started = self._monotonic()
             current = self._store.read(STATE, doc_id, doc_id)
             fresh = current is None
             doc: dict[str, Any] = current or {"id": doc_id, "pk": doc_id, "series": series, "next": 1}
@@ -124,6 +152,9 @@ class InvoiceCounter:
                     self._store.replace(STATE, changed, str(doc["_etag"]))
                 return
             except WriteConflict:
-                delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(attempt, 5))
+                # Back off in units of the round trip just observed: with N writers racing,
+                # spreading retries over ~N round trips lets most of them win on the next try.
+                round_trip = max(self._monotonic() - started, 0.001)
+                delay = min(BACKOFF_CAP_S, round_trip * 2 ** min(attempt, 6))
                 self._sleep(self._rng.uniform(0, delay))
         raise CounterBusy("invoice counter kept changing")

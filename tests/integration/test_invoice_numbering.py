@@ -1,0 +1,93 @@
+"""50 concurrent invoice requests in one series against the Cosmos wire protocol get 1..50."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from azure.cosmos import CosmosClient
+
+from local.emulators import Emulators
+from shared.document_store import CosmosDocumentStore, ensure_local_containers
+from shared.invoices.local import LocalByteSealer, MemoryBlobStore
+from shared.invoices.numbering import InvoiceCounter
+from shared.invoices.profile import parse_profile
+from shared.invoices.render import ReportlabRenderer
+from shared.invoicing import InvoicingService
+from shared.messages import IssueInvoice
+from shared.order_repository import OrderRepository
+from tests.unit.test_invoices import DE, NOW, PROFILE, World, de_consumer
+
+pytestmark = pytest.mark.integration
+REQUESTS = 50
+INSTANCES = 5
+
+
+@pytest.fixture(scope="module")
+def cosmos_store(emulators: Emulators) -> CosmosDocumentStore:
+    client = CosmosClient(
+        emulators.cosmos_endpoint, credential=emulators.app_settings()["COSMOS_KEY"], connection_verify=False
+    )
+    database = f"invoices-{uuid.uuid4().hex[:8]}"
+    ensure_local_containers(client, database)
+    return CosmosDocumentStore(client, database)
+
+
+def test_fifty_concurrent_requests_get_one_to_fifty(cosmos_store: CosmosDocumentStore) -> None:
+    world = World()  # builds orders with the fake cipher; they are copied into Cosmos below
+    orders = OrderRepository(cosmos_store)
+    refs = [f"ref-concurrent-{i:03d}" for i in range(REQUESTS)]
+    for ref in refs:
+        de_consumer(world, ref)
+        record = world.orders.get(ref)
+        assert record is not None
+        orders.create(record.evolve(etag=None))
+    profile = dict(PROFILE, series={"invoice": f"T{uuid.uuid4().hex[:6]}-"})
+    # Five service instances stand for five worker processes: each has its own counter (and so
+    # its own process-local lock), and only the Cosmos etag arbitrates between them.
+    services = [
+        InvoicingService(
+            orders=orders,
+            counter=InvoiceCounter(cosmos_store),
+            cipher=world.cipher,
+            sealer=LocalByteSealer(),
+            blobs=MemoryBlobStore(),
+            renderer=ReportlabRenderer(),
+            profile=parse_profile(profile),
+            invoice_marketplaces=(DE,),  # invoice required; no uploader, so nothing is sent
+            uploader=None,
+        )
+        for _ in range(INSTANCES)
+    ]
+    # Some orders are requested twice (a redelivery racing its original): one number each.
+    requests = [IssueInvoice(ref=ref) for ref in refs + refs[:5]]
+    with ThreadPoolExecutor(max_workers=REQUESTS) as pool:
+        jobs = [pool.submit(services[i % INSTANCES].issue, r, NOW) for i, r in enumerate(requests)]
+        for job in jobs:
+            job.result()
+
+    numbers = []
+    for ref in refs:
+        record = orders.get(ref)
+        assert record is not None and record.invoice is not None, ref
+        assert "invoice" in record.invoice, (ref, record.invoice)
+        numbers.append(record.invoice["invoice"]["number"])
+    assert sorted(numbers) == list(range(1, REQUESTS + 1))
+    series = f"{profile['series']['invoice']}{NOW.year}"
+    state = InvoiceCounter(cosmos_store).peek(series)
+    assert state is not None and state["next"] == REQUESTS + 1 and state["pending"] == {}
+
+
+def test_a_claim_keeps_its_number_across_clients(cosmos_store: CosmosDocumentStore) -> None:
+    series = f"S{uuid.uuid4().hex[:8]}"
+    first, second = InvoiceCounter(cosmos_store), InvoiceCounter(cosmos_store)
+    a = first.allocate(series, "ref-a:invoice", NOW)
+    again = second.allocate(series, "ref-a:invoice", NOW)
+    b = second.allocate(series, "ref-b:invoice", NOW)
+    assert (a.number, again.number, again.reused, b.number) == (1, 1, True, 2)
+    first.release(series, "ref-a:invoice", NOW)
+    state = second.peek(series)
+    assert state is not None and state["pending"] == {"ref-b:invoice": 2}
+    assert state["recorded"] == {"ref-a:invoice": [1, NOW.isoformat()]}
+    assert second.allocate(series, "ref-a:invoice", NOW).number == 1
