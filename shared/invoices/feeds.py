@@ -127,3 +127,38 @@ class SpApiVatInvoiceUploader:
             raise FeedUnavailable(f"document upload status {response.status_code}")
         if not 200 <= response.status_code < 300:
             raise FeedRejected(f"document upload status {response.status_code}")
+
+
+def sp_api_feeds_factory(
+    credentials_for: Callable[[str], Mapping[str, str]],
+    *,
+    endpoint: str | None = None,
+    auth_token_client_class: type | None = None,
+    verify: bool = True,
+) -> Callable[[str, str], FeedsClient]:
+    """Builds python-amazon-sp-api `Feeds` clients. `credentials_for(seller_id)` returns
+    {"lwa_app_id", "lwa_client_secret", "refresh_token"} (from Key Vault). `endpoint` and
+    `auth_token_client_class` point the client at the local stand-ins (Settings.spapi_endpoint,
+    Settings.lwa_endpoint); in Azure both stay None and Amazon's regional endpoint is used."""
+    from sp_api.api import Feeds
+    from sp_api.base import Marketplaces
+
+    by_id = {m.marketplace_id: m for m in Marketplaces}
+
+    def make(seller_id: str, marketplace_id: str) -> FeedsClient:
+        credentials = dict(credentials_for(seller_id))
+        options: dict[str, Any] = {"verify": verify}
+        if auth_token_client_class is not None:
+            options["auth_token_client_class"] = auth_token_client_class
+        client: Any = Feeds(
+            by_id[marketplace_id],
+            refresh_token=credentials["refresh_token"],
+            credentials=credentials,
+            **options,
+        )
+        if endpoint:
+            client.endpoint = endpoint.rstrip("/")
+        feeds: FeedsClient = client
+        return feeds
+
+    return make
