@@ -1,14 +1,18 @@
 """PDF rendering of an `InvoiceData`: reportlab (the app's renderer) and fpdf2 (kept for the
 side-by-side benchmark in local/bench_invoices.py).
 
-Why reportlab: on this machine it renders a 10-line invoice with an embedded Unicode TTF subset
-in about 5 ms, fpdf2 in about 100 ms, because fpdf2 re-parses the TTF with fontTools for every
-document and subsets it with fontTools at output, while reportlab parses the font once per
-process and subsets with its own code. Both are actively maintained (reportlab 5.x, fpdf2 2.8).
+Why reportlab: measured side by side here (local/bench_invoices.py, 10-line invoice, one
+embedded Unicode TTF subset), reportlab takes ~3 ms CPU (p50 wall ~5 ms on an idle box), fpdf2
+~65 ms CPU, because fpdf2 re-parses the TTF with fontTools for every document and subsets it
+with fontTools at output, while reportlab parses the font once per process and subsets with its
+own code (with the `rl_accel` C extension for number formatting and string widths). Both are
+actively maintained (reportlab 5.x, fpdf2 2.8). Streams are left uncompressed: zlib was a third
+of the time, and the file (~50 KB) is stored and uploaded once.
 
 Fonts: DejaVu Sans (shared/fonts/, Bitstream Vera licence with public-domain DejaVu changes)
 covers Latin incl. Polish and Turkish letters, Greek and Cyrillic, and ships with the app, so
-no machine needs a system font.
+no machine needs a system font. One face only: every embedded face costs a subset and its
+compression per document (~3 ms of the ~6), so emphasis is by size and a rule, not bold.
 
 Buyer text is data: it is drawn with `drawString`/`cell` only (never reportlab `Paragraph`
 markup, never fpdf2 markdown), and both libraries encode it as glyph ids of the subset font,
@@ -27,10 +31,9 @@ from shared.invoices.model import InvoiceData
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
 REGULAR = FONT_DIR / "DejaVuSans.ttf"
-BOLD = FONT_DIR / "DejaVuSans-Bold.ttf"
 MAX_DESCRIPTION_LINES = 3
 REGULAR_NAME = "InvoiceSans"
-BOLD_NAME = "InvoiceSans-Bold"
+EMPHASIS_SIZE = 10.5
 TOP, BOTTOM, LEADING = 800.0, 50.0, 12.0
 
 COLUMNS = ("Description", "Qty", "Unit net", "VAT rate", "Taxable amount", "VAT amount", "Gross")
@@ -124,24 +127,41 @@ _DESC_WIDTH = 270.0
 
 
 class _Page:
-    """A reportlab canvas with a text cursor that starts a new page when the page is full."""
+    """A reportlab canvas with a text cursor that starts a new page when the page is full.
+
+    All text of a page goes into one text object, and the font is only switched when it
+    changes: per-string text objects and font operators dominated the rendering time."""
 
     def __init__(self, canvas: Any) -> None:
         self.canvas = canvas
         self.y = TOP
+        self._font: tuple[str, float] | None = None
+        self._text = canvas.beginText()
 
     def need(self, height: float) -> None:
         if self.y - height < BOTTOM:
+            self.finish()
             self.canvas.showPage()
             self.y = TOP
+            self._font = None
+            self._text = self.canvas.beginText()
 
-    def text(self, x: float, value: str, size: float = 9, *, bold: bool = False, right: bool = False) -> None:
-        self.canvas.setFont(BOLD_NAME if bold else REGULAR_NAME, size)
-        draw = self.canvas.drawRightString if right else self.canvas.drawString
-        draw(x, self.y, value)
+    def text(self, x: float, value: str, size: float = 9, *, right: bool = False) -> None:
+        from reportlab.pdfbase.pdfmetrics import stringWidth
+
+        font = (REGULAR_NAME, size)
+        if font != self._font:
+            self._text.setFont(*font)
+            self._font = font
+        left = x - stringWidth(value, *font) if right else x
+        self._text.setTextOrigin(left, self.y)
+        self._text.textOut(value)
 
     def down(self, height: float = LEADING) -> None:
         self.y -= height
+
+    def finish(self) -> None:
+        self.canvas.drawText(self._text)
 
 
 class ReportlabRenderer:
@@ -157,7 +177,6 @@ class ReportlabRenderer:
         with ReportlabRenderer._lock:
             if not ReportlabRenderer._registered:
                 pdfmetrics.registerFont(TTFont(REGULAR_NAME, str(REGULAR)))
-                pdfmetrics.registerFont(TTFont(BOLD_NAME, str(BOLD)))
                 ReportlabRenderer._registered = True
 
     def render(self, doc: InvoiceData) -> bytes:
@@ -165,19 +184,20 @@ class ReportlabRenderer:
         from reportlab.pdfgen.canvas import Canvas
 
         out = io.BytesIO()
-        canvas = Canvas(out, pagesize=A4, invariant=True, pageCompression=1)
+        canvas = Canvas(out, pagesize=A4, invariant=True, pageCompression=0)
         canvas.setTitle(f"{doc.title} {doc.number_text}")
         page = _Page(canvas)
         self._parties(page, doc)
         self._table(page, doc)
         self._summary(page, doc)
+        page.finish()
         canvas.showPage()
         canvas.save()
         return out.getvalue()
 
     @staticmethod
     def _parties(page: _Page, doc: InvoiceData) -> None:
-        page.text(40, f"{doc.title} {doc.number_text}", 16, bold=True)
+        page.text(40, f"{doc.title} {doc.number_text}", 16)
         page.down(24)
         top = page.y
         header = header_lines(doc)
@@ -186,10 +206,10 @@ class ReportlabRenderer:
             page.down()
         page.y = top
         for value in [f"{doc.title} issued by", *seller_block(doc)]:
-            page.text(330, value, bold=value == doc.seller_name)
+            page.text(330, value, EMPHASIS_SIZE if value == doc.seller_name else 9)
             page.down()
         page.y = min(page.y, top - LEADING * len(header)) - LEADING
-        page.text(40, "Buyer", bold=True)
+        page.text(40, "Buyer", EMPHASIS_SIZE)
         page.down()
         for value in buyer_block(doc):
             page.text(40, value)
@@ -201,8 +221,9 @@ class ReportlabRenderer:
         from reportlab.lib.utils import simpleSplit
 
         for i, heading in enumerate(COLUMNS):
-            page.text(40 if i == 0 else _RIGHT_EDGES[i], heading, 8, bold=True, right=i > 0)
-        page.down(14)
+            page.text(40 if i == 0 else _RIGHT_EDGES[i], heading, 8, right=i > 0)
+        page.canvas.line(40, page.y - 4, 555, page.y - 4)
+        page.down(16)
         for cells in line_cells(doc):
             wrapped = simpleSplit(cells[0], REGULAR_NAME, 9, _DESC_WIDTH)[:MAX_DESCRIPTION_LINES]
             page.need(LEADING * len(wrapped))
@@ -220,9 +241,9 @@ class ReportlabRenderer:
         rows = summary_rows(doc)
         for index, (label, value) in enumerate(rows):
             page.need(LEADING)
-            last = index == len(rows) - 1
-            page.text(420, label, bold=last, right=True)
-            page.text(555, value, bold=last, right=True)
+            size = EMPHASIS_SIZE if index == len(rows) - 1 else 9
+            page.text(420, label, size, right=True)
+            page.text(555, value, size, right=True)
             page.down()
         for note in doc.notes:
             page.down(4)
@@ -242,10 +263,9 @@ class FpdfRenderer:
 
         pdf = FPDF(format="A4")
         pdf.add_font("InvoiceSans", "", str(REGULAR))
-        pdf.add_font("InvoiceSans", "B", str(BOLD))
         pdf.set_title(f"{doc.title} {doc.number_text}")
         pdf.add_page()
-        pdf.set_font("InvoiceSans", "B", 16)
+        pdf.set_font("InvoiceSans", "", 16)
         pdf.cell(0, 9, f"{doc.title} {doc.number_text}", new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("InvoiceSans", "", 9)
         for label, value in header_lines(doc):
@@ -253,7 +273,7 @@ class FpdfRenderer:
         for value in [f"{doc.title} issued by", *seller_block(doc), "", "Buyer", *buyer_block(doc), ""]:
             pdf.cell(0, 4.5, value, new_x="LMARGIN", new_y="NEXT")
         widths = (70.0, 12.0, 20.0, 18.0, 25.0, 20.0, 25.0)
-        pdf.set_font("InvoiceSans", "B", 8)
+        pdf.set_font("InvoiceSans", "", 8)
         for width, heading in zip(widths, COLUMNS, strict=True):
             pdf.cell(width, 5, heading, align="L" if heading == "Description" else "R")
         pdf.ln()
