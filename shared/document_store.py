@@ -147,14 +147,16 @@ class CosmosDocumentStore:
     def due_in(
         self, container: str, field: str, upto: str, limit: int, *, key: str, values: Sequence[str]
     ) -> list[Document]:
-        # The same range read as `due`, with an equality filter a composite index (key, field)
+        # The same range read as `due`, with an IN filter that a composite index (key, field)
         # serves: one kind of due work never hides behind another kind's backlog.
-        where = f"c.{field} != null AND c.{field} <= @upto AND ARRAY_CONTAINS(@values, c.{key})"
+        names = [f"@v{i}" for i in range(len(values))]
+        where = f"c.{field} != null AND c.{field} <= @upto AND c.{key} IN ({', '.join(names)})"
         query = f"SELECT TOP {int(limit)} * FROM c WHERE IS_DEFINED(c.{field}) AND {where}"  # noqa: S608
+        params = [{"name": n, "value": v} for n, v in zip(names, values, strict=True)]
         items = self._call(
             self._containers[container].query_items,
             query,
-            parameters=[{"name": "@upto", "value": upto}, {"name": "@values", "value": list(values)}],
+            parameters=[{"name": "@upto", "value": upto}, *params],
             enable_cross_partition_query=True,
         )
         return list(items)

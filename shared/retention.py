@@ -25,7 +25,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
 from shared.audit import AuditAction, AuditLog
-from shared.document_store import ORDERS, DocumentStore
+from shared.document_store import ORDERS, DocumentStore, WriteConflict
 from shared.errors import AppError
 from shared.order_record import OrderRecord, Stage
 from shared.order_repository import OrderRepository
@@ -75,17 +75,25 @@ class RetentionPolicy:
     recoverability_days: int
     #: Used when an order has no latest delivery date: shipped date + this, then + grace.
     default_transit_days: int = 14
-    #: How long a shipped order waits before its delivery is checked again.
-    check_interval: timedelta = timedelta(hours=12)
+    #: How long a shipped order waits before its delivery is checked again. The deadline is
+    #: counted from the reported delivery time, not from when we learn it, so a sparse check
+    #: costs no retention as long as it is shorter than the retention period (`recheck`).
+    check_interval: timedelta = timedelta(days=3)
     #: The purge timer's period: the most a deadline can be overrun by the timer.
     purge_interval: timedelta = timedelta(hours=1)
+
+    @property
+    def recheck(self) -> timedelta:
+        """The check interval, never longer than the retention period: a delivery is then
+        always learnt before its deadline, so learning it late never delays the purge."""
+        return min(self.check_interval, timedelta(days=self.retention_days))
 
     @classmethod
     def from_settings(
         cls,
         settings: Settings,
         *,
-        check_interval: timedelta = timedelta(hours=12),
+        check_interval: timedelta = timedelta(days=3),
         purge_interval: timedelta = timedelta(hours=1),
     ) -> RetentionPolicy:
         return cls(
@@ -245,7 +253,7 @@ class RetentionService:
             # so its retention stays bounded without processing it.
             report.restricted.append(record.ref)
         found = self._detect(record, now, report)
-        next_check = min(now + self._policy.check_interval, delivery_bound(record, self._policy))
+        next_check = min(now + self._policy.recheck, delivery_bound(record, self._policy))
 
         def change(current: OrderRecord) -> OrderRecord | None:
             if current.stage is not Stage.SHIPPED:
@@ -254,13 +262,26 @@ class RetentionService:
                 return current.evolve(due_at=next_check)
             return mark_delivered(current, found[0], found[1], now, self._policy)
 
-        stored = self._orders.update(record.ref, change)
+        stored = self._write(record, change)
         if stored is None or stored.stage is not (Stage.DELIVERED if found else Stage.SHIPPED):
             return
         if found is None:
             report.rescheduled += 1
         elif stored.delivered_at is not None and stored.purge_after is not None:
             report.delivered.append(Delivery(stored.ref, stored.delivered_at, found[1], stored.purge_after))
+
+    def _write(
+        self, record: OrderRecord, change: Callable[[OrderRecord], OrderRecord | None]
+    ) -> OrderRecord | None:
+        """Apply `change` to the record the due query returned (it carries its `_etag`), and
+        only on a conflict re-read: the common case costs one write and no extra read."""
+        changed = change(record)
+        if changed is None:
+            return record
+        try:
+            return self._orders.replace(changed)
+        except WriteConflict:
+            return self._orders.update(record.ref, change)
 
     def _detect(self, record: OrderRecord, now: datetime, report: TrackReport) -> tuple[datetime, str] | None:
         if not record.restricted:

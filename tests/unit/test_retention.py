@@ -212,3 +212,8 @@ def test_ttl_never_outlives_its_instant_and_is_positive() -> None:
     assert ttl_seconds(T0 + timedelta(seconds=10, milliseconds=900), T0) == 10
     assert ttl_seconds(T0 - timedelta(days=1), T0) == 1
     assert expiry_ttl(T0, T0, POLICY) == 3600
+
+
+def test_recheck_never_exceeds_the_retention_period() -> None:
+    assert RetentionPolicy(7, 3, 28, check_interval=timedelta(days=10)).recheck == timedelta(days=7)
+    assert RetentionPolicy(7, 3, 28).recheck == timedelta(days=3)

@@ -1,0 +1,86 @@
+"""The retention queries and blob sweeps over the wire: cosmosdb-server and Azurite."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.cosmos import CosmosClient
+from azure.storage.blob import BlobServiceClient
+
+from local.emulators import Emulators
+from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore, ensure_local_containers
+from shared.order_record import Stage
+from shared.order_repository import OrderRepository
+from shared.privacy import PrivacyService
+from shared.retention import AzureOrderBlobs, RetentionPolicy
+from tests.unit.test_retention_fakes import FakeCipher, shipped_record, token
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def cosmos(emulators: Emulators) -> CosmosDocumentStore:
+    client = CosmosClient(
+        emulators.cosmos_endpoint, credential=emulators.app_settings()["COSMOS_KEY"], connection_verify=False
+    )
+    database = f"retstore-{uuid.uuid4().hex[:8]}"
+    ensure_local_containers(client, database)
+    return CosmosDocumentStore(client, database)
+
+
+@pytest.fixture(scope="module")
+def blobs(emulators: Emulators) -> AzureOrderBlobs:
+    return AzureOrderBlobs(BlobServiceClient.from_connection_string(emulators.storage_connection))
+
+
+def test_due_in_filters_by_stage_and_time_and_exists_where_finds_epochs(cosmos: CosmosDocumentStore) -> None:
+    repo = OrderRepository(cosmos)
+    run = uuid.uuid4().hex[:8]
+    shipped = repo.create(shipped_record(1, f"{run}a", T0, latest_delivery_at=None))
+    repo.create(shipped_record(2, f"{run}b", T0 + timedelta(days=2), latest_delivery_at=None))
+    repo.update(f"{run}b", lambda r: r.evolve(stage=Stage.DELIVERED, due_at=T0))
+    now = (T0 + timedelta(hours=1)).isoformat()
+    found = cosmos.due_in(ORDERS, "dueAt", now, 50, key="stage", values=["shipped"])
+    assert shipped.ref in {d["id"] for d in found} and f"{run}b" not in {d["id"] for d in found}
+    both = cosmos.due_in(ORDERS, "dueAt", now, 50, key="stage", values=["shipped", "delivered"])
+    assert {shipped.ref, f"{run}b"} <= {d["id"] for d in both}
+    assert cosmos.exists_where(ORDERS, "pii.epoch", shipped.pii["epoch"])  # type: ignore[index]
+    assert not cosmos.exists_where(ORDERS, "pii.epoch", "e-never")
+
+
+def test_blob_sweep_takes_only_the_prefix_and_tolerates_missing_containers(blobs: AzureOrderBlobs) -> None:
+    container = f"sweep{uuid.uuid4().hex[:8]}"
+    blobs.put(container, "refaaaaaaa/label.pdf", b"1")  # creates the container on first use
+    blobs.put(container, "refaaaaaaa/inv/1.pdf", b"2")
+    blobs.put(container, "refaaaaaaab/label.pdf", b"3")
+    assert blobs.delete_prefix(container, "refaaaaaaa/") == 2
+    assert blobs.delete_prefix(container, "refaaaaaaa/") == 0
+    assert blobs.delete_prefix(container, "refaaaaaaab/") == 1
+    assert blobs.delete_prefix(f"missing{uuid.uuid4().hex[:8]}", "x/") == 0
+
+
+def test_amazon_deletion_over_the_wire_leaves_nothing_but_the_confirmation(
+    cosmos: CosmosDocumentStore, blobs: AzureOrderBlobs
+) -> None:
+    ref = f"del{uuid.uuid4().hex[:10]}"
+    OrderRepository(cosmos).create(shipped_record(7, ref, T0, latest_delivery_at=None))
+    blobs.put("labels", f"{ref}/label.pdf", token(7, "name").encode())
+    service = PrivacyService(
+        cosmos,
+        cipher=FakeCipher(),
+        blobs=blobs,
+        policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
+    )
+    body = json.dumps({"requestId": f"amzn-{ref}", "type": "amazon_delete", "ref": ref}).encode()
+    service.handle(body, T0)
+    service.handle(body, T0 + timedelta(minutes=1))  # redelivered: same confirmation, no error
+    assert cosmos.read(ORDERS, ref, ref) is None
+    assert blobs.delete_prefix("labels", f"{ref}/") == 0
+    text = service.confirmation_text(ref, f"amzn-{ref}")
+    assert text is not None and "All data held" in text and "labels" in text
+    audit = json.dumps(cosmos.in_partition(AUDIT, ref))
+    assert token(7, "name") not in audit and len(cosmos.in_partition(AUDIT, ref)) == 2
