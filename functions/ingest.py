@@ -17,6 +17,7 @@ def poll_orders(timer: func.TimerRequest, shipments: func.Out[list[str]]) -> Non
         ready = rt.ingestion.poll(rt.clock())
         shipments.set([m.encode() for m in ready])
         record.count("ready_to_ship", len(ready))
+    rt.telemetry.heartbeat(rt.clock(), "poll_orders")
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=ORDER_NOTIFICATIONS, connection=STORAGE_CONNECTION)

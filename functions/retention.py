@@ -11,13 +11,19 @@ bp = func.Blueprint()
 def track_deliveries(timer: func.TimerRequest) -> None:
     rt = runtime.current()
     with rt.telemetry.invocation("track_deliveries") as record:
-        delivered = rt.retention.track_deliveries(rt.clock())
-        record.count("delivered", delivered)
+        report = rt.retention.track(rt.clock())
+        record.count("delivered", len(report.delivered))
+        record.count("rescheduled", report.rescheduled)
+        record.count("sourceErrors", len(report.source_errors))
+    rt.telemetry.heartbeat(rt.clock(), "track_deliveries")
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%PURGE_EXPIRED_SCHEDULE%", run_on_startup=False)
 def purge_expired(timer: func.TimerRequest) -> None:
     rt = runtime.current()
     with rt.telemetry.invocation("purge_expired") as record:
-        purged = rt.retention.purge_expired(rt.clock())
-        record.count("purged", purged)
+        report = rt.retention.purge(rt.clock())
+        record.count("purged", len(report.purged))
+        record.count("purgeLatenessMaxS", int(max((p.lateness_seconds for p in report.purged), default=0)))
+        record.count("shreddedEpochs", len(report.shredded_epochs))
+    rt.telemetry.heartbeat(rt.clock(), "purge_expired")

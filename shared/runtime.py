@@ -12,13 +12,16 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import azure.functions as func
 
 from shared.message_failures import MessageFailures
 from shared.messages import IssueInvoice, ShipOrder
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # the reports' module pulls in the store; functions import this at cold start
+    from shared.retention import PurgeReport, TrackReport
 
 Clock = Callable[[], datetime]
 
@@ -38,6 +41,8 @@ class Telemetry(Protocol):
         self, operation: str, message: func.QueueMessage | None = None
     ) -> AbstractContextManager[InvocationRecord]: ...
 
+    def heartbeat(self, now: datetime, source: str = "timer") -> None: ...
+
 
 class Ingestion(Protocol):
     def poll(self, now: datetime) -> Sequence[ShipOrder]: ...
@@ -54,9 +59,9 @@ class Invoicing(Protocol):
 
 
 class Retention(Protocol):
-    def track_deliveries(self, now: datetime) -> int: ...
+    def track(self, now: datetime) -> TrackReport: ...
 
-    def purge_expired(self, now: datetime) -> int: ...
+    def purge(self, now: datetime) -> PurgeReport: ...
 
 
 class Privacy(Protocol):

@@ -131,7 +131,7 @@ def _parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else None
 
 
-def _token_client_class(lwa_endpoint: str | None) -> Any:
+def token_client_class(lwa_endpoint: str | None) -> Any:
     """AccessTokenClient, or a subclass whose scheme/host/path point at `lwa_endpoint`."""
     if not lwa_endpoint:
         return AccessTokenClient
@@ -172,7 +172,7 @@ class SpApiGateway:
         chosen = settings.spapi_verify_tls if verify is None else verify
         self._verify = ssl.create_default_context(cafile=chosen) if isinstance(chosen, str) else chosen
         self._timeout = timeout_s
-        self._token_class = _token_client_class(settings.lwa_endpoint)
+        self._token_class = token_client_class(settings.lwa_endpoint)
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 

@@ -1,0 +1,260 @@
+"""Builds the `Runtime` from app settings: every client once per process, every service wired.
+
+In Azure every client authenticates with the Function App's managed identity
+(`DefaultAzureCredential`); secrets (LWA credentials, refresh tokens, carrier accounts, keys)
+come from Key Vault by the names the settings give. `LocalOverrides` exists for the local run
+and tests only: a test credential and the loopback stand-ins' TLS details, never a value a
+deployed app can set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.cosmos import CosmosClient
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from shared.adapters import (
+    AmazonPackageStatus,
+    CarrierDeliveryTracker,
+    EpochShredder,
+    LazyCarriers,
+    OrderBytesSealer,
+    PathBlobs,
+    SecretValues,
+    VaultKeySealer,
+    json_secret,
+)
+from shared.blob_store import AzureBlobStore, LabelStore
+from shared.carriers import Carrier
+from shared.document_store import CosmosDocumentStore
+from shared.envelope import EnvelopeCipher
+from shared.ingestion import IngestionService
+from shared.invoices.archive import InvoiceArchive
+from shared.invoices.feeds import SpApiVatInvoiceUploader, sp_api_feeds_factory
+from shared.invoices.numbering import InvoiceCounter
+from shared.invoices.profile import parse_profile
+from shared.invoices.render import ReportlabRenderer
+from shared.invoicing import InvoicingService
+from shared.key_epochs import KeyEpochs
+from shared.key_vault import AzureSecretStore
+from shared.message_failures import MAX_DEQUEUE_COUNT, MessageFailures, QueueSender
+from shared.order_reference import OrderReferencer
+from shared.order_repository import OrderRepository
+from shared.privacy import PrivacyService
+from shared.rate_budget import RateBudget
+from shared.retention import RetentionPolicy, RetentionService
+from shared.runtime import Runtime
+from shared.schedules import NCronTab
+from shared.settings import Settings, load_settings
+from shared.shipping import ShippingService
+from shared.shipping_rules import ShippingRules
+from shared.spapi_gateway import SpApiGateway, token_client_class
+from shared.storage_queues import StorageQueues
+from shared.telemetry import AppTelemetry, configure_telemetry
+
+KARRIO_CARRIERS = ("usps", "fedex", "ups")
+ARCHIVE_KEY_SECRET = "invoice-archive-key"  # noqa: S105 - a secret name, not a value
+
+
+def carrier_secret(name: str) -> str:
+    """Key Vault secret holding a carrier account's credentials as JSON (docs/shipping.md)."""
+    return f"carrier-{name}"
+
+
+@dataclass(frozen=True)
+class LocalOverrides:
+    """For the local run and tests only (see the module docstring)."""
+
+    credential: TokenCredential | None = None
+    key_vault_options: Mapping[str, Any] = field(default_factory=dict)
+    queue_sender: QueueSender | None = None
+    carriers_replay_safe: bool = False
+
+
+@dataclass(frozen=True)
+class Clients:
+    store: CosmosDocumentStore
+    blobs: BlobServiceClient
+    queues: QueueServiceClient
+    secrets: AzureSecretStore
+
+
+def _period(env: Mapping[str, str], name: str, now: datetime) -> Any:
+    return NCronTab.parse(env[name]).period(now)
+
+
+def connect(settings: Settings, credential: TokenCredential, overrides: LocalOverrides) -> Clients:
+    cosmos = CosmosClient(
+        settings.cosmos_endpoint,
+        credential=settings.cosmos_key or credential,
+        connection_verify=settings.cosmos_verify_tls,
+    )
+    if settings.storage_connection:
+        blobs = BlobServiceClient.from_connection_string(settings.storage_connection)
+        queues = QueueServiceClient.from_connection_string(settings.storage_connection)
+    else:
+        blobs = BlobServiceClient(str(settings.blob_service_uri), credential=credential)
+        queues = QueueServiceClient(str(settings.queue_service_uri), credential=credential)
+    secrets = AzureSecretStore.connect(settings.key_vault_url, credential, **overrides.key_vault_options)
+    return Clients(CosmosDocumentStore(cosmos, settings.cosmos_database), blobs, queues, secrets)
+
+
+def _carriers(
+    settings: Settings, values: SecretValues, overrides: LocalOverrides
+) -> Callable[[str], Mapping[str, Carrier]]:
+    from shared.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
+    from shared.carriers.karrio_adapter import KarrioCarrier
+
+    endpoints = settings.carrier_endpoints
+
+    def build(seller_id: str) -> Mapping[str, Carrier]:
+        seller = settings.seller(seller_id)
+        built: dict[str, Carrier] = {}
+        for name in KARRIO_CARRIERS:
+            built[name] = KarrioCarrier(
+                name,
+                {k: str(v) for k, v in json_secret(values, carrier_secret(name)).items()},
+                base_url=endpoints.get(name),
+                replay_safe=overrides.carriers_replay_safe,
+            )
+        if seller is not None:
+            built["amazon"] = AmazonBuyShipping(
+                SpApiShippingV2(
+                    refresh_token=values(seller.refresh_token_secret),
+                    lwa_client_id=values(settings.lwa_client_id_secret),
+                    lwa_client_secret=values(settings.lwa_client_secret_secret),
+                    marketplace_id=seller.marketplace_ids[0],
+                    endpoint=endpoints.get("amazon") or settings.spapi_endpoint,
+                    lwa_endpoint=settings.lwa_endpoint,
+                    verify=settings.spapi_verify_tls,
+                )
+            )
+        return built
+
+    return LazyCarriers(build)
+
+
+def build_runtime(
+    env: Mapping[str, str],
+    clock: Callable[[], datetime],
+    overrides: LocalOverrides | None = None,
+) -> Runtime:
+    overrides = overrides or LocalOverrides()
+    settings = load_settings(env)
+    configure_telemetry(settings)
+    credential = overrides.credential or _default_credential()
+    clients = connect(settings, credential, overrides)
+    store = clients.store
+    orders = OrderRepository(store)
+    values = SecretValues(clients.secrets)
+    epochs = KeyEpochs(clients.secrets, clock, epoch_days=settings.key_epoch_days)
+    cipher = EnvelopeCipher(epochs)
+    refs = OrderReferencer(clients.secrets)
+
+    def spapi_credentials(seller_id: str) -> Mapping[str, str]:
+        seller = settings.seller(seller_id)
+        if seller is None:
+            raise KeyError(seller_id)
+        return {
+            "lwa_app_id": values(settings.lwa_client_id_secret),
+            "lwa_client_secret": values(settings.lwa_client_secret_secret),
+            "refresh_token": values(seller.refresh_token_secret),
+        }
+
+    gateway = SpApiGateway(settings, spapi_credentials)
+    carriers = _carriers(settings, values, overrides)
+    blob_store = AzureBlobStore(clients.blobs)
+    now = clock()
+    policy = RetentionPolicy.from_settings(
+        settings, purge_interval=_period(env, "PURGE_EXPIRED_SCHEDULE", now)
+    )
+    archive = (
+        InvoiceArchive(
+            store,
+            PathBlobs(blob_store),
+            VaultKeySealer(clients.secrets, ARCHIVE_KEY_SECRET),
+            settings.invoice_archive_years,
+        )
+        if settings.invoice_archive_years
+        else None
+    )
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        telemetry=AppTelemetry(max_dequeue_count=MAX_DEQUEUE_COUNT),
+        failures=MessageFailures(overrides.queue_sender or StorageQueues(clients.queues)),
+        ingestion=IngestionService(
+            settings,
+            repository=orders,
+            store=store,
+            cipher=cipher,
+            refs=refs,
+            gateway=gateway,
+            budget=RateBudget(store),
+            poll_interval=_period(env, "POLL_ORDERS_SCHEDULE", now),
+        ),
+        shipping=ShippingService(
+            orders,
+            cipher,
+            ShippingRules(settings.shipping_rules),
+            carriers,
+            LabelStore(blob_store, cipher),
+            gateway,
+        ),
+        invoicing=InvoicingService(
+            orders=orders,
+            counter=InvoiceCounter(store),
+            cipher=cipher,
+            sealer=OrderBytesSealer(cipher),
+            blobs=PathBlobs(blob_store),
+            renderer=ReportlabRenderer(),
+            profile=parse_profile(settings.seller_profile),
+            invoice_marketplaces=settings.invoice_marketplaces,
+            uploader=_uploader(settings, spapi_credentials),
+            archive=archive,
+        ),
+        retention=RetentionService(
+            store,
+            amazon=AmazonPackageStatus(),
+            carrier=CarrierDeliveryTracker(carriers, clock),
+            blobs=blob_store,
+            shredder=EpochShredder(epochs),
+            policy=policy,
+        ),
+        privacy=PrivacyService(store, cipher=cipher, blobs=blob_store, policy=policy),
+    )
+
+
+def _uploader(settings: Settings, credentials: Callable[[str], Mapping[str, str]]) -> SpApiVatInvoiceUploader:
+    import httpx
+
+    feeds = sp_api_feeds_factory(
+        credentials,
+        endpoint=settings.spapi_endpoint,
+        auth_token_client_class=token_client_class(settings.lwa_endpoint) if settings.lwa_endpoint else None,
+        verify=settings.spapi_verify_tls,
+    )
+    return SpApiVatInvoiceUploader(feeds, httpx.Client(verify=_httpx_verify(settings), timeout=30.0))
+
+
+def _httpx_verify(settings: Settings) -> Any:
+    """httpx ignores REQUESTS_CA_BUNDLE; honour the same CA bundle the requests-based SDKs use."""
+    import os
+    import ssl
+
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE")
+    if not settings.spapi_verify_tls:
+        return False
+    return ssl.create_default_context(cafile=bundle) if bundle else True
+
+
+def _default_credential() -> TokenCredential:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
