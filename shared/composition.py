@@ -48,7 +48,7 @@ from shared.order_reference import OrderReferencer
 from shared.order_repository import OrderRepository
 from shared.privacy import PrivacyService
 from shared.rate_budget import RateBudget
-from shared.retention import RetentionPolicy, RetentionService
+from shared.retention import RetentionPolicy, RetentionSchedule, RetentionService
 from shared.runtime import Runtime
 from shared.schedules import NCronTab
 from shared.settings import Settings, load_settings
@@ -151,7 +151,11 @@ def build_runtime(
     credential = overrides.credential or _default_credential()
     clients = connect(settings, credential, overrides)
     store = clients.store
-    orders = OrderRepository(store)
+    now = clock()
+    policy = RetentionPolicy.from_settings(
+        settings, purge_interval=_period(env, "PURGE_EXPIRED_SCHEDULE", now)
+    )
+    orders = OrderRepository(store, RetentionSchedule(policy, clock))
     values = SecretValues(clients.secrets)
     epochs = KeyEpochs(clients.secrets, clock, epoch_days=settings.key_epoch_days)
     cipher = EnvelopeCipher(epochs)
@@ -170,10 +174,6 @@ def build_runtime(
     gateway = SpApiGateway(settings, spapi_credentials)
     carriers = _carriers(settings, values, overrides)
     blob_store = AzureBlobStore(clients.blobs)
-    now = clock()
-    policy = RetentionPolicy.from_settings(
-        settings, purge_interval=_period(env, "PURGE_EXPIRED_SCHEDULE", now)
-    )
     archive = (
         InvoiceArchive(
             store,

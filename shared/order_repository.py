@@ -17,8 +17,14 @@ class OrderNotFound(AppError):
 
 
 class OrderRepository:
-    def __init__(self, store: DocumentStore) -> None:
+    """`schedule` (the retention schedule in the app) is applied to every record written, so
+    each order always carries its deadline whichever stage wrote it."""
+
+    def __init__(
+        self, store: DocumentStore, schedule: Callable[[OrderRecord], OrderRecord] | None = None
+    ) -> None:
         self._store = store
+        self._schedule = schedule or (lambda record: record)
 
     def get(self, ref: str) -> OrderRecord | None:
         doc = self._store.read(ORDERS, ref, ref)
@@ -26,13 +32,14 @@ class OrderRepository:
 
     def create(self, record: OrderRecord) -> OrderRecord:
         """Raises `WriteConflict` when the order already exists."""
-        return OrderRecord.from_doc(self._store.create(ORDERS, record.to_doc()))
+        return OrderRecord.from_doc(self._store.create(ORDERS, self._schedule(record).to_doc()))
 
     def replace(self, record: OrderRecord) -> OrderRecord:
         """Write `record` if nobody changed it since it was read; else `WriteConflict`."""
         if record.etag is None:
             raise ValueError("replace needs the etag the record was read with")
-        return OrderRecord.from_doc(self._store.replace(ORDERS, record.to_doc(), record.etag))
+        scheduled = self._schedule(record)
+        return OrderRecord.from_doc(self._store.replace(ORDERS, scheduled.to_doc(), record.etag))
 
     def update(self, ref: str, change: Callable[[OrderRecord], OrderRecord | None]) -> OrderRecord | None:
         """Re-read and re-apply `change` until the write wins. `change` returns None to leave

@@ -41,7 +41,18 @@ SOURCE_AMAZON = "amazon"
 SOURCE_CARRIER = "carrier"
 SOURCE_BOUND = "bound"
 
-PURGEABLE_STAGES: tuple[str, ...] = (Stage.DELIVERED.value, Stage.CANCELLED.value)
+PURGEABLE_STAGES: tuple[str, ...] = (
+    Stage.DELIVERED.value,
+    Stage.CANCELLED.value,
+    # Orders that never ship (pending forever, needing attention, stuck before shipping) are
+    # bounded too: `RetentionSchedule` gives them a deadline from their latest delivery date.
+    Stage.AWAITING.value,
+    Stage.ATTENTION.value,
+    Stage.READY.value,
+)
+
+
+_UNSHIPPED = (Stage.AWAITING, Stage.ATTENTION, Stage.READY)
 
 
 class AmazonOrderStatus(Protocol):
@@ -149,6 +160,28 @@ def mark_cancelled(record: OrderRecord, now: datetime, policy: RetentionPolicy) 
     then is purged like any other."""
     cancelled = record.evolve(stage=Stage.CANCELLED, pii=None)
     return with_deadline(cancelled, now + timedelta(days=policy.retention_days), now, policy)
+
+
+class RetentionSchedule:
+    """Applied by `OrderRepository` to every order it writes, so no stage can forget retention:
+    a cancelled order loses its PII at once; an order without a deadline that has not shipped
+    gets the bound (latest delivery date + grace + retention); a newly shipped order gets its
+    first delivery check; and any order with a deadline has its Cosmos `ttl` restarted."""
+
+    def __init__(self, policy: RetentionPolicy, clock: Callable[[], datetime]) -> None:
+        self._policy = policy
+        self._clock = clock
+
+    def __call__(self, record: OrderRecord) -> OrderRecord:
+        now = self._clock()
+        if record.stage is Stage.CANCELLED and record.purge_after is None:
+            return mark_cancelled(record, now, self._policy)
+        if record.stage in _UNSHIPPED and record.purge_after is None:
+            bound = delivery_bound(record, self._policy) + timedelta(days=self._policy.retention_days)
+            return with_deadline(record, max(bound, now), now, self._policy)
+        if record.stage is Stage.SHIPPED and record.due_at is None:
+            return refresh_ttl(record.evolve(due_at=now), now, self._policy)
+        return refresh_ttl(record, now, self._policy)
 
 
 def delivery_bound(record: OrderRecord, policy: RetentionPolicy) -> datetime:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -57,6 +57,10 @@ SHIPPED = "shipped"
 # Amazon's packageReferenceId is numeric; resubmitting the same one edits the confirmation,
 # so a replayed confirmShipment cannot create a second package.
 PACKAGE_REFERENCE = "1"
+# When `track_deliveries` first asks whether a shipped order arrived: a typical transit time,
+# so most orders are found delivered at the first look (one write) and none waits past the
+# retention clock (the deadline counts from the reported delivery time, not from the check).
+FIRST_DELIVERY_CHECK = timedelta(days=2)
 
 # Reason codes (docs/shipping.md and docs/operations.md).
 INTENT_UNRESOLVED = "label_intent_unresolved"
@@ -277,7 +281,9 @@ class ShippingService:
             if current.stage is not Stage.READY or now_shipment.get("state") != PURCHASED:
                 return None
             return current.evolve(
-                stage=Stage.SHIPPED, shipment={**now_shipment, "state": SHIPPED, "shippedAt": now.isoformat()}
+                stage=Stage.SHIPPED,
+                shipment={**now_shipment, "state": SHIPPED, "shippedAt": now.isoformat()},
+                due_at=now + FIRST_DELIVERY_CHECK,
             )
 
         final = self._orders.update(record.ref, shipped)

@@ -1,0 +1,61 @@
+"""Every order written through the repository carries a bounded deadline, whatever its stage."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.document_store import MemoryDocumentStore
+from shared.order_record import OrderRecord, Stage
+from shared.order_repository import OrderRepository
+from shared.retention import RetentionPolicy, RetentionSchedule
+
+NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
+POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
+
+
+def _record(stage: Stage, **extra: object) -> OrderRecord:
+    fields: dict[str, object] = dict(
+        ref="ref-000000001",
+        seller_id="S",
+        marketplace_id="M",
+        stage=stage,
+        amazon_status="X",
+        amazon_updated_at=NOW,
+        created_at=NOW,
+        ship_country="DE",
+        service_level=None,
+        is_business=False,
+        latest_ship_at=None,
+        latest_delivery_at=NOW + timedelta(days=5),
+        items=(),
+        pii={"epoch": "e"},
+    )
+    fields.update(extra)
+    return OrderRecord(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def repo() -> OrderRepository:
+    return OrderRepository(MemoryDocumentStore(), RetentionSchedule(POLICY, lambda: NOW))
+
+
+@pytest.mark.parametrize("stage", [Stage.AWAITING, Stage.READY, Stage.ATTENTION])
+def test_unshipped_orders_get_the_delivery_bound_plus_retention(repo: OrderRepository, stage: Stage) -> None:
+    stored = repo.create(_record(stage))
+    assert stored.purge_after == NOW + timedelta(days=5 + 3 + 7)
+    assert stored.due_at == stored.purge_after and stored.ttl is not None
+
+
+def test_cancelled_orders_lose_pii_at_once(repo: OrderRepository) -> None:
+    stored = repo.create(_record(Stage.CANCELLED))
+    assert stored.pii is None and stored.purge_after == NOW + timedelta(days=7)
+
+
+def test_shipped_orders_without_a_check_are_checked_now(repo: OrderRepository) -> None:
+    assert repo.create(_record(Stage.SHIPPED)).due_at == NOW
+
+
+def test_ttl_restarts_on_every_write(repo: OrderRepository) -> None:
+    stored = repo.create(_record(Stage.READY))
+    later = OrderRepository(MemoryDocumentStore(), RetentionSchedule(POLICY, lambda: NOW + timedelta(days=1)))
+    assert later.create(stored.evolve(etag=None)).ttl == stored.ttl - 86400  # type: ignore[operator]
