@@ -14,7 +14,7 @@ def track_deliveries(timer: func.TimerRequest) -> None:
         report = rt.retention.track(rt.clock())
         record.count("delivered", len(report.delivered))
         record.count("rescheduled", report.rescheduled)
-        record.count("sourceErrors", len(report.source_errors))
+        record.count("source_errors", len(report.source_errors))
     rt.telemetry.heartbeat(rt.clock(), "track_deliveries")
 
 
@@ -24,6 +24,6 @@ def purge_expired(timer: func.TimerRequest) -> None:
     with rt.telemetry.invocation("purge_expired") as record:
         report = rt.retention.purge(rt.clock())
         record.count("purged", len(report.purged))
-        record.count("purgeLatenessMaxS", int(max((p.lateness_seconds for p in report.purged), default=0)))
-        record.count("shreddedEpochs", len(report.shredded_epochs))
+        record.count("purge_lateness_max_s", int(max((p.lateness_seconds for p in report.purged), default=0)))
+        record.count("shredded_epochs", len(report.shredded_epochs))
     rt.telemetry.heartbeat(rt.clock(), "purge_expired")
