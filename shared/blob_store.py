@@ -94,7 +94,9 @@ class AzureBlobStore:
                     client.delete_blob(blob.name, delete_snapshots="include")
                     deleted += 1
                 except ResourceNotFoundError:
-                    continue
+                    continue  # deleted concurrently: the goal is reached
+        except ResourceNotFoundError:
+            return deleted  # no such container: nothing stored there
         except AzureError as exc:
             raise self._guard(exc) from None
         return deleted

@@ -10,12 +10,23 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from shared.settings import load_settings
 
+if TYPE_CHECKING:
+    from shared.composition import LocalOverrides
+    from shared.key_vault import AzureSecretStore
+    from shared.privacy import PrivacyService
+    from shared.storage_queues import StorageQueues
+
 Verb = Callable[[argparse.Namespace, Mapping[str, str], TextIO], int]
+
+#: Set by `main` for the local run and tests (a test credential, loopback TLS); None in Azure.
+_overrides: LocalOverrides | None = None
 
 
 def _print_json(out: TextIO, value: object) -> None:
@@ -56,9 +67,128 @@ def cmd_check_settings(args: argparse.Namespace, env: Mapping[str, str], out: Te
     return 0
 
 
+def _clients(env: Mapping[str, str]) -> tuple[AzureSecretStore, StorageQueues]:
+    """The Key Vault secret store and the storage queues, as the functions reach them."""
+    from shared.composition import LocalOverrides, _default_credential, connect
+    from shared.storage_queues import StorageQueues
+
+    overrides = _overrides or LocalOverrides()
+    clients = connect(load_settings(env), overrides.credential or _default_credential(), overrides)
+    return clients.secrets, StorageQueues(clients.queues)
+
+
+def _ref(env: Mapping[str, str], order_id: str) -> str:
+    from shared.order_reference import OrderReferencer
+
+    secrets, _ = _clients(env)
+    return OrderReferencer(secrets).ref(order_id)
+
+
+def cmd_ref(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    """Print an order's pseudonymous reference, to find its trail in Log Analytics."""
+    out.write(_ref(env, args.order_id) + "\n")
+    return 0
+
+
+def cmd_request(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    """Queue a privacy request (access, delete, amazon-delete, restrict) for an order."""
+    from shared.messages import PRIVACY_REQUESTS
+    from shared.privacy import encode_recipient_key
+
+    request_id = args.request_id or f"req-{uuid.uuid4().hex}"
+    body: dict[str, str] = {
+        "requestId": request_id,
+        "type": args.type.replace("-", "_"),
+        "ref": _ref(env, args.order_id),
+    }
+    if args.type == "access":
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        if args.recipient_key is None:
+            raise SystemExit("access needs --recipient-key (the requester's RSA public key, PEM)")
+        key = serialization.load_pem_public_key(Path(args.recipient_key).read_bytes())
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise SystemExit("--recipient-key must be an RSA public key")
+        body["recipientKey"] = encode_recipient_key(key)
+    _, queues = _clients(env)
+    queues.send(PRIVACY_REQUESTS, json.dumps(body))
+    _print_json(out, {"queued": PRIVACY_REQUESTS, "requestId": request_id, "ref": body["ref"]})
+    return 0
+
+
+def _privacy(env: Mapping[str, str]) -> PrivacyService:
+    from shared.composition import build_runtime
+    from shared.runtime import utc_now
+
+    privacy: PrivacyService = build_runtime(env, utc_now, _overrides).privacy  # type: ignore[assignment]
+    return privacy
+
+
+def cmd_correct(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    """Correct an order's buyer fields: a JSON object of field -> value on standard input
+    (never on the command line, where shells keep history)."""
+    from shared.pii import Pii
+    from shared.runtime import utc_now
+
+    changes = json.loads(sys.stdin.read() if args.stdin is None else args.stdin.read())
+    if not isinstance(changes, dict):
+        raise SystemExit("standard input must hold a JSON object of field -> value")
+    privacy = _privacy(env)
+    ref = _ref(env, args.order_id)
+    outcome = privacy.correct(ref, {str(k): Pii(str(v)) for k, v in changes.items()}, utc_now())
+    _print_json(out, {"ref": ref, "held": outcome.held, "fieldsChanged": list(outcome.fields_changed)})
+    return 0
+
+
+def cmd_confirmation(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    """Print the written deletion confirmation of a request (PII-free)."""
+    privacy = _privacy(env)
+    text = privacy.confirmation_text(_ref(env, args.order_id), args.request_id)
+    if text is None:
+        out.write("no confirmation recorded for that order and request\n")
+        return 1
+    out.write(text + "\n")
+    return 0
+
+
+def cmd_recoverability(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    """Print the recoverability bound term by term (must stay within Amazon's 30 days)."""
+    from shared.key_epochs import recoverability_report
+
+    _print_json(out, recoverability_report(load_settings(env)))
+    return 0
+
+
+def _order(p: argparse.ArgumentParser) -> None:
+    p.add_argument("order_id", help="the Amazon order id")
+
+
+def _request(p: argparse.ArgumentParser) -> None:
+    p.add_argument("type", choices=["access", "delete", "amazon-delete", "restrict"])
+    _order(p)
+    p.add_argument("--request-id", help="your ticket or Amazon's request id (default: generated)")
+    p.add_argument("--recipient-key", help="access only: the requester's RSA public key (PEM file)")
+
+
+def _correct(p: argparse.ArgumentParser) -> None:
+    _order(p)
+    p.set_defaults(stdin=None)
+
+
+def _confirmation(p: argparse.ArgumentParser) -> None:
+    _order(p)
+    p.add_argument("request_id")
+
+
 VERBS: dict[str, tuple[Verb, Callable[[argparse.ArgumentParser], None]]] = {
     "functions": (cmd_functions, lambda p: None),
     "check-settings": (cmd_check_settings, lambda p: None),
+    "recoverability": (cmd_recoverability, lambda p: None),
+    "ref": (cmd_ref, _order),
+    "request": (cmd_request, _request),
+    "correct": (cmd_correct, _correct),
+    "confirmation": (cmd_confirmation, _confirmation),
 }
 
 
@@ -73,8 +203,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(
-    argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None, out: TextIO = sys.stdout
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    out: TextIO = sys.stdout,
+    overrides: LocalOverrides | None = None,
 ) -> int:
+    global _overrides  # noqa: PLW0603 - one CLI invocation per process
+    _overrides = overrides
     args = parser().parse_args(argv)
     handler: Verb = args.handler
     return handler(args, os.environ if env is None else env, out)

@@ -14,15 +14,11 @@ docs/retention.md), so their cost grows with what is due, not with the orders st
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
-
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient
 
 from shared.audit import AuditAction, AuditLog
 from shared.document_store import ORDERS, DocumentStore, WriteConflict
@@ -423,34 +419,3 @@ def purge_summary(report: PurgeReport) -> dict[str, int | float]:
 def export_blob_name(ref: str, request_id: str) -> str:
     """Blob names of an order start with its reference, so purge and erasure sweep them."""
     return f"{ref}/{request_id}.bin"
-
-
-class AzureOrderBlobs:
-    """`BlobDeleter` (and the export writer of `shared.privacy`) over Azure Blob Storage."""
-
-    def __init__(self, service: BlobServiceClient) -> None:
-        self._service = service
-
-    def delete_prefix(self, container: str, prefix: str) -> int:
-        client = self._service.get_container_client(container)
-        deleted = 0
-        try:
-            for blob in client.list_blobs(name_starts_with=prefix):
-                try:
-                    client.delete_blob(blob.name, delete_snapshots="include")
-                    deleted += 1
-                except ResourceNotFoundError:
-                    continue  # deleted concurrently: the goal is reached
-        except ResourceNotFoundError:
-            return deleted  # no such container: nothing stored there
-        return deleted
-
-    def put(self, container: str, name: str, data: bytes) -> None:
-        client = self._service.get_container_client(container)
-        try:
-            client.upload_blob(name, data, overwrite=True)
-        except ResourceNotFoundError:
-            # Bicep creates the containers in Azure; a fresh local account may lack one.
-            with contextlib.suppress(ResourceExistsError):
-                client.create_container()
-            client.upload_blob(name, data, overwrite=True)

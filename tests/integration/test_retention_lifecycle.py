@@ -22,11 +22,11 @@ from azure.storage.blob import BlobServiceClient
 
 from local.emulators import Emulators
 from shared.audit import AuditAction, AuditEvent, AuditLog
+from shared.blob_store import AzureBlobStore
 from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore, ensure_local_containers
 from shared.order_repository import OrderRepository
 from shared.retention import (
     ORDER_BLOB_CONTAINERS,
-    AzureOrderBlobs,
     RetentionPolicy,
     RetentionService,
     mark_cancelled,
@@ -117,7 +117,7 @@ def test_every_order_is_gone_by_its_deadline_plus_one_purge_interval(
     cipher = FakeCipher()
     amazon, carrier = FakeSignal(lambda: now), FakeSignal(lambda: now)
     shredder = FakeShredder()
-    blobs = AzureOrderBlobs(blob_service)
+    blobs = AzureBlobStore(blob_service)
     service = RetentionService(
         cosmos, amazon=amazon, carrier=carrier, blobs=blobs, shredder=shredder, policy=POLICY, batch_size=50
     )

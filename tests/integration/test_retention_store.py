@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import CosmosClient
 from azure.storage.blob import BlobServiceClient
 
 from local.emulators import Emulators
+from shared.blob_store import AzureBlobStore
 from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore, ensure_local_containers
+from shared.errors import AppError
 from shared.order_record import Stage
 from shared.order_repository import OrderRepository
 from shared.privacy import PrivacyService
-from shared.retention import AzureOrderBlobs, RetentionPolicy
+from shared.retention import RetentionPolicy
 from tests.unit.test_retention_fakes import FakeCipher, shipped_record, token
 
 pytestmark = pytest.mark.integration
@@ -33,8 +37,17 @@ def cosmos(emulators: Emulators) -> CosmosDocumentStore:
 
 
 @pytest.fixture(scope="module")
-def blobs(emulators: Emulators) -> AzureOrderBlobs:
-    return AzureOrderBlobs(BlobServiceClient.from_connection_string(emulators.storage_connection))
+def service(emulators: Emulators) -> BlobServiceClient:
+    service = BlobServiceClient.from_connection_string(emulators.storage_connection)
+    for name in ("labels", "invoices", "exports"):  # Bicep creates these in Azure
+        with contextlib.suppress(ResourceExistsError):
+            service.create_container(name)
+    return service
+
+
+@pytest.fixture(scope="module")
+def blobs(service: BlobServiceClient) -> AzureBlobStore:
+    return AzureBlobStore(service)
 
 
 def test_due_in_filters_by_stage_and_time_and_exists_where_finds_epochs(cosmos: CosmosDocumentStore) -> None:
@@ -52,9 +65,12 @@ def test_due_in_filters_by_stage_and_time_and_exists_where_finds_epochs(cosmos: 
     assert not cosmos.exists_where(ORDERS, "pii.epoch", "e-never")
 
 
-def test_blob_sweep_takes_only_the_prefix_and_tolerates_missing_containers(blobs: AzureOrderBlobs) -> None:
+def test_blob_sweep_takes_only_the_prefix_and_tolerates_missing_containers(blobs: AzureBlobStore) -> None:
     container = f"sweep{uuid.uuid4().hex[:8]}"
-    blobs.put(container, "refaaaaaaa/label.pdf", b"1")  # creates the container on first use
+    with pytest.raises(AppError):  # the app never creates containers: Bicep does
+        blobs.put(container, "refaaaaaaa/label.pdf", b"1")
+    blobs._service.create_container(container)  # type: ignore[attr-defined]
+    blobs.put(container, "refaaaaaaa/label.pdf", b"1")
     blobs.put(container, "refaaaaaaa/inv/1.pdf", b"2")
     blobs.put(container, "refaaaaaaab/label.pdf", b"3")
     assert blobs.delete_prefix(container, "refaaaaaaa/") == 2
@@ -64,7 +80,7 @@ def test_blob_sweep_takes_only_the_prefix_and_tolerates_missing_containers(blobs
 
 
 def test_amazon_deletion_over_the_wire_leaves_nothing_but_the_confirmation(
-    cosmos: CosmosDocumentStore, blobs: AzureOrderBlobs
+    cosmos: CosmosDocumentStore, blobs: AzureBlobStore
 ) -> None:
     ref = f"del{uuid.uuid4().hex[:10]}"
     OrderRepository(cosmos).create(shipped_record(7, ref, T0, latest_delivery_at=None))
