@@ -87,6 +87,7 @@ var queues = [
 var dataContainers = [
   'labels'
   'invoices'
+  'exports'
   'invoice-archive'
 ]
 var suffix = uniqueString(resourceGroup().id, prefix)
@@ -125,6 +126,7 @@ module dataStorage 'modules/storage.bicep' = {
     expiringPrefixes: [
       'labels/'
       'invoices/'
+      'exports/'
     ]
     deleteAfterDays: blobBackstopDays
     workspaceId: monitoring.outputs.workspaceId

@@ -81,6 +81,24 @@ resource containerResources 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/
         }
         // -1: TTL on, items live until their own `ttl` says otherwise (the purge sets it).
         defaultTtl: -1
+        // Ciphertext is never queried: only the envelope's epoch (crypto-shredding) is indexed.
+        // The composite index serves the due-work query (stage IN ..., dueAt <= now).
+        indexingPolicy: {
+          indexingMode: 'consistent'
+          includedPaths: [
+            { path: '/*' }
+            { path: '/pii/epoch/?' }
+          ]
+          excludedPaths: [
+            { path: '/pii/*' }
+          ]
+          compositeIndexes: [
+            [
+              { path: '/stage', order: 'ascending' }
+              { path: '/dueAt', order: 'ascending' }
+            ]
+          ]
+        }
       }
     }
   }
