@@ -5,9 +5,9 @@
 from any log line, and on exit emits ONE record on the `fulfilment.telemetry` logger whose
 `custom_dimensions` (Application Insights `customDimensions`, Log Analytics `Properties`) are
 documented in docs/operations.md. Failures are recorded first, then propagate so the queue
-retries and finally poisons the message; an exception whose text holds personal data is
-replaced by `InvocationFailed` with the same code, because the Functions host reports the
-exception text of a failed invocation outside Python logging.
+retries and finally poisons the message. An exception whose text holds personal data is first
+scrubbed (see `_shareable`), because the Functions host reports the exception text of a failed
+invocation outside Python logging.
 
 `configure_telemetry()` attaches the exporter chosen by `TELEMETRY_EXPORTER` to the root logger.
 Exporter packages are imported there, not at module import, to keep cold start short.
@@ -31,7 +31,7 @@ import azure.functions as func
 
 from shared.errors import AppError, SettingsError
 from shared.pii import tracking
-from shared.redaction import install_redaction, redact_text, sanitized_exception
+from shared.redaction import install_redaction, redact_text, redact_value, sanitized_exception
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -175,7 +175,7 @@ class AppTelemetry:
         recorder = InvocationRecorder(
             operation=_checked_name(operation),
             invocation_id=(message.id if message is not None and message.id else None) or self._new_id(),
-            dequeue_count=(message.dequeue_count or 0) if message is not None else 0,
+            dequeue_count=int(getattr(message, "dequeue_count", None) or 0),
         )
         token = _current.set(recorder)
         started = self._timer()
@@ -185,9 +185,10 @@ class AppTelemetry:
                     yield recorder
                 except Exception as exc:
                     self._emit_failure(recorder, started, exc)
-                    if _carries_pii(exc):
-                        raise _shareable(exc) from None
-                    raise
+                    shareable = _shareable(exc)
+                    if shareable is exc:
+                        raise
+                    raise shareable from None
                 self._emit(recorder, started, "success")
         finally:
             _current.reset(token)
@@ -251,7 +252,23 @@ def _carries_pii(exc: BaseException) -> bool:
     return redact_text(rendered) != rendered
 
 
-def _shareable(exc: Exception) -> InvocationFailed:
+def _shareable(exc: Exception) -> Exception:
+    """`exc` as it may leave the invocation: unchanged when its rendered text is clean;
+    otherwise scrubbed in place (same type and attributes, so the queue failure policy still
+    sees its class, code and retry delay; chain dropped), or, when its text is computed from
+    attributes we cannot scrub, an `InvocationFailed` with the same code."""
+    if not _carries_pii(exc):
+        return exc
+    exc.args = tuple(redact_value(arg) for arg in exc.args)
+    if isinstance(exc, AppError):
+        exc.detail = redact_text(exc.detail)
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        exc.__notes__ = [redact_text(str(note)) for note in notes]
+    exc.__cause__ = None
+    exc.__suppress_context__ = True
+    if not _carries_pii(exc):
+        return exc
     failed = InvocationFailed(f"{type(exc).__name__}; text withheld", code=error_code(exc))
     failed.transient = bool(getattr(exc, "transient", False))
     return failed
@@ -343,7 +360,13 @@ def _opencensus(connection: str, offline_storage: bool, interval_s: float) -> Te
     handler.add_telemetry_processor(_set_role)  # type: ignore[attr-defined]
 
     def flush(timeout_s: float) -> None:
-        handler.flush(timeout=timeout_s)  # type: ignore[call-arg]  # AzureLogHandler.flush takes one
+        # AzureLogHandler.flush() returns at once when its queue is empty, even while its worker
+        # is still sending the last batch; a sync event queued behind that batch waits for it.
+        from opencensus.common.schedule import QueueEvent
+
+        event = QueueEvent("flush")
+        handler._queue.put(event, block=True, timeout=timeout_s)  # type: ignore[attr-defined]
+        event.wait(timeout_s)
 
     return TelemetryExport("opencensus", handler, flush, handler.close)
 

@@ -1,0 +1,185 @@
+"""The redaction filter: taint removal, pattern masks, and every part of a log record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+
+from shared import redaction
+from shared.pii import REDACTED, Pii, tracking
+from shared.redaction import install_redaction, redact_text, sanitized_exception
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        formatter = logging.Formatter("%(name)s %(message)s")
+        parts = []
+        for record in self.records:
+            parts.append(formatter.format(record))
+            parts.append(repr(vars(record)))
+            if record.exc_info:
+                parts.append("".join(traceback.format_exception(*record.exc_info)))
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def capture() -> Iterator[Capture]:
+    handler = Capture()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    install_redaction()
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call +44 20 7946 0958 now",
+        "tel: (555) 010-0199.",
+        "07700 900123",
+        "+447700900123",
+        "+1-202-555-0143",
+        "+33 6 12 34 56 78",
+        "mail zq.x'o+1@ex-ample.co.uk ok",
+        "ship to 4821 Vlorkant Street",
+        "12 rue de la Paix",
+        "Hauptstraße 5",
+        "London SW1A 1AA",
+        "PO Box 123",
+        "Flat 3b",
+    ],
+)
+def test_patterns_are_masked(text: str) -> None:
+    assert REDACTED in redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "at 2026-01-05 10:00:00 took 1234.5678 ms",
+        "host 192.168.100.200:443",
+        "key 00000000-0000-0000-0000-000000000000",
+        "duration 1234567 ms",
+        "ref xK9_ab1c2de-unit5-Aweg1Q",
+        "retry 3 of 5",
+        "POST /v2.1/track 200",
+    ],
+)
+def test_ordinary_log_text_is_left_alone(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_tracked_values_and_their_variants_are_removed() -> None:
+    with tracking():
+        name = Pii("Zqx'urbelo Качмаров")
+        text = name.reveal()
+        forms = [
+            text,
+            text.upper(),
+            json.dumps({"n": text}),
+            quote(text),
+            "surname only: Качмаров",
+            "urbelo in a sentence",
+        ]
+        for form in forms:
+            out = redact_text(form)
+            assert "urbelo" not in out.lower(), form
+            assert "Качмаров" not in out, form
+            assert "\\u041a" not in out, form
+    # Outside the invocation nothing is tracked any more.
+    assert redact_text("urbelo") == "urbelo"
+
+
+def test_tokens_do_not_eat_into_longer_words_or_references() -> None:
+    with tracking():
+        Pii("Lee 4821")
+        assert redact_text("sleep 948213 xLeex") == "sleep 948213 xLeex"
+        assert redact_text("Lee-x 4821") == f"{REDACTED}-x {REDACTED}"
+
+
+def test_filter_covers_propagated_records_extras_stack_and_exceptions(capture: Capture) -> None:
+    with tracking():
+        email = Pii("vorquat.plimsen@zeqmail.example")
+        lib = logging.getLogger("some.library.deep")
+        lib.warning("user %s", email.reveal(), extra={"custom_dimensions": {"who": email.reveal()}})
+        lib.info("payload", extra={"payload": {"buyer": [email.reveal(), email]}}, stack_info=True)
+        try:
+            try:
+                raise KeyError(email.reveal())
+            except KeyError as inner:
+                err = RuntimeError(f"lookup failed for {email.reveal()}")
+                err.add_note(f"note {email.reveal()}")
+                raise err from inner
+        except RuntimeError:
+            lib.exception("failed")
+    text = capture.text()
+    assert "vorquat" not in text and "plimsen" not in text and "zeqmail" not in text
+    failed = capture.records[-1]
+    assert failed.exc_info is not None
+    assert type(failed.exc_info[1]).__name__ == "RuntimeError"
+    assert isinstance(failed.exc_info[1].__cause__, redaction.RedactedException)
+    assert "KeyError" in (failed.exc_text or "")
+    assert capture.records[0].custom_dimensions == {"who": REDACTED}  # type: ignore[attr-defined]
+
+
+def test_handlers_added_later_are_covered_at_the_next_install() -> None:
+    late = Capture()
+    logger = logging.getLogger("late.library")
+    logger.addHandler(late)
+    logger.propagate = False
+    try:
+        install_redaction()
+        with tracking():
+            secret = Pii("Qorvantix")
+            logger.error("saw %s", secret.reveal())
+        assert "Qorvantix" not in late.text()
+    finally:
+        logger.removeHandler(late)
+        logger.propagate = True
+
+
+def test_noisy_loggers_are_pinned_to_warning() -> None:
+    logging.getLogger("sp_api").setLevel(logging.DEBUG)
+    install_redaction()
+    for name in ("sp_api", "urllib3", "azure", "karrio", "requests"):
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
+
+
+def test_install_is_idempotent() -> None:
+    install_redaction()
+    install_redaction()
+    root = logging.getLogger()
+    assert root.filters.count(redaction.redaction_filter()) == 1
+    for handler in root.handlers:
+        assert handler.filters.count(redaction.redaction_filter()) == 1
+
+
+def test_sanitized_exception_keeps_type_name_and_traceback() -> None:
+    with tracking():
+        addr = Pii("4821 Vlorkant Street")
+        try:
+            raise ValueError(f"bad {addr.reveal()}")
+        except ValueError as exc:
+            clone = sanitized_exception(exc)
+            assert type(clone).__name__ == "ValueError"
+            assert clone.__traceback__ is exc.__traceback__
+            assert "Vlorkant" not in str(clone)
+            assert clone.args == (f"bad {REDACTED}",)
