@@ -76,6 +76,9 @@ class CarrierStandIn:
     labels: dict[str, str] = field(default_factory=dict)  # reference -> tracking number
     voided: set[str] = field(default_factory=set)
     purchases: int = 0  # labels actually created (a replayed reference does not count)
+    #: None: every label tracks as delivered at once (what the adapter tests need). A set (see
+    #: `hold_deliveries`): only these tracking numbers are delivered, the others are in transit.
+    delivered: set[str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _fail: int = 0
     _reject: int = 0
@@ -96,6 +99,24 @@ class CarrierStandIn:
     def reject_next(self, n: int) -> None:
         with self.lock:
             self._reject = n
+
+    def hold_deliveries(self) -> None:
+        """From now on a label tracks as in transit until `mark_delivered` names it."""
+        with self.lock:
+            self.delivered = set() if self.delivered is None else self.delivered
+
+    def mark_delivered(self, tracking_number: str) -> bool:
+        """The parcel arrived; False when this carrier never issued that number."""
+        with self.lock:
+            if tracking_number not in self.labels.values():
+                return False
+            if self.delivered is not None:
+                self.delivered.add(tracking_number)
+            return True
+
+    def in_transit(self, tracking_number: str) -> bool:
+        with self.lock:
+            return self.delivered is not None and tracking_number not in self.delivered
 
     def label_bodies(self) -> list[Any]:
         return [r.body for r in self.requests if r.method == "POST" and _is_label_path(r.path)]
@@ -181,6 +202,15 @@ def _usps_label(state: CarrierStandIn, body: Any) -> Response:
 def _usps_tracking(state: CarrierStandIn, number: str) -> Response:
     if number not in state.labels.values():
         return 404, {"error": {"code": "404", "message": "not found"}}
+    if state.in_transit(number):
+        return 200, {
+            "trackingNumber": number,
+            "statusCategory": "In Transit",
+            "status": "In Transit to Next Facility",
+            "trackingEvents": [
+                {"eventType": "In Transit", "eventTimestamp": "2026-01-08T10:00:00Z", "eventCode": "T1"}
+            ],
+        }
     return 200, {
         "trackingNumber": number,
         "statusCategory": "Delivered",
@@ -266,10 +296,7 @@ def _fedex_track(state: CarrierStandIn, body: Any) -> Response:
             "trackResults": [
                 {
                     "trackingNumberInfo": {"trackingNumber": n},
-                    "latestStatusDetail": {"code": "DL", "derivedCode": "DL", "description": "Delivered"},
-                    "scanEvents": [
-                        {"date": "2026-01-10T10:00:00+00:00", "eventType": "DL", "derivedStatusCode": "DL"}
-                    ],
+                    **_fedex_status("IT" if state.in_transit(n) else "DL"),
                 }
             ],
         }
@@ -277,6 +304,14 @@ def _fedex_track(state: CarrierStandIn, body: Any) -> Response:
         if n in state.labels.values()
     ]
     return 200, {"transactionId": "t", "output": {"completeTrackResults": results}}
+
+
+def _fedex_status(code: str) -> dict[str, Any]:
+    text = "Delivered" if code == "DL" else "In transit"
+    return {
+        "latestStatusDetail": {"code": code, "derivedCode": code, "description": text},
+        "scanEvents": [{"date": "2026-01-10T10:00:00+00:00", "eventType": code, "derivedStatusCode": code}],
+    }
 
 
 def _fedex(state: CarrierStandIn, method: str, path: str, body: Any) -> Response:
@@ -336,19 +371,26 @@ def _ups_track(state: CarrierStandIn, number: str) -> Response:
                     "package": [
                         {
                             "trackingNumber": number,
-                            "currentStatus": {"code": "011", "description": "Delivered"},
-                            "activity": [
-                                {
-                                    "date": "20260110",
-                                    "time": "100000",
-                                    "status": {"type": "D", "code": "KB", "description": "Delivered"},
-                                }
-                            ],
+                            **_ups_status(delivered=not state.in_transit(number)),
                         }
                     ]
                 }
             ]
         }
+    }
+
+
+def _ups_status(*, delivered: bool) -> dict[str, Any]:
+    code, kind, text = ("011", "D", "Delivered") if delivered else ("005", "I", "In Transit")
+    return {
+        "currentStatus": {"code": code, "description": text},
+        "activity": [
+            {
+                "date": "20260110",
+                "time": "100000",
+                "status": {"type": kind, "code": "KB" if delivered else "IP", "description": text},
+            }
+        ],
     }
 
 
