@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import certifi
 from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import CosmosClient
 from azure.storage.blob import BlobServiceClient
@@ -220,7 +219,7 @@ class Pipeline:
             carrier.hold_deliveries()
         self.insights = appinsights_server.start(self.out / "telemetry.jsonl")
         self._stack.callback(self.insights.stop)
-        self._trust_stand_ins(work / "ca-bundle.pem")
+        self._trust_stand_ins(work)
         self.env = self._settings()
         self._prepare_storage()
         self._build()
@@ -250,15 +249,16 @@ class Pipeline:
                 order.setdefault("fulfillment", {})["fulfillmentStatus"] = "CANCELLED"
         return orders
 
-    def _trust_stand_ins(self, bundle: Path) -> None:
-        """The requests-based SDKs (and the invoicing httpx client) trust the stand-ins' CAs."""
-        parts = [Path(certifi.where()).read_text(), Path(self.spapi.ca_file).read_text()]
-        parts.append(self.vault.ca_path.read_text())
-        bundle.write_text("\n".join(parts))
-        # requests reads REQUESTS_CA_BUNDLE; httpx (python-amazon-sp-api 2.x) reads SSL_CERT_FILE.
-        names = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
-        previous = {name: os.environ.get(name) for name in names}
-        os.environ.update(dict.fromkeys(names, str(bundle)))
+    def _trust_stand_ins(self, work: Path) -> None:
+        """The requests-based SDKs read REQUESTS_CA_BUNDLE, httpx (python-amazon-sp-api 2.x and
+        the invoicing client) SSL_CERT_FILE. The bundle holds only the stand-ins' CAs: the run
+        talks to loopback only, and urllib3 re-reads the file on every new TLS connection
+        (cosmosdb-server closes each one), which with certifi's ~150 roots cost ~40 ms a call."""
+        bundle = work / "ca-bundle.pem"
+        bundle.write_text("\n".join([Path(self.spapi.ca_file).read_text(), self.vault.ca_path.read_text()]))
+        wanted = dict.fromkeys(("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"), str(bundle))
+        previous = {name: os.environ.get(name) for name in wanted}
+        os.environ.update(wanted)
 
         def restore() -> None:
             for name, value in previous.items():
