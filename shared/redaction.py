@@ -26,7 +26,7 @@ import logging
 import re
 import traceback
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from urllib.parse import quote, quote_plus
 
@@ -94,28 +94,74 @@ def _variants(value: str) -> set[str]:
     return {f for f in forms if f}
 
 
-def _alternative(form: str) -> str:
-    # A form that starts or ends with an ASCII letter or digit must not be glued to another one
-    # there: "1234" leaves "912345" alone, and a name token cannot eat into a base64url order
-    # reference (whose '-'/'_'-free runs are random letters and digits).
-    head = r"(?<![A-Za-z0-9])" if _ascii_alnum(form[0]) else ""
-    tail = r"(?![A-Za-z0-9])" if _ascii_alnum(form[-1]) else ""
-    return f"{head}{re.escape(form)}{tail}"
-
-
 def _ascii_alnum(char: str) -> bool:
     return char.isascii() and char.isalnum()
 
 
+class _Taint:
+    """Finds the forms of an invocation's PII values in text, case-insensitively.
+
+    Plain substring search, not one big regular expression: the set changes with every
+    invocation, and compiling a case-insensitive alternation of a hundred Unicode forms costs
+    milliseconds each time, while `str.find` over short log lines costs microseconds."""
+
+    def __init__(self, forms: set[str]) -> None:
+        # Longest first, so a whole value is removed before any of its tokens.
+        self._forms = sorted({f.lower() for f in forms}, key=len, reverse=True)
+        self._regex: re.Pattern[str] | None = None
+
+    def sub(self, text: str) -> str:
+        lowered = text.lower()
+        if len(lowered) != len(text):  # a few characters change length when lower-cased
+            return self._fallback().sub(REDACTED, text)
+        spans = sorted(self._spans(lowered))
+        if not spans:
+            return text
+        out: list[str] = []
+        position = 0
+        for begin, end in spans:
+            if end <= position:
+                continue
+            if begin >= position:
+                out.append(text[position:begin])
+                out.append(REDACTED)
+            position = end
+        out.append(text[position:])
+        return "".join(out)
+
+    def _spans(self, lowered: str) -> Iterator[tuple[int, int]]:
+        for form in self._forms:
+            # A form that starts or ends with an ASCII letter or digit must not be glued to
+            # another one there: "1234" leaves "912345" alone, and a name token cannot eat into
+            # a base64url order reference.
+            head, tail = _ascii_alnum(form[0]), _ascii_alnum(form[-1])
+            begin = lowered.find(form)
+            while begin != -1:
+                end = begin + len(form)
+                glued = (head and begin > 0 and _ascii_alnum(lowered[begin - 1])) or (
+                    tail and end < len(lowered) and _ascii_alnum(lowered[end])
+                )
+                if not glued:
+                    yield begin, end
+                begin = lowered.find(form, begin + 1)
+
+    def _fallback(self) -> re.Pattern[str]:
+        if self._regex is None:
+            parts = []
+            for form in self._forms:
+                head = r"(?<![A-Za-z0-9])" if _ascii_alnum(form[0]) else ""
+                tail = r"(?![A-Za-z0-9])" if _ascii_alnum(form[-1]) else ""
+                parts.append(f"{head}{re.escape(form)}{tail}")
+            self._regex = re.compile("|".join(parts), re.IGNORECASE)
+        return self._regex
+
+
 @functools.lru_cache(maxsize=16)
-def _taint_pattern(values: frozenset[str]) -> re.Pattern[str] | None:
+def _taint(values: frozenset[str]) -> _Taint | None:
     forms: set[str] = set()
     for value in values:
         forms |= _variants(value)
-    if not forms:
-        return None
-    ordered = sorted(forms, key=len, reverse=True)  # longest first: whole values before tokens
-    return re.compile("|".join(_alternative(f) for f in ordered), re.IGNORECASE)
+    return _Taint(forms) if forms else None
 
 
 def _mask_phone(match: re.Match[str]) -> str:
@@ -131,9 +177,9 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """`text` without this invocation's PII values and without e-mail/phone/address patterns."""
-    pattern = _taint_pattern(tracked_values())
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
+    taint = _taint(tracked_values())
+    if taint is not None:
+        text = taint.sub(text)
     text = _EMAIL.sub(REDACTED, text)
     text = _ADDRESS.sub(REDACTED, text)
     return _PHONE.sub(_mask_phone, text)
@@ -268,7 +314,9 @@ def install_redaction() -> None:
     root = logging.getLogger()
     if _FILTER not in root.filters:
         root.addFilter(_FILTER)
-    for handler in _all_handlers():
+    # lastResort prints records to stderr when a logger finds no handler at all.
+    last_resort = [logging.lastResort] if logging.lastResort is not None else []
+    for handler in [*_all_handlers(), *last_resort]:
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
     for name in NOISY_LOGGERS:

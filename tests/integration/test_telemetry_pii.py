@@ -32,6 +32,7 @@ from shared.errors import AppError
 from shared.message_failures import MessageFailures
 from shared.messages import IssueInvoice, ShipOrder
 from shared.pii import Pii
+from shared.retention import PurgeReport, TrackReport
 from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.telemetry import TELEMETRY_LOGGER, AppTelemetry, TelemetryExport, configure_telemetry
@@ -288,11 +289,11 @@ class Services:
     def issue(self, request: IssueInvoice, now: datetime) -> None:
         return None
 
-    def track_deliveries(self, now: datetime) -> int:
-        return 2
+    def track(self, now: datetime) -> TrackReport:
+        return TrackReport(rescheduled=2)
 
-    def purge_expired(self, now: datetime) -> int:
-        return 1
+    def purge(self, now: datetime) -> PurgeReport:
+        return PurgeReport(shredded_epochs=["2026-w09"])
 
     def handle(self, body: bytes, now: datetime) -> None:
         return None
@@ -376,7 +377,8 @@ def test_every_registered_function_reaches_the_capture(
     assert received["ship_order"]["order_ref"] == REF
     assert received["issue_invoice"]["order_ref"] == REF
     assert str(received["ship_order"]["dequeue_count"]) == "1"
-    assert str(received["purge_expired"]["count_purged"]) == "1"
+    assert str(received["purge_expired"]["count_shredded_epochs"]) == "1"
+    assert str(received["track_deliveries"]["count_rescheduled"]) == "2"
     assert str(received["poll_orders"]["count_ready_to_ship"]) == "1"
 
 

@@ -183,3 +183,15 @@ def test_sanitized_exception_keeps_type_name_and_traceback() -> None:
             assert clone.__traceback__ is exc.__traceback__
             assert "Vlorkant" not in str(clone)
             assert clone.args == (f"bad {REDACTED}",)
+
+
+def test_last_resort_handler_is_covered(capsys: pytest.CaptureFixture[str]) -> None:
+    install_redaction()
+    assert logging.lastResort is not None
+    with tracking():
+        secret = Pii("Quendravil")
+        record = logging.LogRecord("nobody", logging.WARNING, __file__, 1, "saw %s", (secret.reveal(),), None)
+        logging.lastResort.handle(record)
+    err = capsys.readouterr().err
+    assert "saw" in err
+    assert "Quendravil" not in err
