@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+import operator
 import os
 from collections.abc import Mapping
 from datetime import datetime
@@ -29,7 +31,7 @@ from shared.domain import Address, Buyer
 from shared.errors import AppError
 from shared.key_epochs import EpochShredded, KekCorrupt, KeyEpochs, UnknownEpoch
 from shared.order_record import OrderPii
-from shared.pii import Pii
+from shared.pii import reveal_each, wrap_each
 
 VERSION = 1
 ALG = "A256GCM"  # content encryption, named as in JOSE (RFC 7518)
@@ -72,6 +74,11 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+# The last character before the padding carries bits that decoding drops: with one byte in the
+# last group only these characters leave them zero, with two bytes only these.
+_CANONICAL_LAST = {1: frozenset("AQgw"), 2: frozenset("AEIMQUYcgkosw048")}
+
+
 def _unb64(envelope: Mapping[str, Any], name: str, size: int | None = None) -> bytes:
     text = envelope.get(name)
     if not isinstance(text, str):
@@ -80,9 +87,11 @@ def _unb64(envelope: Mapping[str, Any], name: str, size: int | None = None) -> b
         data = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
         raise EnvelopeMalformed(f"{name} is not base64") from None
-    # Base64 has several spellings of the same bytes (unused trailing bits); only the canonical
-    # one is accepted, so every change to the stored text is an error, never a silent no-op.
-    if _b64(data) != text:
+    # Base64 has several spellings of the same bytes (unused trailing bits, padding that strict
+    # mode lets through); only the canonical one is accepted, so every change to the stored text
+    # is an error, never a silent no-op. Checked in place: the same verdict as re-encoding.
+    tail = len(data) % 3
+    if len(text) != (len(data) + 2) // 3 * 4 or (tail and text[tail - 4] not in _CANONICAL_LAST[tail]):
         raise EnvelopeMalformed(f"{name} is not canonical base64")
     if size is not None and len(data) != size:
         raise EnvelopeTampered(f"{name} has the wrong length")
@@ -96,12 +105,19 @@ def _text(envelope: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _associated_data(epoch: str, kek_version: str, purpose: str, ref: str) -> bytes:
-    # Each part length-prefixed, so no two different headers give the same bytes.
+@functools.lru_cache(maxsize=64)
+def _header(epoch: str, kek_version: str, purpose: str) -> bytes:
+    """The associated data before the order's reference: the same for every order of an epoch
+    and purpose, so built once (the cache is small and holds no secret)."""
     return (
         f"{VERSION}|{ALG}|{KEY_WRAP}|{len(epoch)}:{epoch}|{len(kek_version)}:{kek_version}"
-        f"|{len(purpose)}:{purpose}|{len(ref)}:{ref}"
+        f"|{len(purpose)}:{purpose}|"
     ).encode()
+
+
+def _associated_data(epoch: str, kek_version: str, purpose: str, ref: str) -> bytes:
+    # Each part length-prefixed, so no two different headers give the same bytes.
+    return _header(epoch, kek_version, purpose) + f"{len(ref)}:{ref}".encode()
 
 
 # The plaintext is a JSON array: [order id, [buyer values], [ship-to values] or null], values
@@ -124,30 +140,29 @@ ADDRESS_LAYOUT = (
     "address_type",
 )
 _PLAIN_FIELDS = frozenset({"country_code", "address_type"})  # plain str in the domain, not Pii
+# Buyer and Address are built positionally from the arrays, so each layout is also the order
+# of its dataclass's fields (a test checks it); per position, whether the value is Pii.
+_BUYER_PII = tuple(name not in _PLAIN_FIELDS for name in BUYER_LAYOUT)
+_ADDRESS_PII = tuple(name not in _PLAIN_FIELDS for name in ADDRESS_LAYOUT)
+_buyer_values = operator.attrgetter(*BUYER_LAYOUT)
+_address_values = operator.attrgetter(*ADDRESS_LAYOUT)
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def _revealed(obj: Buyer | Address, layout: tuple[str, ...]) -> list[str | None]:
-    values: list[str | None] = []
-    for name in layout:
-        value = getattr(obj, name)
-        values.append(value.reveal() if isinstance(value, Pii) else value)
-    return values
-
-
 def _encode(pii: OrderPii) -> bytes:
-    ship_to = _revealed(pii.ship_to, ADDRESS_LAYOUT) if pii.ship_to else None
-    plain = [pii.order_id, _revealed(pii.buyer, BUYER_LAYOUT), ship_to]
+    ship_to = pii.ship_to
+    plain = [
+        pii.order_id,
+        reveal_each(_buyer_values(pii.buyer)),
+        reveal_each(_address_values(ship_to)) if ship_to else None,
+    ]
     return _JSON.encode(plain).encode("utf-8", "surrogatepass")
 
 
-def _wrapped(values: list[Any], layout: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(values, list) or len(values) > len(layout):
+def _wrapped(values: object, wrap: tuple[bool, ...]) -> list[Any]:
+    if not isinstance(values, list) or len(values) > len(wrap):
         raise TypeError("not a layout this code knows")
-    return {
-        name: value if value is None or name in _PLAIN_FIELDS else Pii(value)
-        for name, value in zip(layout, values, strict=False)
-    }
+    return wrap_each(values, wrap)
 
 
 def _decode(plaintext: bytes) -> OrderPii:
@@ -156,9 +171,9 @@ def _decode(plaintext: bytes) -> OrderPii:
         if not isinstance(order_id, str):
             raise TypeError("order id is not text")
         return OrderPii(
-            order_id=order_id,
-            buyer=Buyer(**_wrapped(buyer, BUYER_LAYOUT)),
-            ship_to=Address(**_wrapped(ship_to, ADDRESS_LAYOUT)) if ship_to is not None else None,
+            order_id,
+            Buyer(*_wrapped(buyer, _BUYER_PII)),
+            Address(*_wrapped(ship_to, _ADDRESS_PII)) if ship_to is not None else None,
         )
     except (ValueError, TypeError):
         raise EnvelopeMalformed("plaintext is not order PII") from None

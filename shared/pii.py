@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,6 +24,7 @@ REDACTED = "<redacted>"
 # Values seen during the current invocation; None outside one (then nothing is tracked, so a
 # long-lived process does not accumulate personal data in memory).
 _taint: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("pii_taint", default=None)
+_taint_get = _taint.get
 
 
 class Pii:
@@ -35,8 +36,8 @@ class Pii:
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
             raise TypeError("Pii holds text only")
-        object.__setattr__(self, "_value", value)
-        taint = _taint.get()
+        _set_value(self, value)
+        taint = _taint_get()
         if taint is not None and value:
             taint.add(value)
 
@@ -72,6 +73,38 @@ class Pii:
 
     def __getstate__(self) -> object:
         raise TypeError("Pii cannot be serialised")
+
+
+# The slot's own setter: what `object.__setattr__` ends in, without the name lookup. Pii's
+# `__setattr__` refuses every assignment, so only this module writes the slot.
+_set_value = Pii.__dict__["_value"].__set__
+_new = object.__new__
+
+
+def wrap_each(values: Iterable[object], wrap: Iterable[bool]) -> list[Any]:
+    """`Pii(value)` for each value whose `wrap` flag is set (None stays None), the others as
+    they are. The same as calling Pii one by one, tracking included, at a fraction of the cost
+    for a whole record: one context lookup, no constructor call per value."""
+    taint = _taint_get()
+    out: list[Any] = []
+    append = out.append
+    for value, is_pii in zip(values, wrap, strict=False):
+        if value is None or not is_pii:
+            append(value)
+            continue
+        if not isinstance(value, str):
+            raise TypeError("Pii holds text only")
+        pii = _new(Pii)
+        _set_value(pii, value)
+        append(pii)
+        if taint is not None and value:
+            taint.add(value)
+    return out
+
+
+def reveal_each(values: Iterable[object]) -> list[Any]:
+    """Each Pii's text, other values as they are: a record's fields at the moment of encryption."""
+    return [value._value if isinstance(value, Pii) else value for value in values]
 
 
 def pii_or_none(value: object) -> Pii | None:
