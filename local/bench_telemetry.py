@@ -57,6 +57,7 @@ def run() -> Iterator[dict[str, object]]:
     # The exporters' own statistics and remote configuration would call Microsoft endpoints.
     os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
     os.environ.setdefault("APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED", "true")
+    os.environ.setdefault("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
     # Stands for the Functions worker's own root handler (it forwards records to the host), so
     # nothing falls through to stderr and its redaction cost is counted too.
     worker_handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - closed below

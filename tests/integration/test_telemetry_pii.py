@@ -153,6 +153,7 @@ def _no_calls_home(monkeypatch: pytest.MonkeyPatch) -> None:
     # tests stay on loopback.
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
     monkeypatch.setenv("APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED", "true")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
 
 
 @pytest.fixture
