@@ -69,9 +69,7 @@ class MessageFailures:
             self.poison(queue, msg, exc.code)
         except AppError as exc:
             delay = getattr(exc, "retry_after_s", None)
-            if exc.transient and delay is not None:
-                body = msg.get_body().decode("utf-8")
-                self._sender.send(queue, body, visibility_timeout_s=min(int(delay) + 1, MAX_RETRY_DELAY_S))
+            if exc.transient and delay is not None and self._requeue(queue, msg, delay):
                 return
             if (msg.dequeue_count or 1) >= self._max:
                 self.poison(queue, msg, f"retries_exhausted:{exc.code}")
@@ -82,3 +80,14 @@ class MessageFailures:
                 self.poison(queue, msg, f"retries_exhausted:{reason_of(exc)}")
                 return
             raise
+
+    def _requeue(self, queue: str, msg: func.QueueMessage, delay: float) -> bool:
+        """Send the message again with a visibility delay; False when its body is not UTF-8
+        text (JSON may arrive as UTF-16), which then takes the host's retries and, on the last
+        attempt, the poison queue with its reason, instead of failing inside this handler."""
+        try:
+            body = msg.get_body().decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        self._sender.send(queue, body, visibility_timeout_s=min(int(delay) + 1, MAX_RETRY_DELAY_S))
+        return True

@@ -34,7 +34,7 @@ def parse_json(body: bytes | str) -> dict[str, Any]:
         raise MalformedMessage("message too large", code="message_too_large")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
         raise MalformedMessage("not JSON", code="message_not_json") from None
     if not isinstance(data, dict):
         raise MalformedMessage("not a JSON object", code="message_not_object")

@@ -216,12 +216,21 @@ def _time(value: object, path: str) -> datetime:
     return parsed
 
 
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate (JSON allows "\\ud800"): ids are hashed and stored as UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_order_change(body: bytes | str) -> OrderChange:
     if len(body) > MAX_NOTIFICATION_BYTES:
         raise NotificationRejected("notification too large", code="notification_too_large")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
         raise NotificationRejected("notification is not JSON", code="notification_not_json") from None
     validate(data, SCHEMA)
     if data["NotificationType"] != ORDER_CHANGE:
@@ -235,8 +244,10 @@ def parse_order_change(body: bytes | str) -> OrderChange:
         ("AmazonOrderId", change["AmazonOrderId"]),
         ("MarketplaceId", summary["MarketplaceId"]),
     ):
-        if not text.strip() or len(text) > 200:
-            raise NotificationRejected(f"{path} is empty or too long", code="notification_malformed")
+        if not text.strip() or len(text) > 200 or not _encodable(text):
+            raise NotificationRejected(
+                f"{path} is empty, too long or not UTF-8", code="notification_malformed"
+            )
     changed = change["OrderChangeTrigger"]["TimeOfOrderChange"]
     return OrderChange(
         notification_id=metadata["NotificationId"],

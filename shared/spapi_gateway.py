@@ -203,6 +203,8 @@ class SpApiGateway:
         orders = payload.get("orders")
         if not isinstance(orders, list):
             raise SpApiUnavailable("searchOrders answered without an orders list")
+        if response.next_token and not isinstance(response.next_token, str):
+            raise SpApiUnavailable("searchOrders answered with a malformed next token")
         return SearchPage(
             orders=orders,
             next_token=response.next_token or None,
@@ -309,6 +311,10 @@ class SpApiGateway:
             raise _mapped(operation, exc) from None
         except httpx.HTTPError as exc:
             raise SpApiUnavailable(f"{operation} transport failure: {type(exc).__name__}") from None
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError, RecursionError) as exc:
+            # The library parses the body before returning or raising, and fails on a malformed
+            # one (an errors field that is not a list of objects, a body that is not UTF-8 JSON).
+            raise SpApiUnavailable(f"{operation} answer unreadable: {type(exc).__name__}") from None
 
 
 def _mapped(operation: str, exc: Any) -> AppError:

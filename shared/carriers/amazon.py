@@ -36,6 +36,9 @@ DOCUMENT_SPEC: Mapping[str, Any] = {
     "requestedDocumentTypes": ["LABEL"],
 }
 ANY_SERVICE = "*"
+# What reading a malformed Shipping v2 answer raises (missing keys, wrong types, bad base64
+# or timestamps): mapped to typed errors that name the operation, never a value.
+_MALFORMED = (AttributeError, IndexError, KeyError, TypeError, ValueError)
 
 
 class ShippingV2Api(Protocol):
@@ -118,15 +121,25 @@ class AmazonBuyShipping:
 
     def create_label(self, request: LabelRequest) -> Label:
         rates = self._api.get_rates(rates_body(request))
-        rate = _pick_rate(list(rates.get("rates") or []), request.service)
-        purchase = self._api.purchase_shipment(
-            {
+        try:
+            rate = _pick_rate(list(rates.get("rates") or []), request.service)
+            body = {
                 "requestToken": rates["requestToken"],
                 "rateId": rate["rateId"],
                 "requestedDocumentSpecification": dict(DOCUMENT_SPEC),
-            },
-            request.idempotency_key,
-        )
+            }
+        except _MALFORMED:
+            raise CarrierUnavailable("getRates answer unreadable", code="amazon_rates_unreadable") from None
+        purchase = self._api.purchase_shipment(body, request.idempotency_key)
+        try:
+            return self._label(rate, purchase)
+        except _MALFORMED:
+            # A label may have been bought: CarrierTimeout keeps the intent for the replay.
+            raise CarrierTimeout(
+                "purchaseShipment answer unreadable", code="amazon_purchase_unreadable"
+            ) from None
+
+    def _label(self, rate: Mapping[str, Any], purchase: Mapping[str, Any]) -> Label:
         details = (purchase.get("packageDocumentDetails") or [{}])[0]
         documents = [d for d in details.get("packageDocuments") or [] if d.get("type") == "LABEL"]
         if not documents or not details.get("trackingId"):
@@ -149,20 +162,27 @@ class AmazonBuyShipping:
         return True
 
     def track(self, tracking_number: str, carrier_id: str = "AMZN_US") -> TrackingInfo:
-        from datetime import datetime
-
         result = self._api.get_tracking(tracking_number, carrier_id)
-        status = str((result.get("summary") or {}).get("status") or "")
-        mapped = {"Delivered": "delivered", "InTransit": "in_transit", "PreTransit": "pending"}.get(status)
-        delivered_at = None
-        if mapped == "delivered":
-            times = [
-                e.get("eventTime")
-                for e in result.get("eventHistory") or []
-                if e.get("eventCode") == "Delivered"
-            ]
-            delivered_at = datetime.fromisoformat(str(times[-1]).replace("Z", "+00:00")) if times else None
-        return TrackingInfo(tracking_number, mapped or ("exception" if status else "unknown"), delivered_at)
+        try:
+            return _tracking(tracking_number, result)
+        except _MALFORMED:
+            raise CarrierUnavailable(
+                "getTracking answer unreadable", code="amazon_tracking_unreadable"
+            ) from None
+
+
+def _tracking(tracking_number: str, result: Mapping[str, Any]) -> TrackingInfo:
+    from datetime import datetime
+
+    status = str((result.get("summary") or {}).get("status") or "")
+    mapped = {"Delivered": "delivered", "InTransit": "in_transit", "PreTransit": "pending"}.get(status)
+    delivered_at = None
+    if mapped == "delivered":
+        times = [
+            e.get("eventTime") for e in result.get("eventHistory") or [] if e.get("eventCode") == "Delivered"
+        ]
+        delivered_at = datetime.fromisoformat(str(times[-1]).replace("Z", "+00:00")) if times else None
+    return TrackingInfo(tracking_number, mapped or ("exception" if status else "unknown"), delivered_at)
 
 
 def _raise_mapped(exc: Exception) -> None:
