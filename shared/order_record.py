@@ -59,19 +59,26 @@ class OrderPii:
         return cls(order.order_id, order.buyer, order.ship_to)
 
 
-_PLAIN_ADDRESS_FIELDS = {"country_code", "address_type"}
+_PLAIN_ADDRESS_FIELDS = frozenset({"country_code", "address_type"})
+# Field names looked up once, not by reflection on every call.
+_BUYER_FIELDS = tuple(f.name for f in fields(Buyer))
+_ADDRESS_FIELDS = tuple(f.name for f in fields(Address))
+
+
+def _field_names(cls: type[Buyer] | type[Address]) -> tuple[str, ...]:
+    return _ADDRESS_FIELDS if issubclass(cls, Address) else _BUYER_FIELDS
 
 
 def _reveal_fields(obj: Buyer | Address) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        out[f.name] = value.reveal() if isinstance(value, Pii) else value
+    for name in _field_names(type(obj)):
+        value = getattr(obj, name)
+        out[name] = value.reveal() if isinstance(value, Pii) else value
     return out
 
 
 def _wrap_fields(cls: type[Buyer] | type[Address], data: Mapping[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
+    names = _field_names(cls)
     return {
         k: (v if k in _PLAIN_ADDRESS_FIELDS or v is None else Pii(str(v)))
         for k, v in data.items()
