@@ -1,0 +1,162 @@
+"""`make run`: one command that takes orders through their whole life on the local stand-ins.
+
+    python -m local.run [--orders FILE] [--out DIR]
+
+FILE is a searchOrders response body ({"orders": [...]}); by default local/sample-orders.json.
+DIR receives summary.json, telemetry.jsonl, app.log, store-before-purge.jsonl,
+store-after-purge.jsonl and invoices/; by default a new temporary directory (its path is printed).
+Exits 1 when an order is not in a final state or the stage counts disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import warnings
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from azure.storage.queue import TextBase64DecodePolicy
+
+from local.pipeline import Pipeline, RunResult
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "local" / "sample-orders.json"
+EXPECTED_SOURCE = {"amazon_delivered": "amazon", "carrier_delivered": "carrier", "never_confirmed": "bound"}
+
+
+def _audit_purges(p: Pipeline) -> list[dict[str, Any]]:
+    from shared.document_store import AUDIT
+
+    return [d for d in p.documents(AUDIT) if d.get("action") == "purged"]
+
+
+def _poison(p: Pipeline) -> list[dict[str, str]]:
+    found = []
+    for queue in sorted(p.host.queue_names()):
+        client = p.queue_service.get_queue_client(
+            f"{queue}-poison", message_decode_policy=TextBase64DecodePolicy()
+        )
+        for message in client.peek_messages(max_messages=32):
+            reason = "unknown"
+            try:
+                body = json.loads(message.content)
+                reason = str(body.get("reason") or body.get("reasonCode") or reason)
+            except ValueError:
+                reason = "undecodable"
+            found.append({"queue": queue, "reason": reason})
+    return found
+
+
+def _telemetry_operations(path: Path) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        envelope = json.loads(line)
+        props = (envelope.get("data", {}).get("baseData", {}) or {}).get("properties") or {}
+        if props.get("operation") and props.get("outcome"):
+            counts[f"{props['operation']}.{props['outcome']}"] += 1
+    return counts
+
+
+def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]]:
+    """The summary and the list of problems (empty when every count agrees)."""
+    from shared.document_store import ORDERS
+
+    purges = _audit_purges(p)
+    remaining = p.documents(ORDERS)
+    stages = Counter(str(d["details"].get("stage")) for d in purges)
+    stages.update(str(d.get("stage")) for d in remaining)
+    sources = Counter(str(d["details"].get("deliverySource")) for d in purges)
+    confirmed = {c.order_id for c in p.spapi.confirmations}
+    orders = {
+        "input": len(p.orders),
+        "ingested": len(purges) + len(remaining),
+        "shipped": len(p.observed.labels),
+        "confirmedAtAmazon": len(confirmed),
+        "invoiced": len(p.observed.invoices),
+        "delivered": stages["delivered"],
+        "cancelled": stages["cancelled"],
+        "purged": len(purges),
+        "needs_attention": stages["needs_attention"],
+        "notFinal": sum(1 for d in remaining if d.get("stage") != "needs_attention"),
+        "deliverySource": dict(sources),
+    }
+    scenarios = Counter(p.world.scenario.values())
+    problems = []
+    if orders["ingested"] != orders["input"]:
+        problems.append(f"ingested {orders['ingested']} of {orders['input']} orders")
+    if orders["notFinal"]:
+        problems.append(f"{orders['notFinal']} orders not in a final state")
+    if orders["shipped"] != orders["confirmedAtAmazon"]:
+        problems.append("labels stored and confirmations at Amazon differ")
+    if orders["cancelled"] != scenarios["cancelled"]:
+        problems.append("cancelled count differs from cancelled orders")
+    for kind, source in EXPECTED_SOURCE.items():
+        if sources[source] != scenarios[kind]:
+            problems.append(f"{kind}: {scenarios[kind]} orders, {sources[source]} purged by source {source}")
+    duplicated = [r for r, n in {**p.observed.labels, **p.observed.invoices}.items() if n > 1]
+    if duplicated or len(p.spapi.confirmations) != len(confirmed):
+        problems.append("a label, invoice or confirmation was duplicated")
+    poison = _poison(p)
+    summary = {
+        "orders": orders,
+        "scenarios": dict(scenarios),
+        "spapiCalls": dict(p.spapi.calls),
+        "carrierLabels": {n: c.purchases for n, c in p.carriers.all().items()},
+        "invoiceFeeds": len(p.feeds.feeds),
+        "storeOperations": dict(sorted(p.store.counts.items())),
+        "functionInvocations": dict(p.host.stats.invocations),
+        "functionFailures": dict(p.host.stats.failures),
+        "telemetryOperations": dict(_telemetry_operations(p.out / "telemetry.jsonl")),
+        "poisonMessages": poison,
+        "recoverabilityDays": p.runtime.settings.recoverability_days,
+        "simulatedDays": round(result.simulated / timedelta(days=1), 2),
+        "wallSeconds": round(result.wall_s, 1),
+        "cpuSeconds": round(result.cpu_s, 1),
+        "problems": problems,
+    }
+    return summary, problems
+
+
+def _table(summary: dict[str, Any]) -> str:
+    orders = summary["orders"]
+    rows = [(k, v) for k, v in orders.items() if not isinstance(v, dict)]
+    rows += [(f"delivered via {k}", v) for k, v in orders["deliverySource"].items()]
+    rows += [
+        ("poison messages", len(summary["poisonMessages"])),
+        ("SP-API calls", sum(summary["spapiCalls"].values())),
+        ("store writes", sum(v for k, v in summary["storeOperations"].items() if k.endswith(".write"))),
+        ("simulated days", summary["simulatedDays"]),
+        ("wall seconds", summary["wallSeconds"]),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=Path, default=SAMPLE)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--days", type=float, default=60.0, help="simulated-time limit")
+    args = parser.parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="make-run-"))
+    sys.stdout.write(f"output: {out}\n")
+    orders = json.loads(args.orders.read_text())["orders"]
+    # The Cosmos emulator's TLS is not verified (COSMOS_VERIFY_TLS=false); one warning per call.
+    warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+    with Pipeline(orders, out) as pipeline:
+        result = pipeline.run(limit=timedelta(days=args.days))
+        summary, problems = summarise(pipeline, result)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    sys.stdout.write(_table(summary) + "\n")
+    for problem in problems:
+        sys.stdout.write(f"PROBLEM: {problem}\n")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
