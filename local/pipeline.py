@@ -125,8 +125,22 @@ SELLER_PROFILE = {
 
 # Placeholder credentials of the local stand-ins, which accept any plausible value.
 CARRIER_SECRETS = {
-    "carrier-usps": {"client_id": "local-usps", "client_secret": "local", "account_number": "1000"},
-    "carrier-fedex": {"api_key": "local-fedex", "secret_key": "local", "account_number": "2000"},
+    "carrier-usps": {
+        "client_id": "local-usps",
+        "client_secret": "local",
+        "account_number": "1000",
+        "CRID": "1",
+        "MID": "2",
+        "manifest_MID": "3",
+    },
+    # FedEx tracking authenticates with its own key pair: without it every track is a source error.
+    "carrier-fedex": {
+        "api_key": "local-fedex",
+        "secret_key": "local",
+        "account_number": "2000",
+        "track_api_key": "local-fedex-track",
+        "track_secret_key": "local",
+    },
     "carrier-ups": {"client_id": "local-ups", "client_secret": "local", "account_number": "3000"},
 }
 
