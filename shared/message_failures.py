@@ -10,7 +10,8 @@
   runtime without one.
 
 Poison records carry the reason code, the source queue, the message id and the dequeue count,
-and the original body (queue bodies hold references and enums only, never buyer data).
+and the original body (queue bodies hold references and enums only, never buyer data). The same
+fields, without the body, go to telemetry as a warning whose `Properties.event` is `poison`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ from typing import Protocol
 import azure.functions as func
 
 from shared.errors import AppError, InvalidInput
+from shared.telemetry import SCHEMA_VERSION
 
 MAX_DEQUEUE_COUNT = 5  # equals host.json extensions.queues.maxDequeueCount (a test checks it)
 MAX_RETRY_DELAY_S = 7 * 24 * 3600  # Azure Storage queues' visibility timeout limit
 
 log = logging.getLogger("fulfilment.messages")
+
+# The poison record's custom dimensions (Log Analytics `Properties`): `invocation_id` is the
+# message id, as on the telemetry records of its attempts, so a rule can follow one message.
+# Only `custom_dimensions` reaches Application Insights; other `extra` keys are dropped.
+POISON_DIMENSIONS = frozenset({"event", "schema", "reason_code", "queue", "invocation_id", "dequeue_count"})
 
 
 class QueueSender(Protocol):
@@ -59,7 +66,15 @@ class MessageFailures:
             "body": msg.get_body().decode("utf-8", errors="replace"),
         }
         self._sender.send(poison_queue(queue), json.dumps(record, separators=(",", ":")))
-        log.warning("message poisoned", extra={"reasonCode": reason, "queue": queue})
+        dims = {
+            "event": "poison",
+            "schema": SCHEMA_VERSION,
+            "reason_code": reason,
+            "queue": queue,
+            "invocation_id": msg.id or "",
+            "dequeue_count": int(msg.dequeue_count or 0),
+        }
+        log.warning("message poisoned", extra={"custom_dimensions": dims})
 
     @contextmanager
     def guard(self, queue: str, msg: func.QueueMessage) -> Iterator[None]:

@@ -48,6 +48,31 @@ _AMAZON_ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
 
 Dimension = str | int | float | bool
 
+# Every custom dimension name this module writes (invocation, failure and heartbeat records),
+# plus the `count_<name>` family that `InvocationRecorder.count` adds. The Sentinel rules and
+# workbook may read only these (tests/unit/test_telemetry_dimensions.py checks infra/ against them).
+COUNTER_PREFIX = "count_"
+INVOCATION_DIMENSIONS = frozenset(
+    {
+        "event",
+        "schema",
+        "operation",
+        "invocation_id",
+        "order_ref",
+        "order_ref_rejected",
+        "stage",
+        "outcome",
+        "duration_ms",
+        "dequeue_count",
+        "throttle_events",
+        "throttle_wait_s",
+        "throttled_operations",
+    }
+)
+FAILURE_DIMENSIONS = frozenset({"error_code", "error_type", "error_transient", "poisoned"})
+HEARTBEAT_DIMENSIONS = frozenset({"event", "schema", "source", "heartbeat_utc"})
+EMITTED_DIMENSIONS = INVOCATION_DIMENSIONS | FAILURE_DIMENSIONS | HEARTBEAT_DIMENSIONS
+
 
 class InvocationFailed(AppError):
     """Re-raised in place of an exception whose text would carry personal data."""
@@ -109,7 +134,7 @@ class InvocationRecorder:
         if self.order_ref_rejected:
             dims["order_ref_rejected"] = True
         for name, value in sorted(self.counts.items()):
-            dims[f"count_{name}"] = value
+            dims[f"{COUNTER_PREFIX}{name}"] = value
         return dims
 
 

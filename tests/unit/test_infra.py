@@ -1,7 +1,7 @@
 """The Bicep in infra/: it parses (pycep, the parser checkov uses), every Sentinel query file is
-used by a rule, every telemetry dimension a query reads is declared, the app settings match the
-app's, the retention numbers add up to Amazon's bound, and the function identity holds exactly the
-data-plane roles docs/security.md lists."""
+used by a rule (the telemetry dimensions the queries read: test_telemetry_dimensions.py), the app
+settings match the app's, the retention numbers add up to Amazon's bound, and the function
+identity holds exactly the data-plane roles docs/security.md lists."""
 
 import json
 import re
@@ -19,7 +19,6 @@ INFRA = ROOT / "infra"
 RULES = INFRA / "rules"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 LOAD_TEXT = re.compile(r"loadTextContent\('([^']+)'\)")
-DIMENSION = re.compile(r"Properties\.(\w+)|Properties\[['\"](\w+)['\"]\]")
 SKIP = re.compile(r"//\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 # Settings only the local run uses (emulator keys, stand-in endpoints, TLS overrides).
@@ -79,14 +78,6 @@ def _loaded_files() -> set[Path]:
     return found
 
 
-def _dimensions() -> set[str]:
-    return set(json.loads((RULES / "dimensions.json").read_text(encoding="utf-8"))["dimensions"])
-
-
-def _dimensions_read(text: str) -> set[str]:
-    return {a or b for a, b in DIMENSION.findall(text)}
-
-
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
 def test_every_bicep_file_parses(path: Path) -> None:
     parsed = _parse(path)
@@ -118,22 +109,6 @@ def test_rules_carry_severity_tactics_and_a_runbook() -> None:
         assert re.search(r"severity: '(High|Medium|Low|Informational)'", body)
         assert re.search(r"tactics: \[\s*'\w+'", body)
         assert f"`{rule_id}`" in runbooks, f"no runbook for {rule_id} in docs/security.md"
-
-
-def test_every_dimension_a_query_reads_is_declared() -> None:
-    declared = _dimensions()
-    texts = [p.read_text(encoding="utf-8") for p in _kql_files()]
-    texts.append((INFRA / "workbooks" / "operations.json").read_text(encoding="utf-8"))
-    read = set().union(*(_dimensions_read(t) for t in texts))
-    assert read, "the queries read no custom dimension"
-    assert read <= declared, f"undeclared: {sorted(read - declared)}"
-
-
-def test_dimension_check_catches_an_undeclared_name() -> None:
-    assert _dimensions_read("x | where Properties.buyerName == 1 | extend Properties['zip']") == {
-        "buyerName",
-        "zip",
-    }
 
 
 def test_workbook_is_a_workbook_with_the_operator_views() -> None:
