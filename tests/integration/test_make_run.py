@@ -1,0 +1,98 @@
+"""`make run` on a small order set: every scenario, every order to a final state, no PII left."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local import sample_orders
+from local.pipeline import SCENARIOS, Pipeline
+from local.run import summarise
+
+pytestmark = pytest.mark.integration
+
+MARKETPLACES = ["A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4", "A1F83G8C2ARO7P"]
+
+
+def _orders(count: int) -> list[dict[str, Any]]:
+    return sample_orders.generate(
+        count,
+        seed=99,
+        start=datetime(2026, 10, 1, tzinfo=UTC),
+        span=timedelta(hours=6),
+        marketplaces=MARKETPLACES,
+        afn_share=0.0,
+        statuses={"UNSHIPPED": 1.0},
+    )
+
+
+def _pii_tokens(orders: list[dict[str, Any]]) -> set[str]:
+    tokens: set[str] = set()
+    for order in orders:
+        buyer = order["buyer"]
+        tokens.update(
+            v for v in (buyer["buyerName"], buyer["buyerEmail"], buyer.get("buyerCompanyName")) if v
+        )
+        address = order["recipient"]["deliveryAddress"]
+        for key in ("name", "addressLine1", "addressLine2", "city", "stateOrRegion", "phone"):
+            if address.get(key):
+                tokens.add(str(address[key]))
+        tokens.add(order["recipient"]["deliveryPreference"]["addressInstruction"])
+        tokens.add(str(order["orderId"]))
+    return tokens
+
+
+def _queue_texts(pipeline: Pipeline) -> list[str]:
+    texts = []
+    for name in pipeline.host.queue_names():
+        for queue in (name, f"{name}-poison"):
+            client = pipeline.queue_service.get_queue_client(queue)
+            for message in client.peek_messages(max_messages=32):
+                texts.append(base64.b64decode(message.content).decode("utf-8", "replace"))
+    return texts
+
+
+def test_every_order_lives_its_whole_life(tmp_path: Path) -> None:
+    orders = _orders(12)
+    with Pipeline(orders, tmp_path) as pipeline:
+        result = pipeline.run(limit=timedelta(days=40))
+        summary, problems = summarise(pipeline, result)
+        queue_texts = _queue_texts(pipeline)
+        labels, invoices = dict(pipeline.observed.labels), dict(pipeline.observed.invoices)
+
+    assert problems == []
+    counts = summary["orders"]
+    scenarios = Counter(summary["scenarios"])
+    assert set(scenarios) == set(SCENARIOS)
+    assert counts["ingested"] == counts["purged"] == 12
+    assert counts["notFinal"] == 0 and counts["needs_attention"] == 0
+    assert counts["cancelled"] == scenarios["cancelled"]
+    shipped = 12 - scenarios["cancelled"]
+    assert (
+        counts["shipped"]
+        == counts["confirmedAtAmazon"]
+        == counts["invoiced"]
+        == counts["delivered"]
+        == shipped
+    )
+    assert counts["deliverySource"]["amazon"] == scenarios["amazon_delivered"]
+    assert counts["deliverySource"]["carrier"] == scenarios["carrier_delivered"]
+    assert counts["deliverySource"]["bound"] == scenarios["never_confirmed"]
+    assert set(labels.values()) == {1} and set(invoices.values()) == {1}
+    assert len(list((tmp_path / "invoices").glob("*.pdf"))) == shipped
+    assert summary["poisonMessages"] == []
+
+    tokens = _pii_tokens(orders)
+    for name in ("telemetry.jsonl", "app.log", "store-after-purge.jsonl", "store-before-purge.jsonl"):
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert text, name
+        assert not [t for t in tokens if t in text], name
+    assert not [t for t in tokens for q in queue_texts if t in q]
+    after = [json.loads(line) for line in (tmp_path / "store-after-purge.jsonl").read_text().splitlines()]
+    assert not [d for d in after if d.get("cosmos") == "orders" or d.get("blob") in ("labels", "invoices")]
