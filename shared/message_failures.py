@@ -20,11 +20,13 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import azure.functions as func
 
 from shared.errors import AppError, InvalidInput
+from shared.pii import REDACTED
+from shared.redaction import redact_text
 from shared.telemetry import SCHEMA_VERSION
 
 MAX_DEQUEUE_COUNT = 5  # equals host.json extensions.queues.maxDequeueCount (a test checks it)
@@ -42,6 +44,52 @@ class QueueSender(Protocol):
     """Sends a text message (base64 on the wire, as triggers expect) to a named queue."""
 
     def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None: ...
+
+
+# Keys that can carry personal data in what arrives on our queues: ORDER_CHANGE notifications
+# hold the buyer's postal code; anything else here would be a forwarder's mistake.
+PII_KEYS = frozenset(
+    {
+        "DestinationPostalCode",
+        "PostalCode",
+        "postalCode",
+        "BuyerName",
+        "buyerName",
+        "BuyerEmail",
+        "buyerEmail",
+        "Phone",
+        "phone",
+        "Name",
+        "name",
+        "AddressLine1",
+        "addressLine1",
+        "Email",
+        "email",
+    }
+)
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    if depth > 32:
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: REDACTED if k in PII_KEYS else _scrub(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, depth + 1) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def scrubbed_body(body: bytes) -> str:
+    """The body kept on a poison record: everything needed to replay or diagnose it, without
+    the personal data some messages carry (a poison queue outlives the order's retention)."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        return redact_text(text)
+    return json.dumps(_scrub(parsed), separators=(",", ":"), ensure_ascii=False)
 
 
 def poison_queue(queue: str) -> str:
@@ -63,7 +111,7 @@ class MessageFailures:
             "queue": queue,
             "messageId": msg.id,
             "dequeueCount": msg.dequeue_count,
-            "body": msg.get_body().decode("utf-8", errors="replace"),
+            "body": scrubbed_body(msg.get_body()),
         }
         self._sender.send(poison_queue(queue), json.dumps(record, separators=(",", ":")))
         dims = {

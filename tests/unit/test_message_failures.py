@@ -1,0 +1,69 @@
+"""What a failing queue message becomes: poisoned with a reason, re-queued, or retried."""
+
+import json
+
+import pytest
+from azure.functions.queue import QueueMessage
+
+from shared.errors import InvalidInput, TransientError
+from shared.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
+
+
+class Sender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, int]] = []
+
+    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+        self.sent.append((queue, body, visibility_timeout_s))
+
+
+class Throttled(TransientError):
+    code = "spapi_throttled"
+    retry_after_s = 179.6
+
+
+def _msg(body: str, dequeue_count: int = 1) -> QueueMessage:
+    return QueueMessage(id="m-1", body=body.encode(), dequeue_count=dequeue_count)
+
+
+def test_invalid_input_is_poisoned_at_once_with_its_reason() -> None:
+    sender = Sender()
+    with MessageFailures(sender).guard("shipments", _msg('{"ref": 1}')):
+        raise InvalidInput(code="message_bad_ref")
+    ((queue, body, _),) = sender.sent
+    record = json.loads(body)
+    assert queue == "shipments-poison" and record["reason"] == "message_bad_ref"
+    assert record["messageId"] == "m-1" and json.loads(record["body"]) == {"ref": 1}
+
+
+def test_throttling_requeues_with_the_wait_instead_of_failing() -> None:
+    sender = Sender()
+    with MessageFailures(sender).guard("order-notifications", _msg("{}")):
+        raise Throttled()
+    assert sender.sent == [("order-notifications", "{}", 180)]
+
+
+@pytest.mark.parametrize("error", [TransientError(), KeyError("x")])
+def test_other_failures_retry_until_the_last_attempt_then_poison(error: Exception) -> None:
+    sender = Sender()
+    failures = MessageFailures(sender)
+    with pytest.raises(type(error)), failures.guard("invoices", _msg("{}", MAX_DEQUEUE_COUNT - 1)):
+        raise error
+    assert sender.sent == []
+    with failures.guard("invoices", _msg("{}", MAX_DEQUEUE_COUNT)):
+        raise error
+    assert json.loads(sender.sent[0][1])["reason"].startswith("retries_exhausted:")
+
+
+def test_poison_records_drop_the_postal_code_a_notification_carries() -> None:
+    body = {
+        "NotificationType": "ORDER_CHANGE",
+        "Payload": {"OrderChangeNotification": {"Summary": {"DestinationPostalCode": "Zq80331Secret"}}},
+        "note": "call +49 170 1234567 or zq.secret@example.com",
+    }
+    sender = Sender()
+    with MessageFailures(sender).guard("order-notifications", _msg(json.dumps(body))):
+        raise InvalidInput(code="notification_invalid")
+    kept = sender.sent[0][1]
+    assert "Zq80331Secret" not in kept and "zq.secret@example.com" not in kept and "1234567" not in kept
+    assert "ORDER_CHANGE" in kept  # the rest stays, to diagnose or replay
