@@ -1,0 +1,87 @@
+"""Whole-lifecycle figures of the local pipeline (issue 11): CPU and store writes per order,
+and the peak memory of the run.
+
+`pipeline_cpu_ms_per_order` is `time.process_time()` of THIS process over `Pipeline.run()`
+(ingest to purge), divided by the orders. It includes the app, the driver and the in-process
+stand-ins (SP-API, Key Vault, carriers, Application Insights: threads of this process); it
+excludes Azurite and cosmosdb-server (node subprocesses) and start-up. The timers fire hourly on
+the simulated clock, so part of the figure is per-hour work (polls, due queries) shared by all
+orders: it falls as the order count grows.
+
+    python -m local.bench_pipeline [--orders N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from local import sample_orders
+from local.pipeline import Pipeline
+
+MARKETPLACES = ["A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4", "A1F83G8C2ARO7P"]
+DEFAULT_ORDERS = 60  # ~60 s on the shared 2-core machine; see the report for larger runs
+
+
+def run(orders: int = DEFAULT_ORDERS) -> Iterator[dict[str, object]]:
+    generated = sample_orders.generate(
+        orders,
+        seed=2026,
+        start=datetime(2026, 10, 1, tzinfo=UTC),
+        span=timedelta(hours=12),
+        marketplaces=MARKETPLACES,
+        afn_share=0.0,
+        statuses={"UNSHIPPED": 1.0},
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as out, Pipeline(generated, Path(out)) as p:
+        result = p.run(limit=timedelta(days=40))
+        writes = sum(v for k, v in p.store.counts.items() if k.endswith(".write"))
+        order_writes = sum(
+            v for k, v in p.store.counts.items() if k.startswith("orders.") and k.endswith(".write")
+        )
+        left = p.remaining_orders()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    common = {"orders": orders, "ordersNotPurged": left, "simulatedDays": result.simulated.days}
+    yield {
+        "metric": "pipeline_cpu_ms_per_order",
+        "value": round(result.cpu_s * 1000 / orders, 2),
+        "unit": "ms",
+        "target": 15,
+        "scope": "this process incl. in-process stand-ins; excl. Azurite/cosmosdb-server",
+        **common,
+    }
+    yield {
+        "metric": "store_writes_per_order",
+        "value": round(writes / orders, 2),
+        "unit": "writes",
+        "target": 6,
+        "ordersContainerWritesPerOrder": round(order_writes / orders, 2),
+        **common,
+    }
+    yield {"metric": "pipeline_wall_s", "value": round(result.wall_s, 1), "unit": "s", **common}
+    yield {
+        "metric": "peak_memory_mb",
+        "value": round(peak_mb, 1),
+        "unit": "MB",
+        "scope": "max RSS of this process (Linux ru_maxrss)",
+        **common,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=DEFAULT_ORDERS)
+    args = parser.parse_args(argv)
+    for row in run(args.orders):
+        sys.stdout.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
