@@ -61,11 +61,7 @@ def main() -> int:
         sys.stdout.write(json.dumps(metric) + "\n")
         sys.stdout.flush()
     for area in AREAS:
-        try:
-            module = importlib.import_module(f"local.bench_{area}")
-        except ModuleNotFoundError:
-            sys.stderr.write(f"bench: no local/bench_{area}.py yet\n")
-            continue
+        module = importlib.import_module(f"local.bench_{area}")
         for metric in module.run():
             sys.stdout.write(json.dumps(metric) + "\n")
             sys.stdout.flush()

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import CosmosClient
@@ -357,7 +356,7 @@ class Pipeline:
     def _build(self) -> None:
         from shared import composition, runtime
         from shared.adapters import OrderBytesSealer
-        from shared.document_store import CosmosDocumentStore, CountingStore
+        from shared.document_store import CountingStore, DocumentStore
         from shared.envelope import EnvelopeCipher
         from shared.key_epochs import KeyEpochs
         from tests.registry import registered
@@ -366,18 +365,17 @@ class Pipeline:
         self.host.create_queues()
         counted: list[CountingStore] = []
 
-        def counting(client: CosmosClient, database: str) -> CountingStore:
-            # composition.connect has no hook for wrapping the store; patched only while building.
-            counted.append(CountingStore(CosmosDocumentStore(client, database)))
+        def counting(inner: DocumentStore) -> DocumentStore:
+            counted.append(CountingStore(inner))
             return counted[0]
 
         overrides = composition.LocalOverrides(
             credential=self.vault.credential(),
             key_vault_options=self._vault_options(),
             queue_sender=self.host,
+            wrap_store=counting,
         )
-        with mock.patch.object(composition, "CosmosDocumentStore", counting):
-            self.runtime = composition.build_runtime(self.env, self.clock, overrides)
+        self.runtime = composition.build_runtime(self.env, self.clock, overrides)
         self.store = counted[0]
         runtime.install(self.runtime)
         self._stack.callback(runtime.install, None)

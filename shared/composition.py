@@ -32,7 +32,7 @@ from shared.adapters import (
 )
 from shared.blob_store import AzureBlobStore, LabelStore
 from shared.carriers import Carrier
-from shared.document_store import CosmosDocumentStore
+from shared.document_store import CosmosDocumentStore, DocumentStore
 from shared.envelope import EnvelopeCipher
 from shared.ingestion import IngestionService
 from shared.invoices.archive import InvoiceArchive
@@ -75,11 +75,13 @@ class LocalOverrides:
     key_vault_options: Mapping[str, Any] = field(default_factory=dict)
     queue_sender: QueueSender | None = None
     carriers_replay_safe: bool = False
+    #: Wraps the document store, e.g. in `CountingStore` for the local run's evidence.
+    wrap_store: Callable[[DocumentStore], DocumentStore] | None = None
 
 
 @dataclass(frozen=True)
 class Clients:
-    store: CosmosDocumentStore
+    store: DocumentStore
     blobs: BlobServiceClient
     queues: QueueServiceClient
     secrets: AzureSecretStore
@@ -102,7 +104,10 @@ def connect(settings: Settings, credential: TokenCredential, overrides: LocalOve
         blobs = BlobServiceClient(str(settings.blob_service_uri), credential=credential)
         queues = QueueServiceClient(str(settings.queue_service_uri), credential=credential)
     secrets = AzureSecretStore.connect(settings.key_vault_url, credential, **overrides.key_vault_options)
-    return Clients(CosmosDocumentStore(cosmos, settings.cosmos_database), blobs, queues, secrets)
+    store: DocumentStore = CosmosDocumentStore(cosmos, settings.cosmos_database)
+    if overrides.wrap_store is not None:
+        store = overrides.wrap_store(store)
+    return Clients(store, blobs, queues, secrets)
 
 
 def _carriers(

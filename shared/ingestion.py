@@ -328,7 +328,10 @@ class IngestionService:
                     return True, ShipOrder(ref) if record.stage is Stage.READY else None
                 if current.amazon_updated_at >= order.last_updated_at:
                     return False, None
-                record = self._repo.replace(self._updated(current, order, now))
+                updated = self._updated(current, order, now)
+                if _only_amazon_bookkeeping_changed(current, updated):
+                    return False, None
+                record = self._repo.replace(updated)
             except WriteConflict:
                 continue
             became_ready = current.stage is not Stage.READY and record.stage is Stage.READY
@@ -449,3 +452,16 @@ class IngestionService:
         if order.marketplace_id not in seller.marketplace_ids:
             raise UnknownMarketplace("order in a marketplace the seller does not use")
         return order
+
+
+def _only_amazon_bookkeeping_changed(current: OrderRecord, updated: OrderRecord) -> bool:
+    """After shipping, Amazon's own status flips (SHIPPED after our confirmation) change
+    nothing this app acts on; only package statuses (delivery) matter. Skipping those writes
+    keeps an order's lifecycle to the writes that move it."""
+    if current.stage not in (Stage.SHIPPED, Stage.DELIVERED):
+        return False
+    before, after = current.to_doc(), updated.to_doc()
+    for key in ("amazonStatus", "amazonUpdatedAt"):
+        before.pop(key)
+        after.pop(key)
+    return before == after
