@@ -70,7 +70,10 @@ def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]
     remaining = p.documents(ORDERS)
     stages = Counter(str(d["details"].get("stage")) for d in purges)
     stages.update(str(d.get("stage")) for d in remaining)
-    sources = Counter(str(d["details"].get("deliverySource")) for d in purges)
+    # Cancelled orders were never delivered: they have no delivery source.
+    sources = Counter(
+        str(d["details"]["deliverySource"]) for d in purges if d["details"].get("deliverySource")
+    )
     confirmed = {c.order_id for c in p.spapi.confirmations}
     orders = {
         "input": len(p.orders),
