@@ -126,7 +126,7 @@ def start(log_dir: Path | None = None) -> Emulators:
         node = shutil.which("node") or "node"
         cosmos_proc = subprocess.Popen(  # noqa: S603 - fixed argv of a pinned npm tool
             [
-                shutil.which("node") or "node",
+                node,
                 str(ROOT / "local" / "cosmosdb-server.js"),
                 "--host",
                 "127.0.0.1",
