@@ -80,6 +80,13 @@ class Vault:
         self.deleted: dict[str, _Secret] = {}
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, had a token)
+        self.faults: list[int] = []  # statuses for the next authenticated requests
+
+    def fail_next(self, status: int, count: int = 1) -> None:
+        """Answer the next `count` authenticated requests with `status` (429 throttling, 503
+        an outage), as Key Vault does; the challenge round trip is not counted."""
+        with self.lock:
+            self.faults.extend([status] * count)
 
     def attributes(self, version: _Version, secret: _Secret) -> dict[str, Any]:
         return {
@@ -162,6 +169,10 @@ def _handler(vault: Vault, token: str) -> type[BaseHTTPRequestHandler]:
                 if "api-version" not in parse_qs(url.query):
                     raise _error(400, "BadParameter", "api-version is required")
                 with vault.lock:
+                    if vault.faults:
+                        fault = vault.faults.pop(0)
+                        code = "Throttled" if fault == 429 else "ServiceUnavailable"
+                        raise _error(fault, code, "Try again.")
                     status, payload = _route(vault, method, parts, body)
             except _Reply as reply:
                 status, payload = reply.status, reply.body
@@ -348,6 +359,11 @@ class KeyVaultServer:
 
     def credential(self) -> StaticTokenCredential:
         return StaticTokenCredential(self.token)
+
+    def fail_next(self, status: int, count: int = 1) -> None:
+        if self.vault is None:
+            raise RuntimeError("stand-in not started")
+        self.vault.fail_next(status, count)
 
     def start(self) -> str:
         self.cert_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -190,11 +190,21 @@ class Pipeline:
         *,
         schedules: Schedules | None = None,
         log_level: int = logging.DEBUG,
+        wrap_store: Callable[[Any], Any] | None = None,
+        carriers_replay_safe: bool = False,
+        key_vault_options: Mapping[str, Any] | None = None,
     ) -> None:
+        """`wrap_store`, `carriers_replay_safe` and `key_vault_options` are for fault injection
+        (tests/integration/test_fault_injection.py): `wrap_store` receives the counting store
+        and returns the store the app uses (the driver keeps observing through the counting
+        one); `key_vault_options` are added to the app's Key Vault client options."""
         self.orders = [dict(o) for o in orders]
         self.out = out
         self.schedules = schedules or Schedules()
         self.log_level = log_level
+        self._wrap_store = wrap_store
+        self._carriers_replay_safe = carriers_replay_safe
+        self._extra_vault_options = dict(key_vault_options or {})
         self.clock = SimClock(start_time(self.orders))
         self.world = WorldState({str(o["orderId"]): scenario(i) for i, o in enumerate(self.orders)})
         self.observed = Observed()
@@ -367,12 +377,13 @@ class Pipeline:
 
         def counting(inner: DocumentStore) -> DocumentStore:
             counted.append(CountingStore(inner))
-            return counted[0]
+            return self._wrap_store(counted[0]) if self._wrap_store else counted[0]
 
         overrides = composition.LocalOverrides(
             credential=self.vault.credential(),
-            key_vault_options=self._vault_options(),
+            key_vault_options={**self._vault_options(), **self._extra_vault_options},
             queue_sender=self.host,
+            carriers_replay_safe=self._carriers_replay_safe,
             wrap_store=counting,
         )
         self.runtime = composition.build_runtime(self.env, self.clock, overrides)
