@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import azure.functions as func
 
-from shared.message_failures import MessageFailures
-from shared.messages import IssueInvoice, ShipOrder
-from shared.settings import Settings
-
-if TYPE_CHECKING:  # the reports' module pulls in the store; functions import this at cold start
+if TYPE_CHECKING:  # what only annotations need stays out of the functions' cold start
+    from shared.message_failures import MessageFailures
+    from shared.messages import IssueInvoice, ShipOrder
     from shared.retention import PurgeReport, TrackReport
+    from shared.settings import Settings
 
 Clock = Callable[[], datetime]
 
