@@ -185,7 +185,9 @@ class IngestionService:
         ready: list[ShipOrder] = []
         for seller in self._settings.sellers:
             try:
-                ready.extend(self._poll_seller(seller, now, stats))
+                # `ready` receives each message as its order is stored: a failure later in the
+                # poll must not drop them, since the stored order is never "new" again.
+                self._poll_seller(seller, now, stats, ready)
             except AppError as exc:
                 # One seller's failure must not starve the others; its cursor stays where the
                 # last fully stored page left it, and the next timer tries again.
@@ -194,9 +196,10 @@ class IngestionService:
         self.last_poll = stats
         return ready
 
-    def _poll_seller(self, seller: SellerAccount, now: datetime, stats: PollStats) -> list[ShipOrder]:
+    def _poll_seller(
+        self, seller: SellerAccount, now: datetime, stats: PollStats, ready: list[ShipOrder]
+    ) -> None:
         cursor = self._load_cursor(seller.seller_id)
-        ready: list[ShipOrder] = []
         restarted = False
         while True:
             cycle = cursor.cycle or self._new_cycle(cursor, now)
@@ -223,7 +226,7 @@ class IngestionService:
                 continue
             self._budget.observe(seller.seller_id, SEARCH_ORDERS, now, page.rate)
             stats.pages += 1
-            ready.extend(self._store_page(seller, page, now, stats))
+            self._store_page(seller, page, now, stats, ready)
             if page.next_token:
                 before = cycle.get("before") or (
                     page.last_updated_before.isoformat() if page.last_updated_before else None
@@ -240,7 +243,6 @@ class IngestionService:
             break
         if cursor.last_poll_at != now:
             self._save_cursor(cursor, now, cycle=cursor.cycle)
-        return ready
 
     def _new_cycle(self, cursor: _Cursor, now: datetime) -> dict[str, Any]:
         start = (cursor.watermark - OVERLAP) if cursor.watermark else now - self._backfill
@@ -249,9 +251,8 @@ class IngestionService:
         return cycle
 
     def _store_page(
-        self, seller: SellerAccount, page: SearchPage, now: datetime, stats: PollStats
-    ) -> list[ShipOrder]:
-        ready: list[ShipOrder] = []
+        self, seller: SellerAccount, page: SearchPage, now: datetime, stats: PollStats, ready: list[ShipOrder]
+    ) -> None:
         for payload in page.orders:
             stats.orders_seen += 1
             try:
@@ -271,7 +272,6 @@ class IngestionService:
             stats.stored += int(wrote)
             if message is not None:
                 ready.append(message)
-        return ready
 
     # ---- cursor ----------------------------------------------------------------------------
 

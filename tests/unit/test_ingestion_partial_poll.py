@@ -1,0 +1,30 @@
+"""A poll that fails part-way still hands on the orders it stored (found by fault injection:
+tests/integration/test_fault_injection.py). A stored order is never "new" to a later poll, so
+a dropped ShipOrder would leave it ready to ship and never shipped."""
+
+from __future__ import annotations
+
+from shared.document_store import ORDERS, Document, StoreUnavailable
+from tests.unit.test_ingestion import World, orders_in
+
+
+def test_messages_of_stored_orders_survive_a_store_failure_later_in_the_poll() -> None:
+    world = World(orders_in(30, statuses={"UNSHIPPED": 1.0}, afn_share=0.0))
+    creates = world.store.create
+    failing = {"on": True}
+
+    def create(container: str, doc: Document) -> Document:
+        if failing["on"] and container == ORDERS and len(world.stored()) == 12:
+            raise StoreUnavailable("cosmos status 429")
+        return creates(container, doc)
+
+    world.store.create = create  # type: ignore[method-assign]
+    first = world.poll()
+    failing["on"] = False
+    world.clock.advance(600)
+    later = world.poll()
+
+    ready = {d["id"] for d in world.stored().values() if d["stage"] == "ready_to_ship"}
+    assert len(ready) == 30
+    assert len(first) == 12
+    assert {m.ref for m in first} | {m.ref for m in later} == ready
