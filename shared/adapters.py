@@ -12,7 +12,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -104,14 +104,22 @@ class AmazonPackageStatus:
 
 
 class CarrierDeliveryTracker:
-    """Carrier tracking for the order's shipment; the time we learn of it when the carrier
-    gives none."""
+    """Carrier tracking for the order's shipment.
+
+    When the carrier reports delivery without a time, the order counts as delivered at the
+    earliest moment it could have been: the previous check (at most `recheck` ago) saw it in
+    transit, and it cannot predate shipping. Erring early shortens retention, never lengthens
+    it past the policy's 7 days."""
 
     def __init__(
-        self, carriers: Callable[[str], Mapping[str, Carrier]], clock: Callable[[], datetime]
+        self,
+        carriers: Callable[[str], Mapping[str, Carrier]],
+        clock: Callable[[], datetime],
+        recheck: timedelta,
     ) -> None:
         self._carriers = carriers
         self._clock = clock
+        self._recheck = recheck
 
     def delivered_at(self, record: OrderRecord) -> datetime | None:
         shipment = record.shipment or {}
@@ -122,7 +130,13 @@ class CarrierDeliveryTracker:
         info = carrier.track(str(tracking))
         if info.status != "delivered":
             return None
-        return info.delivered_at or self._clock()
+        if info.delivered_at is not None:
+            # Carriers often report local time without an offset: read it as UTC.
+            at = info.delivered_at
+            return at if at.tzinfo else at.replace(tzinfo=UTC)
+        earliest = self._clock() - self._recheck
+        shipped = shipment.get("shippedAt")
+        return max(earliest, datetime.fromisoformat(str(shipped))) if shipped else earliest
 
 
 class LazyCarriers:

@@ -227,7 +227,7 @@ def build_runtime(
         retention=RetentionService(
             store,
             amazon=AmazonPackageStatus(),
-            carrier=CarrierDeliveryTracker(carriers, clock),
+            carrier=CarrierDeliveryTracker(carriers, clock, policy.recheck),
             blobs=blob_store,
             shredder=EpochShredder(epochs),
             policy=policy,

@@ -1,0 +1,113 @@
+"""The adapters between services' ports and the shared clients."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.adapters import (
+    AmazonPackageStatus,
+    CarrierDeliveryTracker,
+    OrderBytesSealer,
+    PathBlobs,
+    VaultKeySealer,
+)
+from shared.blob_store import MemoryBlobStore
+from shared.carriers import TrackingInfo
+from shared.envelope import EnvelopeCipher
+from shared.errors import AppError
+from shared.key_epochs import KeyEpochs
+from shared.key_vault import MemorySecretStore
+from shared.order_record import OrderRecord, Stage
+
+NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
+SHIPPED = NOW - timedelta(days=5)
+
+
+def _record(**extra: object) -> OrderRecord:
+    fields: dict[str, object] = dict(
+        ref="ref-000000001",
+        seller_id="S",
+        marketplace_id="M",
+        stage=Stage.SHIPPED,
+        amazon_status="SHIPPED",
+        amazon_updated_at=NOW - timedelta(days=1),
+        created_at=SHIPPED,
+        ship_country="DE",
+        service_level=None,
+        is_business=False,
+        latest_ship_at=None,
+        latest_delivery_at=None,
+        items=(),
+        pii=None,
+        shipment={"carrier": "ups", "trackingNumber": "1Z1", "shippedAt": SHIPPED.isoformat()},
+    )
+    fields.update(extra)
+    return OrderRecord(**fields)  # type: ignore[arg-type]
+
+
+class Carrier:
+    name = "ups"
+    replay_safe = False
+    requires_phone = False
+
+    def __init__(self, info: TrackingInfo) -> None:
+        self.info = info
+
+    def track(self, tracking_number: str) -> TrackingInfo:
+        return self.info
+
+
+def _tracker(info: TrackingInfo) -> CarrierDeliveryTracker:
+    return CarrierDeliveryTracker(lambda seller: {"ups": Carrier(info)}, lambda: NOW, timedelta(days=3))  # type: ignore[dict-item]
+
+
+def test_amazon_delivery_needs_every_package_delivered() -> None:
+    both = [{"status": "DELIVERED"}, {"status": "DELIVERED"}]
+    assert AmazonPackageStatus().delivered_at(_record(extra={"packages": both})) == NOW - timedelta(days=1)
+    one = [{"status": "DELIVERED"}, {"status": "IN_TRANSIT"}]
+    assert AmazonPackageStatus().delivered_at(_record(extra={"packages": one})) is None
+    assert AmazonPackageStatus().delivered_at(_record()) is None
+
+
+def test_carrier_time_is_used_and_read_as_utc_when_naive() -> None:
+    naive = datetime(2026, 11, 8, 9, 30)
+    assert _tracker(TrackingInfo("1Z1", "delivered", naive)).delivered_at(_record()) == naive.replace(
+        tzinfo=UTC
+    )
+    assert _tracker(TrackingInfo("1Z1", "in_transit")).delivered_at(_record()) is None
+
+
+def test_without_a_carrier_time_delivery_counts_from_the_earliest_possible_moment() -> None:
+    at = _tracker(TrackingInfo("1Z1", "delivered")).delivered_at(_record())
+    assert at == NOW - timedelta(days=3)  # the previous check saw it in transit
+    just_shipped = _record(
+        shipment={
+            "carrier": "ups",
+            "trackingNumber": "1Z1",
+            "shippedAt": (NOW - timedelta(days=1)).isoformat(),
+        }
+    )
+    assert _tracker(TrackingInfo("1Z1", "delivered")).delivered_at(just_shipped) == NOW - timedelta(days=1)
+
+
+def test_path_blobs_route_by_container_prefix() -> None:
+    memory = MemoryBlobStore()
+    blobs = PathBlobs(memory)  # type: ignore[arg-type]
+    blobs.put("invoices/ref-1/INV-1.pdf", b"pdf")
+    assert memory.get("invoices", "ref-1/INV-1.pdf") == b"pdf"
+    assert blobs.get("invoices/ref-1/INV-1.pdf") == b"pdf"
+    assert blobs.delete("invoices/ref-1/INV-1.pdf") and blobs.get("invoices/ref-1/INV-1.pdf") is None
+    with pytest.raises(AppError):
+        blobs.put("no-container", b"x")
+
+
+def test_sealers_round_trip_and_bind_the_reference() -> None:
+    store = MemorySecretStore()
+    order_sealer = OrderBytesSealer(EnvelopeCipher(KeyEpochs(store, lambda: NOW)))
+    sealed = order_sealer.seal_bytes("ref-000000001", b"%PDF invoice", NOW)
+    assert b"invoice" not in sealed and order_sealer.open_bytes("ref-000000001", sealed) == b"%PDF invoice"
+    with pytest.raises(AppError):
+        order_sealer.open_bytes("ref-000000002", sealed)
+    archive = VaultKeySealer(store, "invoice-archive-key")
+    kept = archive.seal_bytes("INV-1", b"%PDF", NOW)
+    assert VaultKeySealer(store, "invoice-archive-key").open_bytes("INV-1", kept) == b"%PDF"
