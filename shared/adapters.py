@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.blob_store import AzureBlobStore
 from shared.carriers import Carrier
-from shared.domain import PackageState
 from shared.envelope import EnvelopeCipher
 from shared.errors import AppError, SettingsError
 from shared.key_epochs import KeyEpochs
@@ -88,19 +87,6 @@ class EpochShredder:
 
     def shred_unused(self, now: datetime, epoch_in_use: Callable[[str], bool]) -> list[str]:
         return sorted(self._epochs.shred_unused(now, epoch_in_use))
-
-
-class AmazonPackageStatus:
-    """Amazon's own delivery signal, as polls and notifications stored it on the order.
-
-    Every package DELIVERED means delivered; Amazon gives no delivery time, so the time of the
-    update that reported it stands in (never later than the truth by more than a poll)."""
-
-    def delivered_at(self, record: OrderRecord) -> datetime | None:
-        packages = record.extra.get("packages") or []
-        if packages and all(p.get("status") == PackageState.DELIVERED.value for p in packages):
-            return record.amazon_updated_at
-        return None
 
 
 class CarrierDeliveryTracker:

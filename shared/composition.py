@@ -20,7 +20,6 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from shared.adapters import (
-    AmazonPackageStatus,
     CarrierDeliveryTracker,
     EpochShredder,
     LazyCarriers,
@@ -48,7 +47,7 @@ from shared.order_reference import OrderReferencer
 from shared.order_repository import OrderRepository
 from shared.privacy import PrivacyService
 from shared.rate_budget import RateBudget
-from shared.retention import RetentionPolicy, RetentionSchedule, RetentionService
+from shared.retention import AmazonPackageStatus, RetentionPolicy, RetentionSchedule, RetentionService
 from shared.runtime import Runtime
 from shared.schedules import NCronTab
 from shared.settings import Settings, load_settings

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from shared.audit import AuditAction, AuditLog
 from shared.document_store import ORDERS, DocumentStore, WriteConflict
+from shared.domain import PackageState
 from shared.errors import AppError
 from shared.order_record import OrderRecord, Stage
 from shared.order_repository import OrderRepository
@@ -158,15 +159,30 @@ def mark_cancelled(record: OrderRecord, now: datetime, policy: RetentionPolicy) 
     return with_deadline(cancelled, now + timedelta(days=policy.retention_days), now, policy)
 
 
+class AmazonPackageStatus:
+    """Amazon's own delivery signal, as polls and notifications stored it on the order.
+
+    Every package DELIVERED means delivered; Amazon gives no delivery time, so the time of the
+    update that reported it stands in (never later than the truth by more than a poll)."""
+
+    def delivered_at(self, record: OrderRecord) -> datetime | None:
+        packages = record.extra.get("packages") or []
+        if packages and all(p.get("status") == PackageState.DELIVERED.value for p in packages):
+            return record.amazon_updated_at
+        return None
+
+
 class RetentionSchedule:
     """Applied by `OrderRepository` to every order it writes, so no stage can forget retention:
     a cancelled order loses its PII at once; an order without a deadline that has not shipped
-    gets the bound (latest delivery date + grace + retention); a newly shipped order gets its
-    first delivery check; and any order with a deadline has its Cosmos `ttl` restarted."""
+    gets the bound (latest delivery date + grace + retention); a shipped order that Amazon
+    reports delivered is marked so at once, otherwise it gets its first delivery check; and any
+    order with a deadline has its Cosmos `ttl` restarted."""
 
     def __init__(self, policy: RetentionPolicy, clock: Callable[[], datetime]) -> None:
         self._policy = policy
         self._clock = clock
+        self._amazon = AmazonPackageStatus()
 
     def __call__(self, record: OrderRecord) -> OrderRecord:
         now = self._clock()
@@ -175,8 +191,13 @@ class RetentionSchedule:
         if record.stage in _UNSHIPPED and record.purge_after is None:
             bound = delivery_bound(record, self._policy) + timedelta(days=self._policy.retention_days)
             return with_deadline(record, max(bound, now), now, self._policy)
-        if record.stage is Stage.SHIPPED and record.due_at is None:
-            return refresh_ttl(record.evolve(due_at=now), now, self._policy)
+        if record.stage is Stage.SHIPPED:
+            # Amazon's DELIVERED arrives with a poll: take it in the same write.
+            delivered = self._amazon.delivered_at(record)
+            if delivered is not None:
+                return mark_delivered(record, min(delivered, now), SOURCE_AMAZON, now, self._policy)
+            if record.due_at is None:
+                return refresh_ttl(record.evolve(due_at=now), now, self._policy)
         return refresh_ttl(record, now, self._policy)
 
 

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters import (
-    AmazonPackageStatus,
     CarrierDeliveryTracker,
     OrderBytesSealer,
     PathBlobs,
@@ -18,6 +17,7 @@ from shared.errors import AppError
 from shared.key_epochs import KeyEpochs
 from shared.key_vault import MemorySecretStore
 from shared.order_record import OrderRecord, Stage
+from shared.retention import AmazonPackageStatus
 
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
 SHIPPED = NOW - timedelta(days=5)

@@ -59,3 +59,13 @@ def test_ttl_restarts_on_every_write(repo: OrderRepository) -> None:
     stored = repo.create(_record(Stage.READY))
     later = OrderRepository(MemoryDocumentStore(), RetentionSchedule(POLICY, lambda: NOW + timedelta(days=1)))
     assert later.create(stored.evolve(etag=None)).ttl == stored.ttl - 86400  # type: ignore[operator]
+
+
+def test_amazon_delivered_is_taken_in_the_same_write(repo: OrderRepository) -> None:
+    delivered = NOW - timedelta(hours=5)
+    record = _record(
+        Stage.SHIPPED, amazon_updated_at=delivered, extra={"packages": [{"status": "DELIVERED"}]}
+    )
+    stored = repo.create(record)
+    assert stored.stage is Stage.DELIVERED and stored.delivery_source == "amazon"
+    assert stored.purge_after == delivered + timedelta(days=7)
