@@ -33,7 +33,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.amazon_orders import order_from_api
-from shared.document_store import STATE, Document, DocumentStore, WriteConflict
+from shared.audit import AuditAction
+from shared.document_store import AUDIT, STATE, Document, DocumentStore, WriteConflict
 from shared.domain import FulfillmentStatus, Order, Package
 from shared.errors import AppError, InvalidInput, OrderMappingError, TransientError
 from shared.messages import ShipOrder
@@ -62,6 +63,8 @@ NOT_FOUND_DELAY_S = 60.0
 MAX_CAS_ATTEMPTS = 5
 CURSOR_ID = "orders-cursor"
 NO_ADDRESS = "order_without_address"
+# The record `shared.retention` writes once when it purges an order (once_key "order").
+PURGED_RECORD_ID = f"{AuditAction.PURGED}:order"
 
 _AWAITING = {FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY}
 _SHIPPABLE = {FulfillmentStatus.UNSHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED}
@@ -324,6 +327,9 @@ class IngestionService:
             current = self._repo.get(ref)
             try:
                 if current is None:
+                    if self._store.read(AUDIT, ref, PURGED_RECORD_ID) is not None:
+                        # Purged at its deadline: Amazon still knows the order, we must not.
+                        return False, None
                     record = self._repo.create(self._new_record(ref, order, now))
                     return True, ShipOrder(ref) if record.stage is Stage.READY else None
                 if current.amazon_updated_at >= order.last_updated_at:

@@ -28,3 +28,21 @@ def test_messages_of_stored_orders_survive_a_store_failure_later_in_the_poll() -
     assert len(ready) == 30
     assert len(first) == 12
     assert {m.ref for m in first} | {m.ref for m in later} == ready
+
+
+def test_an_order_purged_at_its_deadline_is_not_stored_again_when_amazon_changes_it() -> None:
+    from shared.audit import AuditAction, AuditLog
+
+    order = orders_in(1, statuses={"UNSHIPPED": 1.0}, afn_share=0.0)[0]
+    world = World([order])
+    world.poll()
+    ref = world.ref(order["orderId"])
+    # What `shared.retention` leaves after the purge: the once-per-order record, no document.
+    AuditLog(world.store).record(ref, AuditAction.PURGED, world.now(), "purge_expired", once_key="order")
+    world.repo.delete(ref)
+    world.clock.advance(3600)
+    world.stand_in.set_fulfillment_status(order["orderId"], "SHIPPED")
+    world.clock.advance(600)
+
+    assert world.poll() == []
+    assert world.stored() == {}
