@@ -461,13 +461,18 @@ class IngestionService:
 
 
 def _only_amazon_bookkeeping_changed(current: OrderRecord, updated: OrderRecord) -> bool:
-    """After shipping, Amazon's own status flips (SHIPPED after our confirmation) change
-    nothing this app acts on; only package statuses (delivery) matter. Skipping those writes
-    keeps an order's lifecycle to the writes that move it."""
+    """After shipping, Amazon's own bookkeeping (its status flipping to SHIPPED, the package our
+    confirmation created) changes nothing this app acts on; only every package reaching
+    DELIVERED does (the retention schedule then marks the order delivered in that write).
+    Skipping the rest keeps an order's lifecycle to the writes that move it."""
     if current.stage not in (Stage.SHIPPED, Stage.DELIVERED):
         return False
+    packages = updated.extra.get("packages") or []
+    if current.stage is Stage.SHIPPED and packages and all(p.get("status") == "DELIVERED" for p in packages):
+        return False
     before, after = current.to_doc(), updated.to_doc()
-    for key in ("amazonStatus", "amazonUpdatedAt"):
-        before.pop(key)
-        after.pop(key)
+    for doc in (before, after):
+        doc.pop("amazonStatus")
+        doc.pop("amazonUpdatedAt")
+        doc["extra"] = {k: v for k, v in doc["extra"].items() if k != "packages"}
     return before == after
