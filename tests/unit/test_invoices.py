@@ -611,3 +611,13 @@ def test_profile_errors_name_the_field_not_the_value() -> None:
     assert "Muster" not in str(err.value)
     with pytest.raises(SettingsError, match=r"SELLER_PROFILE\.address"):
         parse_profile({**PROFILE, "address": "Somewhere 1"})
+
+
+def test_an_order_erased_before_invoicing_gets_no_number_and_no_document() -> None:
+    # A privacy delete between label and invoice: the invoice message arrives for an order
+    # that no longer exists.
+    world = World()
+    de_consumer(world, "ref-erased-1")
+    world.orders.delete("ref-erased-1")
+    world.service.issue(IssueInvoice(ref="ref-erased-1"), NOW)
+    assert world.counter.peek("INV2026") is None and not world.blobs.blobs and not world.uploader.calls
