@@ -34,7 +34,14 @@ from typing import Any, Protocol
 
 from shared.amazon_orders import order_from_api
 from shared.audit import AuditAction
-from shared.document_store import AUDIT, STATE, Document, DocumentStore, WriteConflict
+from shared.document_store import (
+    AUDIT,
+    STATE,
+    Document,
+    DocumentStore,
+    StoreUnavailable,
+    WriteConflict,
+)
 from shared.domain import FulfillmentStatus, Order, Package
 from shared.errors import AppError, InvalidInput, OrderMappingError, TransientError
 from shared.messages import ShipOrder
@@ -419,7 +426,9 @@ class IngestionService:
             return []
         ready = self._apply(change, seller, dequeue_count, now)
         # WriteConflict: a concurrent delivery of the same notification finished first.
-        with contextlib.suppress(WriteConflict):
+        # StoreUnavailable: the marker only saves repeat work; failing the message here would
+        # lose `ready`, since its retry finds the order stored and sends nothing.
+        with contextlib.suppress(WriteConflict, StoreUnavailable):
             self._store.create(STATE, {"id": marker, "pk": marker, "ttl": NOTIFICATION_MARKER_TTL_S})
         return ready
 

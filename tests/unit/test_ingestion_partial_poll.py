@@ -46,3 +46,24 @@ def test_an_order_purged_at_its_deadline_is_not_stored_again_when_amazon_changes
 
     assert world.poll() == []
     assert world.stored() == {}
+
+
+def test_a_notification_whose_marker_write_fails_still_sends_its_order_on() -> None:
+    from shared.document_store import STATE
+    from shared.messages import ShipOrder
+    from tests.unit.test_ingestion import notification, one_order
+
+    order = one_order("UNSHIPPED")
+    world = World([order])
+    creates = world.store.create
+
+    def create(container: str, doc: Document) -> Document:
+        if container == STATE and str(doc["id"]).startswith("notification|"):
+            raise StoreUnavailable("cosmos status 429")
+        return creates(container, doc)
+
+    world.store.create = create  # type: ignore[method-assign]
+    body = notification(order, change_time=order["lastUpdatedTime"])
+    sent = list(world.service.handle_notification(body, 1, world.now()))
+
+    assert sent == [ShipOrder(world.ref(order["orderId"]))]
