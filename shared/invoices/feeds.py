@@ -20,6 +20,7 @@ from shared.errors import AppError, TransientError
 
 FEED_TYPE = "UPLOAD_VAT_INVOICE"
 PDF = "application/pdf"
+IN_QUEUE = "IN_QUEUE"  # the status Amazon gives a feed it has accepted and not yet started
 # Amazon accepts only these characters in feedOptions values (Feeds "Option 3" guide).
 _OPTION_TEXT = re.compile(r"^[A-Za-z0-9 ,/\\_;:#.\-]*$")
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -109,7 +110,6 @@ class SpApiVatInvoiceUploader:
                 feedOptions=dict(options),
             ).payload
             feed_id = str(created["feedId"])
-            status = str(client.get_feed(feed_id).payload.get("processingStatus", "IN_QUEUE"))
         except SellingApiException as exc:
             status_code = _status_of(exc)
             if status_code in _TRANSIENT_STATUS:
@@ -119,7 +119,7 @@ class SpApiVatInvoiceUploader:
             raise FeedUnavailable("sp-api unreachable") from None
         except (KeyError, TypeError):
             raise FeedRejected("sp-api answer lacks a field", code="invoice_feed_bad_answer") from None
-        return FeedReceipt(feed_id, status)
+        return FeedReceipt(feed_id, _first_status(client, feed_id))
 
     def _put(self, url: str, pdf: bytes) -> None:
         response = self._http.put(url, content=pdf, headers={"Content-Type": PDF})
@@ -127,6 +127,18 @@ class SpApiVatInvoiceUploader:
             raise FeedUnavailable(f"document upload status {response.status_code}")
         if not 200 <= response.status_code < 300:
             raise FeedRejected(f"document upload status {response.status_code}")
+
+
+def _first_status(client: FeedsClient, feed_id: str) -> str:
+    """The new feed's processing status, for the record only. The feed exists once createFeed
+    answered: a failed read here must not fail the upload, whose retry would send the same
+    invoice to Amazon a second time."""
+    from sp_api.base.exceptions import SellingApiException
+
+    try:
+        return str(client.get_feed(feed_id).payload.get("processingStatus", IN_QUEUE))
+    except (SellingApiException, httpx.HTTPError, AttributeError, TypeError):
+        return IN_QUEUE
 
 
 def sp_api_feeds_factory(
