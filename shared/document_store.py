@@ -193,6 +193,14 @@ def _dotted(doc: Document, path: str) -> object:
     return value
 
 
+def _at_path(doc: Document, path: str) -> Any:
+    """`a.b` reads doc["a"]["b"], as `c.a.b` does in a Cosmos query."""
+    value: Any = doc
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 class MemoryDocumentStore:
     """Same contract as Cosmos, in a dict: for unit tests and benchmarks of pure logic."""
 
@@ -235,7 +243,7 @@ class MemoryDocumentStore:
         found = [
             copy.deepcopy(d)
             for d in self._data[container].values()
-            if d.get(field) is not None and str(d[field]) <= upto
+            if _at_path(d, field) is not None and str(_at_path(d, field)) <= upto
         ]
         return found[:limit]
 

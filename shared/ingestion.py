@@ -36,6 +36,7 @@ from shared.amazon_orders import order_from_api
 from shared.audit import AuditAction
 from shared.document_store import (
     AUDIT,
+    ORDERS,
     STATE,
     Document,
     DocumentStore,
@@ -70,6 +71,13 @@ NOT_FOUND_DELAY_S = 60.0
 MAX_CAS_ATTEMPTS = 5
 CURSOR_ID = "orders-cursor"
 NO_ADDRESS = "order_without_address"
+# A ready order whose shipment never started (the poll died after storing it, before the host
+# sent its message; or the message was poisoned) is sent again after this long, at most
+# MAX_REDRIVES times, then handed to a person. Long enough that a normal queue backlog never
+# looks stuck (a duplicate racing the original could trip the label-intent guard).
+REDRIVE_AFTER = timedelta(hours=6)
+MAX_REDRIVES = 3
+SHIPMENT_NOT_STARTED = "shipment_not_started"
 # The record `shared.retention` writes once when it purges an order (once_key "order").
 PURGED_RECORD_ID = f"{AuditAction.PURGED}:order"
 
@@ -204,7 +212,44 @@ class IngestionService:
                 stats.skip(exc.code)
                 log.warning("poll stopped for a seller", extra={"reasonCode": exc.code})
         self.last_poll = stats
-        return ready
+        return [*ready, *self._redrive_stuck(now)]
+
+    def _redrive_stuck(self, now: datetime) -> list[ShipOrder]:
+        """Re-send ShipOrder for ready orders whose shipment never started (see REDRIVE_AFTER).
+        One indexed query per poll; a write only for an order actually re-sent."""
+        docs = self._store.due_in(
+            ORDERS,
+            "extra.readyAt",
+            (now - REDRIVE_AFTER).isoformat(),
+            100,
+            key="stage",
+            values=[Stage.READY.value],
+        )
+        resent: list[ShipOrder] = []
+        for doc in docs:
+            if doc.get("shipment"):
+                continue  # shipping started: its own message and intent finish it
+            stuck = OrderRecord.from_doc(doc)
+            redrives = int(stuck.extra.get("redrives", 0))
+
+            def change(
+                current: OrderRecord, stuck: OrderRecord = stuck, redrives: int = redrives
+            ) -> OrderRecord | None:
+                if current.stage is not Stage.READY or current.shipment or current.extra != stuck.extra:
+                    return None
+                if redrives >= MAX_REDRIVES:
+                    return current.evolve(stage=Stage.ATTENTION, attention=SHIPMENT_NOT_STARTED)
+                extra = {**current.extra, "readyAt": now.isoformat(), "redrives": redrives + 1}
+                return current.evolve(extra=extra)
+
+            updated = self._repo.update(stuck.ref, change)
+            if (
+                updated is not None
+                and updated.stage is Stage.READY
+                and updated.extra.get("redrives") == redrives + 1
+            ):
+                resent.append(ShipOrder(stuck.ref))
+        return resent
 
     def _poll_seller(
         self, seller: SellerAccount, now: datetime, stats: PollStats, ready: list[ShipOrder]
@@ -382,7 +427,8 @@ class IngestionService:
             items=order.items,
             pii=self._sealed(ref, order, stage, now),
             attention=attention,
-            extra={"packages": _packages(order.packages)},
+            extra={"packages": _packages(order.packages)}
+            | ({"readyAt": now.isoformat()} if stage is Stage.READY else {}),
         )
 
     def _updated(self, current: OrderRecord, order: Order, now: datetime) -> OrderRecord:

@@ -550,3 +550,32 @@ def test_a_full_replay_from_an_empty_cursor_stores_and_sends_nothing() -> None:
     world.store.delete(STATE, f"seller|{SELLER}", "orders-cursor")
     world.clock.advance(3600)
     assert first and world.poll() == [] and len(world.store.order_writes) == writes
+
+
+def test_a_ready_order_whose_message_was_lost_is_sent_again_then_handed_to_a_person() -> None:
+    from shared.ingestion import MAX_REDRIVES, REDRIVE_AFTER, SHIPMENT_NOT_STARTED
+
+    world = World(orders_in(3, afn_share=0.0))
+    first = world.poll()  # the host dies before sending these: they are lost
+    assert first and world.poll() == []  # nothing new to Amazon, and not yet overdue
+    resent: list[ShipOrder] = []
+    for _ in range(MAX_REDRIVES):
+        world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+        again = world.poll()
+        assert {m.ref for m in again} == {m.ref for m in first}
+        resent += again
+    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    assert world.poll() == []
+    stages = {doc["stage"] for doc in world.stored().values() if doc["id"] in {m.ref for m in first}}
+    attention = {doc["attention"] for doc in world.stored().values() if doc["id"] in {m.ref for m in first}}
+    assert stages == {Stage.ATTENTION.value} and attention == {SHIPMENT_NOT_STARTED}
+    assert len(resent) == MAX_REDRIVES * len(first)
+
+
+def test_an_order_whose_shipping_started_is_never_sent_again() -> None:
+    world = World(orders_in(2, afn_share=0.0))
+    sent = world.poll()
+    for message in sent:
+        world.repo.update(message.ref, lambda r: r.evolve(shipment={"state": "intent", "intentId": "i-1"}))
+    world.clock.advance(7 * 3600)
+    assert world.poll() == []
