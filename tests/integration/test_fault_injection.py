@@ -431,6 +431,19 @@ def _poison(p: Pipeline) -> list[str]:
     return problems
 
 
+def unexpected_outcomes(ev: Evidence) -> dict[str, str]:
+    """Orders that ended neither delivered nor cancelled, except those handed to a person
+    because a transient fault struck between a label purchase and its record: on carriers that
+    cannot replay, that is the designed outcome (`label_intent_unresolved`, docs/shipping.md),
+    and which order it strikes depends only on how the app's calls line up with the faults."""
+    return {
+        ref: f"{stage}:{ev.attention[ref]}"
+        for ref, stage in ev.final.items()
+        if stage not in ("delivered", "cancelled")
+        and not (stage == "needs_attention" and ev.attention[ref] == "label_intent_unresolved")
+    }
+
+
 def poison_reasons(p: Pipeline) -> list[str]:
     return [json.loads(t)["reason"] for q in p.host.queue_names() for t in queued(p, f"{q}-poison")]
 
@@ -540,7 +553,7 @@ def test_label_crash_replays_on_idempotent_carriers_and_carrier_5xx_is_retried(t
     assert ev.problems == []
     assert ev.final[rules[0].hit] == "delivered"
     shipped = len(ev.refs) - len(scenario_refs(p, ev, "cancelled"))
-    assert {s for s in ev.final.values()} == {"delivered", "cancelled"}
+    assert set(ev.final.values()) == {"delivered", "cancelled"}, ev.attention
     # Every purchase attempt is on the wire: 503s, the replay, and one label per shipped order.
     assert purchases == shipped
     assert attempts >= shipped + 1 + 2
@@ -566,14 +579,16 @@ def test_cosmos_spapi_and_feeds_throttling_and_outages(tmp_path: Path) -> None:
         # again by the next timer, one interval later.
         ev = evidence(p, wrap.journal, purge_slack_s=2 * PURGE_INTERVAL_S + 600)
         spapi_calls = dict(p.spapi.calls)
+        confirmed = {c.order_id for c in p.spapi.confirmations}
         failures = dict(p.host.stats.failures)
         reasons = poison_reasons(p)
 
     assert ev.problems == [], "\n".join(ev.problems)
     assert reasons == []
     assert cosmos.raised[429] >= 5 and cosmos.raised[503] >= 3
-    assert {s for s in ev.final.values()} == {"delivered", "cancelled"}
-    assert spapi_calls["confirmShipment"] >= 4 + len(ev.refs) - len(scenario_refs(p, ev, "cancelled"))
+    assert unexpected_outcomes(ev) == {}
+    # Four injected failures, then one accepted call per order Amazon holds as shipped.
+    assert spapi_calls["confirmShipment"] >= 4 + len(confirmed)
     assert failures.get("ship_order", 0) >= 2 and failures.get("issue_invoice", 0) >= 2
 
 
@@ -616,5 +631,5 @@ def test_key_vault_outage_and_duplicated_out_of_order_messages(tmp_path: Path) -
 
     assert polls and vault_faults_left == 0
     assert ev.problems == [], "\n".join(ev.problems)
-    assert {s for s in ev.final.values()} == {"delivered", "cancelled"}
+    assert unexpected_outcomes(ev) == {}
     assert reasons == []
