@@ -78,8 +78,10 @@ NO_ADDRESS = "order_without_address"
 REDRIVE_AFTER = timedelta(hours=6)
 MAX_REDRIVES = 3
 SHIPMENT_NOT_STARTED = "shipment_not_started"
-# The record `shared.retention` writes once when it purges an order (once_key "order").
-PURGED_RECORD_ID = f"{AuditAction.PURGED}:order"
+# Audit actions after which an order must never be stored again: purged at its deadline, or
+# erased on request. Amazon still knows the order and may mention it in a late poll or
+# notification; we must not learn the buyer again.
+FORGOTTEN = frozenset({AuditAction.PURGED.value, AuditAction.ERASED.value})
 
 _AWAITING = {FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY}
 _SHIPPABLE = {FulfillmentStatus.UNSHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED}
@@ -379,8 +381,7 @@ class IngestionService:
             current = self._repo.get(ref)
             try:
                 if current is None:
-                    if self._store.read(AUDIT, ref, PURGED_RECORD_ID) is not None:
-                        # Purged at its deadline: Amazon still knows the order, we must not.
+                    if self._forgotten(ref):
                         return False, None
                     record = self._repo.create(self._new_record(ref, order, now))
                     return True, ShipOrder(ref) if record.stage is Stage.READY else None
@@ -395,6 +396,10 @@ class IngestionService:
             became_ready = current.stage is not Stage.READY and record.stage is Stage.READY
             return True, ShipOrder(ref) if became_ready else None
         raise WriteConflict("order kept changing")
+
+    def _forgotten(self, ref: str) -> bool:
+        """One query in the order's own audit partition (empty for a new order)."""
+        return any(doc.get("action") in FORGOTTEN for doc in self._store.in_partition(AUDIT, ref))
 
     def _stage_of(self, order: Order) -> tuple[Stage, str | None]:
         status = order.fulfillment_status

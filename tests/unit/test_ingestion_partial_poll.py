@@ -4,6 +4,8 @@ a dropped ShipOrder would leave it ready to ship and never shipped."""
 
 from __future__ import annotations
 
+import pytest
+
 from shared.document_store import ORDERS, Document, StoreUnavailable
 from tests.unit.test_ingestion import World, orders_in
 
@@ -30,15 +32,21 @@ def test_messages_of_stored_orders_survive_a_store_failure_later_in_the_poll() -
     assert {m.ref for m in first} | {m.ref for m in later} == ready
 
 
-def test_an_order_purged_at_its_deadline_is_not_stored_again_when_amazon_changes_it() -> None:
+@pytest.mark.parametrize(
+    ("action", "once_key", "by"),
+    [("purged", "order", "purge_expired"), ("erased", "req-00000001", "handle_privacy_request")],
+)
+def test_a_forgotten_order_is_not_stored_again_when_amazon_changes_it(
+    action: str, once_key: str, by: str
+) -> None:
     from shared.audit import AuditAction, AuditLog
 
     order = orders_in(1, statuses={"UNSHIPPED": 1.0}, afn_share=0.0)[0]
     world = World([order])
     world.poll()
     ref = world.ref(order["orderId"])
-    # What `shared.retention` leaves after the purge: the once-per-order record, no document.
-    AuditLog(world.store).record(ref, AuditAction.PURGED, world.now(), "purge_expired", once_key="order")
+    # What retention (purge) or a privacy erasure leaves: its audit record, no document.
+    AuditLog(world.store).record(ref, AuditAction(action), world.now(), by, once_key=once_key)
     world.repo.delete(ref)
     world.clock.advance(3600)
     world.stand_in.set_fulfillment_status(order["orderId"], "SHIPPED")
@@ -46,6 +54,16 @@ def test_an_order_purged_at_its_deadline_is_not_stored_again_when_amazon_changes
 
     assert world.poll() == []
     assert world.stored() == {}
+
+
+def test_a_restrict_request_for_an_order_not_yet_seen_does_not_block_it() -> None:
+    from shared.audit import AuditAction, AuditLog
+
+    order = orders_in(1, statuses={"UNSHIPPED": 1.0}, afn_share=0.0)[0]
+    world = World([order])
+    ref = world.ref(order["orderId"])
+    AuditLog(world.store).record(ref, AuditAction.RESTRICTED, world.now(), "ops", once_key="req-00000002")
+    assert len(world.poll()) == 1 and ref in world.stored()
 
 
 def test_a_notification_whose_marker_write_fails_still_sends_its_order_on() -> None:
