@@ -36,6 +36,7 @@ from shared.retention import PurgeReport, TrackReport
 from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.telemetry import TELEMETRY_LOGGER, AppTelemetry, TelemetryExport, configure_telemetry
+from tests.log_capture import Capture
 from tests.registry import registered
 
 pytestmark = pytest.mark.integration
@@ -124,27 +125,6 @@ def leaks(text: str, buyer: Buyer) -> list[str]:
         forms = {token.lower(), json.dumps(token)[1:-1].lower(), quote(token).lower()}
         found += [form for form in forms if form in lowered]
     return found
-
-
-class Capture(logging.Handler):
-    """Every record any logger emits, as the handlers of the host would see it."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def text(self) -> str:
-        formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
-        parts = []
-        for record in self.records:
-            parts.append(formatter.format(record))
-            parts.append(repr(vars(record)))
-            if record.exc_info and record.exc_info[1] is not None:
-                parts.append("".join(traceback.format_exception(record.exc_info[1])))
-        return "\n".join(parts)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import traceback
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -13,25 +12,7 @@ import pytest
 from shared import redaction
 from shared.pii import REDACTED, Pii, tracking
 from shared.redaction import install_redaction, redact_text, sanitized_exception
-
-
-class Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def text(self) -> str:
-        formatter = logging.Formatter("%(name)s %(message)s")
-        parts = []
-        for record in self.records:
-            parts.append(formatter.format(record))
-            parts.append(repr(vars(record)))
-            if record.exc_info:
-                parts.append("".join(traceback.format_exception(*record.exc_info)))
-        return "\n".join(parts)
+from tests.log_capture import Capture
 
 
 @pytest.fixture
