@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
 LABELS = "labels"
+INVOICES = "invoices"
+EXPORTS = "exports"
 LABEL_PURPOSE = "shipping-label"
 
 

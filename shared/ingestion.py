@@ -26,7 +26,6 @@ returns anyway costs no getOrder (coalescing). Throttling raises `IngestThrottle
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,9 +56,9 @@ from shared.spapi_gateway import (
     SpApiNotFound,
     SpApiRejected,
     SpApiThrottled,
+    UnknownSeller,
 )
-
-log = logging.getLogger("fulfilment.ingestion")
+from shared.telemetry import current_invocation
 
 OVERLAP = timedelta(minutes=5)
 SEARCH_LAG = timedelta(minutes=2)  # Amazon's searches end at least two minutes before "now"
@@ -116,10 +115,6 @@ class IngestThrottled(TransientError):
 class OrderNotYetVisible(TransientError):
     code = "order_not_yet_visible"
     retry_after_s = NOT_FOUND_DELAY_S
-
-
-class UnknownSeller(InvalidInput):
-    code = "unknown_seller"
 
 
 class UnknownMarketplace(InvalidInput):
@@ -212,7 +207,7 @@ class IngestionService:
                 # One seller's failure must not starve the others; its cursor stays where the
                 # last fully stored page left it, and the next timer tries again.
                 stats.skip(exc.code)
-                log.warning("poll stopped for a seller", extra={"reasonCode": exc.code})
+                _count(f"poll_stopped_{exc.code}")
         self.last_poll = stats
         return [*ready, *self._redrive_stuck(now)]
 
@@ -315,9 +310,9 @@ class IngestionService:
             try:
                 order = order_from_api(payload, seller.seller_id)
             except OrderMappingError as exc:
-                # Logged by reason only; a person finds it through the count in telemetry.
+                # Counted by reason only; a person finds it through the count in telemetry.
                 stats.skip(exc.code)
-                log.warning("order skipped", extra={"reasonCode": exc.code})
+                _count(f"skipped_{exc.code}")
                 continue
             if not order.is_merchant_fulfilled:
                 stats.skip("not_merchant_fulfilled")
@@ -536,3 +531,10 @@ def _only_amazon_bookkeeping_changed(current: OrderRecord, updated: OrderRecord)
         doc.pop("amazonUpdatedAt")
         doc["extra"] = {k: v for k, v in doc["extra"].items() if k != "packages"}
     return before == after
+
+
+def _count(name: str) -> None:
+    """One more of `name` on this invocation's telemetry record (a reason code, never data)."""
+    record = current_invocation()
+    if record is not None:
+        record.count(name[:40], 1)

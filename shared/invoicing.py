@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.blob_store import INVOICES
 from shared.errors import AppError
 from shared.invoices.archive import InvoiceArchive
 from shared.invoices.feeds import FeedRejected, VatInvoiceUploader, feed_options
@@ -141,7 +142,7 @@ class InvoicingService:
         number_text = f"{series}-{allocation.number:06d}"
         data = self._build(record, kind, number_text, now)
         pdf = self._renderer.render(data)
-        blob = f"invoices/{record.ref}/{number_text}.pdf"
+        blob = f"{INVOICES}/{record.ref}/{number_text}.pdf"
         self._blobs.put(blob, self._sealer.seal_bytes(record.ref, pdf, now))
         entry: dict[str, Any] = {
             "kind": kind,

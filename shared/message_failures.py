@@ -27,7 +27,7 @@ import azure.functions as func
 from shared.errors import AppError, InvalidInput
 from shared.pii import REDACTED
 from shared.redaction import redact_text
-from shared.telemetry import SCHEMA_VERSION
+from shared.telemetry import SCHEMA_VERSION, error_code
 
 MAX_DEQUEUE_COUNT = 5  # equals host.json extensions.queues.maxDequeueCount (a test checks it)
 MAX_RETRY_DELAY_S = 7 * 24 * 3600  # Azure Storage queues' visibility timeout limit
@@ -96,10 +96,6 @@ def poison_queue(queue: str) -> str:
     return f"{queue}-poison"
 
 
-def reason_of(exc: BaseException) -> str:
-    return exc.code if isinstance(exc, AppError) else type(exc).__name__
-
-
 class MessageFailures:
     def __init__(self, sender: QueueSender, max_dequeue_count: int = MAX_DEQUEUE_COUNT) -> None:
         self._sender = sender
@@ -140,7 +136,7 @@ class MessageFailures:
             raise
         except Exception as exc:
             if (msg.dequeue_count or 1) >= self._max:
-                self.poison(queue, msg, f"retries_exhausted:{reason_of(exc)}")
+                self.poison(queue, msg, f"retries_exhausted:{error_code(exc)}")
                 return
             raise
 

@@ -22,7 +22,8 @@ PRIVACY_REQUESTS = "privacy-requests"
 STORAGE_CONNECTION = "STORAGE"
 
 MAX_MESSAGE_BYTES = 64 * 1024  # Azure Storage queue limit
-_REF = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+#: What `shared.order_reference` produces (base64url). Telemetry accepts only this as `order_ref`.
+REF_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 class MalformedMessage(InvalidInput):
@@ -42,7 +43,7 @@ def parse_json(body: bytes | str) -> dict[str, Any]:
 
 
 def checked_ref(value: object) -> str:
-    if not isinstance(value, str) or not _REF.match(value):
+    if not isinstance(value, str) or not REF_PATTERN.match(value):
         raise MalformedMessage("ref missing or not a reference", code="message_bad_ref")
     return value
 

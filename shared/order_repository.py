@@ -6,14 +6,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shared.document_store import ORDERS, DocumentStore, WriteConflict
-from shared.errors import AppError
 from shared.order_record import OrderRecord
 
 MAX_CAS_ATTEMPTS = 5
-
-
-class OrderNotFound(AppError):
-    code = "order_not_found"
 
 
 class OrderRepository:

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.audit import AuditAction, AuditLog
+from shared.blob_store import EXPORTS
 from shared.deletion_confirmation import (
     METHOD,
     NOTHING_HELD_METHOD,
@@ -51,7 +52,7 @@ from shared.messages import checked_ref, parse_json
 from shared.order_record import OrderPii, OrderRecord, PiiCipher, item_to_doc
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
-from shared.retention import EXPORTS, ORDER_BLOB_CONTAINERS, RetentionPolicy, export_blob_name, refresh_ttl
+from shared.retention import ORDER_BLOB_CONTAINERS, RetentionPolicy, export_blob_name, refresh_ttl
 
 FUNCTION = "handle_privacy_request"
 OPS = "ops_cli"

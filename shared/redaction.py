@@ -51,6 +51,9 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
     "taskName",
 }
 
+#: An Amazon order id (3-7-7 digits). Not buyer data, but the trail must not hold it: telemetry
+#: carries the pseudonymous reference instead (`shared.order_reference`).
+AMAZON_ORDER_ID = re.compile(r"(?<!\d)\d{3}-\d{7}-\d{7}(?!\d)")
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 # Digit groups joined by spaces, dots, dashes or brackets, optionally led by "+"; the match is
 # kept only when it holds 7 to 15 digits and is not a date, time or IPv4 address.
@@ -176,10 +179,12 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """`text` without this invocation's PII values and without e-mail/phone/address patterns."""
+    """`text` without this invocation's PII values and without e-mail, phone, address and
+    Amazon order id patterns."""
     taint = _taint(tracked_values())
     if taint is not None:
         text = taint.sub(text)
+    text = AMAZON_ORDER_ID.sub(REDACTED, text)
     text = _EMAIL.sub(REDACTED, text)
     text = _ADDRESS.sub(REDACTED, text)
     return _PHONE.sub(_mask_phone, text)

@@ -21,16 +21,15 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.audit import AuditAction, AuditLog
+from shared.blob_store import EXPORTS, INVOICES, LABELS
 from shared.document_store import ORDERS, DocumentStore, WriteConflict
 from shared.domain import PackageState
+from shared.envelope import epoch_of
 from shared.errors import AppError
 from shared.order_record import OrderRecord, Stage
 from shared.order_repository import OrderRepository
 from shared.settings import Settings
 
-LABELS = "labels"
-INVOICES = "invoices"
-EXPORTS = "exports"
 #: Every blob container whose names start with "<ref>/": purged with the order.
 ORDER_BLOB_CONTAINERS: tuple[str, ...] = (LABELS, INVOICES, EXPORTS)
 
@@ -217,8 +216,7 @@ def _shipped_at(record: OrderRecord) -> datetime:
 
 
 def _epoch(record: OrderRecord) -> str | None:
-    epoch = (record.pii or {}).get("epoch")
-    return str(epoch) if epoch is not None else None
+    return epoch_of(record.pii) if record.pii else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ failures raise `TransientError` so the queue retries, then poisons.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -48,8 +47,7 @@ from shared.messages import IssueInvoice, ShipOrder
 from shared.order_record import OrderPii, OrderRecord, PiiCipher, Stage
 from shared.order_repository import OrderRepository
 from shared.shipping_rules import NoRoute, ShippingRules
-
-log = logging.getLogger(__name__)
+from shared.telemetry import current_invocation
 
 INTENT = "intent"
 PURCHASED = "purchased"
@@ -169,15 +167,13 @@ class ShippingService:
     def ship(self, request: ShipOrder, now: datetime) -> Sequence[IssueInvoice]:
         record = self._orders.get(request.ref)
         if record is None:
-            return self._outcome(request.ref, "order_not_found", [])
+            return self._outcome("order_not_found", [])
         reason = _skip_reason(record)
         if reason == "already_shipped":
             # A redelivery after the final write: hand invoicing the order again (it decides).
-            return self._outcome(
-                record.ref, reason, [IssueInvoice(record.ref)] if record.invoice is None else []
-            )
+            return self._outcome(reason, [IssueInvoice(record.ref)] if record.invoice is None else [])
         if reason is not None:
-            return self._outcome(record.ref, reason, [])
+            return self._outcome(reason, [])
         carriers = self._carriers(record.seller_id)
         state = (record.shipment or {}).get("state")
         try:
@@ -288,8 +284,8 @@ class ShippingService:
 
         final = self._orders.update(record.ref, shipped)
         if final is None or final.stage is not Stage.SHIPPED:
-            return self._outcome(record.ref, "changed_before_shipped", [])
-        return self._outcome(record.ref, "shipped", [IssueInvoice(record.ref)])
+            return self._outcome("changed_before_shipped", [])
+        return self._outcome("shipped", [IssueInvoice(record.ref)])
 
     # --- state writes (compare-and-swap through OrderRepository.update) --------------------
 
@@ -347,7 +343,7 @@ class ShippingService:
             return current.evolve(stage=Stage.ATTENTION, attention=code, shipment=keep)
 
         self._orders.update(ref, change)
-        return self._outcome(ref, code, [])
+        return self._outcome(code, [])
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -357,7 +353,9 @@ class ShippingService:
         return self._cipher.open(record.ref, record.pii)
 
     @staticmethod
-    def _outcome(ref: str, outcome: str, result: list[IssueInvoice]) -> list[IssueInvoice]:
-        # Reference and reason code only: both are PII-free by construction.
-        log.info("ship_order outcome", extra={"ref": ref, "outcome": outcome})
+    def _outcome(outcome: str, result: list[IssueInvoice]) -> list[IssueInvoice]:
+        # The outcome (a reason code) becomes the invocation's stage in telemetry.
+        record = current_invocation()
+        if record is not None:
+            record.stage(outcome)
         return result

@@ -38,6 +38,7 @@ from sp_api.base.credential_provider import FromCodeCredentialProvider
 from shared.errors import AppError, InvalidInput, TransientError
 from shared.rate_budget import CONFIRM_SHIPMENT, DEFAULT_PLANS, GET_ORDER, SEARCH_ORDERS
 from shared.settings import SellerAccount, Settings
+from shared.telemetry import current_invocation
 
 #: What the pipeline reads: buyer and recipient (shipping, invoices), fulfillment (status,
 #: service level, windows), packages (delivery signals), proceeds (item tax) and tax (buyer VAT).
@@ -302,6 +303,9 @@ class SpApiGateway:
         except sp_errors.SellingApiRequestThrottledException as exc:
             rate = _parse_rate(exc.headers)
             wait = 1.0 / (rate or DEFAULT_PLANS[operation].rate)
+            record = current_invocation()
+            if record is not None:
+                record.throttled(operation, wait)
             raise SpApiThrottled(operation, wait, rate) from None
         except (sp_errors.SellingApiForbiddenException, AuthorizationError):
             raise SpApiAuthFailed(f"{operation} refused the credentials") from None

@@ -30,8 +30,15 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from shared.errors import AppError, SettingsError
+from shared.messages import REF_PATTERN
 from shared.pii import tracking
-from shared.redaction import install_redaction, redact_text, redact_value, sanitized_exception
+from shared.redaction import (
+    AMAZON_ORDER_ID,
+    install_redaction,
+    redact_text,
+    redact_value,
+    sanitized_exception,
+)
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -41,10 +48,6 @@ SCHEMA_VERSION = 1
 SERVICE_NAME = "mfn-fulfilment"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-# What `shared.order_reference` produces (base64url); anything else is refused, and an Amazon
-# order id (3-7-7 digits) in particular.
-_REF = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-_AMAZON_ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
 
 Dimension = str | int | float | bool
 
@@ -97,7 +100,8 @@ class InvocationRecorder:
 
     def order(self, ref: str) -> None:
         """The order's pseudonymous reference (an HMAC), never its Amazon order id."""
-        if _REF.match(ref) and not _AMAZON_ORDER_ID.match(ref):
+        # Only a reference is accepted; an Amazon order id (3-7-7 digits) in particular is refused.
+        if REF_PATTERN.match(ref) and not AMAZON_ORDER_ID.fullmatch(ref):
             self.order_ref = ref
         else:
             self.order_ref_rejected = True

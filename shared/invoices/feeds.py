@@ -9,6 +9,7 @@ ignores the TLS settings and reads the whole error body as JSON). SP-API errors 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -157,6 +158,9 @@ def sp_api_feeds_factory(
 
     by_id = {m.marketplace_id: m for m in Marketplaces}
 
+    # One client per seller and marketplace for the process: its credentials come from Key
+    # Vault and its access token is reused, as `SpApiGateway` does for the order clients.
+    @functools.lru_cache(maxsize=64)
     def make(seller_id: str, marketplace_id: str) -> FeedsClient:
         credentials = dict(credentials_for(seller_id))
         options: dict[str, Any] = {"verify": verify}
