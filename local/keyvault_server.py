@@ -374,7 +374,8 @@ class KeyVaultServer:
         ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         server = ThreadingHTTPServer(("127.0.0.1", self._port), BaseHTTPRequestHandler)
         server.daemon_threads = True
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # Handshake in the request thread (on first read), so one stalled client cannot block the accept loop.
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         self.url = f"https://127.0.0.1:{server.server_address[1]}"
         self.vault = Vault(self.url, self._purge_protection)
         server.RequestHandlerClass = _handler(self.vault, self.token)

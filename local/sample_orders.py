@@ -13,7 +13,7 @@ import argparse
 import json
 import random
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -204,3 +204,26 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def pii_values(order: Mapping[str, Any]) -> list[str]:
+    """Every distinctive personal value this generator planted in `order` (random tokens), plus
+    the Amazon order id: what a leak scan looks for. Five-digit postal codes are left out, as a
+    number like that can appear in counts or timings."""
+    buyer = order.get("buyer") or {}
+    recipient = order.get("recipient") or {}
+    address = recipient.get("deliveryAddress") or {}
+    values = [
+        order.get("orderId"),
+        buyer.get("buyerName"),
+        buyer.get("buyerEmail"),
+        buyer.get("buyerCompanyName"),
+    ]
+    values += [
+        address.get(k) for k in ("name", "companyName", "addressLine1", "addressLine2", "addressLine3")
+    ]
+    values += [address.get(k) for k in ("city", "stateOrRegion", "districtOrCounty", "phone")]
+    values.append((recipient.get("deliveryPreference") or {}).get("addressInstruction"))
+    for registration in (order.get("tax") or {}).get("taxRegistrations") or []:
+        values.append(registration.get("taxRegistrationNumber"))
+    return [str(v) for v in values if v]

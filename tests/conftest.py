@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from azure.cosmos import CosmosClient
 
 from local import emulators as emu
+from shared.document_store import CosmosDocumentStore, ensure_local_containers
 
 AMAZON_MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "amazon-models"
 
@@ -47,3 +50,19 @@ def base_env(emulators: emu.Emulators) -> dict[str, str]:
         }
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def fresh_cosmos_store(emulators: emu.Emulators) -> Callable[[str], CosmosDocumentStore]:
+    """Makes a document store on a new database (named `<prefix>-<random>`) in the emulator,
+    with the containers Bicep creates in Azure."""
+    client = CosmosClient(
+        emulators.cosmos_endpoint, credential=emulators.app_settings()["COSMOS_KEY"], connection_verify=False
+    )
+
+    def make(prefix: str) -> CosmosDocumentStore:
+        database = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        ensure_local_containers(client, database)
+        return CosmosDocumentStore(client, database)
+
+    return make

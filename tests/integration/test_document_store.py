@@ -1,17 +1,15 @@
 """The order repository against the Cosmos DB wire protocol (cosmosdb-server over HTTPS)."""
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.cosmos import CosmosClient
 
-from local.emulators import Emulators
 from shared.document_store import (
     CosmosDocumentStore,
     MemoryDocumentStore,
     WriteConflict,
-    ensure_local_containers,
 )
 from shared.order_record import OrderRecord, Stage
 from shared.order_repository import OrderRepository
@@ -21,13 +19,8 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def cosmos_store(emulators: Emulators) -> CosmosDocumentStore:
-    client = CosmosClient(
-        emulators.cosmos_endpoint, credential=emulators.app_settings()["COSMOS_KEY"], connection_verify=False
-    )
-    database = f"test-{uuid.uuid4().hex[:8]}"
-    ensure_local_containers(client, database)
-    return CosmosDocumentStore(client, database)
+def cosmos_store(fresh_cosmos_store: Callable[[str], CosmosDocumentStore]) -> CosmosDocumentStore:
+    return fresh_cosmos_store("test")
 
 
 def _record(ref: str, due: datetime | None = None) -> OrderRecord:

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.cosmos import CosmosClient
 
-from local.emulators import Emulators
-from local.sample_orders import generate
+from local.sample_orders import generate, pii_values
 from local.spapi_server import SimClock, SpApiStandIn
-from shared.document_store import ORDERS, CosmosDocumentStore, CountingStore, ensure_local_containers
+from shared.document_store import ORDERS, CosmosDocumentStore, CountingStore
 from shared.envelope import EnvelopeCipher
 from shared.ingestion import IngestionService
 from shared.key_epochs import KeyEpochs
@@ -34,13 +32,8 @@ SELLER = "A1SELLER"
 
 
 @pytest.fixture(scope="module")
-def cosmos(emulators: Emulators) -> CosmosDocumentStore:
-    client = CosmosClient(
-        emulators.cosmos_endpoint, credential=emulators.app_settings()["COSMOS_KEY"], connection_verify=False
-    )
-    database = f"ingest-{uuid.uuid4().hex[:8]}"
-    ensure_local_containers(client, database)
-    return CosmosDocumentStore(client, database)
+def cosmos(fresh_cosmos_store: Callable[[str], CosmosDocumentStore]) -> CosmosDocumentStore:
+    return fresh_cosmos_store("ingest")
 
 
 @pytest.fixture
@@ -54,14 +47,6 @@ def stand_in(orders: list[dict[str, Any]]) -> Iterator[SpApiStandIn]:
     server.start()
     yield server
     server.stop()
-
-
-def _pii_texts(order: dict[str, Any]) -> list[str]:
-    address = order["recipient"]["deliveryAddress"]
-    texts = [order["orderId"], order["buyer"]["buyerName"], order["buyer"]["buyerEmail"]]
-    texts += [address[k] for k in ("name", "addressLine1", "city", "phone")]
-    registrations = (order.get("tax") or {}).get("taxRegistrations") or []
-    return texts + [r["taxRegistrationNumber"] for r in registrations]
 
 
 def test_one_backfill_cycle_stores_each_order_once_sealed_and_a_second_stores_nothing(
@@ -116,7 +101,7 @@ def test_one_backfill_cycle_stores_each_order_once_sealed_and_a_second_stores_no
     for ref, doc in docs.items():
         order = refs_expected[ref]
         text = json.dumps(doc)
-        assert not any(t in text for t in _pii_texts(order)), "plain PII in a stored document"
+        assert not any(t in text for t in pii_values(order)), "plain PII in a stored document"
         record = OrderRecord.from_doc(doc)
         if order["fulfillment"]["fulfillmentStatus"] in ("CANCELLED", "UNFULFILLABLE"):
             assert record.pii is None

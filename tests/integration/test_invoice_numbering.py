@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from azure.cosmos import CosmosClient
 
-from local.emulators import Emulators
-from shared.document_store import CosmosDocumentStore, ensure_local_containers
+from shared.document_store import CosmosDocumentStore
 from shared.invoices.local import LocalByteSealer, MemoryBlobStore
 from shared.invoices.numbering import InvoiceCounter
 from shared.invoices.profile import parse_profile
@@ -25,13 +24,8 @@ INSTANCES = 5
 
 
 @pytest.fixture(scope="module")
-def cosmos_store(emulators: Emulators) -> CosmosDocumentStore:
-    client = CosmosClient(
-        emulators.cosmos_endpoint, credential=emulators.app_settings()["COSMOS_KEY"], connection_verify=False
-    )
-    database = f"invoices-{uuid.uuid4().hex[:8]}"
-    ensure_local_containers(client, database)
-    return CosmosDocumentStore(client, database)
+def cosmos_store(fresh_cosmos_store: Callable[[str], CosmosDocumentStore]) -> CosmosDocumentStore:
+    return fresh_cosmos_store("invoices")
 
 
 def test_fifty_concurrent_requests_get_one_to_fifty(cosmos_store: CosmosDocumentStore) -> None:

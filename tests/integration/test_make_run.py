@@ -33,19 +33,7 @@ def _orders(count: int) -> list[dict[str, Any]]:
 
 
 def _pii_tokens(orders: list[dict[str, Any]]) -> set[str]:
-    tokens: set[str] = set()
-    for order in orders:
-        buyer = order["buyer"]
-        tokens.update(
-            v for v in (buyer["buyerName"], buyer["buyerEmail"], buyer.get("buyerCompanyName")) if v
-        )
-        address = order["recipient"]["deliveryAddress"]
-        for key in ("name", "addressLine1", "addressLine2", "city", "stateOrRegion", "phone"):
-            if address.get(key):
-                tokens.add(str(address[key]))
-        tokens.add(order["recipient"]["deliveryPreference"]["addressInstruction"])
-        tokens.add(str(order["orderId"]))
-    return tokens
+    return {value for order in orders for value in sample_orders.pii_values(order)}
 
 
 def _queue_texts(pipeline: Pipeline) -> list[str]:

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.cosmos import CosmosClient
 from azure.storage.blob import BlobServiceClient
 
 from local.emulators import Emulators
 from shared.audit import AuditAction, AuditEvent, AuditLog
 from shared.blob_store import AzureBlobStore
-from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore, ensure_local_containers
+from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore
 from shared.order_repository import OrderRepository
 from shared.retention import (
     ORDER_BLOB_CONTAINERS,
@@ -80,13 +79,8 @@ def plan(run: str) -> list[Planned]:
 
 
 @pytest.fixture(scope="module")
-def cosmos(emulators: Emulators) -> CosmosDocumentStore:
-    client = CosmosClient(
-        emulators.cosmos_endpoint, credential=emulators.app_settings()["COSMOS_KEY"], connection_verify=False
-    )
-    database = f"retention-{uuid.uuid4().hex[:8]}"
-    ensure_local_containers(client, database)
-    return CosmosDocumentStore(client, database)
+def cosmos(fresh_cosmos_store: Callable[[str], CosmosDocumentStore]) -> CosmosDocumentStore:
+    return fresh_cosmos_store("retention")
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
-from azure.cosmos import CosmosClient
 from azure.storage.blob import BlobServiceClient
 
 from local.emulators import Emulators
 from shared.blob_store import AzureBlobStore
-from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore, ensure_local_containers
+from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore
 from shared.errors import AppError
 from shared.order_record import Stage
 from shared.order_repository import OrderRepository
@@ -27,13 +27,8 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def cosmos(emulators: Emulators) -> CosmosDocumentStore:
-    client = CosmosClient(
-        emulators.cosmos_endpoint, credential=emulators.app_settings()["COSMOS_KEY"], connection_verify=False
-    )
-    database = f"retstore-{uuid.uuid4().hex[:8]}"
-    ensure_local_containers(client, database)
-    return CosmosDocumentStore(client, database)
+def cosmos(fresh_cosmos_store: Callable[[str], CosmosDocumentStore]) -> CosmosDocumentStore:
+    return fresh_cosmos_store("retstore")
 
 
 @pytest.fixture(scope="module")
