@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 REDACTED = "<redacted>"
 
@@ -81,25 +83,52 @@ _set_value = Pii.__dict__["_value"].__set__
 _new = object.__new__
 
 
-def wrap_each(values: Iterable[object], wrap: Iterable[bool]) -> list[Any]:
-    """`Pii(value)` for each value whose `wrap` flag is set (None stays None), the others as
-    they are. The same as calling Pii one by one, tracking included, at a fraction of the cost
-    for a whole record: one context lookup, no constructor call per value."""
+def slotted_record(cls: type[R], layout: RecordLayout, values: Sequence[object]) -> R:
+    """A frozen, slotted record (Buyer, Address) built straight from decrypted values, each
+    value whose layout flag is set wrapped as Pii, tracking included. The same object as
+    `cls(*wrap_each(values, flags))` at about half the cost: a frozen dataclass's `__init__`
+    stores every field through `object.__setattr__`, here each goes through its slot's own
+    setter, with no list in between. `values` may be shorter than the layout (layouts grow at
+    the end); the fields after it get their defaults."""
+    if not isinstance(values, list) or not layout.required <= len(values) <= len(layout.fields):
+        raise TypeError("not a layout this code knows")
     taint = _taint_get()
-    out: list[Any] = []
-    append = out.append
-    for value, is_pii in zip(values, wrap, strict=False):
-        if value is None or not is_pii:
-            append(value)
+    record = _new(cls)
+    for (set_field, is_pii, _), value in zip(layout.fields, values, strict=False):
+        if not is_pii or value is None:
+            set_field(record, value)
             continue
         if not isinstance(value, str):
             raise TypeError("Pii holds text only")
         pii = _new(Pii)
         _set_value(pii, value)
-        append(pii)
+        set_field(record, pii)
         if taint is not None and value:
             taint.add(value)
-    return out
+    for set_field, _, default in layout.fields[len(values) :]:
+        set_field(record, default)
+    return record
+
+
+class RecordLayout:
+    """The fields of a slotted dataclass in a fixed order, each with its slot's setter, whether
+    it is personal data, and its default: what `slotted_record` builds a record from."""
+
+    __slots__ = ("fields", "required")
+
+    def __init__(self, cls: type, names: Sequence[str], plain: Collection[str]) -> None:
+        declared = {f.name: f for f in dataclasses.fields(cls)}
+        if sorted(names) != sorted(declared):
+            raise ValueError(f"a layout of {cls.__name__} names each of its fields once")
+        defaults = [declared[name].default for name in names]
+        # Fields without a default are the leading ones: older, shorter rows must hold them.
+        self.required = sum(1 for default in defaults if default is dataclasses.MISSING)
+        if dataclasses.MISSING in defaults[self.required :]:
+            raise ValueError("a layout lists the required fields first")
+        self.fields: tuple[tuple[Callable[[Any, Any], None], bool, object], ...] = tuple(
+            (cls.__dict__[name].__set__, name not in plain, default)
+            for name, default in zip(names, defaults, strict=True)
+        )
 
 
 def reveal_each(values: Iterable[object]) -> list[Any]:

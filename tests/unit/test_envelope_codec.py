@@ -5,24 +5,59 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import fields
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain import Address, Buyer
-from shared.envelope import ADDRESS_LAYOUT, BUYER_LAYOUT, EnvelopeMalformed, _loads, _unb64
-from shared.pii import Pii, reveal_each, tracking, wrap_each
+from shared.envelope import ADDRESS_LAYOUT, EnvelopeMalformed, _loads, _unb64
+from shared.pii import Pii, RecordLayout, reveal_each, slotted_record, tracking
 
 B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n "
 
 
-def test_layouts_are_constructor_order() -> None:
-    """Buyer and Address are built positionally from the arrays: a field inserted anywhere but
-    the end of the dataclass needs the layout and `_decode` changed together."""
-    assert tuple(f.name for f in fields(Buyer))[: len(BUYER_LAYOUT)] == BUYER_LAYOUT
-    assert tuple(f.name for f in fields(Address))[: len(ADDRESS_LAYOUT)] == ADDRESS_LAYOUT
+ADDRESS = RecordLayout(Address, ADDRESS_LAYOUT, {"country_code", "address_type"})
+
+
+def test_a_layout_names_every_field_once_required_ones_first() -> None:
+    with pytest.raises(ValueError, match="each of its fields"):
+        RecordLayout(Buyer, ("name", "email", "company"), ())
+    with pytest.raises(ValueError, match="each of its fields"):
+        RecordLayout(Buyer, ("name", "email", "company", "vat_id", "name"), ())
+    with pytest.raises(ValueError, match="required fields first"):
+        RecordLayout(Address, ("line2", *(n for n in ADDRESS_LAYOUT if n != "line2")), ())
+
+
+def test_slotted_record_is_the_dataclass_built_from_wrapped_values() -> None:
+    row = ["Zoë", "Hauptstraße 1", "Köln", "50667", "DE", None, None, "", None, None, "+49 1", "Residential"]
+    with tracking() as seen:
+        built = slotted_record(Address, ADDRESS, row)
+        assert seen == {"Zoë", "Hauptstraße 1", "Köln", "50667", "+49 1"}  # plain fields untracked
+    flags = [name not in {"country_code", "address_type"} for name in ADDRESS_LAYOUT]
+    expected = Address(
+        **{
+            n: Pii(v) if f and v is not None else v
+            for n, f, v in zip(ADDRESS_LAYOUT, flags, row, strict=True)
+        }
+    )
+    assert built == expected
+    assert type(built.name) is Pii and built.company == Pii("") and built.country_code == "DE"
+    with pytest.raises(AttributeError):
+        built.city = Pii("Bonn")  # type: ignore[misc]  # still frozen
+
+
+def test_slotted_record_reads_older_shorter_rows_and_refuses_others() -> None:
+    short = slotted_record(Address, ADDRESS, ["Zoë", "Weg 1", "Köln", "50667", "DE"])
+    assert short == Address(Pii("Zoë"), Pii("Weg 1"), Pii("Köln"), Pii("50667"), "DE")
+    for bad in (
+        ["Zoë", "Weg 1", "Köln", "50667"],
+        ["x"] * 13,
+        ("Zoë", "Weg 1", "Köln", "50667", "DE"),
+        [1] * 5,
+    ):
+        with pytest.raises(TypeError):
+            slotted_record(Address, ADDRESS, bad)  # type: ignore[arg-type]
 
 
 @settings(max_examples=3000)
@@ -54,19 +89,6 @@ def test_loads_has_the_verdict_of_json_loads(text: str) -> None:
             _loads(text)
         return
     assert _loads(text) == expected
-
-
-def test_wrap_each_is_pii_one_by_one_tracking_included() -> None:
-    with tracking() as seen:
-        wrapped = wrap_each(["Zoë", None, "DE", "", "Köln"], (True, True, False, True, True))
-    assert wrapped == [Pii("Zoë"), None, "DE", Pii(""), Pii("Köln")]
-    assert all(type(v) is Pii for v in (wrapped[0], wrapped[3], wrapped[4]))
-    assert seen == set()  # cleared on leaving the block, as for Pii()
-    with tracking() as seen:
-        wrap_each(["Zoë", "DE", ""], (True, False, True))
-        assert seen == {"Zoë"}  # plain fields are not personal data and are not tracked
-    with pytest.raises(TypeError):
-        wrap_each([1], (True,))
 
 
 def test_reveal_each() -> None:
