@@ -130,7 +130,7 @@ def start(log_dir: Path | None = None) -> Emulators:
                 str(ROOT / "local" / "cosmosdb-server.js"),
                 "--host",
                 "127.0.0.1",
-                "-p",
+                "--port",
                 str(cosmos),
             ],
             stdout=open(log_dir / "cosmosdb-server.log", "wb"),  # noqa: SIM115

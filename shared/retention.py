@@ -175,7 +175,8 @@ class RetentionSchedule:
     """Applied by `OrderRepository` to every order it writes, so no stage can forget retention:
     a cancelled order loses its PII at once; an order without a deadline that has not shipped
     gets the bound (latest delivery date + grace + retention); a shipped order that Amazon
-    reports delivered is marked so at once, otherwise it gets its first delivery check; and any
+    reports delivered is marked so at once, otherwise it gets its first delivery check
+    (`first_delivery_check`); and any
     order with a deadline has its Cosmos `ttl` restarted."""
 
     def __init__(self, policy: RetentionPolicy, clock: Callable[[], datetime]) -> None:
@@ -196,8 +197,19 @@ class RetentionSchedule:
             if delivered is not None:
                 return mark_delivered(record, min(delivered, now), SOURCE_AMAZON, now, self._policy)
             if record.due_at is None:
-                return refresh_ttl(record.evolve(due_at=now), now, self._policy)
+                first_check = first_delivery_check(record, now, self._policy)
+                return refresh_ttl(record.evolve(due_at=first_check), now, self._policy)
         return refresh_ttl(record, now, self._policy)
+
+
+def first_delivery_check(record: OrderRecord, now: datetime, policy: RetentionPolicy) -> datetime:
+    """When `track_deliveries` first asks whether a just-shipped order arrived: on Amazon's
+    latest delivery date (the date promised to the buyer, so most orders are found delivered at
+    the first look: one write), never later than one `recheck` from now (a delivery is then
+    always learnt before its deadline, which counts from the reported delivery time, not from
+    the check) nor than the bound, and never in the past."""
+    promised = record.latest_delivery_at or now + policy.recheck
+    return max(now, min(promised, now + policy.recheck, delivery_bound(record, policy)))
 
 
 def delivery_bound(record: OrderRecord, policy: RetentionPolicy) -> datetime:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -55,10 +55,6 @@ SHIPPED = "shipped"
 # Amazon's packageReferenceId is numeric; resubmitting the same one edits the confirmation,
 # so a replayed confirmShipment cannot create a second package.
 PACKAGE_REFERENCE = "1"
-# When `track_deliveries` first asks whether a shipped order arrived: a typical transit time,
-# so most orders are found delivered at the first look (one write) and none waits past the
-# retention clock (the deadline counts from the reported delivery time, not from the check).
-FIRST_DELIVERY_CHECK = timedelta(days=2)
 
 # Reason codes (docs/shipping.md and docs/operations.md).
 INTENT_UNRESOLVED = "label_intent_unresolved"
@@ -279,7 +275,8 @@ class ShippingService:
             return current.evolve(
                 stage=Stage.SHIPPED,
                 shipment={**now_shipment, "state": SHIPPED, "shippedAt": now.isoformat()},
-                due_at=now + FIRST_DELIVERY_CHECK,
+                # No due time: the retention schedule sets the first delivery check.
+                due_at=None,
             )
 
         final = self._orders.update(record.ref, shipped)

@@ -51,8 +51,21 @@ def test_cancelled_orders_lose_pii_at_once(repo: OrderRepository) -> None:
     assert stored.pii is None and stored.purge_after == NOW + timedelta(days=7)
 
 
-def test_shipped_orders_without_a_check_are_checked_now(repo: OrderRepository) -> None:
-    assert repo.create(_record(Stage.SHIPPED)).due_at == NOW
+@pytest.mark.parametrize(
+    ("latest_delivery", "first_check"),
+    [
+        (NOW + timedelta(days=2), NOW + timedelta(days=2)),  # on the promised delivery date
+        (NOW + timedelta(days=5), NOW + timedelta(days=3)),  # but at most one recheck away
+        (None, NOW + timedelta(days=3)),  # no promise: one recheck away
+        (NOW - timedelta(days=1), NOW),  # promise already past: now
+        (NOW - timedelta(days=4), NOW),  # even past the bound: now, the tracker applies it
+    ],
+)
+def test_shipped_orders_are_first_checked_when_they_should_have_arrived(
+    repo: OrderRepository, latest_delivery: datetime | None, first_check: datetime
+) -> None:
+    stored = repo.create(_record(Stage.SHIPPED, latest_delivery_at=latest_delivery))
+    assert stored.due_at == first_check
 
 
 def test_ttl_restarts_on_every_write(repo: OrderRepository) -> None:
