@@ -1,12 +1,15 @@
 """Whole-lifecycle figures of the local pipeline (issue 11): CPU and store writes per order,
 and the peak memory of the run.
 
-`pipeline_cpu_ms_per_order` is `time.process_time()` of THIS process over `Pipeline.run()`
-(ingest to purge), divided by the orders. It includes the app, the driver and the in-process
-stand-ins (SP-API, Key Vault, carriers, Application Insights: threads of this process); it
-excludes Azurite and cosmosdb-server (node subprocesses) and start-up. The timers fire hourly on
-the simulated clock, so part of the figure is per-hour work (polls, due queries) shared by all
-orders: it falls as the order count grows.
+`pipeline_cpu_ms_per_order` is the app's CPU over `Pipeline.run()` (ingest to purge), divided
+by the orders: the thread CPU time inside every function body (the Azure SDK calls they make
+included) plus the OpenTelemetry export threads. `pipeline_process_cpu_ms_per_order` is all of
+THIS process (`time.process_time()`): also the local host's queue polling and output sends (the
+Functions host's work in Azure, not the Python worker's) and the in-process stand-ins (SP-API,
+Key Vault, carriers, Application Insights). Neither counts Azurite and cosmosdb-server (node
+subprocesses) or start-up. The timers fire hourly on the simulated clock, so part of each figure
+is per-hour work (polls, due queries) shared by all orders: it falls as the order count grows,
+and the marginal figure (two sizes) is the per-order work alone.
 
     python -m local.bench_pipeline [--orders N]
 """
@@ -28,13 +31,14 @@ from local.pipeline import Pipeline
 
 MARKETPLACES = ["A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4", "A1F83G8C2ARO7P"]
 DEFAULT_ORDERS = 60  # ~60 s on the shared 2-core machine
-SIZES = (60, 240)  # two sizes: the difference is the per-order (marginal) cost
+SIZES = (60, 240)
+ON_DISK = 1000  # two sizes: the difference is the per-order (marginal) cost
 
 
 def run(sizes: tuple[int, ...] = SIZES) -> Iterator[dict[str, object]]:
     """Each size in its own process, so peak memory is that run's alone; then the marginal CPU
     per order between the two sizes (per-hour timer work cancels out)."""
-    cpu_ms: dict[int, float] = {}
+    cpu_ms: dict[str, float] = {}
     for orders in sizes:
         out = subprocess.run(  # noqa: S603 - this interpreter, this module
             [sys.executable, "-W", "ignore", "-m", "local.bench_pipeline", "--orders", str(orders)],
@@ -44,19 +48,29 @@ def run(sizes: tuple[int, ...] = SIZES) -> Iterator[dict[str, object]]:
         )
         for line in out.stdout.splitlines():
             row = json.loads(line)
-            if row["metric"] == "pipeline_cpu_ms_per_order":
-                cpu_ms[orders] = float(row["value"]) * orders
+            if row["metric"] in ("pipeline_cpu_ms_per_order", "pipeline_process_cpu_ms_per_order"):
+                cpu_ms[f"{row['metric']}:{orders}"] = float(row["value"]) * orders
             yield row
     small, large = min(sizes), max(sizes)
     if large > small:
-        yield {
-            "metric": "pipeline_marginal_cpu_ms_per_order",
-            "value": round((cpu_ms[large] - cpu_ms[small]) / (large - small), 2),
-            "unit": "ms",
-            "target": 15,
-            "sizes": [small, large],
-            "scope": "difference of two runs: per-order work only, stand-ins in-process included",
-        }
+        for metric, marginal, scope in (
+            ("pipeline_cpu_ms_per_order", "pipeline_marginal_cpu_ms_per_order", "the app"),
+            (
+                "pipeline_process_cpu_ms_per_order",
+                "pipeline_marginal_process_cpu_ms_per_order",
+                "the whole process: app, local host, in-process stand-ins",
+            ),
+        ):
+            yield {
+                "metric": marginal,
+                "value": round(
+                    (cpu_ms[f"{metric}:{large}"] - cpu_ms[f"{metric}:{small}"]) / (large - small), 2
+                ),
+                "unit": "ms",
+                "target": 15,
+                "sizes": [small, large],
+                "scope": f"difference of two runs, per-order work only: {scope}",
+            }
 
 
 def measure(orders: int = DEFAULT_ORDERS) -> Iterator[dict[str, object]]:
@@ -69,7 +83,12 @@ def measure(orders: int = DEFAULT_ORDERS) -> Iterator[dict[str, object]]:
         afn_share=0.0,
         statuses={"UNSHIPPED": 1.0},
     )
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as out, Pipeline(generated, Path(out)) as p:
+    # Above ON_DISK orders Azurite keeps blobs on disk: thousands of labels exceed memory.
+    on_disk = orders >= ON_DISK
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-pipeline-") as out,
+        Pipeline(generated, Path(out), blobs_on_disk=on_disk) as p,
+    ):
         result = p.run(limit=timedelta(days=40))
         writes = sum(v for k, v in p.store.counts.items() if k.endswith(".write"))
         order_writes = sum(
@@ -80,10 +99,17 @@ def measure(orders: int = DEFAULT_ORDERS) -> Iterator[dict[str, object]]:
     common = {"orders": orders, "ordersNotPurged": left, "simulatedDays": result.simulated.days}
     yield {
         "metric": "pipeline_cpu_ms_per_order",
-        "value": round(result.cpu_s * 1000 / orders, 2),
+        "value": round(result.app_cpu_s * 1000 / orders, 2),
         "unit": "ms",
         "target": 15,
-        "scope": "this process incl. in-process stand-ins; excl. Azurite/cosmosdb-server",
+        "scope": "the app: function bodies (their SDK calls included) and telemetry export threads",
+        **common,
+    }
+    yield {
+        "metric": "pipeline_process_cpu_ms_per_order",
+        "value": round(result.cpu_s * 1000 / orders, 2),
+        "unit": "ms",
+        "scope": "this process: app, local host, in-process stand-ins; excl. Azurite/cosmosdb-server",
         **common,
     }
     yield {

@@ -90,7 +90,9 @@ def _require_npm_packages() -> None:
             raise RuntimeError(f"{tool} is not installed: run `npm ci` (make does this)")
 
 
-def start(log_dir: Path | None = None) -> Emulators:
+def start(log_dir: Path | None = None, blob_dir: Path | None = None) -> Emulators:
+    """`blob_dir`: keep Azurite's data in this folder instead of in memory (a large run's
+    labels and invoices would not fit in memory)."""
     _require_npm_packages()
     blob, queue, table, cosmos = free_port(), free_port(), free_port(), free_port()
     log_dir = log_dir or ROOT / ".run"
@@ -103,7 +105,7 @@ def start(log_dir: Path | None = None) -> Emulators:
                 "--silent",
                 "--disableTelemetry",
                 "--skipApiVersionCheck",
-                "--inMemoryPersistence",
+                *(["--location", str(blob_dir)] if blob_dir else ["--inMemoryPersistence"]),
                 "--loose",
                 "--blobHost",
                 "127.0.0.1",
@@ -168,8 +170,8 @@ def stop_pids(pids: list[int]) -> None:
 
 
 @contextmanager
-def running(log_dir: Path | None = None) -> Iterator[Emulators]:
-    emulators = start(log_dir)
+def running(log_dir: Path | None = None, blob_dir: Path | None = None) -> Iterator[Emulators]:
+    emulators = start(log_dir, blob_dir)
     try:
         yield emulators
     finally:

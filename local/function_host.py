@@ -19,6 +19,7 @@ import contextlib
 import inspect
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -62,6 +63,9 @@ class HostStats:
     invocations: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     poisoned_by_host: int = 0
+    #: CPU seconds spent inside function bodies (the app's share of the worker's CPU; the
+    #: queue polling and output sends around them are the Functions host's work in Azure).
+    function_cpu_s: float = 0.0
 
 
 class LocalHost:
@@ -187,11 +191,14 @@ class LocalHost:
         if missing:
             raise RuntimeError(f"{name}: no binding for {sorted(missing)}")
         self.stats.invocations[name] = self.stats.invocations.get(name, 0) + 1
+        started = time.thread_time()
         try:
             user_fn(**kwargs)
         except Exception:
             self.stats.failures[name] = self.stats.failures.get(name, 0) + 1
             return False
+        finally:
+            self.stats.function_cpu_s += time.thread_time() - started
         for queue, out in outputs.values():
             values = out.get()
             for value in values if isinstance(values, list) else ([values] if values else []):

@@ -7,27 +7,34 @@ Steps of `issue`, each safe to repeat when the message is redelivered:
 3. open the buyer's data in memory, render the PDF, store it sealed under the order's data key
    (so it is crypto-shredded with the order: the 7-day rule), and archive a copy where the
    seller's tax law requires it (`shared.invoices.archive`);
-4. record the document on the order (CAS), then release the claim;
-5. upload it with the UPLOAD_VAT_INVOICE feed where configured and record the feed id and
-   status (CAS). A throttled or failed upload raises a transient error: the redelivered message
-   finds the document recorded and resumes at this step.
+4. record the document on the order (CAS), then release the claim. Where the invoice goes to
+   Amazon, the same write marks it `uploading` with this invocation's attempt id;
+5. upload it with the UPLOAD_VAT_INVOICE feed and record the feed id and status (CAS). An
+   answer that proves nothing was sent (throttled, unavailable) puts the mark back to `pending`
+   and raises a transient error: the redelivered message resumes at this step. A mark left by
+   another invocation means that one died or failed with the upload under way: whether Amazon
+   has the invoice is unknown, so it is never sent again; the delivery becomes `manual`
+   (`invoice_feed_upload_unknown`) for a person to check in Seller Central.
 
 The order document's `invoice` mapping (no personal data):
   {"invoice": DOC, "creditNote": DOC, "skipped": {"invoice": REASON, ...}}
   DOC = {series, number, numberText, kind, issuedAt, blob, currency, totalAmount, totalVat,
-         archiveUntil?, delivery: {status, feedId?, processingStatus?, error?}}
+         archiveUntil?, delivery: {status, attempt?, feedId?, processingStatus?, error?}}
+  delivery status: not_configured | uploading | pending | submitted | failed | manual
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from shared.blob_store import INVOICES
+from shared.document_store import WriteConflict
 from shared.errors import AppError
 from shared.invoices.archive import InvoiceArchive
-from shared.invoices.feeds import FeedRejected, VatInvoiceUploader, feed_options
+from shared.invoices.feeds import FeedReceipt, FeedRejected, FeedUnavailable, VatInvoiceUploader, feed_options
 from shared.invoices.model import CREDIT_NOTE, INVOICE, InvoiceData, build_invoice, money
 from shared.invoices.numbering import InvoiceCounter
 from shared.invoices.ports import BlobStore, ByteSealer
@@ -36,12 +43,22 @@ from shared.invoices.render import Renderer
 from shared.messages import IssueInvoice
 from shared.order_record import OrderRecord, PiiCipher, Stage
 from shared.order_repository import OrderRepository
+from shared.telemetry import current_invocation
 
 DOC_KEYS = {INVOICE: "invoice", CREDIT_NOTE: "creditNote"}
 FEED_DOCUMENT_TYPES = {INVOICE: "Invoice", CREDIT_NOTE: "CreditNote"}
 # Set on an order's `extra` by whoever learns of them; both carry no personal data.
 BUYER_REQUEST_FLAG = "invoiceRequested"
 REFUND_TRANSACTION_ID = "refundTransactionId"
+
+UPLOADING = "uploading"
+PENDING = "pending"
+UPLOAD_UNKNOWN = "invoice_feed_upload_unknown"
+NEEDS_TRANSACTION_ID = "credit_note_needs_transaction_id"
+
+
+def new_attempt_id() -> str:
+    return secrets.token_hex(8)
 
 
 class InvoiceUnavailable(AppError):
@@ -68,6 +85,7 @@ class InvoicingService:
         invoice_marketplaces: tuple[str, ...],
         uploader: VatInvoiceUploader | None,
         archive: InvoiceArchive | None = None,
+        new_attempt: Callable[[], str] = new_attempt_id,
     ) -> None:
         self._orders = orders
         self._counter = counter
@@ -79,6 +97,7 @@ class InvoicingService:
         self._marketplaces = frozenset(invoice_marketplaces)
         self._uploader = uploader
         self._archive = archive
+        self._new_attempt = new_attempt
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -117,17 +136,33 @@ class InvoicingService:
         if record is None:
             return
         existing = _doc(record, kind)
+        attempt = None
         if existing is None:
             reason = self._skip_reason(record, kind)
             if reason is not None:
                 self._record_skip(record.ref, kind, reason)
                 return
-            existing = self._create_document(record, kind, now)
-            if existing is None:
+            attempt = self._new_attempt()
+            stored = self._create_document(record, kind, now, attempt)
+            if stored is None:
                 return
-        self._deliver(request.ref, kind, existing)
+            record = stored
+        self._deliver(record, kind, attempt)
 
-    def _create_document(self, record: OrderRecord, kind: str, now: datetime) -> Mapping[str, Any] | None:
+    def _delivery_plan(self, record: OrderRecord, kind: str, attempt: str) -> dict[str, str]:
+        if not self._uploads(record):
+            return {"status": "not_configured"}
+        if kind == CREDIT_NOTE and not record.extra.get(REFUND_TRANSACTION_ID):
+            return {"status": "manual", "error": NEEDS_TRANSACTION_ID}
+        # Marked in the write that records the document: the upload follows at once, and no
+        # extra write is needed to know, after a crash, that it may have happened.
+        return {"status": UPLOADING, "attempt": attempt}
+
+    def _create_document(
+        self, record: OrderRecord, kind: str, now: datetime, attempt: str
+    ) -> OrderRecord | None:
+        """The order as stored with its document (this one, or one a concurrent delivery of the
+        same message recorded first); None if the order is gone."""
         prefix = self._profile.credit_note_prefix if kind == CREDIT_NOTE else self._profile.invoice_prefix
         series = f"{prefix}{now.year}"
         claim = f"{record.ref}:{kind}"
@@ -135,10 +170,9 @@ class InvoicingService:
         if allocation.reused:
             # A concurrent delivery of the same message may have finished meanwhile.
             current = self._orders.get(record.ref)
-            done = _doc(current, kind) if current is not None else None
-            if done is not None:
+            if current is not None and _doc(current, kind) is not None:
                 self._counter.release(series, claim, now)
-                return done
+                return current
         number_text = f"{series}-{allocation.number:06d}"
         data = self._build(record, kind, number_text, now)
         pdf = self._renderer.render(data)
@@ -154,7 +188,7 @@ class InvoicingService:
             "currency": data.currency,
             "totalAmount": str(money(data.total_gross)),
             "totalVat": str(money(data.total_tax)),
-            "delivery": {"status": "pending" if self._uploads(record) else "not_configured"},
+            "delivery": self._delivery_plan(record, kind, attempt),
         }
         if self._archive is not None:
             countries = (self._profile.establishment_country, data.buyer.country_code)
@@ -182,42 +216,65 @@ class InvoicingService:
             original=_doc(record, INVOICE) if kind == CREDIT_NOTE else None,
         )
 
-    def _deliver(self, ref: str, kind: str, doc: Mapping[str, Any]) -> None:
-        if doc.get("delivery", {}).get("status") != "pending":
+    def _deliver(self, record: OrderRecord, kind: str, attempt: str | None) -> None:
+        """Upload the document if this invocation holds its `uploading` mark (made with the
+        document, or taken here from `pending`); settle a mark another invocation left. Each
+        write starts from the record in hand (one round trip; a re-read only on a conflict)."""
+        doc = _doc(record, kind) or {}
+        delivery = dict(doc.get("delivery") or {})
+        status = delivery.get("status")
+        if status == UPLOADING and delivery.get("attempt") != attempt:
+            unknown = {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": delivery.get("attempt")}
+            self._settle(record, kind, delivery.get("attempt"), unknown)
+            _outcome(UPLOAD_UNKNOWN)
             return
-        record = self._orders.get(ref)
-        if record is None or record.pii is None or self._uploader is None:
+        if status == PENDING:
+            attempt = self._new_attempt()
+            taken = self._settle(record, kind, None, {"status": UPLOADING, "attempt": attempt})
+            if taken is None:
+                return  # another delivery took it first
+            record = taken
+        elif status != UPLOADING:
             return
-        transaction_id = record.extra.get(REFUND_TRANSACTION_ID)
-        if kind == CREDIT_NOTE and not transaction_id:
-            self._record_delivery(
-                ref, kind, {"status": "manual", "error": "credit_note_needs_transaction_id"}
-            )
+        if record.pii is None or self._uploader is None:
             return
-        sealed = self._blobs.get(str(doc["blob"]))
-        if sealed is None:
-            raise InvoiceUnavailable("invoice blob missing")
-        pdf = self._sealer.open_bytes(ref, sealed)
-        order_id = self._cipher.open(ref, record.pii).order_id
         try:
-            options = feed_options(
-                order_id=order_id,
-                invoice_number=str(doc["numberText"]),
-                document_type=FEED_DOCUMENT_TYPES[kind],
-                total_amount=str(doc["totalAmount"]),
-                total_vat=str(doc["totalVat"]),
-                transaction_id=str(transaction_id) if transaction_id else None,
-            )
-            receipt = self._uploader.upload(record.seller_id, record.marketplace_id, pdf, options)
+            receipt = self._upload(record, kind, doc)
         except FeedRejected as exc:
-            self._record_delivery(ref, kind, {"status": "failed", "error": exc.code})
+            self._settle(record, kind, attempt, {"status": "failed", "error": exc.code})
             return
-        delivery = {
+        except FeedUnavailable:
+            # An answer, not silence: nothing reached Amazon, so the retry may send it.
+            self._settle(record, kind, attempt, {"status": PENDING})
+            raise
+        submitted = {
             "status": "submitted",
             "feedId": receipt.feed_id,
             "processingStatus": receipt.processing_status,
         }
-        self._record_delivery(ref, kind, delivery)
+        self._settle(record, kind, attempt, submitted)
+
+    def _upload(self, record: OrderRecord, kind: str, doc: Mapping[str, Any]) -> FeedReceipt:
+        assert self._uploader is not None and record.pii is not None  # noqa: S101 - checked by the caller
+        transaction_id = record.extra.get(REFUND_TRANSACTION_ID)
+        if kind == CREDIT_NOTE and not transaction_id:
+            raise FeedRejected(
+                "credit note without Amazon's refund transaction id", code=NEEDS_TRANSACTION_ID
+            )
+        sealed = self._blobs.get(str(doc["blob"]))
+        if sealed is None:
+            raise InvoiceUnavailable("invoice blob missing")
+        pdf = self._sealer.open_bytes(record.ref, sealed)
+        order_id = self._cipher.open(record.ref, record.pii).order_id
+        options = feed_options(
+            order_id=order_id,
+            invoice_number=str(doc["numberText"]),
+            document_type=FEED_DOCUMENT_TYPES[kind],
+            total_amount=str(doc["totalAmount"]),
+            total_vat=str(doc["totalVat"]),
+            transaction_id=str(transaction_id) if transaction_id else None,
+        )
+        return self._uploader.upload(record.seller_id, record.marketplace_id, pdf, options)
 
     # -- recording on the order (compare-and-swap) -----------------------------------------
 
@@ -233,7 +290,7 @@ class InvoicingService:
 
         self._orders.update(ref, change)
 
-    def _record_document(self, ref: str, kind: str, entry: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    def _record_document(self, ref: str, kind: str, entry: Mapping[str, Any]) -> OrderRecord | None:
         def change(rec: OrderRecord) -> OrderRecord | None:
             if _doc(rec, kind) is not None:
                 return None
@@ -245,18 +302,40 @@ class InvoicingService:
             return rec.evolve(invoice=invoice)
 
         stored = self._orders.update(ref, change)
-        return _doc(stored, kind) if stored is not None else None
+        return stored if stored is not None and _doc(stored, kind) is not None else None
 
-    def _record_delivery(self, ref: str, kind: str, delivery: Mapping[str, Any]) -> None:
+    def _settle(
+        self, record: OrderRecord, kind: str, attempt: str | None, delivery: Mapping[str, Any]
+    ) -> OrderRecord | None:
+        """Write `delivery` if the document's delivery still belongs to `attempt` (None: is
+        `pending`); the stored order if it was written, else None. An outcome this invocation
+        saw always lands, also over a `manual` another invocation wrote on finding its mark."""
+
         def change(rec: OrderRecord) -> OrderRecord | None:
             doc = _doc(rec, kind)
-            if doc is None or doc.get("delivery") == delivery:
+            current = (doc or {}).get("delivery") or {}
+            owned = current.get("status") == PENDING if attempt is None else current.get("attempt") == attempt
+            if doc is None or not owned:
                 return None
             invoice = dict(rec.invoice or {})
             invoice[DOC_KEYS[kind]] = {**doc, "delivery": dict(delivery)}
             return rec.evolve(invoice=invoice)
 
-        self._orders.update(ref, change)
+        changed = change(record)
+        if changed is None:
+            return None
+        try:
+            stored: OrderRecord | None = self._orders.replace(changed)
+        except WriteConflict:
+            stored = self._orders.update(record.ref, change)
+        written = _doc(stored, kind) if stored is not None else None
+        return stored if written is not None and written.get("delivery") == dict(delivery) else None
+
+
+def _outcome(code: str) -> None:
+    record = current_invocation()
+    if record is not None:
+        record.stage(code)
 
 
 def _doc(record: OrderRecord, kind: str) -> Mapping[str, Any] | None:

@@ -10,8 +10,7 @@ queues), never from what the driver meant to do: every order ends in exactly one
 no label, confirmation package or invoice is duplicated; nothing with PII outlives its deadline;
 every poison message carries a reason.
 
-Each scenario is one `Pipeline` run (4-10 orders, 10-50 s). One is `xfail(strict=True)`: the
-app has no answer yet for a crash after the invoice feed upload (the feed is sent again).
+Each scenario is one `Pipeline` run (4-10 orders, 10-50 s).
 """
 
 from __future__ import annotations
@@ -97,7 +96,7 @@ def after_invoice_issued(old: Mapping[str, Any] | None, new: Mapping[str, Any]) 
 
 
 def after_feed_upload(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    return _delivery(old) == "pending" and _delivery(new) == "submitted"
+    return _delivery(old) == "uploading" and _delivery(new) == "submitted"
 
 
 @dataclass
@@ -495,21 +494,28 @@ def test_crash_after_each_side_effect_on_carriers_that_cannot_replay(tmp_path: P
     assert failures["ship_order"] == 2 and failures["issue_invoice"] == 1 and failures["purge_expired"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/invoicing.py _deliver uploads the UPLOAD_VAT_INVOICE feed again when the "
-    "process dies after createFeed and before the 'submitted' write: nothing records the "
-    "upload before it happens, so the redelivered message sends the same invoice twice",
-)
 def test_crash_after_invoice_feed_upload_does_not_upload_twice(tmp_path: Path) -> None:
+    """The process dies after createFeed and before the feed id is recorded: the redelivery
+    finds the dead invocation's `uploading` mark, sends nothing, and leaves the invoice to a
+    person (`manual`, `invoice_feed_upload_unknown`); the other orders upload once each."""
     rules = [CrashRule("after_feed_upload", after_feed_upload)]
     wrap = _journaled(rules)
     with Pipeline(_orders(4, seed=12), tmp_path, wrap_store=wrap) as p:
         p.run(limit=SHORT_RUN)
         duplicates = duplicate_uploads(p)
+        uploaded = {f.options.get("metadata:InvoiceNumber") for f in p.feeds.feeds.values()}
 
-    assert rules[0].hit is not None
+    crashed = rules[0].hit
+    assert crashed is not None
     assert duplicates == []
+    deliveries = {
+        ref: (doc.get("invoice") or {}).get("invoice", {}).get("delivery", {})
+        for ref, doc in wrap.journal.last.items()
+    }
+    assert deliveries[crashed]["status"] == "manual"
+    assert deliveries[crashed]["error"] == "invoice_feed_upload_unknown"
+    submitted = [d for ref, d in deliveries.items() if ref != crashed and d.get("status") == "submitted"]
+    assert len(uploaded) == len(submitted) + 1
 
 
 def test_crash_after_poll_stored_orders_before_their_messages_were_sent(tmp_path: Path) -> None:

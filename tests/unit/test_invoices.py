@@ -22,7 +22,7 @@ from shared.invoices.model import recognise_rate
 from shared.invoices.numbering import InvoiceCounter, counter_id
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import FpdfRenderer, ReportlabRenderer
-from shared.invoicing import REFUND_TRANSACTION_ID, InvoicingService, invoice_blob_names
+from shared.invoicing import REFUND_TRANSACTION_ID, UPLOAD_UNKNOWN, InvoicingService, invoice_blob_names
 from shared.messages import IssueInvoice
 from shared.order_record import OrderPii, OrderRecord, Stage
 from shared.order_repository import OrderRepository
@@ -411,7 +411,7 @@ def test_redelivery_that_allocates_after_the_first_delivery_finished_gets_the_sa
     stale = world.orders.get("ref-raced-order")  # the redelivery read the order early...
     world.issue("ref-raced-order")  # ...the first delivery then finished completely
     assert stale is not None
-    world.service._create_document(stale, "invoice", NOW)
+    world.service._create_document(stale, "invoice", NOW, "attempt-2")
     record = world.orders.get("ref-raced-order")
     assert record is not None and record.invoice["invoice"]["number"] == 1  # type: ignore[index]
     counter = world.counter.peek("INV2026")
@@ -544,6 +544,52 @@ def test_throttled_upload_is_retried_by_redelivery_with_the_same_number() -> Non
     doc = world.issue("ref-de-consumer-1")["invoice"]
     assert doc["number"] == 1 and doc["delivery"]["status"] == "submitted"
     assert world.counter.peek("INV2026")["next"] == 2  # type: ignore[index]
+
+
+def test_a_crash_after_the_upload_never_sends_the_invoice_twice() -> None:
+    """The document's write marks it `uploading`; the worker dies after createFeed and before
+    recording the feed: the redelivery finds another invocation's mark and hands it to a person."""
+    world = World()
+    de_consumer(world)
+    original = world.orders.replace
+
+    def dies_before_recording_the_feed(record: OrderRecord) -> OrderRecord:
+        if (record.invoice or {})["invoice"]["delivery"]["status"] == "submitted":
+            raise RuntimeError("worker died")
+        return original(record)
+
+    world.orders.replace = dies_before_recording_the_feed  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.issue("ref-de-consumer-1")
+    marked = world.issue_doc("ref-de-consumer-1", "invoice")["delivery"]
+    assert marked["status"] == "uploading" and len(world.uploader.calls) == 1
+    world.orders.replace = original  # type: ignore[method-assign]
+    doc = world.issue("ref-de-consumer-1")["invoice"]
+    assert doc["delivery"] == {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": marked["attempt"]}
+    assert len(world.uploader.calls) == 1
+    world.issue("ref-de-consumer-1")  # and stays so
+    assert len(world.uploader.calls) == 1
+
+
+def test_the_uploading_invocation_settles_over_a_duplicate_that_found_its_mark() -> None:
+    """A duplicate message handled while the first is mid-upload marks it `manual`; the first,
+    which saw Amazon's answer, still records the feed."""
+    world = World()
+    de_consumer(world)
+    first_upload = world.uploader.upload
+
+    def duplicate_arrives(
+        seller: str, marketplace: str, pdf: bytes, options: Mapping[str, str]
+    ) -> FeedReceipt:
+        world.uploader.upload = first_upload  # type: ignore[method-assign]
+        world.issue("ref-de-consumer-1")
+        assert world.issue_doc("ref-de-consumer-1", "invoice")["delivery"]["error"] == UPLOAD_UNKNOWN
+        return first_upload(seller, marketplace, pdf, options)
+
+    world.uploader.upload = duplicate_arrives  # type: ignore[method-assign]
+    doc = world.issue("ref-de-consumer-1")["invoice"]
+    assert doc["delivery"] == {"status": "submitted", "feedId": "feed-1", "processingStatus": "IN_QUEUE"}
+    assert len(world.uploader.calls) == 1
 
 
 def test_rejected_upload_is_recorded_not_retried() -> None:
