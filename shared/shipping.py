@@ -6,6 +6,11 @@ The order document moves through these shipment states, each written by compare-
            --label bought, sealed label stored--> {"state": "purchased", tracking, ...}
            --confirmShipment--> stage SHIPPED, {"state": "shipped", ..., "shippedAt"}
 
+On a carrier that replays a purchase (`Carrier.replay_safe`) the middle write is skipped: the
+label is recorded with the shipment, one write after confirmShipment, since a crash in between
+replays both (the same key returns the same label, the same package reference edits the same
+confirmation). It is written only when the confirmation fails, before the error propagates.
+
 The intent is persisted before the carrier is called and its id travels as the carrier's
 idempotency key (or customer reference). A message redelivered after a crash between the
 purchase and the next write finds the intent and replays the purchase with the same key, which
@@ -120,6 +125,21 @@ def _parcel(doc: Mapping[str, Any]) -> Parcel:
     return Parcel(
         Decimal(doc["weightKg"]), Decimal(doc["lengthCm"]), Decimal(doc["widthCm"]), Decimal(doc["heightCm"])
     )
+
+
+def _purchased(intent: Mapping[str, Any], label: Label, blob: str, now: datetime) -> dict[str, Any]:
+    return {
+        **intent,
+        "state": PURCHASED,
+        "carrier": label.carrier,
+        "carrierName": label.carrier_name,
+        "service": label.service,
+        "trackingNumber": label.tracking_number,
+        "shipmentId": label.shipment_id,
+        "labelBlob": blob,
+        "confirmedByCarrier": label.confirmed_by_carrier,
+        "purchasedAt": now.isoformat(),
+    }
 
 
 def _skip_reason(record: OrderRecord) -> str | None:
@@ -244,7 +264,10 @@ class ShippingService:
             self._clear_intent(record.ref, intent_id)
             raise
         blob = self._labels.put(record.ref, label.document, now)
-        stored = self._write_purchase(record.ref, intent_id, label=label, blob=blob, now=now)
+        purchased = _purchased(shipment, label, blob, now)
+        if carrier.replay_safe:
+            return record.evolve(shipment=purchased)  # recorded with the shipment (see above)
+        stored = self._write_purchase(record.ref, intent_id, purchased)
         if stored is None:
             raise TransientError("intent replaced while buying", code="shipment_race")
         return stored
@@ -254,27 +277,24 @@ class ShippingService:
     ) -> Sequence[IssueInvoice]:
         shipment = dict(record.shipment or {})
         if not shipment.get("confirmedByCarrier"):
-            pii = self._open(record)
-            self._confirmer.confirm_shipment(
-                seller_id=record.seller_id,
-                marketplace_id=record.marketplace_id,
-                order_id=pii.order_id,
-                package_reference=PACKAGE_REFERENCE,
-                carrier_code=str(shipment["carrierName"]),
-                carrier_name=str(shipment["carrierName"]),
-                shipping_method=str(shipment["service"]),
-                tracking_number=str(shipment["trackingNumber"]),
-                ship_date=datetime.fromisoformat(str(shipment["purchasedAt"])),
-                items=[(i.order_item_id, i.quantity) for i in record.items],
-            )
+            try:
+                self._confirm(record, shipment)
+            except Exception:
+                if (record.shipment or {}).get("state") == PURCHASED:
+                    # A label not yet recorded (replay-safe carrier): record it before the
+                    # error propagates, so the retry and any person see what was bought.
+                    self._write_purchase(record.ref, str(shipment["intentId"]), shipment)
+                raise
 
         def shipped(current: OrderRecord) -> OrderRecord | None:
             now_shipment = current.shipment or {}
-            if current.stage is not Stage.READY or now_shipment.get("state") != PURCHASED:
+            if current.stage is not Stage.READY or now_shipment.get("intentId") != shipment["intentId"]:
+                return None
+            if now_shipment.get("state") not in (INTENT, PURCHASED):
                 return None
             return current.evolve(
                 stage=Stage.SHIPPED,
-                shipment={**now_shipment, "state": SHIPPED, "shippedAt": now.isoformat()},
+                shipment={**shipment, "state": SHIPPED, "shippedAt": now.isoformat()},
                 # No due time: the retention schedule sets the first delivery check.
                 due_at=None,
             )
@@ -283,6 +303,21 @@ class ShippingService:
         if final is None or final.stage is not Stage.SHIPPED:
             return self._outcome("changed_before_shipped", [])
         return self._outcome("shipped", [IssueInvoice(record.ref)])
+
+    def _confirm(self, record: OrderRecord, shipment: Mapping[str, Any]) -> None:
+        pii = self._open(record)
+        self._confirmer.confirm_shipment(
+            seller_id=record.seller_id,
+            marketplace_id=record.marketplace_id,
+            order_id=pii.order_id,
+            package_reference=PACKAGE_REFERENCE,
+            carrier_code=str(shipment["carrierName"]),
+            carrier_name=str(shipment["carrierName"]),
+            shipping_method=str(shipment["service"]),
+            tracking_number=str(shipment["trackingNumber"]),
+            ship_date=datetime.fromisoformat(str(shipment["purchasedAt"])),
+            items=[(i.order_item_id, i.quantity) for i in record.items],
+        )
 
     # --- state writes (compare-and-swap through OrderRepository.update) --------------------
 
@@ -294,27 +329,12 @@ class ShippingService:
 
         return self._orders.update(ref, change)
 
-    def _write_purchase(
-        self, ref: str, intent_id: str, label: Label, blob: str, now: datetime
-    ) -> OrderRecord | None:
+    def _write_purchase(self, ref: str, intent_id: str, purchased: Mapping[str, Any]) -> OrderRecord | None:
         def change(current: OrderRecord) -> OrderRecord | None:
             shipment = current.shipment or {}
             if shipment.get("intentId") != intent_id or shipment.get("state") != INTENT:
                 return None
-            return current.evolve(
-                shipment={
-                    **shipment,
-                    "state": PURCHASED,
-                    "carrier": label.carrier,
-                    "carrierName": label.carrier_name,
-                    "service": label.service,
-                    "trackingNumber": label.tracking_number,
-                    "shipmentId": label.shipment_id,
-                    "labelBlob": blob,
-                    "confirmedByCarrier": label.confirmed_by_carrier,
-                    "purchasedAt": now.isoformat(),
-                }
-            )
+            return current.evolve(shipment=dict(purchased))
 
         stored = self._orders.update(ref, change)
         if stored is None or (stored.shipment or {}).get("intentId") != intent_id:

@@ -84,7 +84,9 @@ Transition = Callable[[Mapping[str, Any] | None, Mapping[str, Any]], bool]
 
 
 def after_label_purchase(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    return _state(old) == "intent" and _state(new) == "purchased"
+    # The first write after the label was bought: "purchased", or on a carrier that replays a
+    # purchase the shipped write itself (shared/shipping.py records the label with it).
+    return _state(old) == "intent" and _state(new) in ("purchased", "shipped")
 
 
 def after_confirm_shipment(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:

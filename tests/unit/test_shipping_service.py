@@ -19,7 +19,7 @@ from shared.carriers import (
     LabelRequest,
     TrackingInfo,
 )
-from shared.document_store import MemoryDocumentStore
+from shared.document_store import CountingStore, MemoryDocumentStore
 from shared.domain import Address, Buyer, OrderItem
 from shared.errors import TransientError
 from shared.messages import IssueInvoice, ShipOrder
@@ -368,6 +368,31 @@ def test_state_holds_no_pii() -> None:
     text = json.dumps(w.get(REF).to_doc()) + repr(w.confirmer.calls[0]["carrier_name"])
     for secret in ("Jane Doe", "2 Main St", "Austin", "78701", "5125550100", EMAIL):
         assert secret not in text
+
+
+@pytest.mark.parametrize(("replay_safe", "writes"), [(True, 2), (False, 3)])
+def test_a_carrier_that_replays_needs_no_purchase_record_between_label_and_confirmation(
+    replay_safe: bool, writes: int
+) -> None:
+    """Intent, then shipped (label, tracking and confirmation in one write) on a carrier that
+    replays a purchase; the label recorded on its own first on one that cannot."""
+    w = World()
+    w.add(REF)
+    w.carriers["usps"] = FakeCarrier("usps", replay_safe=replay_safe)
+    counting = CountingStore(w.store)
+    service = ShippingService(
+        OrderRepository(counting),
+        w.cipher,
+        ShippingRules(RULES),
+        lambda seller: w.carriers,
+        LabelStore(w.blobs, XorBlobCipher()),
+        w.confirmer,
+    )
+    assert service.ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    assert counting.counts["orders.write"] == writes
+    shipment = w.get(REF).shipment or {}
+    assert shipment["state"] == "shipped" and shipment["labelBlob"] == f"{REF}/label.pdf"
+    assert shipment["trackingNumber"] == "TN0001" and shipment["purchasedAt"] == NOW.isoformat()
 
 
 def test_crash_between_purchase_record_and_confirmation_confirms_once_more_at_most() -> None:
