@@ -40,9 +40,32 @@ class StoreUnavailable(TransientError):
     code = "store_unavailable"
 
 
+class StoreThrottled(StoreUnavailable):
+    """Cosmos still answers 429 after the SDK's own retries: a request to wait, not a failure.
+    Carrying `retry_after_s`, the message is re-queued with that delay instead of spending one
+    of its attempts (`shared.message_failures`), as SP-API throttling is."""
+
+    code = "store_throttled"
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"cosmos status 429, retry after {retry_after_s:.1f}s")
+        self.retry_after_s = retry_after_s
+
+
+def _retry_after_s(exc: cosmos_errors.CosmosHttpResponseError) -> float:
+    headers = getattr(exc, "headers", None) or getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        return max(float(headers.get("x-ms-retry-after-ms", 1000)) / 1000, 0.1)
+    except (TypeError, ValueError):
+        return 1.0
+
+
 def _mapped(exc: cosmos_errors.CosmosHttpResponseError) -> AppError:
-    """Throttling and outages are transient (the message is retried); the rest is not."""
-    if exc.status_code in (408, 429, 449, 500, 503):
+    """Throttling and outages are transient (the message is retried, or re-queued with the
+    delay Cosmos asks for when throttled); the rest is not."""
+    if exc.status_code == 429:
+        return StoreThrottled(_retry_after_s(exc))
+    if exc.status_code in (408, 449, 500, 503):
         return StoreUnavailable(f"cosmos status {exc.status_code}")
     return AppError(f"cosmos status {exc.status_code}", code="store_error")
 
