@@ -62,8 +62,11 @@ def _medians_us(operations: dict[str, Callable[[], object]]) -> dict[str, float]
     speed drifts (a shared virtual machine), so the operations run in short blocks, one block
     of each per round, and a ratio is taken within a round: a slow spell slows both sides."""
     samples: dict[str, list[float]] = {name: [] for name in operations}
-    for _ in range(ROUNDS):
-        for name, operation in operations.items():
+    for round_number in range(ROUNDS):
+        # Alternate the order within a round, so neither side always runs first.
+        names = list(operations) if round_number % 2 == 0 else list(reversed(operations))
+        for name in names:
+            operation = operations[name]
             started = time.perf_counter()
             for _ in range(ITERATIONS):
                 operation()

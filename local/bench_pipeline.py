@@ -32,8 +32,8 @@ from local.pipeline import Pipeline
 
 MARKETPLACES = ["A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4", "A1F83G8C2ARO7P"]
 DEFAULT_ORDERS = 60  # ~60 s on the shared 2-core machine
-SIZES = (60, 240)
-ON_DISK = 1000  # two sizes: the difference is the per-order (marginal) cost
+SIZES = (60, 240)  # two sizes: the difference is the per-order (marginal) cost
+ON_DISK = 1000
 
 
 def _measured_in_own_process(*args: str) -> Iterator[dict[str, Any]]:

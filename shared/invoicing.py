@@ -34,7 +34,13 @@ from shared.blob_store import INVOICES
 from shared.document_store import WriteConflict
 from shared.errors import AppError
 from shared.invoices.archive import InvoiceArchive
-from shared.invoices.feeds import FeedReceipt, FeedRejected, FeedUnavailable, VatInvoiceUploader, feed_options
+from shared.invoices.feeds import (
+    FeedOutcomeUnknown,
+    FeedRejected,
+    FeedUnavailable,
+    VatInvoiceUploader,
+    feed_options,
+)
 from shared.invoices.model import CREDIT_NOTE, INVOICE, InvoiceData, build_invoice, money
 from shared.invoices.numbering import InvoiceCounter
 from shared.invoices.ports import BlobStore, ByteSealer
@@ -53,7 +59,7 @@ REFUND_TRANSACTION_ID = "refundTransactionId"
 
 UPLOADING = "uploading"
 PENDING = "pending"
-UPLOAD_UNKNOWN = "invoice_feed_upload_unknown"
+UPLOAD_UNKNOWN = FeedOutcomeUnknown.code
 NEEDS_TRANSACTION_ID = "credit_note_needs_transaction_id"
 
 
@@ -148,6 +154,11 @@ class InvoicingService:
                 return
             record = stored
         self._deliver(record, kind, attempt)
+        # Settled after the delivery, so a failure here cannot strand a fresh `uploading` mark;
+        # a no-op read when a redelivery finds it settled already.
+        doc = _doc(record, kind)
+        if doc is not None:
+            self._counter.release(str(doc["series"]), f"{record.ref}:{kind}", now)
 
     def _delivery_plan(self, record: OrderRecord, kind: str, attempt: str) -> dict[str, str]:
         if not self._uploads(record):
@@ -171,7 +182,6 @@ class InvoicingService:
             # A concurrent delivery of the same message may have finished meanwhile.
             current = self._orders.get(record.ref)
             if current is not None and _doc(current, kind) is not None:
-                self._counter.release(series, claim, now)
                 return current
         number_text = f"{series}-{allocation.number:06d}"
         data = self._build(record, kind, number_text, now)
@@ -198,8 +208,6 @@ class InvoicingService:
         stored = self._record_document(record.ref, kind, entry)
         if stored is None:
             self._counter.void(series, claim, now)
-            return None
-        self._counter.release(series, claim, now)
         return stored
 
     def _build(self, record: OrderRecord, kind: str, number_text: str, now: datetime) -> InvoiceData:
@@ -225,8 +233,8 @@ class InvoicingService:
         status = delivery.get("status")
         if status == UPLOADING and delivery.get("attempt") != attempt:
             unknown = {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": delivery.get("attempt")}
-            self._settle(record, kind, delivery.get("attempt"), unknown)
-            _outcome(UPLOAD_UNKNOWN)
+            if self._settle(record, kind, delivery.get("attempt"), unknown) is not None:
+                _outcome(UPLOAD_UNKNOWN)
             return
         if status == PENDING:
             attempt = self._new_attempt()
@@ -239,7 +247,15 @@ class InvoicingService:
         if record.pii is None or self._uploader is None:
             return
         try:
-            receipt = self._upload(record, kind, doc)
+            pdf, options = self._prepare(record, kind, doc)
+        except FeedRejected as exc:
+            self._settle(record, kind, attempt, _not_sent(exc.code))
+            return
+        except Exception:
+            self._settle(record, kind, attempt, {"status": PENDING})  # nothing was sent
+            raise
+        try:
+            receipt = self._uploader.upload(record.seller_id, record.marketplace_id, pdf, options)
         except FeedRejected as exc:
             self._settle(record, kind, attempt, {"status": "failed", "error": exc.code})
             return
@@ -247,6 +263,12 @@ class InvoicingService:
             # An answer, not silence: nothing reached Amazon, so the retry may send it.
             self._settle(record, kind, attempt, {"status": PENDING})
             raise
+        except FeedOutcomeUnknown:
+            self._settle(
+                record, kind, attempt, {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": attempt}
+            )
+            _outcome(UPLOAD_UNKNOWN)
+            return
         submitted = {
             "status": "submitted",
             "feedId": receipt.feed_id,
@@ -254,8 +276,11 @@ class InvoicingService:
         }
         self._settle(record, kind, attempt, submitted)
 
-    def _upload(self, record: OrderRecord, kind: str, doc: Mapping[str, Any]) -> FeedReceipt:
-        assert self._uploader is not None and record.pii is not None  # noqa: S101 - checked by the caller
+    def _prepare(
+        self, record: OrderRecord, kind: str, doc: Mapping[str, Any]
+    ) -> tuple[bytes, dict[str, str]]:
+        """The PDF and feed options, before anything is sent."""
+        assert record.pii is not None  # noqa: S101 - checked by the caller
         transaction_id = record.extra.get(REFUND_TRANSACTION_ID)
         if kind == CREDIT_NOTE and not transaction_id:
             raise FeedRejected(
@@ -274,7 +299,7 @@ class InvoicingService:
             total_vat=str(doc["totalVat"]),
             transaction_id=str(transaction_id) if transaction_id else None,
         )
-        return self._uploader.upload(record.seller_id, record.marketplace_id, pdf, options)
+        return pdf, options
 
     # -- recording on the order (compare-and-swap) -----------------------------------------
 
@@ -330,6 +355,11 @@ class InvoicingService:
             stored = self._orders.update(record.ref, change)
         written = _doc(stored, kind) if stored is not None else None
         return stored if written is not None and written.get("delivery") == dict(delivery) else None
+
+
+def _not_sent(code: str) -> dict[str, str]:
+    """A delivery refused before anything was sent: a person's task when only they can fix it."""
+    return {"status": "manual" if code == NEEDS_TRANSACTION_ID else "failed", "error": code}
 
 
 def _outcome(code: str) -> None:

@@ -85,11 +85,11 @@ _new = object.__new__
 
 def slotted_record(cls: type[R], layout: RecordLayout, values: Sequence[object]) -> R:
     """A frozen, slotted record (Buyer, Address) built straight from decrypted values, each
-    value whose layout flag is set wrapped as Pii, tracking included. The same object as
-    `cls(*wrap_each(values, flags))` at about half the cost: a frozen dataclass's `__init__`
-    stores every field through `object.__setattr__`, here each goes through its slot's own
-    setter, with no list in between. `values` may be shorter than the layout (layouts grow at
-    the end); the fields after it get their defaults."""
+    value whose layout flag is set wrapped as Pii, tracking included. The same object as the
+    dataclass's constructor given `Pii(value)` for those values, at about half the cost: a
+    frozen dataclass's `__init__` stores every field through `object.__setattr__`, here each
+    goes through its slot's own setter, with no list in between. `values` may be shorter than
+    the layout (layouts grow at the end); the fields after it get their defaults."""
     if not isinstance(values, list) or not layout.required <= len(values) <= len(layout.fields):
         raise TypeError("not a layout this code knows")
     taint = _taint_get()

@@ -27,6 +27,7 @@ failures raise `TransientError` so the queue retries, then poisons.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -47,7 +48,7 @@ from shared.carriers.base import (
     Recipient,
 )
 from shared.domain import Address
-from shared.errors import TransientError
+from shared.errors import AppError, TransientError
 from shared.messages import IssueInvoice, ShipOrder
 from shared.order_record import OrderPii, OrderRecord, PiiCipher, Stage
 from shared.order_repository import OrderRepository
@@ -194,18 +195,20 @@ class ShippingService:
         state = (record.shipment or {}).get("state")
         try:
             if state == PURCHASED:
-                return self._finish(record, carriers, now)
+                return self._finish(record, now, recorded=True)
             if state == INTENT:
-                record = self._replay(record, carriers, now)
+                record, recorded = self._replay(record, carriers, now)
             else:
-                record = self._buy(record, carriers, now)
+                record, recorded = self._buy(record, carriers, now)
         except (AddressProblem, NoRoute) as problem:
             return self._attention(record.ref, problem.code)
-        return self._finish(record, carriers, now)
+        return self._finish(record, now, recorded=recorded)
 
     # --- steps ---------------------------------------------------------------------------
 
-    def _buy(self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime) -> OrderRecord:
+    def _buy(
+        self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime
+    ) -> tuple[OrderRecord, bool]:
         choice = self._rules.choose(
             record.marketplace_id, record.ship_country, record.service_level, record.items, set(carriers)
         )
@@ -233,7 +236,9 @@ class ShippingService:
             raise TransientError("another delivery is shipping this order", code="shipment_in_progress")
         return self._purchase(stored, carrier, pii, now)
 
-    def _replay(self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime) -> OrderRecord:
+    def _replay(
+        self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime
+    ) -> tuple[OrderRecord, bool]:
         shipment = record.shipment or {}
         carrier = carriers.get(str(shipment.get("carrier")))
         if carrier is None:
@@ -242,7 +247,10 @@ class ShippingService:
             raise AddressProblem("label may exist; not buying twice", code=INTENT_UNRESOLVED)
         return self._purchase(record, carrier, self._open(record), now)
 
-    def _purchase(self, record: OrderRecord, carrier: Carrier, pii: OrderPii, now: datetime) -> OrderRecord:
+    def _purchase(
+        self, record: OrderRecord, carrier: Carrier, pii: OrderPii, now: datetime
+    ) -> tuple[OrderRecord, bool]:
+        """The order with its label, and whether the purchase is already on record."""
         shipment = record.shipment or {}
         intent_id = str(shipment["intentId"])
         label_request = LabelRequest(
@@ -266,24 +274,24 @@ class ShippingService:
         blob = self._labels.put(record.ref, label.document, now)
         purchased = _purchased(shipment, label, blob, now)
         if carrier.replay_safe:
-            return record.evolve(shipment=purchased)  # recorded with the shipment (see above)
+            return record.evolve(shipment=purchased), False  # recorded with the shipment (see above)
         stored = self._write_purchase(record.ref, intent_id, purchased)
         if stored is None:
             raise TransientError("intent replaced while buying", code="shipment_race")
-        return stored
+        return stored, True
 
-    def _finish(
-        self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime
-    ) -> Sequence[IssueInvoice]:
+    def _finish(self, record: OrderRecord, now: datetime, *, recorded: bool) -> Sequence[IssueInvoice]:
+        """Confirm to Amazon and write the order shipped. A label not yet on record (`recorded`
+        False: a replay-safe carrier) is written on its own when that cannot happen, so the
+        retry and any person see what was bought."""
         shipment = dict(record.shipment or {})
         if not shipment.get("confirmedByCarrier"):
             try:
                 self._confirm(record, shipment)
             except Exception:
-                if (record.shipment or {}).get("state") == PURCHASED:
-                    # A label not yet recorded (replay-safe carrier): record it before the
-                    # error propagates, so the retry and any person see what was bought.
-                    self._write_purchase(record.ref, str(shipment["intentId"]), shipment)
+                if not recorded:
+                    with contextlib.suppress(AppError):  # the confirmation's error is the news
+                        self._write_purchase(record.ref, str(shipment["intentId"]), shipment)
                 raise
 
         def shipped(current: OrderRecord) -> OrderRecord | None:
@@ -301,6 +309,9 @@ class ShippingService:
 
         final = self._orders.update(record.ref, shipped)
         if final is None or final.stage is not Stage.SHIPPED:
+            if not recorded:
+                # Cancelled or changed meanwhile: the label exists all the same.
+                self._write_purchase(record.ref, str(shipment["intentId"]), shipment)
             return self._outcome("changed_before_shipped", [])
         return self._outcome("shipped", [IssueInvoice(record.ref)])
 

@@ -4,7 +4,11 @@ invoice metadata in feedOptions, then one getFeed for the first processing statu
 
 The PUT goes through our own httpx client (the library's helper opens a default client that
 ignores the TLS settings and reads the whole error body as JSON). SP-API errors become
-`FeedRejected` (permanent) or `FeedUnavailable` (throttled or down: the message is retried).
+`FeedRejected` (permanent), `FeedUnavailable` (nothing reached Amazon's feed processing:
+throttled or down before createFeed, or createFeed refused with 429 or 503 or never connected;
+the message is retried) or `FeedOutcomeUnknown` (createFeed was sent and no answer proves it
+was not processed: a timeout, a lost connection, 500, 502, 504; the invoice may be at Amazon,
+so it must not be sent again).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ IN_QUEUE = "IN_QUEUE"  # the status Amazon gives a feed it has accepted and not 
 # Amazon accepts only these characters in feedOptions values (Feeds "Option 3" guide).
 _OPTION_TEXT = re.compile(r"^[A-Za-z0-9 ,/\\_;:#.\-]*$")
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Answers to createFeed that prove the feed was not created: throttled, or refused as down.
+_NOT_CREATED_STATUS = frozenset({429, 503})
 
 
 class FeedRejected(AppError):
@@ -33,6 +39,10 @@ class FeedRejected(AppError):
 
 class FeedUnavailable(TransientError):
     code = "invoice_feed_unavailable"
+
+
+class FeedOutcomeUnknown(AppError):
+    code = "invoice_feed_upload_unknown"
 
 
 class FeedsClient(Protocol):
@@ -104,23 +114,40 @@ class SpApiVatInvoiceUploader:
         try:
             document = client.create_feed_document(None, PDF).payload
             self._put(str(document["url"]), pdf)
-            created = client.create_feed(
-                FEED_TYPE,
-                str(document["feedDocumentId"]),
-                marketplaceIds=[marketplace_id],
-                feedOptions=dict(options),
-            ).payload
-            feed_id = str(created["feedId"])
+            document_id = str(document["feedDocumentId"])
         except SellingApiException as exc:
-            status_code = _status_of(exc)
-            if status_code in _TRANSIENT_STATUS:
-                raise FeedUnavailable(f"sp-api status {status_code}") from None
-            raise FeedRejected(f"sp-api status {status_code}") from None
+            raise _refused(exc) from None
         except httpx.HTTPError:
             raise FeedUnavailable("sp-api unreachable") from None
         except (KeyError, TypeError):
             raise FeedRejected("sp-api answer lacks a field", code="invoice_feed_bad_answer") from None
+        feed_id = self._create_feed(client, marketplace_id, document_id, options)
         return FeedReceipt(feed_id, _first_status(client, feed_id))
+
+    @staticmethod
+    def _create_feed(
+        client: FeedsClient, marketplace_id: str, document_id: str, options: Mapping[str, str]
+    ) -> str:
+        """The one call after which Amazon may hold the invoice: only an answer that proves it
+        did not (a refusal, throttling, no connection) lets the caller send it again."""
+        from sp_api.base.exceptions import SellingApiException
+
+        try:
+            created = client.create_feed(
+                FEED_TYPE, document_id, marketplaceIds=[marketplace_id], feedOptions=dict(options)
+            ).payload
+            return str(created["feedId"])
+        except SellingApiException as exc:
+            status_code = _status_of(exc)
+            if status_code in _TRANSIENT_STATUS and status_code not in _NOT_CREATED_STATUS:
+                raise FeedOutcomeUnknown(f"createFeed status {status_code}") from None
+            raise _refused(exc) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            raise FeedUnavailable("sp-api unreachable") from None
+        except httpx.HTTPError:
+            raise FeedOutcomeUnknown("createFeed sent, no answer") from None
+        except (KeyError, TypeError):
+            raise FeedOutcomeUnknown("createFeed answer lacks the feed id") from None
 
     def _put(self, url: str, pdf: bytes) -> None:
         response = self._http.put(url, content=pdf, headers={"Content-Type": PDF})
@@ -128,6 +155,13 @@ class SpApiVatInvoiceUploader:
             raise FeedUnavailable(f"document upload status {response.status_code}")
         if not 200 <= response.status_code < 300:
             raise FeedRejected(f"document upload status {response.status_code}")
+
+
+def _refused(exc: Exception) -> AppError:
+    status_code = _status_of(exc)
+    if status_code in _TRANSIENT_STATUS:
+        return FeedUnavailable(f"sp-api status {status_code}")
+    return FeedRejected(f"sp-api status {status_code}")
 
 
 def _first_status(client: FeedsClient, feed_id: str) -> str:

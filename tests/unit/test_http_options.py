@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.core.pipeline.transport import RequestsTransport
 
-from shared.composition import http_options
+from shared.composition import _cosmos_transport, http_options
 
 
 def test_without_a_proxy_the_environment_is_read_once_here() -> None:
@@ -31,3 +31,15 @@ def test_the_transport_takes_the_options() -> None:
         assert transport.session is not None and transport.session.trust_env is False
     finally:
         transport.close()
+
+
+def test_cosmos_keeps_reading_a_ca_bundle_it_must_verify_with() -> None:
+    """Cosmos sends its own `connection_verify` with each request, which would hide a bundle
+    given to the transport: it keeps the default transport then."""
+    assert _cosmos_transport(http_options({"REQUESTS_CA_BUNDLE": "/c.pem"}), verify_tls=True) is None
+    assert _cosmos_transport(http_options({"HTTPS_PROXY": "http://p:3128"}), verify_tls=True) is None
+    for transport in (
+        _cosmos_transport(http_options({}), verify_tls=True),
+        _cosmos_transport(http_options({"REQUESTS_CA_BUNDLE": "/c.pem"}), verify_tls=False),
+    ):
+        assert isinstance(transport, RequestsTransport)

@@ -16,7 +16,7 @@ from shared.document_store import STATE, MemoryDocumentStore
 from shared.domain import Address, Buyer, Money, OrderItem
 from shared.errors import SettingsError
 from shared.invoices.archive import ARCHIVE_KEY_REF, InvoiceArchive
-from shared.invoices.feeds import FeedReceipt, FeedRejected, FeedUnavailable
+from shared.invoices.feeds import FeedOutcomeUnknown, FeedReceipt, FeedRejected, FeedUnavailable
 from shared.invoices.local import KeyShredded, LocalByteSealer, MemoryBlobStore
 from shared.invoices.model import recognise_rate
 from shared.invoices.numbering import InvoiceCounter, counter_id
@@ -589,6 +589,33 @@ def test_the_uploading_invocation_settles_over_a_duplicate_that_found_its_mark()
     world.uploader.upload = duplicate_arrives  # type: ignore[method-assign]
     doc = world.issue("ref-de-consumer-1")["invoice"]
     assert doc["delivery"] == {"status": "submitted", "feedId": "feed-1", "processingStatus": "IN_QUEUE"}
+    assert len(world.uploader.calls) == 1
+
+
+def test_an_upload_whose_outcome_is_unknown_goes_to_a_person_at_once() -> None:
+    world = World()
+    de_consumer(world)
+    world.uploader.errors.append(FeedOutcomeUnknown("createFeed status 504"))
+    doc = world.issue("ref-de-consumer-1")["invoice"]
+    assert doc["delivery"]["status"] == "manual" and doc["delivery"]["error"] == UPLOAD_UNKNOWN
+    world.issue("ref-de-consumer-1")
+    assert world.uploader.calls == []  # never sent again
+
+
+def test_a_failure_before_anything_is_sent_keeps_the_invoice_pending() -> None:
+    world = World()
+    de_consumer(world)
+    original = world.blobs.get
+
+    def unavailable(name: str) -> bytes | None:
+        raise RuntimeError("blob store down")
+
+    world.blobs.get = unavailable  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.issue("ref-de-consumer-1")
+    assert world.issue_doc("ref-de-consumer-1", "invoice")["delivery"] == {"status": "pending"}
+    world.blobs.get = original  # type: ignore[method-assign]
+    assert world.issue("ref-de-consumer-1")["invoice"]["delivery"]["status"] == "submitted"
     assert len(world.uploader.calls) == 1
 
 

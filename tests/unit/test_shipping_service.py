@@ -26,6 +26,7 @@ from shared.messages import IssueInvoice, ShipOrder
 from shared.order_record import OrderPii, OrderRecord, Stage
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
+from shared.retention import RetentionPolicy, RetentionSchedule
 from shared.shipping import ShippingService
 from shared.shipping_rules import ShippingRules
 
@@ -413,3 +414,41 @@ def test_crash_between_purchase_record_and_confirmation_confirms_once_more_at_mo
     assert w.carriers["usps"].purchases == 1
     # Same packageReferenceId both times: Amazon treats the second as an edit of the first.
     assert {c["package_reference"] for c in w.confirmer.calls} == {"1"}
+
+
+def test_a_label_bought_for_an_order_cancelled_meanwhile_stays_on_record() -> None:
+    """Replay-safe carrier: the label is not written before the shipped write; if that write
+    finds the order cancelled, the label is still recorded (it exists at the carrier)."""
+    w = World()
+    w.add(REF)
+    store = w.store
+
+    class CancellingConfirmer(FakeConfirmer):
+        def confirm_shipment(self, **kwargs: Any) -> None:
+            super().confirm_shipment(**kwargs)
+            OrderRepository(store).update(REF, lambda r: r.evolve(stage=Stage.CANCELLED))
+
+    w.confirmer = CancellingConfirmer()
+    assert w.service().ship(ShipOrder(REF), NOW) == []
+    record = w.get(REF)
+    assert record.stage is Stage.CANCELLED
+    shipment = record.shipment or {}
+    assert shipment["state"] == "purchased" and shipment["trackingNumber"] == "TN0001"
+
+
+def test_through_the_retention_schedule_a_shipped_order_is_due_for_its_delivery_check() -> None:
+    w = World()
+    w.add(REF)
+    policy = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
+    scheduled = OrderRepository(w.store, RetentionSchedule(policy, lambda: NOW))
+    service = ShippingService(
+        scheduled,
+        w.cipher,
+        ShippingRules(RULES),
+        lambda seller: w.carriers,
+        LabelStore(w.blobs, XorBlobCipher()),
+        w.confirmer,
+    )
+    service.ship(ShipOrder(REF), NOW)
+    record = w.get(REF)
+    assert record.stage is Stage.SHIPPED and record.due_at == NOW + policy.recheck
