@@ -158,6 +158,17 @@ def json_default(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+# Caches of what is derived from tracked values (the log filter's compiled forms): emptied with
+# every invocation's end, so no buyer data outlives the invocations that hold it.
+_derived_caches: list[Callable[[], None]] = []
+
+
+def clear_with_invocations(clear: Callable[[], None]) -> None:
+    """Register `clear` for a cache of values derived from tracked PII: it runs whenever a
+    `tracking` block ends (also dropping concurrent invocations' entries, which are rebuilt)."""
+    _derived_caches.append(clear)
+
+
 @contextmanager
 def tracking() -> Iterator[set[str]]:
     """Track every Pii created inside the block (one function invocation)."""
@@ -168,6 +179,8 @@ def tracking() -> Iterator[set[str]]:
     finally:
         _taint.reset(token)
         values.clear()
+        for clear in _derived_caches:
+            clear()
 
 
 def tracked_values() -> frozenset[str]:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from urllib.parse import quote, quote_plus
 
-from shared.pii import REDACTED, Pii, tracked_values
+from shared.pii import REDACTED, Pii, clear_with_invocations, tracked_values
 
 # Loggers that log payloads, URLs or tokens at DEBUG/INFO (sp_api logs access tokens and whole
 # responses): only their warnings and errors are worth keeping.
@@ -165,6 +165,10 @@ def _taint(values: frozenset[str]) -> _Taint | None:
     for value in values:
         forms |= _variants(value)
     return _Taint(forms) if forms else None
+
+
+# The cache holds buyer data (the values and their forms): it goes when an invocation ends.
+clear_with_invocations(_taint.cache_clear)
 
 
 def _mask_phone(match: re.Match[str]) -> str:

@@ -176,3 +176,13 @@ def test_last_resort_handler_is_covered(capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err
     assert "saw" in err
     assert "Quendravil" not in err
+
+
+def test_no_buyer_data_stays_cached_after_the_invocation() -> None:
+    """The compiled forms of an invocation's values are cached for its log lines, and dropped
+    when the invocation ends: a long-lived worker keeps no buyer data between invocations."""
+    with tracking():
+        Pii("Zoë Müller-Łukasiewicz")
+        assert "Zoë" not in redact_text("shipped to Zoë Müller-Łukasiewicz")
+        assert redaction._taint.cache_info().currsize >= 1
+    assert redaction._taint.cache_info().currsize == 0
