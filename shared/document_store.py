@@ -266,7 +266,7 @@ class MemoryDocumentStore:
         found = [
             copy.deepcopy(d)
             for d in self._data[container].values()
-            if _at_path(d, field) is not None and str(_at_path(d, field)) <= upto
+            if (value := _at_path(d, field)) is not None and str(value) <= upto
         ]
         return found[:limit]
 

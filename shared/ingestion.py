@@ -58,7 +58,7 @@ from shared.spapi_gateway import (
     SpApiThrottled,
     UnknownSeller,
 )
-from shared.telemetry import current_invocation
+from shared.telemetry import record_count
 
 OVERLAP = timedelta(minutes=5)
 SEARCH_LAG = timedelta(minutes=2)  # Amazon's searches end at least two minutes before "now"
@@ -207,7 +207,7 @@ class IngestionService:
                 # One seller's failure must not starve the others; its cursor stays where the
                 # last fully stored page left it, and the next timer tries again.
                 stats.skip(exc.code)
-                _count(f"poll_stopped_{exc.code}")
+                record_count(f"poll_stopped_{exc.code}"[:40])
         self.last_poll = stats
         return [*ready, *self._redrive_stuck(now)]
 
@@ -312,7 +312,7 @@ class IngestionService:
             except OrderMappingError as exc:
                 # Counted by reason only; a person finds it through the count in telemetry.
                 stats.skip(exc.code)
-                _count(f"skipped_{exc.code}")
+                record_count(f"skipped_{exc.code}"[:40])
                 continue
             if not order.is_merchant_fulfilled:
                 stats.skip("not_merchant_fulfilled")
@@ -531,10 +531,3 @@ def _only_amazon_bookkeeping_changed(current: OrderRecord, updated: OrderRecord)
         doc.pop("amazonUpdatedAt")
         doc["extra"] = {k: v for k, v in doc["extra"].items() if k != "packages"}
     return before == after
-
-
-def _count(name: str) -> None:
-    """One more of `name` on this invocation's telemetry record (a reason code, never data)."""
-    record = current_invocation()
-    if record is not None:
-        record.count(name[:40], 1)

@@ -49,7 +49,7 @@ from shared.invoices.render import Renderer
 from shared.messages import IssueInvoice
 from shared.order_record import OrderRecord, PiiCipher, Stage
 from shared.order_repository import OrderRepository
-from shared.telemetry import current_invocation
+from shared.telemetry import record_stage
 
 DOC_KEYS = {INVOICE: "invoice", CREDIT_NOTE: "creditNote"}
 FEED_DOCUMENT_TYPES = {INVOICE: "Invoice", CREDIT_NOTE: "CreditNote"}
@@ -234,7 +234,7 @@ class InvoicingService:
         if status == UPLOADING and delivery.get("attempt") != attempt:
             unknown = {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": delivery.get("attempt")}
             if self._settle(record, kind, delivery.get("attempt"), unknown) is not None:
-                _outcome(UPLOAD_UNKNOWN)
+                record_stage(UPLOAD_UNKNOWN)
             return
         if status == PENDING:
             attempt = self._new_attempt()
@@ -267,7 +267,7 @@ class InvoicingService:
             self._settle(
                 record, kind, attempt, {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": attempt}
             )
-            _outcome(UPLOAD_UNKNOWN)
+            record_stage(UPLOAD_UNKNOWN)
             return
         submitted = {
             "status": "submitted",
@@ -360,12 +360,6 @@ class InvoicingService:
 def _not_sent(code: str) -> dict[str, str]:
     """A delivery refused before anything was sent: a person's task when only they can fix it."""
     return {"status": "manual" if code == NEEDS_TRANSACTION_ID else "failed", "error": code}
-
-
-def _outcome(code: str) -> None:
-    record = current_invocation()
-    if record is not None:
-        record.stage(code)
 
 
 def _doc(record: OrderRecord, kind: str) -> Mapping[str, Any] | None:

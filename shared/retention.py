@@ -176,8 +176,7 @@ class RetentionSchedule:
     a cancelled order loses its PII at once; an order without a deadline that has not shipped
     gets the bound (latest delivery date + grace + retention); a shipped order that Amazon
     reports delivered is marked so at once, otherwise it gets its first delivery check
-    (`first_delivery_check`); and any
-    order with a deadline has its Cosmos `ttl` restarted."""
+    (`first_delivery_check`); and any order with a deadline has its Cosmos `ttl` restarted."""
 
     def __init__(self, policy: RetentionPolicy, clock: Callable[[], datetime]) -> None:
         self._policy = policy

@@ -53,7 +53,7 @@ from shared.messages import IssueInvoice, ShipOrder
 from shared.order_record import OrderPii, OrderRecord, PiiCipher, Stage
 from shared.order_repository import OrderRepository
 from shared.shipping_rules import NoRoute, ShippingRules
-from shared.telemetry import current_invocation
+from shared.telemetry import record_stage
 
 INTENT = "intent"
 PURCHASED = "purchased"
@@ -383,7 +383,5 @@ class ShippingService:
     @staticmethod
     def _outcome(outcome: str, result: list[IssueInvoice]) -> list[IssueInvoice]:
         # The outcome (a reason code) becomes the invocation's stage in telemetry.
-        record = current_invocation()
-        if record is not None:
-            record.stage(outcome)
+        record_stage(outcome)
         return result

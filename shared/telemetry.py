@@ -165,6 +165,21 @@ def current_invocation() -> InvocationRecorder | None:
     return _current.get()
 
 
+def record_stage(name: str) -> None:
+    """The running invocation's step or outcome (a reason code); nothing outside one."""
+    record = _current.get()
+    if record is not None:
+        record.stage(name)
+
+
+def record_count(name: str, value: int = 1) -> None:
+    """Add to a counter of the running invocation (a reason code, never data); nothing
+    outside one."""
+    record = _current.get()
+    if record is not None:
+        record.count(name, value)
+
+
 def error_code(exc: BaseException) -> str:
     """The documented reason code of an AppError, or the class name of any other exception."""
     return exc.code if isinstance(exc, AppError) else type(exc).__name__

@@ -13,6 +13,7 @@ from shared.document_store import (
 )
 from shared.order_record import OrderRecord, Stage
 from shared.order_repository import OrderRepository
+from tests.builders import order_record
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -24,23 +25,7 @@ def cosmos_store(fresh_cosmos_store: Callable[[str], CosmosDocumentStore]) -> Co
 
 
 def _record(ref: str, due: datetime | None = None) -> OrderRecord:
-    return OrderRecord(
-        ref=ref,
-        seller_id="S",
-        marketplace_id="M",
-        stage=Stage.READY,
-        amazon_status="UNSHIPPED",
-        amazon_updated_at=NOW,
-        created_at=NOW,
-        ship_country="DE",
-        service_level=None,
-        is_business=False,
-        latest_ship_at=None,
-        latest_delivery_at=None,
-        items=(),
-        pii=None,
-        due_at=due,
-    )
+    return order_record(at=NOW, ref=ref, due_at=due)
 
 
 @pytest.fixture(params=["cosmos", "memory"])

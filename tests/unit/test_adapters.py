@@ -18,6 +18,7 @@ from shared.key_epochs import KeyEpochs
 from shared.key_vault import MemorySecretStore
 from shared.order_record import OrderRecord, Stage
 from shared.retention import AmazonPackageStatus
+from tests.builders import order_record
 
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
 SHIPPED = NOW - timedelta(days=5)
@@ -25,24 +26,14 @@ SHIPPED = NOW - timedelta(days=5)
 
 def _record(**extra: object) -> OrderRecord:
     fields: dict[str, object] = dict(
-        ref="ref-000000001",
-        seller_id="S",
-        marketplace_id="M",
         stage=Stage.SHIPPED,
         amazon_status="SHIPPED",
         amazon_updated_at=NOW - timedelta(days=1),
         created_at=SHIPPED,
-        ship_country="DE",
-        service_level=None,
-        is_business=False,
-        latest_ship_at=None,
-        latest_delivery_at=None,
-        items=(),
-        pii=None,
         shipment={"carrier": "ups", "trackingNumber": "1Z1", "shippedAt": SHIPPED.isoformat()},
     )
     fields.update(extra)
-    return OrderRecord(**fields)  # type: ignore[arg-type]
+    return order_record(at=NOW, **fields)
 
 
 class Carrier:

@@ -8,6 +8,7 @@ from shared.document_store import MemoryDocumentStore
 from shared.order_record import OrderRecord, Stage
 from shared.order_repository import OrderRepository
 from shared.retention import RetentionPolicy, RetentionSchedule
+from tests.builders import order_record
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
@@ -15,23 +16,13 @@ POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability
 
 def _record(stage: Stage, **extra: object) -> OrderRecord:
     fields: dict[str, object] = dict(
-        ref="ref-000000001",
-        seller_id="S",
-        marketplace_id="M",
         stage=stage,
         amazon_status="X",
-        amazon_updated_at=NOW,
-        created_at=NOW,
-        ship_country="DE",
-        service_level=None,
-        is_business=False,
-        latest_ship_at=None,
         latest_delivery_at=NOW + timedelta(days=5),
-        items=(),
         pii={"epoch": "e"},
     )
     fields.update(extra)
-    return OrderRecord(**fields)  # type: ignore[arg-type]
+    return order_record(at=NOW, **fields)
 
 
 @pytest.fixture

@@ -23,20 +23,14 @@ from shared.telemetry import (
     configure_telemetry,
     current_invocation,
 )
+from tests.log_capture import Capture
 
 REF = "Qk3v_9aZ-01bcdEFghIJkl"
 # Always present on an invocation record (`order_ref_rejected` only when code erred).
 ALWAYS = INVOCATION_DIMENSIONS - {"order_ref_rejected"}
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
+class Records(Capture):
     def dims(self) -> list[dict[str, object]]:
         return [r.custom_dimensions for r in self.records if hasattr(r, "custom_dimensions")]
 
