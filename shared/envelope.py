@@ -178,8 +178,8 @@ def _decode(plaintext: bytes) -> OrderPii:
             raise TypeError("order id is not text")
         return OrderPii(
             order_id,
-            slotted_record(Buyer, _BUYER, buyer),
-            slotted_record(Address, _ADDRESS, ship_to) if ship_to is not None else None,
+            slotted_record(_BUYER, buyer),
+            slotted_record(_ADDRESS, ship_to) if ship_to is not None else None,
         )
     except (ValueError, TypeError):
         raise EnvelopeMalformed("plaintext is not order PII") from None

@@ -17,9 +17,12 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-R = TypeVar("R")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
 
 REDACTED = "<redacted>"
 
@@ -83,7 +86,7 @@ _set_value = Pii.__dict__["_value"].__set__
 _new = object.__new__
 
 
-def slotted_record(cls: type[R], layout: RecordLayout, values: Sequence[object]) -> R:
+def slotted_record(layout: RecordLayout[R], values: Sequence[object]) -> R:
     """A frozen, slotted record (Buyer, Address) built straight from decrypted values, each
     value whose layout flag is set wrapped as Pii, tracking included. The same object as the
     dataclass's constructor given `Pii(value)` for those values, at about half the cost: a
@@ -93,7 +96,7 @@ def slotted_record(cls: type[R], layout: RecordLayout, values: Sequence[object])
     if not isinstance(values, list) or not layout.required <= len(values) <= len(layout.fields):
         raise TypeError("not a layout this code knows")
     taint = _taint_get()
-    record = _new(cls)
+    record: R = _new(layout.cls)
     for (set_field, is_pii, _), value in zip(layout.fields, values, strict=False):
         if not is_pii or value is None:
             set_field(record, value)
@@ -110,13 +113,14 @@ def slotted_record(cls: type[R], layout: RecordLayout, values: Sequence[object])
     return record
 
 
-class RecordLayout:
+class RecordLayout(Generic[R]):
     """The fields of a slotted dataclass in a fixed order, each with its slot's setter, whether
     it is personal data, and its default: what `slotted_record` builds a record from."""
 
-    __slots__ = ("fields", "required")
+    __slots__ = ("cls", "fields", "required")
 
-    def __init__(self, cls: type, names: Sequence[str], plain: Collection[str]) -> None:
+    def __init__(self, cls: type[R], names: Sequence[str], plain: Collection[str]) -> None:
+        self.cls = cls
         declared = {f.name: f for f in dataclasses.fields(cls)}
         if sorted(names) != sorted(declared):
             raise ValueError(f"a layout of {cls.__name__} names each of its fields once")

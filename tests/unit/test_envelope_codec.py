@@ -32,7 +32,7 @@ def test_a_layout_names_every_field_once_required_ones_first() -> None:
 def test_slotted_record_is_the_dataclass_built_from_wrapped_values() -> None:
     row = ["Zoë", "Hauptstraße 1", "Köln", "50667", "DE", None, None, "", None, None, "+49 1", "Residential"]
     with tracking() as seen:
-        built = slotted_record(Address, ADDRESS, row)
+        built = slotted_record(ADDRESS, row)
         assert seen == {"Zoë", "Hauptstraße 1", "Köln", "50667", "+49 1"}  # plain fields untracked
     flags = [name not in {"country_code", "address_type"} for name in ADDRESS_LAYOUT]
     expected = Address(
@@ -48,7 +48,7 @@ def test_slotted_record_is_the_dataclass_built_from_wrapped_values() -> None:
 
 
 def test_slotted_record_reads_older_shorter_rows_and_refuses_others() -> None:
-    short = slotted_record(Address, ADDRESS, ["Zoë", "Weg 1", "Köln", "50667", "DE"])
+    short = slotted_record(ADDRESS, ["Zoë", "Weg 1", "Köln", "50667", "DE"])
     assert short == Address(Pii("Zoë"), Pii("Weg 1"), Pii("Köln"), Pii("50667"), "DE")
     for bad in (
         ["Zoë", "Weg 1", "Köln", "50667"],
@@ -57,7 +57,7 @@ def test_slotted_record_reads_older_shorter_rows_and_refuses_others() -> None:
         [1] * 5,
     ):
         with pytest.raises(TypeError):
-            slotted_record(Address, ADDRESS, bad)  # type: ignore[arg-type]
+            slotted_record(ADDRESS, bad)  # type: ignore[arg-type]
 
 
 @settings(max_examples=3000)
