@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -84,40 +84,25 @@ class Pii:
 # `__setattr__` refuses every assignment, so only this module writes the slot.
 _set_value = Pii.__dict__["_value"].__set__
 _new = object.__new__
-
-
-def slotted_record(layout: RecordLayout[R], values: Sequence[object]) -> R:
-    """A frozen, slotted record (Buyer, Address) built straight from decrypted values, each
-    value whose layout flag is set wrapped as Pii, tracking included. The same object as the
-    dataclass's constructor given `Pii(value)` for those values, at about half the cost: a
-    frozen dataclass's `__init__` stores every field through `object.__setattr__`, here each
-    goes through its slot's own setter, with no list in between. `values` may be shorter than
-    the layout (layouts grow at the end); the fields after it get their defaults."""
-    if not isinstance(values, list) or not layout.required <= len(values) <= len(layout.fields):
-        raise TypeError("not a layout this code knows")
-    taint = _taint_get()
-    record: R = _new(layout.cls)
-    for (set_field, is_pii, _), value in zip(layout.fields, values, strict=False):
-        if not is_pii or value is None:
-            set_field(record, value)
-            continue
-        if not isinstance(value, str):
-            raise TypeError("Pii holds text only")
-        pii = _new(Pii)
-        _set_value(pii, value)
-        set_field(record, pii)
-        if taint is not None and value:
-            taint.add(value)
-    for set_field, _, default in layout.fields[len(values) :]:
-        set_field(record, default)
-    return record
+_REFUSED = "not a layout this code knows"
 
 
 class RecordLayout(Generic[R]):
-    """The fields of a slotted dataclass in a fixed order, each with its slot's setter, whether
-    it is personal data, and its default: what `slotted_record` builds a record from."""
+    """The fields of a frozen, slotted dataclass (Buyer, Address, OrderPii) in a fixed order,
+    each marked personal data or not, and two functions compiled for that order:
 
-    __slots__ = ("cls", "fields", "required")
+    `build(values)` is the record built from a list of decrypted values, each personal one
+    wrapped as Pii (tracking included): the same object as the dataclass's constructor given
+    `Pii(value)` for those values, for 70 % of its cost (an Address: 1.8 µs against 2.5). A
+    frozen dataclass's `__init__` stores every field through `object.__setattr__`; here each
+    value goes through its slot's own setter, in straight-line code with no loop
+    (dataclasses compiles its `__init__` the same way). `values` may be shorter than the
+    layout (layouts grow at the end): the fields after it get their defaults.
+
+    `reveal(record)` is the list of its values in layout order, each Pii as its text: the
+    record at the moment of encryption."""
+
+    __slots__ = ("build", "cls", "reveal")
 
     def __init__(self, cls: type[R], names: Sequence[str], plain: Collection[str]) -> None:
         self.cls = cls
@@ -126,18 +111,78 @@ class RecordLayout(Generic[R]):
             raise ValueError(f"a layout of {cls.__name__} names each of its fields once")
         defaults = [declared[name].default for name in names]
         # Fields without a default are the leading ones: older, shorter rows must hold them.
-        self.required = sum(1 for default in defaults if default is dataclasses.MISSING)
-        if dataclasses.MISSING in defaults[self.required :]:
+        required = sum(1 for default in defaults if default is dataclasses.MISSING)
+        if dataclasses.MISSING in defaults[required:]:
             raise ValueError("a layout lists the required fields first")
-        self.fields: tuple[tuple[Callable[[Any, Any], None], bool, object], ...] = tuple(
-            (cls.__dict__[name].__set__, name not in plain, default)
-            for name, default in zip(names, defaults, strict=True)
-        )
+        is_pii = [name not in plain for name in names]
+        if any(
+            pii and default is not None
+            for pii, default in zip(is_pii[required:], defaults[required:], strict=True)
+        ):
+            raise ValueError("a personal field's default is None")
+        self.build: Callable[[list[Any]], R] = _compile_build(cls, names, is_pii, required, defaults)
+        self.reveal: Callable[[R], list[Any]] = _compile_reveal(names, is_pii)
 
 
-def reveal_each(values: Iterable[object]) -> list[Any]:
-    """Each Pii's text, other values as they are: a record's fields at the moment of encryption."""
-    return [value._value if isinstance(value, Pii) else value for value in values]
+def _compile(name: str, source: list[str], namespace: dict[str, Any]) -> Any:
+    # The source is built from field positions and this module's constants only, never from
+    # data: the same technique as dataclasses' generated __init__.
+    exec(compile("\n".join(source), f"<RecordLayout.{name}>", "exec"), namespace)  # noqa: S102  # nosec B102
+    return namespace[name]
+
+
+def _compile_build(
+    cls: type[R], names: Sequence[str], is_pii: Sequence[bool], required: int, defaults: list[object]
+) -> Callable[[list[Any]], R]:
+    count = len(names)
+    variables = ", ".join(f"v{i}" for i in range(count))
+    source = [
+        "def build(values):",
+        "    if type(values) is not list:",
+        "        raise TypeError(_REFUSED)",
+        f"    if len(values) != {count}:",
+        f"        if not {required} <= len(values) < {count}:",
+        "            raise TypeError(_REFUSED)",
+        "        values = values + _defaults[len(values):]",
+        f"    {variables}, = values",
+        "    taint = _taint_get()",
+        "    record = _new(_cls)",
+    ]
+    namespace: dict[str, Any] = {
+        "_REFUSED": _REFUSED,
+        "_defaults": defaults,
+        "_taint_get": _taint_get,
+        "_new": _new,
+        "_cls": cls,
+        "_Pii": Pii,
+        "_set_value": _set_value,
+    }
+    for i, (name, pii) in enumerate(zip(names, is_pii, strict=True)):
+        namespace[f"_set{i}"] = cls.__dict__[name].__set__
+        if pii:
+            source += [
+                f"    if v{i} is not None:",
+                f"        if type(v{i}) is not str:",
+                "            raise TypeError('Pii holds text only')",
+                f"        if taint is not None and v{i}:",
+                f"            taint.add(v{i})",
+                "        pii = _new(_Pii)",
+                f"        _set_value(pii, v{i})",
+                f"        v{i} = pii",
+            ]
+        source.append(f"    _set{i}(record, v{i})")
+    source.append("    return record")
+    return _compile("build", source, namespace)  # type: ignore[no-any-return]
+
+
+def _compile_reveal(names: Sequence[str], is_pii: Sequence[bool]) -> Callable[[Any], list[Any]]:
+    # `names` are the dataclass's own field names (RecordLayout checked them): identifiers.
+    source = ["def reveal(record):", *(f"    v{i} = record.{name}" for i, name in enumerate(names))]
+    values = ", ".join(
+        f"v{i}._value if type(v{i}) is _Pii else v{i}" if pii else f"v{i}" for i, pii in enumerate(is_pii)
+    )
+    source.append(f"    return [{values}]")
+    return _compile("reveal", source, {"_Pii": Pii})  # type: ignore[no-any-return]
 
 
 def pii_or_none(value: object) -> Pii | None:

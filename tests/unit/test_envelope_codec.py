@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain import Address, Buyer
-from shared.envelope import ADDRESS_LAYOUT, EnvelopeMalformed, _loads, _unb64
-from shared.pii import Pii, RecordLayout, reveal_each, slotted_record, tracking
+from shared.envelope import ADDRESS_LAYOUT, EnvelopeMalformed, _dumps, _loads, _unb64
+from shared.pii import Pii, RecordLayout, tracking
 
 B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n "
 
@@ -27,12 +28,22 @@ def test_a_layout_names_every_field_once_required_ones_first() -> None:
         RecordLayout(Buyer, ("name", "email", "company", "vat_id", "name"), ())
     with pytest.raises(ValueError, match="required fields first"):
         RecordLayout(Address, ("line2", *(n for n in ADDRESS_LAYOUT if n != "line2")), ())
+    # A row too short to hold a personal field gets its default, which is never wrapped.
+    with pytest.raises(ValueError, match="default is None"):
+        RecordLayout(Labelled, ("text", "label"), ())
+    assert RecordLayout(Labelled, ("text", "label"), {"label"}).build(["x"]) == Labelled(Pii("x"))
 
 
-def test_slotted_record_is_the_dataclass_built_from_wrapped_values() -> None:
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    text: Pii
+    label: str = "plain"
+
+
+def test_build_is_the_dataclass_built_from_wrapped_values() -> None:
     row = ["Zoë", "Hauptstraße 1", "Köln", "50667", "DE", None, None, "", None, None, "+49 1", "Residential"]
     with tracking() as seen:
-        built = slotted_record(ADDRESS, row)
+        built = ADDRESS.build(row)
         assert seen == {"Zoë", "Hauptstraße 1", "Köln", "50667", "+49 1"}  # plain fields untracked
     flags = [name not in {"country_code", "address_type"} for name in ADDRESS_LAYOUT]
     expected = Address(
@@ -47,8 +58,8 @@ def test_slotted_record_is_the_dataclass_built_from_wrapped_values() -> None:
         built.city = Pii("Bonn")  # type: ignore[misc]  # still frozen
 
 
-def test_slotted_record_reads_older_shorter_rows_and_refuses_others() -> None:
-    short = slotted_record(ADDRESS, ["Zoë", "Weg 1", "Köln", "50667", "DE"])
+def test_build_reads_older_shorter_rows_and_refuses_others() -> None:
+    short = ADDRESS.build(["Zoë", "Weg 1", "Köln", "50667", "DE"])
     assert short == Address(Pii("Zoë"), Pii("Weg 1"), Pii("Köln"), Pii("50667"), "DE")
     for bad in (
         ["Zoë", "Weg 1", "Köln", "50667"],
@@ -57,7 +68,7 @@ def test_slotted_record_reads_older_shorter_rows_and_refuses_others() -> None:
         [1] * 5,
     ):
         with pytest.raises(TypeError):
-            slotted_record(ADDRESS, bad)  # type: ignore[arg-type]
+            ADDRESS.build(bad)  # type: ignore[arg-type]
 
 
 @settings(max_examples=3000)
@@ -91,5 +102,18 @@ def test_loads_has_the_verdict_of_json_loads(text: str) -> None:
     assert _loads(text) == expected
 
 
-def test_reveal_each() -> None:
-    assert reveal_each((Pii("Zoë"), None, "DE")) == ["Zoë", None, "DE"]
+def test_reveal_gives_each_field_in_layout_order_pii_as_text() -> None:
+    address = Address(Pii("Zoë"), Pii("Weg 1"), Pii("Köln"), Pii("50667"), "DE", phone=Pii("+49 1"))
+    expected = ["Zoë", "Weg 1", "Köln", "50667", "DE", None, None, None, None, None, "+49 1", None]
+    assert ADDRESS.reveal(address) == expected
+    assert ADDRESS.build(ADDRESS.reveal(address)) == address
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.text(), lambda inner: st.lists(inner, max_size=5), max_leaves=20
+).filter(lambda value: isinstance(value, list))
+
+
+@given(JSON_VALUES)
+def test_dumps_writes_what_the_json_module_writes(value: list[object]) -> None:
+    assert _dumps(value) == json.dumps(value, separators=(",", ":")).encode("ascii")
