@@ -3,7 +3,14 @@
 Polling. Per seller one cursor document in the `state` container (CAS on `_etag`):
 
     {"id": "orders-cursor", "pk": "seller|A1SELLER", "watermark": "...", "lastPollAt": "...",
-     "cycle": {"after": "...", "token": "<nextToken>", "before": "...", "startedAt": "..."}}
+     "cycle": {"after": "...", "token": "<nextToken>", "before": "...", "startedAt": "..."},
+     "budget": {"tokens": 19.0, "at": "...", "rate": 0.0056, "burst": 20}}
+
+`budget` is searchOrders' token bucket (`shared.rate_budget.Bucket`): only this timer calls
+searchOrders, so the bucket travels with the cursor and a page costs one write, not two. A
+poll that finds nothing new writes nothing, as long as the token it spent is back before the
+next poll (see `_poll_seller`); the cursor is written at least every `CURSOR_HEARTBEAT` all
+the same, so `lastPollAt` shows the timer runs and the search window stays short.
 
 A cycle searches `lastUpdatedAfter = watermark - OVERLAP` (clock skew between Amazon and us)
 page by page, 100 orders a page, merchant-fulfilled only. After each page is stored, the
@@ -48,7 +55,7 @@ from shared.messages import ShipOrder
 from shared.notifications import OrderChange, parse_order_change
 from shared.order_record import OrderPii, OrderRecord, PiiCipher, ReferenceMaker, Stage
 from shared.order_repository import OrderRepository
-from shared.rate_budget import GET_ORDER, SEARCH_ORDERS, RateBudget, seller_partition
+from shared.rate_budget import GET_ORDER, SEARCH_ORDERS, Bucket, RateBudget, seller_partition
 from shared.settings import SellerAccount, Settings
 from shared.spapi_gateway import (
     FetchedOrder,
@@ -69,6 +76,9 @@ NOT_FOUND_RETRIES = 3  # getOrder may lag a fresh notification: retry before cal
 NOT_FOUND_DELAY_S = 60.0
 MAX_CAS_ATTEMPTS = 5
 CURSOR_ID = "orders-cursor"
+# A poll that finds nothing writes nothing; the cursor is written at least this often all the
+# same, which bounds the next search's window and tells `poll_covers` the timer still runs.
+CURSOR_HEARTBEAT = timedelta(hours=6)
 NO_ADDRESS = "order_without_address"
 # A ready order whose shipment never started (the poll died after storing it, before the host
 # sent its message; or the message was poisoned) is sent again after this long, at most
@@ -145,8 +155,9 @@ class PollStats:
 class _Cursor:
     doc: Document
     watermark: datetime | None
-    last_poll_at: datetime | None
+    last_poll_at: datetime | None  # the last write: at least every CURSOR_HEARTBEAT of polling
     cycle: dict[str, Any] | None
+    budget: Bucket  # searchOrders' token bucket as written
 
 
 def _time(value: object) -> datetime | None:
@@ -251,13 +262,24 @@ class IngestionService:
     def _poll_seller(
         self, seller: SellerAccount, now: datetime, stats: PollStats, ready: list[ShipOrder]
     ) -> None:
-        cursor = self._load_cursor(seller.seller_id)
+        cursor = self._load_cursor(seller.seller_id, now)
+        bucket = cursor.budget.refilled(now)
+        # A poll that finds nothing may write nothing: when no backfill is running and the
+        # token it spends is back in the bucket before the next poll, the stored state stays
+        # exact without recording it (searchOrders refills one token in 179 s; the timer
+        # polls every 5 minutes). The heartbeat writes all the same every CURSOR_HEARTBEAT.
+        could_be_quiet = (
+            cursor.cycle is None
+            and bucket.is_full
+            and 1.0 / bucket.rate <= self._poll_interval.total_seconds()
+        )
+        pages = 0
         restarted = False
         while True:
             cycle = cursor.cycle or self._new_cycle(cursor, now)
-            grant = self._budget.try_acquire(seller.seller_id, SEARCH_ORDERS, now)
-            if not grant.granted:
+            if bucket.tokens < 1.0:
                 break
+            bucket = bucket.taken()
             try:
                 page = self._gateway.search_orders(
                     seller.seller_id,
@@ -267,16 +289,17 @@ class IngestionService:
                 )
             except SpApiThrottled as exc:
                 stats.throttled += 1
-                self._budget.throttled(seller.seller_id, SEARCH_ORDERS, now, exc.rate)
-                break
+                self._save_cursor(cursor, now, cycle=cursor.cycle, budget=bucket.emptied(exc.rate))
+                return
             except SpApiRejected:
                 if not cycle.get("token") or restarted:
                     raise
                 # An expired pagination token (24 h): start the cycle again from the watermark.
                 restarted = True
-                cursor = self._save_cursor(cursor, now, cycle=None)
+                cursor = self._save_cursor(cursor, now, cycle=None, budget=bucket)
                 continue
-            self._budget.observe(seller.seller_id, SEARCH_ORDERS, now, page.rate)
+            bucket = bucket.observed(page.rate)
+            pages += 1
             stats.pages += 1
             self._store_page(seller, page, now, stats, ready)
             if page.next_token:
@@ -284,17 +307,24 @@ class IngestionService:
                     page.last_updated_before.isoformat() if page.last_updated_before else None
                 )
                 cursor = self._save_cursor(
-                    cursor, now, cycle={**cycle, "token": page.next_token, "before": before}
+                    cursor, now, cycle={**cycle, "token": page.next_token, "before": before}, budget=bucket
                 )
                 continue
+            if could_be_quiet and pages == 1 and not page.orders and not self._heartbeat_due(cursor, now):
+                return
             done_at = page.last_updated_before or _time(cycle.get("before"))
             watermark = done_at or datetime.fromisoformat(cycle["startedAt"]) - SEARCH_LAG
             if cursor.watermark is not None:
                 watermark = max(watermark, cursor.watermark)
-            cursor = self._save_cursor(cursor, now, cycle=None, watermark=watermark)
-            break
-        if cursor.last_poll_at != now:
-            self._save_cursor(cursor, now, cycle=cursor.cycle)
+            self._save_cursor(cursor, now, cycle=None, watermark=watermark, budget=bucket)
+            return
+        # Out of tokens: nothing changed since the last write, unless it is time for a heartbeat.
+        if self._heartbeat_due(cursor, now):
+            self._save_cursor(cursor, now, cycle=cursor.cycle, budget=bucket)
+
+    @staticmethod
+    def _heartbeat_due(cursor: _Cursor, now: datetime) -> bool:
+        return cursor.last_poll_at is None or now - cursor.last_poll_at >= CURSOR_HEARTBEAT
 
     def _new_cycle(self, cursor: _Cursor, now: datetime) -> dict[str, Any]:
         start = (cursor.watermark - OVERLAP) if cursor.watermark else now - self._backfill
@@ -327,10 +357,17 @@ class IngestionService:
 
     # ---- cursor ----------------------------------------------------------------------------
 
-    def _load_cursor(self, seller_id: str) -> _Cursor:
+    def _load_cursor(self, seller_id: str, now: datetime) -> _Cursor:
         partition = seller_partition(seller_id)
         doc = self._store.read(STATE, partition, CURSOR_ID) or {"id": CURSOR_ID, "pk": partition}
-        return _Cursor(doc, _time(doc.get("watermark")), _time(doc.get("lastPollAt")), doc.get("cycle"))
+        budget = doc.get("budget")
+        return _Cursor(
+            doc,
+            _time(doc.get("watermark")),
+            _time(doc.get("lastPollAt")),
+            doc.get("cycle"),
+            Bucket.from_doc(budget) if budget else Bucket.full(self._budget.plan(SEARCH_ORDERS), now),
+        )
 
     def _save_cursor(
         self,
@@ -338,6 +375,7 @@ class IngestionService:
         now: datetime,
         *,
         cycle: Mapping[str, Any] | None,
+        budget: Bucket,
         watermark: datetime | None = None,
     ) -> _Cursor:
         """CAS; a `WriteConflict` means another instance moved the cursor: this poll stops."""
@@ -348,24 +386,27 @@ class IngestionService:
             "watermark": mark.isoformat() if mark else None,
             "lastPollAt": now.isoformat(),
             "cycle": dict(cycle) if cycle else None,
+            "budget": budget.to_doc(),
         }
         etag = cursor.doc.get("_etag")
         saved = self._store.replace(STATE, body, etag) if etag else self._store.create(STATE, body)
-        return _Cursor(saved, mark, now, saved.get("cycle"))
+        return _Cursor(saved, mark, now, saved.get("cycle"), budget)
 
     def poll_covers(self, seller_id: str, change_time: datetime | None, now: datetime) -> bool:
-        """Will the next timer poll return an order changed at `change_time` anyway?"""
+        """Will a timer poll within the next two intervals return an order changed at
+        `change_time` anyway? (The next poll comes within one interval; when its search ends
+        before `change_time`, the one after starts from that end.)"""
         if change_time is None:
             return False
-        cursor = self._load_cursor(seller_id)
+        cursor = self._load_cursor(seller_id, now)
         if cursor.cycle is not None or cursor.watermark is None or cursor.last_poll_at is None:
             return False  # a backfill is running: the next cycle may be hours away
-        next_poll = max(now, cursor.last_poll_at + self._poll_interval)
-        if next_poll - now > self._poll_interval:
-            return False
+        if now - cursor.last_poll_at > CURSOR_HEARTBEAT + self._poll_interval:
+            return False  # no heartbeat: the timer is not running
+        next_poll = now + self._poll_interval
         if not cursor.watermark - OVERLAP <= change_time <= next_poll - SEARCH_LAG:
             return False
-        return self._budget.available_at(seller_id, SEARCH_ORDERS, now) <= next_poll
+        return cursor.budget.refilled(now).wait_for_one() <= self._poll_interval.total_seconds()
 
     # ---- storing ---------------------------------------------------------------------------
 

@@ -5,8 +5,11 @@ in requests per second and a burst). Several function instances (timer, notifica
 scaled out) spend the same bucket, so its state lives in the Cosmos `state` container, one
 small document per seller and operation, changed only by compare-and-swap on `_etag`:
 
-    {"id": "budget|searchOrders", "pk": "seller|A1SELLER", "tokens": 19.0, "at": "...",
-     "rate": 0.0056, "burst": 20}
+    {"id": "budget|getOrder", "pk": "seller|A1SELLER", "tokens": 29.0, "at": "...",
+     "rate": 0.5, "burst": 30}
+
+searchOrders is the exception: only the polling timer calls it, so its bucket travels inside
+the poll cursor document (`shared.ingestion`) and costs no write of its own.
 
 Why Cosmos and not a blob lease: a lease serialises callers (one holder, the rest wait or
 poll), while a CAS'd counter lets every instance take a token in one read and one conditional
@@ -25,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.document_store import STATE, Document, DocumentStore, WriteConflict
 
@@ -62,19 +66,51 @@ def seller_partition(seller_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Bucket:
+class Bucket:
+    """One token bucket's state as of `at`; stored as `to_doc()` inside a state document."""
+
     tokens: float
     at: datetime
     rate: float
     burst: int
 
-    def refilled(self, now: datetime) -> _Bucket:
+    @classmethod
+    def full(cls, plan: Plan, now: datetime) -> Bucket:
+        return cls(float(plan.burst), now, plan.rate, plan.burst)
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Bucket:
+        return cls(
+            float(doc["tokens"]), datetime.fromisoformat(doc["at"]), float(doc["rate"]), int(doc["burst"])
+        )
+
+    def to_doc(self) -> dict[str, object]:
+        return {"tokens": self.tokens, "at": self.at.isoformat(), "rate": self.rate, "burst": self.burst}
+
+    def refilled(self, now: datetime) -> Bucket:
         elapsed = max(0.0, (now - self.at).total_seconds())
         tokens = min(float(self.burst), self.tokens + elapsed * self.rate)
-        return _Bucket(tokens, max(self.at, now), self.rate, self.burst)
+        return Bucket(tokens, max(self.at, now), self.rate, self.burst)
 
     def wait_for_one(self) -> float:
         return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
+    @property
+    def is_full(self) -> bool:
+        return self.tokens >= self.burst
+
+    def taken(self) -> Bucket:
+        return Bucket(self.tokens - 1.0, self.at, self.rate, self.burst)
+
+    def emptied(self, rate: float | None) -> Bucket:
+        """After a 429: nothing left, and Amazon's live rate when it sent one."""
+        return Bucket(0.0, self.at, rate if rate is not None and rate > 0 else self.rate, self.burst)
+
+    def observed(self, rate: float | None) -> Bucket:
+        """Amazon's live rate from `x-amzn-RateLimit-Limit`, when it sent one."""
+        if rate is None or rate <= 0 or rate == self.rate:
+            return self
+        return Bucket(self.tokens, self.at, rate, self.burst)
 
 
 class RateBudget:
@@ -92,7 +128,7 @@ class RateBudget:
             if bucket.tokens < 1.0:
                 return Acquired(False, bucket.wait_for_one())
             try:
-                self._save(doc, _Bucket(bucket.tokens - 1.0, bucket.at, bucket.rate, bucket.burst))
+                self._save(doc, bucket.taken())
             except WriteConflict:
                 continue
             return Acquired(True)
@@ -107,21 +143,16 @@ class RateBudget:
         """Adopt the live rate Amazon reported in `x-amzn-RateLimit-Limit` (no-op if unchanged)."""
         if rate is None or rate <= 0:
             return
-        self._change(seller_id, operation, now, lambda b: None if b.rate == rate else _with_rate(b, rate))
+        self._change(seller_id, operation, now, lambda b: None if b.rate == rate else b.observed(rate))
 
     def throttled(self, seller_id: str, operation: str, now: datetime, rate: float | None) -> float:
         """Amazon answered 429: empty the bucket (and adopt `rate`); returns the wait in seconds."""
-        live = rate if rate is not None and rate > 0 else None
-
-        def empty(bucket: _Bucket) -> _Bucket:
-            return _Bucket(0.0, bucket.at, live or bucket.rate, bucket.burst)
-
-        bucket = self._change(seller_id, operation, now, empty)
+        bucket = self._change(seller_id, operation, now, lambda b: b.emptied(rate))
         return 1.0 / bucket.rate
 
     def _change(
-        self, seller_id: str, operation: str, now: datetime, fn: Callable[[_Bucket], _Bucket | None]
-    ) -> _Bucket:
+        self, seller_id: str, operation: str, now: datetime, fn: Callable[[Bucket], Bucket | None]
+    ) -> Bucket:
         for _ in range(MAX_CAS_ATTEMPTS):
             doc, bucket = self._load(seller_id, operation, now)
             changed = fn(bucket)
@@ -134,33 +165,18 @@ class RateBudget:
             return changed
         raise WriteConflict("rate budget kept changing")
 
-    def _load(self, seller_id: str, operation: str, now: datetime) -> tuple[Document, _Bucket]:
+    def _load(self, seller_id: str, operation: str, now: datetime) -> tuple[Document, Bucket]:
         partition = seller_partition(seller_id)
         doc_id = f"budget|{operation}"
         doc = self._store.read(STATE, partition, doc_id)
         if doc is None:
-            plan = self._plans[operation]
-            return {"id": doc_id, "pk": partition}, _Bucket(float(plan.burst), now, plan.rate, plan.burst)
-        bucket = _Bucket(
-            float(doc["tokens"]), datetime.fromisoformat(doc["at"]), float(doc["rate"]), int(doc["burst"])
-        )
-        return doc, bucket.refilled(now)
+            return {"id": doc_id, "pk": partition}, Bucket.full(self._plans[operation], now)
+        return doc, Bucket.from_doc(doc).refilled(now)
 
-    def _save(self, doc: Document, bucket: _Bucket) -> None:
-        body = {
-            "id": doc["id"],
-            "pk": doc["pk"],
-            "tokens": bucket.tokens,
-            "at": bucket.at.isoformat(),
-            "rate": bucket.rate,
-            "burst": bucket.burst,
-        }
+    def _save(self, doc: Document, bucket: Bucket) -> None:
+        body = {"id": doc["id"], "pk": doc["pk"], **bucket.to_doc()}
         etag = doc.get("_etag")
         if etag is None:
             self._store.create(STATE, body)
         else:
             self._store.replace(STATE, body, etag)
-
-
-def _with_rate(bucket: _Bucket, rate: float) -> _Bucket:
-    return _Bucket(bucket.tokens, bucket.at, rate, bucket.burst)

@@ -22,6 +22,7 @@ from local.sample_orders import generate
 from local.spapi_server import SimClock, SpApiStandIn
 from shared.document_store import ORDERS, STATE, Document, MemoryDocumentStore
 from shared.ingestion import (
+    CURSOR_HEARTBEAT,
     IngestionService,
     IngestThrottled,
     OrderNotFound,
@@ -89,10 +90,13 @@ class WriteLog(MemoryDocumentStore):
     def __init__(self) -> None:
         super().__init__()
         self.order_writes: list[tuple[str, str, str]] = []
+        self.state_writes: list[str] = []
 
     def _log(self, container: str, doc: Document) -> None:
         if container == ORDERS:
             self.order_writes.append((doc["id"], doc["amazonUpdatedAt"], doc["stage"]))
+        if container == STATE:
+            self.state_writes.append(doc["id"])
 
     def create(self, container: str, doc: Document) -> Document:
         created = super().create(container, doc)
@@ -165,7 +169,12 @@ class StandInGateway:
 class World:
     """A stand-in, a store and the service, sharing one simulated clock."""
 
-    def __init__(self, orders: list[dict[str, Any]], marketplaces: tuple[str, ...] = (DE, FR)) -> None:
+    def __init__(
+        self,
+        orders: list[dict[str, Any]],
+        marketplaces: tuple[str, ...] = (DE, FR),
+        poll_interval: timedelta = timedelta(minutes=5),
+    ) -> None:
         self.clock = SimClock(START)
         self.stand_in = SpApiStandIn(orders, clock=self.clock)
         self.store = WriteLog()
@@ -181,7 +190,7 @@ class World:
             refs=self.refs,
             gateway=StandInGateway(self.stand_in),
             budget=RateBudget(self.store),
-            poll_interval=timedelta(minutes=5),
+            poll_interval=poll_interval,
             backfill=timedelta(days=45),
         )
 
@@ -350,6 +359,53 @@ def test_an_outage_keeps_the_cursor_and_the_next_poll_finishes() -> None:
     assert world.poll() == [] and world.service.last_poll.skipped == {"spapi_unavailable": 1}
     world.clock.advance(300)
     assert world.poll() == [ShipOrder(world.ref(new["orderId"]))]
+
+
+def test_a_poll_that_finds_nothing_writes_nothing_until_the_heartbeat() -> None:
+    world = World(orders_in(30, afn_share=0.0))
+    world.poll()
+    # One write per page, cursor and searchOrders budget together; no budget document.
+    assert world.store.state_writes == ["orders-cursor"]
+    cursor = world.store.read(STATE, f"seller|{SELLER}", "orders-cursor")
+    assert cursor is not None and cursor["budget"]["tokens"] == 19.0
+    searches = world.stand_in.calls[SEARCH_ORDERS]
+    for _ in range(12):
+        world.clock.advance(300)
+        assert world.poll() == []
+    assert world.stand_in.calls[SEARCH_ORDERS] == searches + 12  # it did poll, every time
+    assert world.store.state_writes == ["orders-cursor"]
+    world.clock.advance(CURSOR_HEARTBEAT.total_seconds())
+    world.poll()
+    assert world.store.state_writes == ["orders-cursor"] * 2
+    # A change found is written at once, with the watermark moved past it.
+    pending = next(
+        o for o in orders_in(30, afn_share=0.0) if o["fulfillment"]["fulfillmentStatus"] == "PENDING"
+    )
+    world.stand_in.set_fulfillment_status(pending["orderId"], "UNSHIPPED")
+    world.clock.advance(300)
+    assert world.poll() == [ShipOrder(world.ref(pending["orderId"]))]
+    assert world.store.state_writes == ["orders-cursor"] * 3
+
+
+def test_polls_faster_than_the_budget_refills_record_every_token() -> None:
+    world = World(orders_in(5, afn_share=0.0), poll_interval=timedelta(minutes=1))
+    for _ in range(25):
+        world.poll()
+        world.clock.advance(60)
+    # A token refills in 179 s: unrecorded tokens would overdraw Amazon's bucket.
+    assert world.store.state_writes == ["orders-cursor"] * 25
+    assert world.stand_in.throttled[SEARCH_ORDERS] == 0
+
+
+def test_without_a_heartbeat_a_notification_is_fetched_not_left_to_the_poll() -> None:
+    first, later = one_order("UNSHIPPED", seed=1), one_order("PENDING", seed=2)
+    world = World([first, later])
+    world.poll()
+    world.clock.advance((CURSOR_HEARTBEAT + timedelta(minutes=10)).total_seconds())  # the timer stopped
+    world.stand_in.set_fulfillment_status(later["orderId"], "UNSHIPPED")
+    changed = world.stand_in.order(later["orderId"])["lastUpdatedTime"]
+    assert world.service.handle_notification(notification(later, change_time=changed), 1, world.now())
+    assert world.stand_in.calls[GET_ORDER] == 1
 
 
 def test_stage_transitions_and_orders_past_ready_keep_their_stage() -> None:
