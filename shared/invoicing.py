@@ -7,8 +7,9 @@ Steps of `issue`, each safe to repeat when the message is redelivered:
 3. open the buyer's data in memory, render the PDF, store it sealed under the order's data key
    (so it is crypto-shredded with the order: the 7-day rule), and archive a copy where the
    seller's tax law requires it (`shared.invoices.archive`);
-4. record the document on the order (CAS), then release the claim. Where the invoice goes to
-   Amazon, the same write marks it `uploading` with this invocation's attempt id;
+4. record the document on the order (CAS); the counter drops the claim in a later allocation,
+   once it is a week old and the order holds the number. Where the invoice goes to Amazon, the
+   same write marks it `uploading` with this invocation's attempt id;
 5. upload it with the UPLOAD_VAT_INVOICE feed and record the feed id and status (CAS). An
    answer that proves nothing was sent (throttled, unavailable) puts the mark back to `pending`
    and raises a transient error: the redelivered message resumes at this step. A mark left by
@@ -154,11 +155,6 @@ class InvoicingService:
                 return
             record = stored
         self._deliver(record, kind, attempt)
-        # Settled after the delivery, so a failure here cannot strand a fresh `uploading` mark;
-        # a no-op read when a redelivery finds it settled already.
-        doc = _doc(record, kind)
-        if doc is not None:
-            self._counter.release(str(doc["series"]), f"{record.ref}:{kind}", now)
 
     def _delivery_plan(self, record: OrderRecord, kind: str, attempt: str) -> dict[str, str]:
         if not self._uploads(record):
@@ -177,7 +173,7 @@ class InvoicingService:
         prefix = self._profile.credit_note_prefix if kind == CREDIT_NOTE else self._profile.invoice_prefix
         series = f"{prefix}{now.year}"
         claim = f"{record.ref}:{kind}"
-        allocation = self._counter.allocate(series, claim, now)
+        allocation = self._counter.allocate(series, claim, now, self._claim_settled)
         if allocation.reused:
             # A concurrent delivery of the same message may have finished meanwhile.
             current = self._orders.get(record.ref)
@@ -209,6 +205,18 @@ class InvoicingService:
         if stored is None:
             self._counter.void(series, claim, now)
         return stored
+
+    def _claim_settled(self, claim: str, number: int) -> bool:
+        """The counter may drop an old claim: its order holds the number, or is gone (purged
+        or erased). One case leaves the number unexplained in the counter: a worker dying
+        between allocating and recording, then the order erased before the redelivery; the
+        audit trail's erasure record is the explanation."""
+        ref, _, kind = claim.rpartition(":")
+        record = self._orders.get(ref)
+        if record is None:
+            return True
+        doc = _doc(record, kind)
+        return doc is not None and doc.get("number") == number
 
     def _build(self, record: OrderRecord, kind: str, number_text: str, now: datetime) -> InvoiceData:
         if record.pii is None:

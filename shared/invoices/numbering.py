@@ -1,20 +1,19 @@
 """Gap-free invoice numbers per series: a compare-and-swap counter in the Cosmos `state` container.
 
-One counter document per series (`id` = `pk` = "invoice-series:<series>") holds
-`next` (the next number to hand out), `pending` ({claim key: number}: numbers handed out whose
-invoice is not yet recorded on its order) and `recorded` ({claim key: [number, recorded at]}:
-claims settled in the last `RECENT_DAYS`). Allocation is one CAS that increments `next` and
-writes the claim in the same write, so a number is never handed out without its owner being
-written down beside it:
+One counter document per series (`id` = `pk` = "invoice-series:<series>") holds `next` (the
+next number to hand out) and `claims` ({claim key: [number, claimed at]}: the numbers handed
+out, each with its owner, the order reference and document kind). Allocation is one CAS that
+increments `next` and writes the claim in the same write, so a number is never handed out
+without its owner being written down beside it:
 
-- a redelivered message with the same claim key (order ref + kind) gets the number it already
-  has, pending or recently recorded: never a second one, and no gap from a crash between
-  allocate and record. Keeping recorded claims for a while covers a redelivery that read the
-  order before the first delivery recorded it and allocates after that delivery finished;
-- after the number is on the order document, `release` moves the claim to `recorded`; claims
-  recorded more than `RECENT_DAYS` ago are pruned on a later allocation (by then a redelivery
-  finds the number on the order), which bounds the document's size. Pending claims are never
-  pruned: a poisoned message replayed weeks later still gets its number;
+- a delivery of the same message (a redelivery, or a copy racing the first) gets the number
+  its claim already holds: never a second one, and no gap from a crash between allocating and
+  recording the number on the order;
+- a claim stays for at least `RECENT_DAYS`. After that a later allocation drops it in its own
+  write, once the order holds the number, or the order is gone (purged or erased). So recording
+  an invoice costs no counter write of its own, and the document stays about a week of
+  invoices long. A claim whose order exists without the number (its message poisoned before
+  recording) stays: replayed weeks later, it still gets its own number;
 - a claim whose order disappeared before recording is moved to `voided` with the date, so the
   register explains the number instead of reusing it (numbers are never reused).
 
@@ -41,6 +40,11 @@ from shared.errors import TransientError
 MAX_ATTEMPTS = 400
 BACKOFF_CAP_S = 2.0
 RECENT_DAYS = 7
+SETTLE_CHECKS = 10  # old claims checked per allocation: a bounded number of reads
+
+# `settled(claim, number)`: True when the claim's entry may go: its order holds the number, or
+# the order is gone. The owner of the claim keys (invoicing) answers it.
+ClaimSettled = Callable[[str, int], bool]
 
 
 class CounterBusy(TransientError):
@@ -77,48 +81,49 @@ class InvoiceCounter:
         with self._locks_guard:
             return self._locks.setdefault(series, threading.Lock())
 
-    def allocate(self, series: str, claim: str, now: datetime) -> Allocation:
-        """The number for `claim` in `series`: the one it holds, or the next free one."""
+    def allocate(self, series: str, claim: str, now: datetime, settled: ClaimSettled) -> Allocation:
+        """The number for `claim` in `series`: the one it holds, or the next free one. Claims
+        older than `RECENT_DAYS` for which `settled(claim, number)` holds are dropped in the
+        same write (at most `SETTLE_CHECKS` of them, oldest first, each checked once here)."""
         result: list[Allocation] = []
-        horizon = (now - timedelta(days=RECENT_DAYS)).isoformat()
+        done = self._settled_claims(series, claim, now - timedelta(days=RECENT_DAYS), settled)
 
         def change(doc: Document) -> Document | None:
-            pending = doc.setdefault("pending", {})
-            recorded = doc.setdefault("recorded", {})
-            if claim in pending or claim in recorded:
-                held = pending[claim] if claim in pending else recorded[claim][0]
-                result.append(Allocation(series, int(held), reused=True))
+            claims = doc.setdefault("claims", {})
+            if claim in claims:
+                result.append(Allocation(series, int(claims[claim][0]), reused=True))
                 return None
             number = int(doc.get("next", 1))
-            pending[claim] = number
+            for old, old_number in done.items():
+                if old in claims and claims[old][0] == old_number:
+                    del claims[old]
+            claims[claim] = [number, now.isoformat()]
             doc["next"] = number + 1
-            doc["recorded"] = {k: v for k, v in recorded.items() if str(v[1]) >= horizon}
             result.append(Allocation(series, number, reused=False))
             return doc
 
         self._cas(series, change, result.clear)
         return result[-1]
 
-    def release(self, series: str, claim: str, now: datetime) -> None:
-        """Settle a claim whose number is recorded on its order."""
-
-        def change(doc: Document) -> Document | None:
-            number = doc.get("pending", {}).pop(claim, None)
-            if number is None:
-                return None
-            doc.setdefault("recorded", {})[claim] = [number, now.isoformat()]
-            return doc
-
-        self._cas(series, change, lambda: None)
+    def _settled_claims(
+        self, series: str, claim: str, horizon: datetime, settled: ClaimSettled
+    ) -> dict[str, int]:
+        current = self.peek(series) or {}
+        old = sorted(
+            (at, key, int(number))
+            for key, (number, at) in current.get("claims", {}).items()
+            if key != claim and at < horizon.isoformat()
+        )
+        return {key: number for _, key, number in old[:SETTLE_CHECKS] if settled(key, number)}
 
     def void(self, series: str, claim: str, now: datetime) -> None:
         """Keep a claimed number whose order vanished before recording, as voided."""
 
         def change(doc: Document) -> Document | None:
-            number = doc.get("pending", {}).pop(claim, None)
-            if number is None:
+            held = doc.get("claims", {}).pop(claim, None)
+            if held is None:
                 return None
-            doc.setdefault("voided", []).append({"number": number, "at": now.isoformat()})
+            doc.setdefault("voided", []).append({"number": held[0], "at": now.isoformat()})
             return doc
 
         self._cas(series, change, lambda: None)

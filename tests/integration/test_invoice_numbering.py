@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 
@@ -70,18 +71,25 @@ def test_fifty_concurrent_requests_get_one_to_fifty(cosmos_store: CosmosDocument
     assert sorted(numbers) == list(range(1, REQUESTS + 1))
     series = f"{profile['series']['invoice']}{NOW.year}"
     state = InvoiceCounter(cosmos_store).peek(series)
-    assert state is not None and state["next"] == REQUESTS + 1 and state["pending"] == {}
+    assert state is not None and state["next"] == REQUESTS + 1
+    assert sorted(number for number, _ in state["claims"].values()) == list(range(1, REQUESTS + 1))
+
+
+def never_settled(claim: str, number: int) -> bool:
+    return False
 
 
 def test_a_claim_keeps_its_number_across_clients(cosmos_store: CosmosDocumentStore) -> None:
     series = f"S{uuid.uuid4().hex[:8]}"
     first, second = InvoiceCounter(cosmos_store), InvoiceCounter(cosmos_store)
-    a = first.allocate(series, "ref-a:invoice", NOW)
-    again = second.allocate(series, "ref-a:invoice", NOW)
-    b = second.allocate(series, "ref-b:invoice", NOW)
+    a = first.allocate(series, "ref-a:invoice", NOW, never_settled)
+    again = second.allocate(series, "ref-a:invoice", NOW, never_settled)
+    b = second.allocate(series, "ref-b:invoice", NOW, never_settled)
     assert (a.number, again.number, again.reused, b.number) == (1, 1, True, 2)
-    first.release(series, "ref-a:invoice", NOW)
+    # A week later ref-a's order holds its number: the next allocation drops its claim.
+    later = NOW + timedelta(days=8)
+    c = first.allocate(series, "ref-c:invoice", later, lambda claim, number: claim == "ref-a:invoice")
     state = second.peek(series)
-    assert state is not None and state["pending"] == {"ref-b:invoice": 2}
-    assert state["recorded"] == {"ref-a:invoice": [1, NOW.isoformat()]}
-    assert second.allocate(series, "ref-a:invoice", NOW).number == 1
+    assert state is not None and c.number == 3
+    assert state["claims"] == {"ref-b:invoice": [2, NOW.isoformat()], "ref-c:invoice": [3, later.isoformat()]}
+    assert second.allocate(series, "ref-b:invoice", later, never_settled).number == 2

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PyPDF2 import PdfReader
 
-from shared.document_store import STATE, MemoryDocumentStore
+from shared.document_store import STATE, CountingStore, MemoryDocumentStore
 from shared.domain import Address, Buyer, Money, OrderItem
 from shared.errors import SettingsError
 from shared.invoices.archive import ARCHIVE_KEY_REF, InvoiceArchive
@@ -383,7 +383,11 @@ def test_redelivery_never_takes_a_second_number() -> None:
     assert again == first
     assert world.issue("ref-de-order-b")["invoice"]["number"] == 2
     counter = world.counter.peek("INV2026")
-    assert counter is not None and counter["next"] == 3 and counter["pending"] == {}
+    assert counter is not None and counter["next"] == 3
+    assert counter["claims"] == {
+        "ref-de-order-a:invoice": [1, NOW.isoformat()],
+        "ref-de-order-b:invoice": [2, NOW.isoformat()],
+    }
     assert len(world.blobs.blobs) == 2 and len(world.uploader.calls) == 2
 
 
@@ -400,7 +404,7 @@ def test_crash_between_allocation_and_recording_leaves_no_gap() -> None:
     world.blobs.put = crash  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         world.issue("ref-crashing-1")
-    assert world.counter.peek("INV2026")["pending"] == {"ref-crashing-1:invoice": 1}  # type: ignore[index]
+    assert world.counter.peek("INV2026")["claims"] == {"ref-crashing-1:invoice": [1, NOW.isoformat()]}  # type: ignore[index]
     assert world.issue("ref-crashing-1")["invoice"]["number"] == 1  # the redelivery keeps it
     assert world.issue("ref-next-order")["invoice"]["number"] == 2
 
@@ -415,19 +419,44 @@ def test_redelivery_that_allocates_after_the_first_delivery_finished_gets_the_sa
     record = world.orders.get("ref-raced-order")
     assert record is not None and record.invoice["invoice"]["number"] == 1  # type: ignore[index]
     counter = world.counter.peek("INV2026")
-    assert counter is not None and counter["next"] == 2 and counter["pending"] == {}
+    assert (
+        counter is not None
+        and counter["next"] == 2
+        and list(counter["claims"]) == ["ref-raced-order:invoice"]
+    )
 
 
-def test_settled_claims_are_pruned_after_a_week_but_pending_ones_stay() -> None:
+def test_a_claim_goes_a_week_later_once_its_order_holds_the_number_or_is_gone() -> None:
     world = World()
-    counter = world.counter
-    counter.allocate("S", "settled:invoice", NOW)
-    counter.release("S", "settled:invoice", NOW)
-    counter.allocate("S", "unrecorded:invoice", NOW)
-    counter.allocate("S", "fresh:invoice", NOW + timedelta(days=8))
-    state = counter.peek("S")
-    assert state is not None and state["recorded"] == {}
-    assert state["pending"] == {"unrecorded:invoice": 2, "fresh:invoice": 3}
+    for ref in ("ref-recorded", "ref-purged", "ref-poisoned", "ref-recent"):
+        de_consumer(world, ref)
+    world.issue("ref-recorded")
+    world.issue("ref-purged")
+    world.orders.delete("ref-purged")
+    original_put = world.blobs.put
+
+    def crash(name: str, data: bytes) -> None:
+        raise RuntimeError("worker died")
+
+    world.blobs.put = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.issue("ref-poisoned")  # its number is claimed, never recorded
+    world.blobs.put = original_put  # type: ignore[method-assign]
+    counted = CountingStore(world.store)
+    world.counter = world.service._counter = InvoiceCounter(counted, sleep=lambda _s: None)
+    world.issue("ref-recent", now=NOW + timedelta(days=6))
+    assert len(world.counter.peek("INV2026")["claims"]) == 4  # type: ignore[index]  # none a week old
+    assert counted.counts["state.write"] == 1  # the allocation: recording needs no counter write
+
+    de_consumer(world, "ref-next-week")
+    world.issue("ref-next-week", now=NOW + timedelta(days=8))
+    claims = world.counter.peek("INV2026")["claims"]  # type: ignore[index]
+    assert {claim: number for claim, (number, _) in claims.items()} == {
+        "ref-poisoned:invoice": 3,  # replayed from the poison queue, it still gets 3
+        "ref-recent:invoice": 4,
+        "ref-next-week:invoice": 5,
+    }
+    assert world.issue("ref-poisoned", now=NOW + timedelta(days=20))["invoice"]["number"] == 3
 
 
 def test_number_of_an_order_that_vanished_is_voided_not_reused() -> None:
@@ -444,7 +473,7 @@ def test_number_of_an_order_that_vanished_is_voided_not_reused() -> None:
     world.service.issue(IssueInvoice(ref="ref-vanishing"), NOW)
     world.blobs.put = original_put  # type: ignore[method-assign]
     counter = world.counter.peek("INV2026")
-    assert counter is not None and counter["pending"] == {}
+    assert counter is not None and list(counter["claims"]) == []
     assert counter["voided"] == [{"number": 1, "at": NOW.isoformat()}]
     assert world.issue("ref-next-order")["invoice"]["number"] == 2
 
