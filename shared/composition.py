@@ -31,6 +31,7 @@ from shared.adapters import (
     VaultKeySealer,
     json_secret,
 )
+from shared.audit import AuditLog
 from shared.blob_store import AzureBlobStore, LabelStore
 from shared.carriers import Carrier
 from shared.document_store import CosmosDocumentStore, DocumentStore
@@ -227,6 +228,7 @@ def build_runtime(
             profile=parse_profile(settings.seller_profile),
             invoice_marketplaces=settings.invoice_marketplaces,
             uploader=_uploader(settings, spapi_credentials),
+            audit=AuditLog(store),
             archive=archive,
         ),
         retention=RetentionService(

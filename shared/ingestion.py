@@ -268,6 +268,9 @@ class IngestionService:
         # token it spends is back in the bucket before the next poll, the stored state stays
         # exact without recording it (searchOrders refills one token in 179 s; the timer
         # polls every 5 minutes). The heartbeat writes all the same every CURSOR_HEARTBEAT.
+        # What goes unrecorded otherwise is at most one token per failed poll (the page could
+        # not be stored) or per extra run inside one refill time (a host restart's catch-up
+        # run): Amazon's 429 then empties the stored bucket, and the poll stops until refilled.
         could_be_quiet = (
             cursor.cycle is None
             and bucket.is_full
@@ -310,7 +313,8 @@ class IngestionService:
                     cursor, now, cycle={**cycle, "token": page.next_token, "before": before}, budget=bucket
                 )
                 continue
-            if could_be_quiet and pages == 1 and not page.orders and not self._heartbeat_due(cursor, now):
+            quiet = could_be_quiet and pages == 1 and not page.orders and bucket.rate == cursor.budget.rate
+            if quiet and not self._heartbeat_due(cursor, now):
                 return
             done_at = page.last_updated_before or _time(cycle.get("before"))
             watermark = done_at or datetime.fromisoformat(cycle["startedAt"]) - SEARCH_LAG
@@ -395,14 +399,16 @@ class IngestionService:
     def poll_covers(self, seller_id: str, change_time: datetime | None, now: datetime) -> bool:
         """Will a timer poll within the next two intervals return an order changed at
         `change_time` anyway? (The next poll comes within one interval; when its search ends
-        before `change_time`, the one after starts from that end.)"""
+        before `change_time`, the one after starts from that end.) Only while the cursor shows
+        a poll in the last two intervals: quiet polls write nothing, so after a quiet spell the
+        first notification is fetched; its change then makes the next poll write."""
         if change_time is None:
             return False
         cursor = self._load_cursor(seller_id, now)
         if cursor.cycle is not None or cursor.watermark is None or cursor.last_poll_at is None:
             return False  # a backfill is running: the next cycle may be hours away
-        if now - cursor.last_poll_at > CURSOR_HEARTBEAT + self._poll_interval:
-            return False  # no heartbeat: the timer is not running
+        if now - cursor.last_poll_at > 2 * self._poll_interval:
+            return False  # no sign the timer runs (a quiet spell, a stopped timer, failing polls)
         next_poll = now + self._poll_interval
         if not cursor.watermark - OVERLAP <= change_time <= next_poll - SEARCH_LAG:
             return False

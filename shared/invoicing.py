@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.audit import AuditAction, AuditLog
 from shared.blob_store import INVOICES
 from shared.document_store import WriteConflict
 from shared.errors import AppError
@@ -43,7 +44,7 @@ from shared.invoices.feeds import (
     feed_options,
 )
 from shared.invoices.model import CREDIT_NOTE, INVOICE, InvoiceData, build_invoice, money
-from shared.invoices.numbering import InvoiceCounter
+from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.ports import BlobStore, ByteSealer
 from shared.invoices.profile import VAT_UPLOAD_MARKETPLACES, SellerProfile
 from shared.invoices.render import Renderer
@@ -53,6 +54,8 @@ from shared.order_repository import OrderRepository
 from shared.telemetry import record_stage
 
 DOC_KEYS = {INVOICE: "invoice", CREDIT_NOTE: "creditNote"}
+# Audit actions whose records list the invoice numbers an order held when it went.
+_ORDER_GONE = frozenset({AuditAction.PURGED.value, AuditAction.ERASED.value})
 FEED_DOCUMENT_TYPES = {INVOICE: "Invoice", CREDIT_NOTE: "CreditNote"}
 # Set on an order's `extra` by whoever learns of them; both carry no personal data.
 BUYER_REQUEST_FLAG = "invoiceRequested"
@@ -91,10 +94,12 @@ class InvoicingService:
         profile: SellerProfile,
         invoice_marketplaces: tuple[str, ...],
         uploader: VatInvoiceUploader | None,
+        audit: AuditLog,
         archive: InvoiceArchive | None = None,
         new_attempt: Callable[[], str] = new_attempt_id,
     ) -> None:
         self._orders = orders
+        self._audit = audit
         self._counter = counter
         self._cipher = cipher
         self._sealer = sealer
@@ -173,13 +178,13 @@ class InvoicingService:
         prefix = self._profile.credit_note_prefix if kind == CREDIT_NOTE else self._profile.invoice_prefix
         series = f"{prefix}{now.year}"
         claim = f"{record.ref}:{kind}"
-        allocation = self._counter.allocate(series, claim, now, self._claim_settled)
+        allocation = self._counter.allocate(series, claim, now, self._claim_verdict)
         if allocation.reused:
             # A concurrent delivery of the same message may have finished meanwhile.
             current = self._orders.get(record.ref)
             if current is not None and _doc(current, kind) is not None:
                 return current
-        number_text = f"{series}-{allocation.number:06d}"
+        number_text = _number_text(series, allocation.number)
         data = self._build(record, kind, number_text, now)
         pdf = self._renderer.render(data)
         blob = f"{INVOICES}/{record.ref}/{number_text}.pdf"
@@ -206,17 +211,25 @@ class InvoicingService:
             self._counter.void(series, claim, now)
         return stored
 
-    def _claim_settled(self, claim: str, number: int) -> bool:
-        """The counter may drop an old claim: its order holds the number, or is gone (purged
-        or erased). One case leaves the number unexplained in the counter: a worker dying
-        between allocating and recording, then the order erased before the redelivery; the
-        audit trail's erasure record is the explanation."""
+    def _claim_verdict(self, series: str, claim: str, number: int) -> ClaimVerdict:
+        """What the counter does with a week-old claim. Its number is accounted for when its
+        order holds it, or, once the order is gone, when the audit record of the purge or
+        erasure lists it; an order gone without it never used the number (voided). An order
+        still waiting for its number keeps the claim, as does one that cannot be read now."""
         ref, _, kind = claim.rpartition(":")
-        record = self._orders.get(ref)
-        if record is None:
-            return True
-        doc = _doc(record, kind)
-        return doc is not None and doc.get("number") == number
+        try:
+            record = self._orders.get(ref)
+            if record is not None:
+                doc = _doc(record, kind)
+                held = doc is not None and doc.get("series") == series and doc.get("number") == number
+                return ClaimVerdict.DROP if held else ClaimVerdict.KEEP
+            number_text = _number_text(series, number)
+            gone = (e for e in self._audit.trail(ref) if e.action in _ORDER_GONE)
+            listed = any(number_text in (e.details.get("invoices") or ()) for e in gone)
+        except (AppError, KeyError, TypeError, ValueError):
+            # A store hiccup or a document this code cannot read: ask again at a later allocation.
+            return ClaimVerdict.KEEP
+        return ClaimVerdict.DROP if listed else ClaimVerdict.VOID
 
     def _build(self, record: OrderRecord, kind: str, number_text: str, now: datetime) -> InvoiceData:
         if record.pii is None:
@@ -368,6 +381,10 @@ class InvoicingService:
 def _not_sent(code: str) -> dict[str, str]:
     """A delivery refused before anything was sent: a person's task when only they can fix it."""
     return {"status": "manual" if code == NEEDS_TRANSACTION_ID else "failed", "error": code}
+
+
+def _number_text(series: str, number: int) -> str:
+    return f"{series}-{number:06d}"
 
 
 def _doc(record: OrderRecord, kind: str) -> Mapping[str, Any] | None:

@@ -168,6 +168,12 @@ class OrderRecord:
     def evolve(self, **changes: Any) -> OrderRecord:
         return replace(self, **changes)
 
+    def invoice_numbers(self) -> list[str]:
+        """The numbers of the invoice and credit note recorded on the order, as printed: what
+        the audit record of its purge or erasure keeps, so the number register stays whole."""
+        documents = (self.invoice or {}).values()
+        return sorted(str(d["numberText"]) for d in documents if isinstance(d, Mapping) and "numberText" in d)
+
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "id": self.ref,

@@ -332,10 +332,14 @@ class PrivacyService:
         confirmation."""
         existing = load(self._audit, ref, request_id)
         if existing is not None:
+            # A crash after the confirmation: the shell still remembers the invoice numbers,
+            # and the erasure's audit record is written once (a no-op if it is there already).
+            _, invoices = self._empty_document(ref, request_id)
             self._sweep_blobs(ref)
+            self._record_erasure(ref, request_id, request_type, existing.held, invoices, now, by)
             self._orders.delete(ref)
             return existing
-        held = self._empty_document(ref, request_id)
+        held, invoices = self._empty_document(ref, request_id)
         blobs = self._sweep_blobs(ref)
         deleted = held + [f"{n} file(s) in blob container '{c}'" for c, n in blobs.items() if n]
         found = bool(deleted)
@@ -354,43 +358,51 @@ class PrivacyService:
                 recoverability_days=self._policy.recoverability_days,
             ),
         )
-        self._audit.record(
-            ref,
-            AuditAction.ERASED,
-            now,
-            by,
-            {"requestId": request_id, "requestType": request_type, "held": found},
-            once_key=request_id,
-        )
+        self._record_erasure(ref, request_id, request_type, found, invoices, now, by)
         self._orders.delete(ref)
         return confirmation
+
+    def _record_erasure(  # noqa: PLR0917 - the facts of one erasure
+        self,
+        ref: str,
+        request_id: str,
+        request_type: str,
+        held: bool,
+        invoices: list[str],
+        now: datetime,
+        by: str,
+    ) -> None:
+        details = {"requestId": request_id, "requestType": request_type, "held": held, "invoices": invoices}
+        self._audit.record(ref, AuditAction.ERASED, now, by, details, once_key=request_id)
 
     def confirmation_text(self, ref: str, request_id: str) -> str | None:
         """Ops verb `deletion-confirmation <order id> <request id>` (the CLI computes `ref`)."""
         return confirmation_text(self._audit, ref, request_id)
 
-    def _empty_document(self, ref: str, request_id: str) -> list[str]:
+    def _empty_document(self, ref: str, request_id: str) -> tuple[list[str], list[str]]:
         """Strip the document to a PII-free shell by compare-and-swap, remembering what it held
-        so a retry after a crash still confirms it. Returns what was held ([] if nothing)."""
-        remembered: list[str] = []
+        and its invoice numbers (for the audit record), so a retry after a crash still confirms
+        it. Returns both ([] if nothing was held)."""
+        remembered: dict[str, list[str]] = {"held": [], "invoices": []}
 
         def change(current: OrderRecord) -> OrderRecord | None:
             erasure = current.extra.get("erasure")
             if isinstance(erasure, Mapping) and erasure.get("requestId") == request_id:
-                remembered[:] = list(erasure.get("held") or [])
+                remembered["held"] = list(erasure.get("held") or [])
+                remembered["invoices"] = list(erasure.get("invoices") or [])
                 return None
-            remembered[:] = _held(current)
+            remembered["held"], remembered["invoices"] = _held(current), current.invoice_numbers()
             return current.evolve(
                 pii=None,
                 items=(),
                 shipment=None,
                 invoice=None,
                 restricted=True,
-                extra={"erasure": {"requestId": request_id, "held": list(remembered)}},
+                extra={"erasure": {"requestId": request_id, **remembered}},
             )
 
         self._orders.update(ref, change)
-        return remembered
+        return remembered["held"], remembered["invoices"]
 
     def _sweep_blobs(self, ref: str) -> dict[str, int]:
         return {c: self._blobs.delete_prefix(c, f"{ref}/") for c in self._containers}

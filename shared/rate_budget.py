@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from shared.document_store import STATE, Document, DocumentStore, WriteConflict
@@ -133,11 +133,6 @@ class RateBudget:
                 continue
             return Acquired(True)
         return Acquired(False, CONTENDED_WAIT_S)
-
-    def available_at(self, seller_id: str, operation: str, now: datetime) -> datetime:
-        """When the next token is expected (now if one is there). Reads only."""
-        _, bucket = self._load(seller_id, operation, now)
-        return now + timedelta(seconds=bucket.wait_for_one())
 
     def observe(self, seller_id: str, operation: str, now: datetime, rate: float | None) -> None:
         """Adopt the live rate Amazon reported in `x-amzn-RateLimit-Limit` (no-op if unchanged)."""

@@ -390,6 +390,7 @@ class RetentionService:
                 "blobsDeleted": blobs,
                 "keyEpoch": _epoch(record),
                 "hadBuyerData": record.pii is not None,
+                "invoices": record.invoice_numbers(),
                 "method": "logical_delete+crypto_erase",
             },
             once_key="order",

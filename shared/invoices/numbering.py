@@ -9,11 +9,14 @@ without its owner being written down beside it:
 - a delivery of the same message (a redelivery, or a copy racing the first) gets the number
   its claim already holds: never a second one, and no gap from a crash between allocating and
   recording the number on the order;
-- a claim stays for at least `RECENT_DAYS`. After that a later allocation drops it in its own
-  write, once the order holds the number, or the order is gone (purged or erased). So recording
-  an invoice costs no counter write of its own, and the document stays about a week of
-  invoices long. A claim whose order exists without the number (its message poisoned before
-  recording) stays: replayed weeks later, it still gets its own number;
+- a claim stays for at least `RECENT_DAYS`. After that a later allocation settles it in its
+  own write, as the claim's owner (invoicing) judges it: dropped when its number is accounted
+  for (on its order, or on the audit record of the order's purge or erasure), moved to
+  `voided` when its order is gone without ever holding the number, kept when its order still
+  waits for it (a poisoned message, replayed weeks later, still gets its own number). So
+  recording an invoice costs no counter write of its own, and the document stays about a
+  week of invoices long: each allocation settles at most `SETTLE_CHECKS` old claims, those
+  checked longest ago first, and a claim kept is stamped so the next ones get their turn;
 - a claim whose order disappeared before recording is moved to `voided` with the date, so the
   register explains the number instead of reusing it (numbers are never reused).
 
@@ -29,9 +32,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from shared.document_store import STATE, Document, DocumentStore, WriteConflict
@@ -42,9 +46,17 @@ BACKOFF_CAP_S = 2.0
 RECENT_DAYS = 7
 SETTLE_CHECKS = 10  # old claims checked per allocation: a bounded number of reads
 
-# `settled(claim, number)`: True when the claim's entry may go: its order holds the number, or
-# the order is gone. The owner of the claim keys (invoicing) answers it.
-ClaimSettled = Callable[[str, int], bool]
+
+class ClaimVerdict(StrEnum):
+    """What a later allocation does with a week-old claim."""
+
+    KEEP = "keep"  # not settled yet (its message may be replayed), or it could not be checked
+    DROP = "drop"  # its number is on its order, or on the audit record of its purge or erasure
+    VOID = "void"  # its order is gone and never held the number: kept in `voided`
+
+
+# `verdict(series, claim, number)`: answered by the owner of the claim keys (invoicing).
+ClaimCheck = Callable[[str, str, int], ClaimVerdict]
 
 
 class CounterBusy(TransientError):
@@ -81,12 +93,16 @@ class InvoiceCounter:
         with self._locks_guard:
             return self._locks.setdefault(series, threading.Lock())
 
-    def allocate(self, series: str, claim: str, now: datetime, settled: ClaimSettled) -> Allocation:
-        """The number for `claim` in `series`: the one it holds, or the next free one. Claims
-        older than `RECENT_DAYS` for which `settled(claim, number)` holds are dropped in the
-        same write (at most `SETTLE_CHECKS` of them, oldest first, each checked once here)."""
+    def allocate(self, series: str, claim: str, now: datetime, check: ClaimCheck) -> Allocation:
+        """The number for `claim` in `series`: the one it holds, or the next free one. In the
+        same write, up to `SETTLE_CHECKS` claims older than `RECENT_DAYS` are settled as
+        `check` says, those checked longest ago first (a claim kept goes to the back)."""
+        current = self.peek(series) or {}
+        held = current.get("claims", {}).get(claim)
+        if held is not None:
+            return Allocation(series, int(held[0]), reused=True)
+        verdicts = self._check_old_claims(series, current, claim, now, check)
         result: list[Allocation] = []
-        done = self._settled_claims(series, claim, now - timedelta(days=RECENT_DAYS), settled)
 
         def change(doc: Document) -> Document | None:
             claims = doc.setdefault("claims", {})
@@ -94,9 +110,7 @@ class InvoiceCounter:
                 result.append(Allocation(series, int(claims[claim][0]), reused=True))
                 return None
             number = int(doc.get("next", 1))
-            for old, old_number in done.items():
-                if old in claims and claims[old][0] == old_number:
-                    del claims[old]
+            _settle(doc, verdicts, now)
             claims[claim] = [number, now.isoformat()]
             doc["next"] = number + 1
             result.append(Allocation(series, number, reused=False))
@@ -105,16 +119,18 @@ class InvoiceCounter:
         self._cas(series, change, result.clear)
         return result[-1]
 
-    def _settled_claims(
-        self, series: str, claim: str, horizon: datetime, settled: ClaimSettled
-    ) -> dict[str, int]:
-        current = self.peek(series) or {}
+    @staticmethod
+    def _check_old_claims(
+        series: str, current: Document, claim: str, now: datetime, check: ClaimCheck
+    ) -> dict[str, tuple[list[Any], ClaimVerdict]]:
+        horizon = (now - timedelta(days=RECENT_DAYS)).isoformat()
+        # An entry is [number, claimed at] or, once checked and kept, [number, claimed at, checked at].
         old = sorted(
-            (at, key, int(number))
-            for key, (number, at) in current.get("claims", {}).items()
-            if key != claim and at < horizon.isoformat()
+            (entry[-1], key, entry)
+            for key, entry in current.get("claims", {}).items()
+            if key != claim and entry[1] < horizon
         )
-        return {key: number for _, key, number in old[:SETTLE_CHECKS] if settled(key, number)}
+        return {key: (entry, check(series, key, int(entry[0]))) for _, key, entry in old[:SETTLE_CHECKS]}
 
     def void(self, series: str, claim: str, now: datetime) -> None:
         """Keep a claimed number whose order vanished before recording, as voided."""
@@ -123,7 +139,7 @@ class InvoiceCounter:
             held = doc.get("claims", {}).pop(claim, None)
             if held is None:
                 return None
-            doc.setdefault("voided", []).append({"number": held[0], "at": now.isoformat()})
+            _voided(doc, held, now)
             return doc
 
         self._cas(series, change, lambda: None)
@@ -163,3 +179,21 @@ class InvoiceCounter:
                 delay = min(BACKOFF_CAP_S, round_trip * 2 ** min(attempt, 6))
                 self._sleep(self._rng.uniform(0, delay))
         raise CounterBusy("invoice counter kept changing")
+
+
+def _settle(doc: Document, verdicts: Mapping[str, tuple[list[Any], ClaimVerdict]], now: datetime) -> None:
+    """Apply the verdicts to the claims they were reached on (a claim changed since is left)."""
+    claims = doc["claims"]
+    for key, (entry, verdict) in verdicts.items():
+        if claims.get(key) != entry:
+            continue
+        if verdict is ClaimVerdict.KEEP:
+            claims[key] = [entry[0], entry[1], now.isoformat()]
+            continue
+        del claims[key]
+        if verdict is ClaimVerdict.VOID:
+            _voided(doc, entry, now)
+
+
+def _voided(doc: Document, entry: list[Any], now: datetime) -> None:
+    doc.setdefault("voided", []).append({"number": entry[0], "at": now.isoformat()})

@@ -56,6 +56,7 @@ def _world_with(uploader: SpApiVatInvoiceUploader) -> World:
         profile=world.service._profile,
         invoice_marketplaces=(DE,),
         uploader=uploader,
+        audit=world.audit,
     )
     return world
 

@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import pytest
 
+from shared.audit import AuditLog
 from shared.document_store import CosmosDocumentStore
 from shared.invoices.local import LocalByteSealer, MemoryBlobStore
-from shared.invoices.numbering import InvoiceCounter
+from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import ReportlabRenderer
 from shared.invoicing import InvoicingService
@@ -52,6 +53,7 @@ def test_fifty_concurrent_requests_get_one_to_fifty(cosmos_store: CosmosDocument
             profile=parse_profile(profile),
             invoice_marketplaces=(DE,),  # invoice required; no uploader, so nothing is sent
             uploader=None,
+            audit=AuditLog(cosmos_store),
         )
         for _ in range(INSTANCES)
     ]
@@ -75,8 +77,8 @@ def test_fifty_concurrent_requests_get_one_to_fifty(cosmos_store: CosmosDocument
     assert sorted(number for number, _ in state["claims"].values()) == list(range(1, REQUESTS + 1))
 
 
-def never_settled(claim: str, number: int) -> bool:
-    return False
+def never_settled(series: str, claim: str, number: int) -> ClaimVerdict:
+    return ClaimVerdict.KEEP
 
 
 def test_a_claim_keeps_its_number_across_clients(cosmos_store: CosmosDocumentStore) -> None:
@@ -88,8 +90,15 @@ def test_a_claim_keeps_its_number_across_clients(cosmos_store: CosmosDocumentSto
     assert (a.number, again.number, again.reused, b.number) == (1, 1, True, 2)
     # A week later ref-a's order holds its number: the next allocation drops its claim.
     later = NOW + timedelta(days=8)
-    c = first.allocate(series, "ref-c:invoice", later, lambda claim, number: claim == "ref-a:invoice")
+
+    def verdict(series: str, claim: str, number: int) -> ClaimVerdict:
+        return ClaimVerdict.DROP if claim == "ref-a:invoice" else ClaimVerdict.KEEP
+
+    c = first.allocate(series, "ref-c:invoice", later, verdict)
     state = second.peek(series)
     assert state is not None and c.number == 3
-    assert state["claims"] == {"ref-b:invoice": [2, NOW.isoformat()], "ref-c:invoice": [3, later.isoformat()]}
+    assert state["claims"] == {
+        "ref-b:invoice": [2, NOW.isoformat(), later.isoformat()],  # checked, kept, stamped
+        "ref-c:invoice": [3, later.isoformat()],
+    }
     assert second.allocate(series, "ref-b:invoice", later, never_settled).number == 2

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import pytest
 
 from local.sample_orders import generate
-from local.spapi_server import SimClock, SpApiStandIn
+from local.spapi_server import Plan, SimClock, SpApiStandIn
 from shared.document_store import ORDERS, STATE, Document, MemoryDocumentStore
 from shared.ingestion import (
     CURSOR_HEARTBEAT,
@@ -397,15 +397,28 @@ def test_polls_faster_than_the_budget_refills_record_every_token() -> None:
     assert world.stand_in.throttled[SEARCH_ORDERS] == 0
 
 
-def test_without_a_heartbeat_a_notification_is_fetched_not_left_to_the_poll() -> None:
+@pytest.mark.parametrize("stopped", [timedelta(minutes=15), timedelta(hours=3)])
+def test_with_no_poll_seen_lately_a_notification_is_fetched_not_left_to_the_poll(stopped: timedelta) -> None:
     first, later = one_order("UNSHIPPED", seed=1), one_order("PENDING", seed=2)
     world = World([first, later])
     world.poll()
-    world.clock.advance((CURSOR_HEARTBEAT + timedelta(minutes=10)).total_seconds())  # the timer stopped
+    world.clock.advance(stopped.total_seconds())  # the timer stopped, or its polls were quiet
     world.stand_in.set_fulfillment_status(later["orderId"], "UNSHIPPED")
     changed = world.stand_in.order(later["orderId"])["lastUpdatedTime"]
     assert world.service.handle_notification(notification(later, change_time=changed), 1, world.now())
     assert world.stand_in.calls[GET_ORDER] == 1
+
+
+def test_a_slower_rate_from_amazon_is_recorded_and_every_token_counted_from_then_on() -> None:
+    world = World(orders_in(5, afn_share=0.0))
+    world.poll()
+    world.stand_in.plans[SEARCH_ORDERS] = Plan(0.001, 20)  # one token in 1,000 s: slower than the timer
+    for _ in range(3):
+        world.clock.advance(300)
+        world.poll()
+    assert world.store.state_writes == ["orders-cursor"] * 4
+    cursor = world.store.read(STATE, f"seller|{SELLER}", "orders-cursor")
+    assert cursor is not None and cursor["budget"]["rate"] == 0.001
 
 
 def test_stage_transitions_and_orders_past_ready_keep_their_stage() -> None:

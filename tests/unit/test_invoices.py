@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 from PyPDF2 import PdfReader
 
-from shared.document_store import STATE, CountingStore, MemoryDocumentStore
+from shared.audit import AuditAction, AuditLog
+from shared.document_store import ORDERS, STATE, CountingStore, MemoryDocumentStore, StoreUnavailable
 from shared.domain import Address, Buyer, Money, OrderItem
 from shared.errors import SettingsError
 from shared.invoices.archive import ARCHIVE_KEY_REF, InvoiceArchive
 from shared.invoices.feeds import FeedOutcomeUnknown, FeedReceipt, FeedRejected, FeedUnavailable
 from shared.invoices.local import KeyShredded, LocalByteSealer, MemoryBlobStore
 from shared.invoices.model import recognise_rate
-from shared.invoices.numbering import InvoiceCounter, counter_id
+from shared.invoices.numbering import SETTLE_CHECKS, ClaimVerdict, InvoiceCounter, counter_id
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import FpdfRenderer, ReportlabRenderer
 from shared.invoicing import REFUND_TRANSACTION_ID, UPLOAD_UNKNOWN, InvoicingService, invoice_blob_names
@@ -100,6 +101,7 @@ class World:
         self.archive_sealer = LocalByteSealer()
         self.uploader = FakeUploader()
         self.counter = InvoiceCounter(self.store, sleep=lambda _s: None)
+        self.audit = AuditLog(self.store)
         self.archive = InvoiceArchive(
             self.store, self.archive_blobs, self.archive_sealer, archive_years or {}
         )
@@ -113,6 +115,7 @@ class World:
             profile=parse_profile(PROFILE),
             invoice_marketplaces=marketplaces,
             uploader=self.uploader,
+            audit=self.audit,
             archive=self.archive,
         )
 
@@ -426,12 +429,18 @@ def test_redelivery_that_allocates_after_the_first_delivery_finished_gets_the_sa
     )
 
 
-def test_a_claim_goes_a_week_later_once_its_order_holds_the_number_or_is_gone() -> None:
+def test_a_week_old_claim_is_settled_by_a_later_allocation_without_a_write_of_its_own() -> None:
     world = World()
-    for ref in ("ref-recorded", "ref-purged", "ref-poisoned", "ref-recent"):
+    refs = ("ref-recorded", "ref-purged", "ref-erased-unrecorded", "ref-poisoned", "ref-recent")
+    for ref in refs:
         de_consumer(world, ref)
     world.issue("ref-recorded")
     world.issue("ref-purged")
+    purged = world.orders.get("ref-purged")
+    assert purged is not None
+    world.audit.record(
+        "ref-purged", AuditAction.PURGED, NOW, "purge_expired", {"invoices": purged.invoice_numbers()}
+    )
     world.orders.delete("ref-purged")
     original_put = world.blobs.put
 
@@ -439,24 +448,68 @@ def test_a_claim_goes_a_week_later_once_its_order_holds_the_number_or_is_gone() 
         raise RuntimeError("worker died")
 
     world.blobs.put = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        world.issue("ref-poisoned")  # its number is claimed, never recorded
+    for ref in ("ref-erased-unrecorded", "ref-poisoned"):  # numbers 3 and 4: claimed, never recorded
+        with pytest.raises(RuntimeError):
+            world.issue(ref)
     world.blobs.put = original_put  # type: ignore[method-assign]
+    world.audit.record("ref-erased-unrecorded", AuditAction.ERASED, NOW, "ops", {"invoices": []})
+    world.orders.delete("ref-erased-unrecorded")
     counted = CountingStore(world.store)
     world.counter = world.service._counter = InvoiceCounter(counted, sleep=lambda _s: None)
     world.issue("ref-recent", now=NOW + timedelta(days=6))
-    assert len(world.counter.peek("INV2026")["claims"]) == 4  # type: ignore[index]  # none a week old
+    assert len(world.counter.peek("INV2026")["claims"]) == 5  # type: ignore[index]  # none a week old
     assert counted.counts["state.write"] == 1  # the allocation: recording needs no counter write
 
     de_consumer(world, "ref-next-week")
     world.issue("ref-next-week", now=NOW + timedelta(days=8))
-    claims = world.counter.peek("INV2026")["claims"]  # type: ignore[index]
-    assert {claim: number for claim, (number, _) in claims.items()} == {
-        "ref-poisoned:invoice": 3,  # replayed from the poison queue, it still gets 3
-        "ref-recent:invoice": 4,
-        "ref-next-week:invoice": 5,
+    counter = world.counter.peek("INV2026")
+    assert counter is not None and counted.counts["state.write"] == 2
+    assert {claim: entry[0] for claim, entry in counter["claims"].items()} == {
+        "ref-poisoned:invoice": 4,  # its order still waits: replayed from the poison queue, it gets 4
+        "ref-recent:invoice": 5,
+        "ref-next-week:invoice": 6,
     }
-    assert world.issue("ref-poisoned", now=NOW + timedelta(days=20))["invoice"]["number"] == 3
+    assert counter["voided"] == [{"number": 3, "at": (NOW + timedelta(days=8)).isoformat()}]
+    assert world.issue("ref-poisoned", now=NOW + timedelta(days=20))["invoice"]["number"] == 4
+
+
+def test_claims_kept_go_to_the_back_so_the_others_are_settled_in_turn() -> None:
+    counter = InvoiceCounter(MemoryDocumentStore(), sleep=lambda _s: None)
+    for n in range(SETTLE_CHECKS):
+        counter.allocate("S", f"poisoned-{n}:invoice", NOW, lambda *_: ClaimVerdict.KEEP)
+    counter.allocate("S", "recorded:invoice", NOW + timedelta(hours=1), lambda *_: ClaimVerdict.KEEP)
+    checked: list[str] = []
+
+    def verdict(series: str, claim: str, number: int) -> ClaimVerdict:
+        checked.append(claim)
+        return ClaimVerdict.DROP if claim == "recorded:invoice" else ClaimVerdict.KEEP
+
+    later = NOW + timedelta(days=8)
+    counter.allocate("S", "new-1:invoice", later, verdict)
+    assert "recorded:invoice" not in checked and len(checked) == SETTLE_CHECKS  # the oldest ten
+    counter.allocate("S", "new-2:invoice", later + timedelta(minutes=1), verdict)
+    state = counter.peek("S")
+    assert state is not None and "recorded:invoice" not in state["claims"]
+    assert len(state["claims"]) == SETTLE_CHECKS + 2  # the kept ones, and the two new
+
+
+def test_a_claim_whose_order_cannot_be_read_now_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World()
+    de_consumer(world, "ref-old")
+    world.issue("ref-old")
+    verdict = world.service._claim_verdict
+    assert verdict("INV2026", "ref-old:invoice", 1) is ClaimVerdict.DROP
+    assert verdict("INV2026", "ref-old:invoice", 2) is ClaimVerdict.KEEP  # not its number
+    broken = world.store.read(ORDERS, "ref-old", "ref-old")
+    assert broken is not None
+    world.store.replace(ORDERS, {k: v for k, v in broken.items() if k != "stage"}, broken["_etag"])
+    assert verdict("INV2026", "ref-old:invoice", 1) is ClaimVerdict.KEEP  # unreadable document
+
+    def unavailable(container: str, partition: str, doc_id: str) -> None:
+        raise StoreUnavailable("cosmos down")
+
+    monkeypatch.setattr(world.store, "read", unavailable)
+    assert verdict("INV2026", "ref-old:invoice", 1) is ClaimVerdict.KEEP
 
 
 def test_number_of_an_order_that_vanished_is_voided_not_reused() -> None:

@@ -97,6 +97,8 @@ def test_malformed_requests_are_poisoned_with_a_reason(world: World, body: bytes
 
 def test_delete_removes_everything_and_confirms_in_writing(world: World) -> None:
     world.order()
+    invoice = {"invoice": {"series": "INV2026", "number": 3, "numberText": "INV2026-000003"}}
+    world.orders.update(REF, lambda r: r.evolve(invoice=invoice))
     world.blobs.put("invoices", f"{REF}/INV-1.pdf", b"invoice")
     world.blobs.put("labels", "ref0000002/label.pdf", b"other order")
     world.service.handle(msg(requestId="amzn-del-00000001", type="amazon_delete", ref=REF), T0)
@@ -108,7 +110,8 @@ def test_delete_removes_everything_and_confirms_in_writing(world: World) -> None
     assert "amazon_delete" in text and "All data held" in text and "encrypted buyer data" in text
     assert "1 file(s) in blob container 'labels'" in text and "'invoices'" in text
     assert str((T0 + timedelta(days=28)).isoformat()) in text
-    assert [e.action for e in world.audit.trail(REF)] == [AuditAction.ERASED]
+    (erased,) = world.audit.trail(REF)
+    assert erased.action == AuditAction.ERASED and erased.details["invoices"] == ["INV2026-000003"]
 
 
 def test_redelivered_delete_keeps_the_first_confirmation(world: World) -> None:
@@ -117,6 +120,28 @@ def test_redelivered_delete_keeps_the_first_confirmation(world: World) -> None:
     again = world.service.delete(REF, "req-00000001", T0 + timedelta(minutes=5))
     assert again == first and first.held
     assert len(world.audit.trail(REF)) == 1
+
+
+def test_a_crash_between_confirmation_and_audit_record_is_finished_by_the_retry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.order()
+    invoice = {"invoice": {"series": "INV2026", "number": 3, "numberText": "INV2026-000003"}}
+    world.orders.update(REF, lambda r: r.evolve(invoice=invoice))
+    record = world.service._audit.record
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise TransientError("worker died")
+
+    monkeypatch.setattr(world.service._audit, "record", crash)
+    with pytest.raises(TransientError):
+        world.service.delete(REF, "req-00000001", T0)
+    assert world.audit.trail(REF) == [] and world.orders.get(REF) is not None
+    monkeypatch.setattr(world.service._audit, "record", record)
+    world.service.delete(REF, "req-00000001", T0 + timedelta(minutes=1))
+    (erased,) = world.audit.trail(REF)
+    assert erased.details["invoices"] == ["INV2026-000003"] and erased.details["held"] is True
+    assert world.orders.get(REF) is None
 
 
 def test_delete_retried_after_a_crash_still_confirms_what_was_held(world: World) -> None:

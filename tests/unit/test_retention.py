@@ -139,6 +139,8 @@ def test_a_delivery_reported_in_the_future_is_clamped_to_now(world: World) -> No
 
 def test_purge_deletes_document_blobs_audits_and_shreds(world: World) -> None:
     ref, later = world.ship(1), world.ship(2)
+    invoice = {"invoice": {"series": "INV2026", "number": 7, "numberText": "INV2026-000007"}, "skipped": {}}
+    world.orders.update(ref, lambda r: r.evolve(invoice=invoice))
     world.amazon.deliveries = {ref: T0 + timedelta(days=1), later: T0 + timedelta(days=3)}
     world.now = T0 + timedelta(days=3)
     world.service.track(world.now)
@@ -152,6 +154,7 @@ def test_purge_deletes_document_blobs_audits_and_shreds(world: World) -> None:
     (event,) = AuditLog(world.store).trail(ref)
     assert event.action == AuditAction.PURGED and event.function == "purge_expired"
     assert event.details["deliverySource"] == "amazon" and event.details["latenessSeconds"] == 1800
+    assert event.details["invoices"] == ["INV2026-000007"]  # the number register stays whole
     world.now = T0 + timedelta(days=10, minutes=30)
     final = world.service.purge(world.now)
     assert [p.ref for p in final.purged] == [later] and final.shredded_epochs == [epoch_of(T0)]
