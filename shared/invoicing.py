@@ -12,15 +12,17 @@ Steps of `issue`, each safe to repeat when the message is redelivered:
    same write marks it `uploading` with this invocation's attempt id;
 5. upload it with the UPLOAD_VAT_INVOICE feed and record the feed id and status (CAS). An
    answer that proves nothing was sent (throttled, unavailable) puts the mark back to `pending`
-   and raises a transient error: the redelivered message resumes at this step. A mark left by
-   another invocation means that one died or failed with the upload under way: whether Amazon
-   has the invoice is unknown, so it is never sent again; the delivery becomes `manual`
-   (`invoice_feed_upload_unknown`) for a person to check in Seller Central.
+   and raises a transient error: the redelivered message resumes at this step. Another
+   invocation's mark younger than `UPLOAD_MARK_STALE_AFTER` may still be live: the message is
+   re-queued until then (`invoice_upload_in_progress`). An older one was left by an invocation
+   that died or failed with the upload under way: whether Amazon has the invoice is unknown,
+   so it is never sent again; the delivery becomes `manual` (`invoice_feed_upload_unknown`)
+   for a person to check in Seller Central.
 
 The order document's `invoice` mapping (no personal data):
   {"invoice": DOC, "creditNote": DOC, "skipped": {"invoice": REASON, ...}}
   DOC = {series, number, numberText, kind, issuedAt, blob, currency, totalAmount, totalVat,
-         archiveUntil?, delivery: {status, attempt?, feedId?, processingStatus?, error?}}
+         archiveUntil?, delivery: {status, attempt?, since?, feedId?, processingStatus?, error?}}
   delivery status: not_configured | uploading | pending | submitted | failed | manual
 """
 
@@ -28,13 +30,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.audit import AuditAction, AuditLog
 from shared.blob_store import INVOICES
 from shared.document_store import WriteConflict
-from shared.errors import AppError
+from shared.errors import AppError, TransientError
 from shared.invoices.archive import InvoiceArchive
 from shared.invoices.feeds import (
     FeedOutcomeUnknown,
@@ -54,6 +56,10 @@ from shared.order_repository import OrderRepository
 from shared.telemetry import record_stage
 
 DOC_KEYS = {INVOICE: "invoice", CREDIT_NOTE: "creditNote"}
+# An `uploading` mark older than this was left by an invocation that has ended without
+# settling it: host.json's functionTimeout (5 minutes) ends every invocation before, and the
+# extra minute covers clock skew between instances (a test holds the two together).
+UPLOAD_MARK_STALE_AFTER = timedelta(minutes=6)
 # Audit actions whose records list the invoice numbers an order held when it went.
 _ORDER_GONE = frozenset({AuditAction.PURGED.value, AuditAction.ERASED.value})
 FEED_DOCUMENT_TYPES = {INVOICE: "Invoice", CREDIT_NOTE: "CreditNote"}
@@ -73,6 +79,17 @@ def new_attempt_id() -> str:
 
 class InvoiceUnavailable(AppError):
     code = "invoice_unavailable"
+
+
+class InvoiceUploadInProgress(TransientError):
+    """Another invocation holds the document's upload mark and may still be running: the
+    message is re-queued to look again when the mark would be stale (no attempt spent)."""
+
+    code = "invoice_upload_in_progress"
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"another invocation is uploading; retry after {retry_after_s:.0f}s")
+        self.retry_after_s = retry_after_s
 
 
 def invoice_blob_names(record: OrderRecord) -> list[str]:
@@ -159,16 +176,16 @@ class InvoicingService:
             if stored is None:
                 return
             record = stored
-        self._deliver(record, kind, attempt)
+        self._deliver(record, kind, attempt, now)
 
-    def _delivery_plan(self, record: OrderRecord, kind: str, attempt: str) -> dict[str, str]:
+    def _delivery_plan(self, record: OrderRecord, kind: str, attempt: str, now: datetime) -> dict[str, str]:
         if not self._uploads(record):
             return {"status": "not_configured"}
         if kind == CREDIT_NOTE and not record.extra.get(REFUND_TRANSACTION_ID):
             return {"status": "manual", "error": NEEDS_TRANSACTION_ID}
         # Marked in the write that records the document: the upload follows at once, and no
         # extra write is needed to know, after a crash, that it may have happened.
-        return {"status": UPLOADING, "attempt": attempt}
+        return _upload_mark(attempt, now)
 
     def _create_document(
         self, record: OrderRecord, kind: str, now: datetime, attempt: str
@@ -199,7 +216,7 @@ class InvoicingService:
             "currency": data.currency,
             "totalAmount": str(money(data.total_gross)),
             "totalVat": str(money(data.total_tax)),
-            "delivery": self._delivery_plan(record, kind, attempt),
+            "delivery": self._delivery_plan(record, kind, attempt, now),
         }
         if self._archive is not None:
             countries = (self._profile.establishment_country, data.buyer.country_code)
@@ -245,21 +262,28 @@ class InvoicingService:
             original=_doc(record, INVOICE) if kind == CREDIT_NOTE else None,
         )
 
-    def _deliver(self, record: OrderRecord, kind: str, attempt: str | None) -> None:
+    def _deliver(self, record: OrderRecord, kind: str, attempt: str | None, now: datetime) -> None:
         """Upload the document if this invocation holds its `uploading` mark (made with the
-        document, or taken here from `pending`); settle a mark another invocation left. Each
-        write starts from the record in hand (one round trip; a re-read only on a conflict)."""
+        document, or taken here from `pending`); wait for a mark another invocation may still
+        hold, and settle one it left. Each write starts from the record in hand (one round
+        trip; a re-read only on a conflict)."""
         doc = _doc(record, kind) or {}
         delivery = dict(doc.get("delivery") or {})
         status = delivery.get("status")
         if status == UPLOADING and delivery.get("attempt") != attempt:
+            since = delivery.get("since")
+            stale_at = datetime.fromisoformat(since) + UPLOAD_MARK_STALE_AFTER if since else now
+            if now < stale_at:
+                # A duplicate message while the first is uploading: look again once the first
+                # has ended, by its answer or by the host's timeout.
+                raise InvoiceUploadInProgress((stale_at - now).total_seconds())
             unknown = {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": delivery.get("attempt")}
             if self._settle(record, kind, delivery.get("attempt"), unknown) is not None:
                 record_stage(UPLOAD_UNKNOWN)
             return
         if status == PENDING:
             attempt = self._new_attempt()
-            taken = self._settle(record, kind, None, {"status": UPLOADING, "attempt": attempt})
+            taken = self._settle(record, kind, None, _upload_mark(attempt, now))
             if taken is None:
                 return  # another delivery took it first
             record = taken
@@ -381,6 +405,10 @@ class InvoicingService:
 def _not_sent(code: str) -> dict[str, str]:
     """A delivery refused before anything was sent: a person's task when only they can fix it."""
     return {"status": "manual" if code == NEEDS_TRANSACTION_ID else "failed", "error": code}
+
+
+def _upload_mark(attempt: str, now: datetime) -> dict[str, str]:
+    return {"status": UPLOADING, "attempt": attempt, "since": now.isoformat()}
 
 
 def _number_text(series: str, number: int) -> str:

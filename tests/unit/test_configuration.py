@@ -2,8 +2,10 @@
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
+from shared.invoicing import UPLOAD_MARK_STALE_AFTER
 from shared.message_failures import MAX_DEQUEUE_COUNT
 from shared.settings import load_settings
 
@@ -33,6 +35,12 @@ def test_sample_values_load() -> None:
 def test_max_dequeue_count_matches_host_json() -> None:
     host = json.loads((ROOT / "host.json").read_text())
     assert host["extensions"]["queues"]["maxDequeueCount"] == MAX_DEQUEUE_COUNT
+
+
+def test_an_upload_mark_goes_stale_only_after_the_host_ends_its_invocation() -> None:
+    hours, minutes, seconds = json.loads((ROOT / "host.json").read_text())["functionTimeout"].split(":")
+    timeout = timedelta(hours=int(hours), minutes=int(minutes), seconds=int(seconds))
+    assert timeout < UPLOAD_MARK_STALE_AFTER <= timeout + timedelta(minutes=2)
 
 
 def test_schedules_are_settings_with_six_fields() -> None:

@@ -23,7 +23,14 @@ from shared.invoices.model import recognise_rate
 from shared.invoices.numbering import SETTLE_CHECKS, ClaimVerdict, InvoiceCounter, counter_id
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import FpdfRenderer, ReportlabRenderer
-from shared.invoicing import REFUND_TRANSACTION_ID, UPLOAD_UNKNOWN, InvoicingService, invoice_blob_names
+from shared.invoicing import (
+    REFUND_TRANSACTION_ID,
+    UPLOAD_MARK_STALE_AFTER,
+    UPLOAD_UNKNOWN,
+    InvoiceUploadInProgress,
+    InvoicingService,
+    invoice_blob_names,
+)
 from shared.messages import IssueInvoice
 from shared.order_record import OrderPii, OrderRecord, Stage
 from shared.order_repository import OrderRepository
@@ -646,16 +653,21 @@ def test_a_crash_after_the_upload_never_sends_the_invoice_twice() -> None:
     marked = world.issue_doc("ref-de-consumer-1", "invoice")["delivery"]
     assert marked["status"] == "uploading" and len(world.uploader.calls) == 1
     world.orders.replace = original  # type: ignore[method-assign]
-    doc = world.issue("ref-de-consumer-1")["invoice"]
+    # Redelivered within the host's timeout, the mark may still be live: look again later.
+    with pytest.raises(InvoiceUploadInProgress) as wait:
+        world.issue("ref-de-consumer-1", now=NOW + timedelta(minutes=1))
+    assert wait.value.retry_after_s == 5 * 60 and wait.value.transient
+    later = NOW + UPLOAD_MARK_STALE_AFTER
+    doc = world.issue("ref-de-consumer-1", now=later)["invoice"]
     assert doc["delivery"] == {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": marked["attempt"]}
     assert len(world.uploader.calls) == 1
-    world.issue("ref-de-consumer-1")  # and stays so
+    world.issue("ref-de-consumer-1", now=later)  # and stays so
     assert len(world.uploader.calls) == 1
 
 
-def test_the_uploading_invocation_settles_over_a_duplicate_that_found_its_mark() -> None:
-    """A duplicate message handled while the first is mid-upload marks it `manual`; the first,
-    which saw Amazon's answer, still records the feed."""
+def test_a_duplicate_that_finds_a_live_upload_mark_waits_for_it() -> None:
+    """A duplicate message handled while the first is mid-upload is re-queued, not handed to a
+    person; the first records the feed, and the duplicate, back later, finds it done."""
     world = World()
     de_consumer(world)
     first_upload = world.uploader.upload
@@ -664,13 +676,18 @@ def test_the_uploading_invocation_settles_over_a_duplicate_that_found_its_mark()
         seller: str, marketplace: str, pdf: bytes, options: Mapping[str, str]
     ) -> FeedReceipt:
         world.uploader.upload = first_upload  # type: ignore[method-assign]
-        world.issue("ref-de-consumer-1")
-        assert world.issue_doc("ref-de-consumer-1", "invoice")["delivery"]["error"] == UPLOAD_UNKNOWN
+        with pytest.raises(InvoiceUploadInProgress):
+            world.issue("ref-de-consumer-1", now=NOW + timedelta(seconds=20))
+        assert world.issue_doc("ref-de-consumer-1", "invoice")["delivery"]["status"] == "uploading"
         return first_upload(seller, marketplace, pdf, options)
 
     world.uploader.upload = duplicate_arrives  # type: ignore[method-assign]
-    doc = world.issue("ref-de-consumer-1")["invoice"]
-    assert doc["delivery"] == {"status": "submitted", "feedId": "feed-1", "processingStatus": "IN_QUEUE"}
+    submitted = {"status": "submitted", "feedId": "feed-1", "processingStatus": "IN_QUEUE"}
+    assert world.issue("ref-de-consumer-1")["invoice"]["delivery"] == submitted
+    assert (
+        world.issue("ref-de-consumer-1", now=NOW + UPLOAD_MARK_STALE_AFTER)["invoice"]["delivery"]
+        == submitted
+    )
     assert len(world.uploader.calls) == 1
 
 
