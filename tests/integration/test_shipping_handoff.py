@@ -29,11 +29,12 @@ from shared.envelope import EnvelopeCipher
 from shared.key_epochs import KeyEpochs
 from shared.key_vault import MemorySecretStore
 from shared.messages import IssueInvoice, ShipOrder
-from shared.order_record import OrderPii, OrderRecord, Stage
+from shared.order_record import OrderPii, Stage
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
 from shared.shipping import ShippingService
 from shared.shipping_rules import ShippingRules
+from tests.builders import order_record
 
 pytestmark = pytest.mark.integration
 
@@ -201,19 +202,13 @@ def build(store: MemoryDocumentStore, cipher: EnvelopeCipher, count: int) -> lis
         ref = f"ref-{n:08d}"
         pii = order_pii(n)
         orders.create(
-            OrderRecord(
+            order_record(
+                at=NOW,
                 ref=ref,
                 seller_id="A1SELLER",
                 marketplace_id=US,
-                stage=Stage.READY,
-                amazon_status="UNSHIPPED",
-                amazon_updated_at=NOW,
-                created_at=NOW,
                 ship_country="US",
                 service_level=LEVELS[n % 3],
-                is_business=False,
-                latest_ship_at=None,
-                latest_delivery_at=None,
                 items=(OrderItem(f"OI-{n}", "B000TEST", "MUG", "Mug", 1, None),),
                 pii=cipher.seal(ref, pii, NOW),
             )

@@ -35,6 +35,7 @@ from shared.messages import IssueInvoice
 from shared.order_record import OrderPii, OrderRecord, Stage
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
+from tests.builders import order_record
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 DE, FR, UK, US = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P", "ATVPDKIKX0DER"
@@ -137,19 +138,16 @@ class World:
         stage: Stage = Stage.SHIPPED,
         **changes: Any,
     ) -> None:
-        record = OrderRecord(
+        record = order_record(
+            at=NOW,
             ref=ref,
             seller_id="A1SELLER",
             marketplace_id=marketplace,
             stage=stage,
             amazon_status="SHIPPED",
-            amazon_updated_at=NOW,
             created_at=NOW - timedelta(days=2),
             ship_country=pii.ship_to.country_code if pii.ship_to else None,
-            service_level=None,
             is_business=business,
-            latest_ship_at=None,
-            latest_delivery_at=None,
             items=items,
             pii=self.cipher.seal(ref, pii, NOW),
             shipment={"carrier": "DHL", "trackingNumber": "T1", "shippedAt": "2026-11-01T15:00:00+00:00"},

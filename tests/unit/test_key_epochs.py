@@ -13,6 +13,7 @@ from shared.key_vault import Destroyed, MemorySecretStore
 from shared.order_record import OrderPii, OrderRecord, Stage
 from shared.pii import Pii
 from shared.settings import load_settings
+from tests.builders import order_record
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 
@@ -150,19 +151,14 @@ def test_shred_with_purge_protection_reports_soft_delete() -> None:
 
 def _record(ref: str, envelope: dict[str, object]) -> OrderRecord:
     at = START + timedelta(days=1)
-    return OrderRecord(
+    return order_record(
+        at=at,
         ref=ref,
         seller_id="A1SELLER",
         marketplace_id="A1PA6795UKMFR9",
         stage=Stage.DELIVERED,
         amazon_status="SHIPPED",
-        amazon_updated_at=at,
-        created_at=at,
         ship_country="PT",
-        service_level="Standard",
-        is_business=False,
-        latest_ship_at=None,
-        latest_delivery_at=None,
         items=(OrderItem("1", "B0ASIN", "SKU-1", "Mug", 2, None),),
         pii=envelope,
     )

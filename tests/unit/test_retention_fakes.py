@@ -11,6 +11,7 @@ from shared.domain import Address, Buyer, OrderItem
 from shared.errors import TransientError
 from shared.order_record import OrderPii, OrderRecord, Stage
 from shared.pii import Pii
+from tests.builders import order_record
 
 EPOCH0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 EPOCH_LENGTH = timedelta(days=7)
@@ -62,17 +63,15 @@ def shipped_record(
     latest_delivery_at: datetime | None,
     cipher: FakeCipher | None = None,
 ) -> OrderRecord:
-    return OrderRecord(
+    return order_record(
+        at=shipped_at,
         ref=ref,
         seller_id="A1SELLER",
         marketplace_id="A1PA6795UKMFR9",
         stage=Stage.SHIPPED,
         amazon_status="SHIPPED",
-        amazon_updated_at=shipped_at,
         created_at=shipped_at - timedelta(days=1),
-        ship_country="DE",
         service_level="Standard",
-        is_business=False,
         latest_ship_at=shipped_at,
         latest_delivery_at=latest_delivery_at,
         items=(OrderItem("1", "B000TEST01", "SKU-1", "Widget", 1, None),),

@@ -29,6 +29,7 @@ from shared.pii import Pii
 from shared.retention import RetentionPolicy, RetentionSchedule
 from shared.shipping import ShippingService
 from shared.shipping_rules import ShippingRules
+from tests.builders import order_record
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 US = "ATVPDKIKX0DER"
@@ -200,19 +201,14 @@ class World:
         addr = addr or address()
         pii = OrderPii("111-0000000-0000001", Buyer(name=Pii("Buyer Name"), email=Pii(EMAIL)), addr)
         self.orders.create(
-            OrderRecord(
+            order_record(
+                at=NOW,
                 ref=ref,
                 seller_id="A1SELLER",
                 marketplace_id=marketplace,
                 stage=stage,
-                amazon_status="UNSHIPPED",
-                amazon_updated_at=NOW,
-                created_at=NOW,
                 ship_country=addr.country_code,
                 service_level=level,
-                is_business=False,
-                latest_ship_at=None,
-                latest_delivery_at=None,
                 items=(OrderItem("OI-1", "B000", "MUG", "Mug", 2, None),),
                 pii=self.cipher.seal(ref, pii, NOW),
                 restricted=restricted,
