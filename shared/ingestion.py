@@ -10,7 +10,7 @@ Polling. Per seller one cursor document in the `state` container (CAS on `_etag`
 searchOrders, so the bucket travels with the cursor and a page costs one write, not two. A
 poll that finds nothing new writes nothing, as long as the token it spent is back before the
 next poll (see `_poll_seller`); the cursor is written at least every `CURSOR_HEARTBEAT` all
-the same, so `lastPollAt` shows the timer runs and the search window stays short.
+the same, so the search window stays short.
 
 A cycle searches `lastUpdatedAfter = watermark - OVERLAP` (clock skew between Amazon and us)
 page by page, 100 orders a page, merchant-fulfilled only. After each page is stored, the
@@ -77,7 +77,7 @@ NOT_FOUND_DELAY_S = 60.0
 MAX_CAS_ATTEMPTS = 5
 CURSOR_ID = "orders-cursor"
 # A poll that finds nothing writes nothing; the cursor is written at least this often all the
-# same, which bounds the next search's window and tells `poll_covers` the timer still runs.
+# same, which bounds the next search's window.
 CURSOR_HEARTBEAT = timedelta(hours=6)
 NO_ADDRESS = "order_without_address"
 # A ready order whose shipment never started (the poll died after storing it, before the host
