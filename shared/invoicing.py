@@ -35,7 +35,6 @@ from typing import Any
 
 from shared.audit import AuditAction, AuditLog
 from shared.blob_store import INVOICES
-from shared.document_store import WriteConflict
 from shared.errors import AppError, TransientError
 from shared.invoices.archive import InvoiceArchive
 from shared.invoices.feeds import (
@@ -265,8 +264,8 @@ class InvoicingService:
     def _deliver(self, record: OrderRecord, kind: str, attempt: str | None, now: datetime) -> None:
         """Upload the document if this invocation holds its `uploading` mark (made with the
         document, or taken here from `pending`); wait for a mark another invocation may still
-        hold, and settle one it left. Each write starts from the record in hand (one round
-        trip; a re-read only on a conflict)."""
+        hold, and settle one it left. Each write starts from the record in hand
+        (`OrderRepository.update_from`)."""
         doc = _doc(record, kind) or {}
         delivery = dict(doc.get("delivery") or {})
         status = delivery.get("status")
@@ -391,13 +390,7 @@ class InvoicingService:
             invoice[DOC_KEYS[kind]] = {**doc, "delivery": dict(delivery)}
             return rec.evolve(invoice=invoice)
 
-        changed = change(record)
-        if changed is None:
-            return None
-        try:
-            stored: OrderRecord | None = self._orders.replace(changed)
-        except WriteConflict:
-            stored = self._orders.update(record.ref, change)
+        stored = self._orders.update_from(record, change)
         written = _doc(stored, kind) if stored is not None else None
         return stored if written is not None and written.get("delivery") == dict(delivery) else None
 

@@ -43,14 +43,28 @@ class OrderRepository:
             current = self.get(ref)
             if current is None:
                 return None
-            changed = change(current)
-            if changed is None:
-                return current
             try:
-                return self.replace(changed)
+                return self._apply(current, change)
             except WriteConflict:
                 continue
         raise WriteConflict("order kept changing")
+
+    def update_from(
+        self, record: OrderRecord, change: Callable[[OrderRecord], OrderRecord | None]
+    ) -> OrderRecord | None:
+        """`update`, starting from `record` as the caller already read it (with its etag): the
+        common case costs one write and no read; only a conflict re-reads."""
+        try:
+            return self._apply(record, change)
+        except WriteConflict:
+            return self.update(record.ref, change)
+
+    def _apply(
+        self, current: OrderRecord, change: Callable[[OrderRecord], OrderRecord | None]
+    ) -> OrderRecord:
+        """`change` written over `current` (`WriteConflict` if it moved on); `current` if None."""
+        changed = change(current)
+        return current if changed is None else self.replace(changed)
 
     def delete(self, ref: str) -> bool:
         return self._store.delete(ORDERS, ref, ref)

@@ -102,10 +102,9 @@ class RecordLayout(Generic[R]):
     `reveal(record)` is the list of its values in layout order, each Pii as its text: the
     record at the moment of encryption."""
 
-    __slots__ = ("build", "cls", "reveal")
+    __slots__ = ("build", "reveal")
 
     def __init__(self, cls: type[R], names: Sequence[str], plain: Collection[str]) -> None:
-        self.cls = cls
         declared = {f.name: f for f in dataclasses.fields(cls)}
         if sorted(names) != sorted(declared):
             raise ValueError(f"a layout of {cls.__name__} names each of its fields once")

@@ -330,20 +330,39 @@ class PrivacyService:
         """Delete everything held for `ref` at once and return the written confirmation.
         Safe to repeat: a redelivered request finishes the work and returns the first
         confirmation."""
-        existing = load(self._audit, ref, request_id)
-        if existing is not None:
-            # A crash after the confirmation: the shell still remembers the invoice numbers,
-            # and the erasure's audit record is written once (a no-op if it is there already).
-            _, invoices = self._empty_document(ref, request_id)
-            self._sweep_blobs(ref)
-            self._record_erasure(ref, request_id, request_type, existing.held, invoices, now, by)
-            self._orders.delete(ref)
-            return existing
         held, invoices = self._empty_document(ref, request_id)
         blobs = self._sweep_blobs(ref)
+        # A retry after a crash finds the first confirmation (the shell remembers what it held
+        # and its invoice numbers) and finishes the steps after it.
+        confirmation = load(self._audit, ref, request_id) or self._confirm(
+            ref, request_id, request_type, held, blobs, now
+        )
+        self._note(
+            ref,
+            AuditAction.ERASED,
+            now,
+            by,
+            request_id,
+            requestType=request_type,
+            held=confirmation.held,
+            invoices=invoices,
+        )
+        self._orders.delete(ref)
+        return confirmation
+
+    def _confirm(  # noqa: PLR0917 - the facts of one deletion
+        self,
+        ref: str,
+        request_id: str,
+        request_type: str,
+        held: list[str],
+        blobs: Mapping[str, int],
+        now: datetime,
+    ) -> DeletionConfirmation:
+        """Write the deletion confirmation (once per request id) and return what is stored."""
         deleted = held + [f"{n} file(s) in blob container '{c}'" for c, n in blobs.items() if n]
         found = bool(deleted)
-        confirmation = save(
+        return save(
             self._audit,
             DeletionConfirmation(
                 request_id=request_id,
@@ -358,22 +377,6 @@ class PrivacyService:
                 recoverability_days=self._policy.recoverability_days,
             ),
         )
-        self._record_erasure(ref, request_id, request_type, found, invoices, now, by)
-        self._orders.delete(ref)
-        return confirmation
-
-    def _record_erasure(  # noqa: PLR0917 - the facts of one erasure
-        self,
-        ref: str,
-        request_id: str,
-        request_type: str,
-        held: bool,
-        invoices: list[str],
-        now: datetime,
-        by: str,
-    ) -> None:
-        details = {"requestId": request_id, "requestType": request_type, "held": held, "invoices": invoices}
-        self._audit.record(ref, AuditAction.ERASED, now, by, details, once_key=request_id)
 
     def confirmation_text(self, ref: str, request_id: str) -> str | None:
         """Ops verb `deletion-confirmation <order id> <request id>` (the CLI computes `ref`)."""

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from shared.audit import AuditAction, AuditLog
 from shared.blob_store import EXPORTS, INVOICES, LABELS
-from shared.document_store import ORDERS, DocumentStore, WriteConflict
+from shared.document_store import ORDERS, DocumentStore
 from shared.domain import PackageState
 from shared.envelope import epoch_of
 from shared.errors import AppError
@@ -321,26 +321,14 @@ class RetentionService:
                 return current.evolve(due_at=next_check)
             return mark_delivered(current, found[0], found[1], now, self._policy)
 
-        stored = self._write(record, change)
+        # The due query returned the record with its etag: one write, a re-read only on conflict.
+        stored = self._orders.update_from(record, change)
         if stored is None or stored.stage is not (Stage.DELIVERED if found else Stage.SHIPPED):
             return
         if found is None:
             report.rescheduled += 1
         elif stored.delivered_at is not None and stored.purge_after is not None:
             report.delivered.append(Delivery(stored.ref, stored.delivered_at, found[1], stored.purge_after))
-
-    def _write(
-        self, record: OrderRecord, change: Callable[[OrderRecord], OrderRecord | None]
-    ) -> OrderRecord | None:
-        """Apply `change` to the record the due query returned (it carries its `_etag`), and
-        only on a conflict re-read: the common case costs one write and no extra read."""
-        changed = change(record)
-        if changed is None:
-            return record
-        try:
-            return self._orders.replace(changed)
-        except WriteConflict:
-            return self._orders.update(record.ref, change)
 
     def _detect(self, record: OrderRecord, now: datetime, report: TrackReport) -> tuple[datetime, str] | None:
         if not record.restricted:
