@@ -437,18 +437,18 @@ class Pipeline:
     def documents(self, container: str) -> list[dict[str, Any]]:
         return list(self.store.scan(container))
 
-    def blobs(self) -> Iterator[tuple[str, str, int]]:
+    def blobs(self) -> Iterator[tuple[str, str, int, dict[str, str]]]:
         for container in BLOB_CONTAINERS:
             client = self.blob_service.get_container_client(container)
-            for blob in client.list_blobs():
-                yield container, str(blob.name), int(blob.size)
+            for blob in client.list_blobs(include=["metadata"]):
+                yield container, str(blob.name), int(blob.size), dict(blob.metadata or {})
 
     def observe_blobs(self) -> None:
         """Count labels and invoices per order, and keep each invoice PDF (decrypted with the
         app's own cipher) for a person to read before the purge deletes it."""
         labels: Counter[str] = Counter()
         invoices: Counter[str] = Counter()
-        for container, name, _ in self.blobs():
+        for container, name, _, _ in self.blobs():
             ref = name.split("/", 1)[0]
             if container == "labels":
                 labels[ref] += 1
@@ -469,7 +469,8 @@ class Pipeline:
         self.observed.invoice_files.add(name)
 
     def snapshot(self, path: Path) -> int:
-        """Every Cosmos document and blob (name and size) as stored, one JSON object a line."""
+        """Every Cosmos document and blob (name, size and metadata) as stored, one JSON object a
+        line."""
         from shared.document_store import CONTAINERS
 
         lines = 0
@@ -478,8 +479,9 @@ class Pipeline:
                 for doc in self.documents(container):
                     f.write(json.dumps({"cosmos": container, "document": doc}, sort_keys=True) + "\n")
                     lines += 1
-            for container, name, size in self.blobs():
-                f.write(json.dumps({"blob": container, "name": name, "size": size}) + "\n")
+            for container, name, size, metadata in self.blobs():
+                entry = {"blob": container, "name": name, "size": size, "metadata": metadata}
+                f.write(json.dumps(entry, sort_keys=True) + "\n")
                 lines += 1
         return lines
 

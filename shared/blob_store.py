@@ -4,6 +4,10 @@ A label prints the buyer's name and address, so it is personal data: it is seale
 `BlobCipher` (envelope encryption under the order's key material) before it leaves memory,
 and stored as container "labels", blob "<ref>/label.pdf". The purge deletes everything under
 "<ref>/" with the order (`delete_prefix`), so labels follow the order's retention.
+
+A blob may carry metadata (plain text beside it, never personal data): a label carries its
+purchase (carrier, service, tracking number, intent id), so the blob written right after the
+carrier's answer is the purchase's record, and no order write is needed for it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ LABELS = "labels"
 INVOICES = "invoices"
 EXPORTS = "exports"
 LABEL_PURPOSE = "shipping-label"
+PURCHASE_METADATA = "purchase"
 
 
 def label_blob_name(ref: str) -> str:
@@ -45,11 +50,19 @@ class BlobCipher(Protocol):
 
 
 class BlobStore(Protocol):
-    def put(self, container: str, name: str, data: bytes) -> None:
+    def put(self, container: str, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
         """Create or overwrite (a replayed shipment writes the same label again)."""
         ...
 
+    def create(self, container: str, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        """Create only if no such blob exists; False if one does (nothing is written)."""
+        ...
+
     def get(self, container: str, name: str) -> bytes | None: ...
+
+    def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
+        """The blob's metadata, or None when there is no such blob."""
+        ...
 
     def delete_prefix(self, container: str, prefix: str) -> int: ...
 
@@ -67,19 +80,45 @@ class AzureBlobStore:
             return BlobUnavailable(f"blob status {status}")
         return AppError(f"blob status {status}", code="blob_error")
 
-    def put(self, container: str, name: str, data: bytes) -> None:
+    def put(self, container: str, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
         from azure.core.exceptions import AzureError
 
         try:
-            self._service.get_blob_client(container, name).upload_blob(data, overwrite=True)
+            self._service.get_blob_client(container, name).upload_blob(
+                data, overwrite=True, metadata=dict(metadata or {})
+            )
         except AzureError as exc:
             raise self._guard(exc) from None
+
+    def create(self, container: str, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            # overwrite=False sends If-None-Match: *, so the service decides between racers.
+            self._service.get_blob_client(container, name).upload_blob(
+                data, overwrite=False, metadata=dict(metadata)
+            )
+        except ResourceExistsError:
+            return False
+        except AzureError as exc:
+            raise self._guard(exc) from None
+        return True
 
     def get(self, container: str, name: str) -> bytes | None:
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         try:
             return self._service.get_blob_client(container, name).download_blob().readall()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self._guard(exc) from None
+
+    def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            return dict(self._service.get_blob_client(container, name).get_blob_properties().metadata)
         except ResourceNotFoundError:
             return None
         except AzureError as exc:
@@ -109,19 +148,31 @@ class MemoryBlobStore:
 
     def __init__(self) -> None:
         self.blobs: dict[tuple[str, str], bytes] = {}
+        self.metadata_of: dict[tuple[str, str], dict[str, str]] = {}
         self.writes = 0
 
-    def put(self, container: str, name: str, data: bytes) -> None:
+    def put(self, container: str, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
         self.blobs[(container, name)] = bytes(data)
+        self.metadata_of[(container, name)] = dict(metadata or {})
         self.writes += 1
+
+    def create(self, container: str, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        if (container, name) in self.blobs:
+            return False
+        self.put(container, name, data, metadata)
+        return True
 
     def get(self, container: str, name: str) -> bytes | None:
         return self.blobs.get((container, name))
+
+    def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
+        return self.metadata_of.get((container, name)) if (container, name) in self.blobs else None
 
     def delete_prefix(self, container: str, prefix: str) -> int:
         doomed = [k for k in self.blobs if k[0] == container and k[1].startswith(prefix)]
         for key in doomed:
             del self.blobs[key]
+            self.metadata_of.pop(key, None)
         return len(doomed)
 
     def names(self, container: str) -> Iterator[str]:
@@ -135,11 +186,21 @@ class LabelStore:
         self._blobs = blobs
         self._cipher = cipher
 
-    def put(self, ref: str, document: bytes, now: datetime) -> str:
-        name = label_blob_name(ref)
+    def put(self, ref: str, document: bytes, purchase: Mapping[str, Any], now: datetime) -> None:
+        """Store the label sealed, with its `purchase` (no personal data) as metadata."""
         envelope = self._cipher.seal_bytes(ref, LABEL_PURPOSE, document, now)
-        self._blobs.put(LABELS, name, json.dumps(envelope, separators=(",", ":")).encode())
-        return name
+        self._blobs.put(
+            LABELS,
+            label_blob_name(ref),
+            json.dumps(envelope, separators=(",", ":")).encode(),
+            {PURCHASE_METADATA: json.dumps(purchase, separators=(",", ":"))},
+        )
+
+    def purchase(self, ref: str) -> Mapping[str, Any] | None:
+        """The purchase stored with the order's label, if a label is stored."""
+        metadata = self._blobs.metadata(LABELS, label_blob_name(ref))
+        text = (metadata or {}).get(PURCHASE_METADATA)
+        return json.loads(text) if text else None
 
     def get(self, ref: str) -> bytes | None:
         sealed = self._blobs.get(LABELS, label_blob_name(ref))

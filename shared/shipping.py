@@ -3,21 +3,24 @@
 The order document moves through these shipment states, each written by compare-and-swap:
 
     (none) --intent--> {"state": "intent", "intentId", carrier, service, parcel}
-           --label bought, sealed label stored--> {"state": "purchased", tracking, ...}
-           --confirmShipment--> stage SHIPPED, {"state": "shipped", ..., "shippedAt"}
-
-On a carrier that replays a purchase (`Carrier.replay_safe`) the middle write is skipped: the
-label is recorded with the shipment, one write after confirmShipment, since a crash in between
-replays both (the same key returns the same label, the same package reference edits the same
-confirmation). It is written only when the confirmation fails, before the error propagates.
+           --label bought and stored, confirmShipment--> stage SHIPPED, {"state": "shipped",
+             carrier, tracking, ..., "shippedAt"}
 
 The intent is persisted before the carrier is called and its id travels as the carrier's
-idempotency key (or customer reference). A message redelivered after a crash between the
-purchase and the next write finds the intent and replays the purchase with the same key, which
-returns the first label, on carriers whose API honours it (`Carrier.replay_safe`). On any other
-carrier an unresolved intent is never bought again: the order goes to a person
-(`label_intent_unresolved`). A carrier answer that proves nothing was bought (5xx, refused)
-clears the intent first, so the retry starts clean.
+idempotency key (or customer reference). The label is sealed into blob storage as soon as the
+carrier answers, with its purchase (carrier, service, tracking number, intent id: no personal
+data) as the blob's metadata: that blob is the purchase's record, so the order is written once
+more only after confirmShipment. A message redelivered after a crash anywhere past the blob
+finds the intent, reads the purchase beside the label and confirms again (the same package
+reference edits the same confirmation): nothing is bought twice. A crash between the
+carrier's answer and the blob leaves an intent without a label: the purchase is replayed with
+the same key, which returns the first label, on carriers whose API honours it
+(`Carrier.replay_safe`); on any other carrier an unresolved intent is never bought again, and
+the order goes to a person (`label_intent_unresolved`). A carrier answer that proves nothing
+was bought (5xx, refused) clears the intent first, so the retry starts clean. When the
+confirmation fails, or the order changed before the shipped write, the purchase is written on
+the order (`"state": "purchased"`) before the error propagates, so a person sees what was
+bought.
 
 The address is decrypted in memory for the one call that needs it, and the carrier receives
 only the label minimum (`shared.carriers.Recipient`: no e-mail). Address problems mark the
@@ -34,7 +37,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from shared.blob_store import LabelStore
+from shared.blob_store import LabelStore, label_blob_name
 from shared.carriers.base import (
     AddressProblem,
     Carrier,
@@ -129,6 +132,7 @@ def _parcel(doc: Mapping[str, Any]) -> Parcel:
 
 
 def _purchased(intent: Mapping[str, Any], label: Label, blob: str, now: datetime) -> dict[str, Any]:
+    # No personal data: this is also the label blob's metadata.
     return {
         **intent,
         "state": PURCHASED,
@@ -197,18 +201,16 @@ class ShippingService:
             if state == PURCHASED:
                 return self._finish(record, now, recorded=True)
             if state == INTENT:
-                record, recorded = self._replay(record, carriers, now)
+                record = self._replay(record, carriers, now)
             else:
-                record, recorded = self._buy(record, carriers, now)
+                record = self._buy(record, carriers, now)
         except (AddressProblem, NoRoute) as problem:
             return self._attention(record.ref, problem.code)
-        return self._finish(record, now, recorded=recorded)
+        return self._finish(record, now, recorded=False)
 
     # --- steps ---------------------------------------------------------------------------
 
-    def _buy(
-        self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime
-    ) -> tuple[OrderRecord, bool]:
+    def _buy(self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime) -> OrderRecord:
         choice = self._rules.choose(
             record.marketplace_id, record.ship_country, record.service_level, record.items, set(carriers)
         )
@@ -236,10 +238,11 @@ class ShippingService:
             raise TransientError("another delivery is shipping this order", code="shipment_in_progress")
         return self._purchase(stored, carrier, pii, now)
 
-    def _replay(
-        self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime
-    ) -> tuple[OrderRecord, bool]:
+    def _replay(self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime) -> OrderRecord:
         shipment = record.shipment or {}
+        stored = self._labels.purchase(record.ref)
+        if stored is not None and stored.get("intentId") == shipment.get("intentId"):
+            return record.evolve(shipment=dict(stored))  # bought and stored before the crash
         carrier = carriers.get(str(shipment.get("carrier")))
         if carrier is None:
             raise AddressProblem("carrier no longer configured", code=CARRIER_UNCONFIGURED)
@@ -247,10 +250,8 @@ class ShippingService:
             raise AddressProblem("label may exist; not buying twice", code=INTENT_UNRESOLVED)
         return self._purchase(record, carrier, self._open(record), now)
 
-    def _purchase(
-        self, record: OrderRecord, carrier: Carrier, pii: OrderPii, now: datetime
-    ) -> tuple[OrderRecord, bool]:
-        """The order with its label, and whether the purchase is already on record."""
+    def _purchase(self, record: OrderRecord, carrier: Carrier, pii: OrderPii, now: datetime) -> OrderRecord:
+        """The order with its label, bought and stored with its purchase (not yet written)."""
         shipment = record.shipment or {}
         intent_id = str(shipment["intentId"])
         label_request = LabelRequest(
@@ -271,19 +272,14 @@ class ShippingService:
         except (CarrierUnavailable, CarrierError):
             self._clear_intent(record.ref, intent_id)
             raise
-        blob = self._labels.put(record.ref, label.document, now)
-        purchased = _purchased(shipment, label, blob, now)
-        if carrier.replay_safe:
-            return record.evolve(shipment=purchased), False  # recorded with the shipment (see above)
-        stored = self._write_purchase(record.ref, intent_id, purchased)
-        if stored is None:
-            raise TransientError("intent replaced while buying", code="shipment_race")
-        return stored, True
+        purchased = _purchased(shipment, label, label_blob_name(record.ref), now)
+        self._labels.put(record.ref, label.document, purchased, now)
+        return record.evolve(shipment=purchased)
 
     def _finish(self, record: OrderRecord, now: datetime, *, recorded: bool) -> Sequence[IssueInvoice]:
-        """Confirm to Amazon and write the order shipped. A label not yet on record (`recorded`
-        False: a replay-safe carrier) is written on its own when that cannot happen, so the
-        retry and any person see what was bought."""
+        """Confirm to Amazon and write the order shipped. A purchase not yet on the order
+        (`recorded` False: it is beside the label) is written on its own when that cannot
+        happen, so any person sees what was bought."""
         shipment = dict(record.shipment or {})
         if not shipment.get("confirmedByCarrier"):
             try:
@@ -340,17 +336,14 @@ class ShippingService:
 
         return self._orders.update(ref, change)
 
-    def _write_purchase(self, ref: str, intent_id: str, purchased: Mapping[str, Any]) -> OrderRecord | None:
+    def _write_purchase(self, ref: str, intent_id: str, purchased: Mapping[str, Any]) -> None:
         def change(current: OrderRecord) -> OrderRecord | None:
             shipment = current.shipment or {}
             if shipment.get("intentId") != intent_id or shipment.get("state") != INTENT:
                 return None
             return current.evolve(shipment=dict(purchased))
 
-        stored = self._orders.update(ref, change)
-        if stored is None or (stored.shipment or {}).get("intentId") != intent_id:
-            return None
-        return stored
+        self._orders.update(ref, change)
 
     def _clear_intent(self, ref: str, intent_id: str) -> None:
         def change(current: OrderRecord) -> OrderRecord | None:

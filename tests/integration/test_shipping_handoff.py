@@ -171,11 +171,18 @@ class DigestBlobs:
         self.blobs: dict[tuple[str, str], tuple[str, int]] = {}
         self.plain_hits = 0
 
-    def put(self, container: str, name: str, data: bytes) -> None:
+    def put(self, container: str, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
         self.plain_hits += data.count(b"%PDF")
         self.blobs[(container, name)] = (hashlib.sha256(data).hexdigest(), len(data))
 
+    def create(self, container: str, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        self.put(container, name, data, metadata)
+        return True
+
     def get(self, container: str, name: str) -> bytes | None:
+        return None
+
+    def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
         return None
 
     def delete_prefix(self, container: str, prefix: str) -> int:

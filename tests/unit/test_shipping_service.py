@@ -270,6 +270,55 @@ def test_crash_after_purchase_replays_with_same_key_and_buys_once() -> None:
     assert usps.purchases == 1 and len(w.confirmer.calls) == 1
 
 
+class Killed(BaseException):
+    """The worker process dies: no handler in the app runs."""
+
+
+class DyingConfirmer(FakeConfirmer):
+    def confirm_shipment(self, **kwargs: Any) -> None:
+        super().confirm_shipment(**kwargs)
+        raise Killed
+
+
+@pytest.mark.parametrize("replay_safe", [True, False])
+def test_a_crash_after_the_label_is_stored_confirms_again_and_buys_nothing(replay_safe: bool) -> None:
+    w = World()
+    w.add(REF)
+    usps = FakeCarrier("usps", replay_safe=replay_safe)
+    w.carriers["usps"] = usps
+    w.confirmer = DyingConfirmer()
+    with pytest.raises(Killed):
+        w.service().ship(ShipOrder(REF), NOW)
+    assert (w.get(REF).shipment or {})["state"] == "intent"  # nothing written after the intent
+    w.confirmer = FakeConfirmer()
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    shipment = w.get(REF).shipment or {}
+    assert shipment["state"] == "shipped" and shipment["trackingNumber"] == "TN0001"
+    assert usps.purchases == 1 and len(w.confirmer.calls) == 1
+    assert w.confirmer.calls[0]["package_reference"] == "1"  # as the first: an edit at Amazon
+
+
+def test_a_label_left_by_an_earlier_intent_is_not_taken_for_the_current_one() -> None:
+    w = World()
+    w.add(REF)
+    labels = LabelStore(w.blobs, XorBlobCipher())
+    labels.put(REF, b"%PDF old", {"intentId": "earlier", "trackingNumber": "OLD"}, NOW)
+    intent = {
+        "state": "intent",
+        "intentId": "current",
+        "carrier": "usps",
+        "service": "usps_ground_advantage",
+        "rule": "r",
+        "parcel": {"weightKg": "1", "lengthCm": "1", "widthCm": "1", "heightCm": "1"},
+    }
+    w.orders.update(REF, lambda r: r.evolve(shipment=intent))
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    assert [r.idempotency_key for r in w.carriers["usps"].requests] == ["current"]
+    shipment = w.get(REF).shipment or {}
+    assert (shipment["intentId"], shipment["trackingNumber"]) == ("current", "TN0001")
+    assert (labels.purchase(REF) or {})["intentId"] == "current"
+
+
 def test_unresolved_intent_on_non_replay_safe_carrier_goes_to_a_person() -> None:
     w = World()
     w.add(REF)
@@ -362,17 +411,17 @@ def test_state_holds_no_pii() -> None:
     w = World()
     w.add(REF)
     w.service().ship(ShipOrder(REF), NOW)
-    text = json.dumps(w.get(REF).to_doc()) + repr(w.confirmer.calls[0]["carrier_name"])
+    label_metadata = json.dumps(list(w.blobs.metadata_of.values()))
+    assert "TN0001" in label_metadata  # the purchase is there, and nothing personal
+    text = json.dumps(w.get(REF).to_doc()) + repr(w.confirmer.calls[0]["carrier_name"]) + label_metadata
     for secret in ("Jane Doe", "2 Main St", "Austin", "78701", "5125550100", EMAIL):
         assert secret not in text
 
 
-@pytest.mark.parametrize(("replay_safe", "writes"), [(True, 2), (False, 3)])
-def test_a_carrier_that_replays_needs_no_purchase_record_between_label_and_confirmation(
-    replay_safe: bool, writes: int
-) -> None:
-    """Intent, then shipped (label, tracking and confirmation in one write) on a carrier that
-    replays a purchase; the label recorded on its own first on one that cannot."""
+@pytest.mark.parametrize("replay_safe", [True, False])
+def test_the_purchase_is_recorded_beside_the_label_not_in_a_write_of_its_own(replay_safe: bool) -> None:
+    """Intent, then shipped (label, tracking and confirmation in one write), on every kind of
+    carrier: the label's blob holds the purchase in between."""
     w = World()
     w.add(REF)
     w.carriers["usps"] = FakeCarrier("usps", replay_safe=replay_safe)
@@ -386,7 +435,7 @@ def test_a_carrier_that_replays_needs_no_purchase_record_between_label_and_confi
         w.confirmer,
     )
     assert service.ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
-    assert counting.counts["orders.write"] == writes
+    assert counting.counts["orders.write"] == 2
     shipment = w.get(REF).shipment or {}
     assert shipment["state"] == "shipped" and shipment["labelBlob"] == f"{REF}/label.pdf"
     assert shipment["trackingNumber"] == "TN0001" and shipment["purchasedAt"] == NOW.isoformat()
