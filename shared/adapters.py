@@ -72,8 +72,14 @@ class PathBlobs:
     def put(self, name: str, data: bytes) -> None:
         self._blobs.put(*self._split(name), data)
 
+    def create(self, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        return self._blobs.create(*self._split(name), data, metadata)
+
     def get(self, name: str) -> bytes | None:
         return self._blobs.get(*self._split(name))
+
+    def metadata(self, name: str) -> Mapping[str, str] | None:
+        return self._blobs.metadata(*self._split(name))
 
     def delete(self, name: str) -> bool:
         return self._blobs.delete_prefix(*self._split(name)) > 0

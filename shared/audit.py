@@ -30,6 +30,8 @@ class AuditAction(StrEnum):
     CORRECTED = "corrected"
     RESTRICTED = "restricted"
     ERASED = "erased"
+    # An invoice that reached Amazon (or may have) for an order erased before it was recorded.
+    INVOICE_UNRECORDED = "invoice_unrecorded"
 
 
 class AuditValueRejected(AppError):

@@ -3,21 +3,27 @@ deliver it to Amazon where configured, and record every step on the order by com
 
 Steps of `issue`, each safe to repeat when the message is redelivered:
 1. read the order; skip (recording why) when no invoice is required or allowed;
-2. allocate the number for claim "<ref>:<kind>" (the same claim always gets the same number);
-3. open the buyer's data in memory, render the PDF, store it sealed under the order's data key
-   (so it is crypto-shredded with the order: the 7-day rule), and archive a copy where the
-   seller's tax law requires it (`shared.invoices.archive`);
-4. record the document on the order (CAS); the counter drops the claim in a later allocation,
-   once it is a week old and the order holds the number. Where the invoice goes to Amazon, the
-   same write marks it `uploading` with this invocation's attempt id;
-5. upload it with the UPLOAD_VAT_INVOICE feed and record the feed id and status (CAS). An
-   answer that proves nothing was sent (throttled, unavailable) puts the mark back to `pending`
-   and raises a transient error: the redelivered message resumes at this step. Another
-   invocation's mark younger than `UPLOAD_MARK_STALE_AFTER` may still be live: the message is
-   re-queued until then (`invoice_upload_in_progress`). An older one was left by an invocation
-   that died or failed with the upload under way: whether Amazon has the invoice is unknown,
-   so it is never sent again; the delivery becomes `manual` (`invoice_feed_upload_unknown`)
-   for a person to check in Seller Central.
+2. allocate the number for claim "<ref>:<kind>" (the same claim always gets the same number;
+   the counter drops the claim in a later allocation, once it is a week old and the order
+   holds the number);
+3. open the buyer's data in memory, render the PDF, and archive a copy where the seller's tax
+   law requires it (`shared.invoices.archive`);
+4. store the PDF sealed under the order's data key (so it is crypto-shredded with the order:
+   the 7-day rule), creating the blob only if none exists, with the document's entry and
+   delivery plan as its metadata (no personal data). Only one delivery of the message gets
+   past this step, and the blob is the mark that an upload may be under way;
+5. upload it with the UPLOAD_VAT_INVOICE feed where it goes to Amazon;
+6. record the document on the order with the upload's outcome: one CAS write. An answer that
+   proves nothing was sent (throttled, unavailable) is recorded `pending` and raises a
+   transient error: the redelivered message takes an `uploading` mark (a write) and sends it.
+
+A delivery that finds the number claimed, no document on the order and the blob stored was
+preceded by one that ended (or has not yet ended) between steps 4 and 6. If the plan was an
+upload, the message is re-queued until `UPLOAD_MARK_STALE_AFTER` after the blob's time
+(`invoice_upload_in_progress`); after that, whether Amazon has the invoice is unknown, so it is
+never sent again: the document is recorded from the blob's metadata with delivery `manual`
+(`invoice_feed_upload_unknown`) for a person to check in Seller Central. An `uploading` mark on
+the order (taken from `pending`) is settled the same way.
 
 The order document's `invoice` mapping (no personal data):
   {"invoice": DOC, "creditNote": DOC, "skipped": {"invoice": REASON, ...}}
@@ -28,6 +34,7 @@ The order document's `invoice` mapping (no personal data):
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -44,7 +51,7 @@ from shared.invoices.feeds import (
     VatInvoiceUploader,
     feed_options,
 )
-from shared.invoices.model import CREDIT_NOTE, INVOICE, InvoiceData, build_invoice, money
+from shared.invoices.model import CREDIT_NOTE, INVOICE, build_invoice, money
 from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.ports import BlobStore, ByteSealer
 from shared.invoices.profile import VAT_UPLOAD_MARKETPLACES, SellerProfile
@@ -60,7 +67,11 @@ DOC_KEYS = {INVOICE: "invoice", CREDIT_NOTE: "creditNote"}
 # extra minute covers clock skew between instances (a test holds the two together).
 UPLOAD_MARK_STALE_AFTER = timedelta(minutes=6)
 # Audit actions whose records list the invoice numbers an order held when it went.
-_ORDER_GONE = frozenset({AuditAction.PURGED.value, AuditAction.ERASED.value})
+_ORDER_GONE = frozenset(
+    {AuditAction.PURGED.value, AuditAction.ERASED.value, AuditAction.INVOICE_UNRECORDED.value}
+)
+# The invoice blob's metadata key: the document's entry and delivery plan, as JSON.
+DOCUMENT_METADATA = "document"
 FEED_DOCUMENT_TYPES = {INVOICE: "Invoice", CREDIT_NOTE: "CreditNote"}
 # Set on an order's `extra` by whoever learns of them; both carry no personal data.
 BUYER_REQUEST_FLAG = "invoiceRequested"
@@ -163,48 +174,58 @@ class InvoicingService:
         record = self._orders.get(request.ref)
         if record is None:
             return
-        existing = _doc(record, kind)
-        attempt = None
-        if existing is None:
-            reason = self._skip_reason(record, kind)
-            if reason is not None:
-                self._record_skip(record.ref, kind, reason)
-                return
-            attempt = self._new_attempt()
-            stored = self._create_document(record, kind, now, attempt)
-            if stored is None:
-                return
-            record = stored
-        self._deliver(record, kind, attempt, now)
+        if _doc(record, kind) is not None:
+            self._deliver(record, kind, now)  # a redelivery: resume or settle the upload
+            return
+        reason = self._skip_reason(record, kind)
+        if reason is not None:
+            self._record_skip(record.ref, kind, reason)
+            return
+        self._issue_document(record, kind, now)
 
-    def _delivery_plan(self, record: OrderRecord, kind: str, attempt: str, now: datetime) -> dict[str, str]:
+    def _delivery_plan(self, record: OrderRecord, kind: str, now: datetime) -> dict[str, str]:
         if not self._uploads(record):
             return {"status": "not_configured"}
         if kind == CREDIT_NOTE and not record.extra.get(REFUND_TRANSACTION_ID):
             return {"status": "manual", "error": NEEDS_TRANSACTION_ID}
-        # Marked in the write that records the document: the upload follows at once, and no
-        # extra write is needed to know, after a crash, that it may have happened.
-        return _upload_mark(attempt, now)
+        return {"status": UPLOADING, "since": now.isoformat()}
 
-    def _create_document(
-        self, record: OrderRecord, kind: str, now: datetime, attempt: str
-    ) -> OrderRecord | None:
-        """The order as stored with its document (this one, or one a concurrent delivery of the
-        same message recorded first); None if the order is gone."""
+    def _issue_document(self, record: OrderRecord, kind: str, now: datetime) -> None:
+        """Number, render, store and (where it goes to Amazon) upload the document, then record
+        it on the order in one write with the upload's outcome."""
         prefix = self._profile.credit_note_prefix if kind == CREDIT_NOTE else self._profile.invoice_prefix
         series = f"{prefix}{now.year}"
         claim = f"{record.ref}:{kind}"
         allocation = self._counter.allocate(series, claim, now, self._claim_verdict)
-        if allocation.reused:
-            # A concurrent delivery of the same message may have finished meanwhile.
-            current = self._orders.get(record.ref)
-            if current is not None and _doc(current, kind) is not None:
-                return current
         number_text = _number_text(series, allocation.number)
-        data = self._build(record, kind, number_text, now)
-        pdf = self._renderer.render(data)
         blob = f"{INVOICES}/{record.ref}/{number_text}.pdf"
-        self._blobs.put(blob, self._sealer.seal_bytes(record.ref, pdf, now))
+        if allocation.reused:
+            # An earlier delivery of this message got this far: it may have recorded the
+            # document since, or stored it and ended with the upload under way.
+            current = self._orders.get(record.ref)
+            if current is None:
+                return
+            if _doc(current, kind) is not None:
+                self._deliver(current, kind, now)
+                return
+            stored_by_earlier = self._blobs.metadata(blob)
+            if stored_by_earlier is not None:
+                self._resume(current, kind, stored_by_earlier, now)
+                return
+            record = current
+        if record.pii is None:
+            raise InvoiceUnavailable("buyer data deleted while issuing")
+        pii = self._cipher.open(record.ref, record.pii)
+        data = build_invoice(
+            record,
+            pii,
+            self._profile,
+            kind=kind,
+            number_text=number_text,
+            issued_on=now.date(),
+            original=_doc(record, INVOICE) if kind == CREDIT_NOTE else None,
+        )
+        pdf = self._renderer.render(data)
         entry: dict[str, Any] = {
             "kind": kind,
             "series": series,
@@ -215,23 +236,73 @@ class InvoicingService:
             "currency": data.currency,
             "totalAmount": str(money(data.total_gross)),
             "totalVat": str(money(data.total_tax)),
-            "delivery": self._delivery_plan(record, kind, attempt, now),
         }
         if self._archive is not None:
             countries = (self._profile.establishment_country, data.buyer.country_code)
             until = self._archive.keep(number_text, countries, pdf, now)
             if until:
                 entry["archiveUntil"] = until
-        stored = self._record_document(record.ref, kind, entry)
-        if stored is None:
-            self._counter.void(series, claim, now)
-        return stored
+        plan = self._delivery_plan(record, kind, now)
+        # The blob holds the document with its entry and plan as metadata (no personal data),
+        # and only the first delivery of the message creates it: that is the mark that an
+        # upload may be under way, so recording it on the order needs no write of its own.
+        metadata = {DOCUMENT_METADATA: json.dumps({**entry, "delivery": plan}, separators=(",", ":"))}
+        if not self._blobs.create(blob, self._sealer.seal_bytes(record.ref, pdf, now), metadata):
+            self._resume(record, kind, self._blobs.metadata(blob) or metadata, now)
+            return
+        error: Exception | None = None
+        delivery = plan
+        if plan["status"] == UPLOADING:
+            if self._orders.get(record.ref) is None:
+                # Erased while the document was made: send nothing for an order that is gone.
+                self._blobs.delete(blob)
+                self._counter.void(series, claim, now)
+                return
+            delivery, error = self._upload(record, kind, entry, pdf, pii.order_id)
+        self._record(record, kind, {**entry, "delivery": delivery}, now)
+        if error is not None:
+            raise error
+
+    def _resume(self, record: OrderRecord, kind: str, metadata: Mapping[str, str], now: datetime) -> None:
+        """Record the document an earlier delivery stored and did not record. If it was to be
+        uploaded, that delivery may still be uploading: wait until it must have ended; after
+        that, whether Amazon has the invoice is unknown, so it is never sent again."""
+        entry = json.loads(metadata[DOCUMENT_METADATA])
+        if entry["delivery"]["status"] == UPLOADING:
+            stale_at = datetime.fromisoformat(entry["issuedAt"]) + UPLOAD_MARK_STALE_AFTER
+            if now < stale_at:
+                raise InvoiceUploadInProgress((stale_at - now).total_seconds())
+            entry["delivery"] = {"status": "manual", "error": UPLOAD_UNKNOWN}
+        self._record(record, kind, entry, now)
+
+    def _record(self, record: OrderRecord, kind: str, entry: Mapping[str, Any], now: datetime) -> None:
+        """Record the document on the order. An order gone meanwhile (erased) loses the blob
+        stored for it; its number is voided if nothing reached Amazon, else an audit record
+        accounts for it."""
+        delivery = entry["delivery"]
+        if self._record_document(record.ref, kind, entry) is not None:
+            if delivery.get("error") == UPLOAD_UNKNOWN:
+                record_stage(UPLOAD_UNKNOWN)
+            return
+        self._blobs.delete(str(entry["blob"]))
+        if delivery["status"] == "submitted" or delivery.get("error") == UPLOAD_UNKNOWN:
+            self._audit.record(
+                record.ref,
+                AuditAction.INVOICE_UNRECORDED,
+                now,
+                "issue_invoice",
+                {"invoices": [str(entry["numberText"])], "delivery": str(delivery["status"])},
+                once_key=str(entry["numberText"]),
+            )
+            return
+        self._counter.void(str(entry["series"]), f"{record.ref}:{kind}", now)
 
     def _claim_verdict(self, series: str, claim: str, number: int) -> ClaimVerdict:
         """What the counter does with a week-old claim. Its number is accounted for when its
-        order holds it, or, once the order is gone, when the audit record of the purge or
-        erasure lists it; an order gone without it never used the number (voided). An order
-        still waiting for its number keeps the claim, as does one that cannot be read now."""
+        order holds it, or, once the order is gone, when an audit record (of the purge or
+        erasure, or of an invoice sent for an order erased meanwhile) lists it; an order gone
+        without it never used the number (voided). An order still waiting for its number keeps
+        the claim, as does one that cannot be read now."""
         ref, _, kind = claim.rpartition(":")
         try:
             record = self._orders.get(ref)
@@ -247,29 +318,15 @@ class InvoicingService:
             return ClaimVerdict.KEEP
         return ClaimVerdict.DROP if listed else ClaimVerdict.VOID
 
-    def _build(self, record: OrderRecord, kind: str, number_text: str, now: datetime) -> InvoiceData:
-        if record.pii is None:
-            raise InvoiceUnavailable("buyer data deleted while issuing")
-        pii = self._cipher.open(record.ref, record.pii)
-        return build_invoice(
-            record,
-            pii,
-            self._profile,
-            kind=kind,
-            number_text=number_text,
-            issued_on=now.date(),
-            original=_doc(record, INVOICE) if kind == CREDIT_NOTE else None,
-        )
-
-    def _deliver(self, record: OrderRecord, kind: str, attempt: str | None, now: datetime) -> None:
-        """Upload the document if this invocation holds its `uploading` mark (made with the
-        document, or taken here from `pending`); wait for a mark another invocation may still
-        hold, and settle one it left. Each write starts from the record in hand
-        (`OrderRepository.update_from`)."""
+    def _deliver(self, record: OrderRecord, kind: str, now: datetime) -> None:
+        """A redelivery that finds the document recorded: upload it if it waits `pending` (a
+        throttled or unavailable upload), taking its `uploading` mark first; wait for a mark
+        another invocation may still hold, and settle one it left. Each write starts from the
+        record in hand (`OrderRepository.update_from`)."""
         doc = _doc(record, kind) or {}
         delivery = dict(doc.get("delivery") or {})
         status = delivery.get("status")
-        if status == UPLOADING and delivery.get("attempt") != attempt:
+        if status == UPLOADING:
             since = delivery.get("since")
             stale_at = datetime.fromisoformat(since) + UPLOAD_MARK_STALE_AFTER if since else now
             if now < stale_at:
@@ -280,61 +337,45 @@ class InvoicingService:
             if self._settle(record, kind, delivery.get("attempt"), unknown) is not None:
                 record_stage(UPLOAD_UNKNOWN)
             return
-        if status == PENDING:
-            attempt = self._new_attempt()
-            taken = self._settle(record, kind, None, _upload_mark(attempt, now))
-            if taken is None:
-                return  # another delivery took it first
-            record = taken
-        elif status != UPLOADING:
+        if status != PENDING or record.pii is None or self._uploader is None:
             return
-        if record.pii is None or self._uploader is None:
-            return
+        attempt = self._new_attempt()
+        taken = self._settle(record, kind, None, _upload_mark(attempt, now))
+        if taken is None:
+            return  # another delivery took it first
+        record = taken
         try:
-            pdf, options = self._prepare(record, kind, doc)
-        except FeedRejected as exc:
-            self._settle(record, kind, attempt, _not_sent(exc.code))
-            return
+            pdf, order_id = self._stored_pdf(record, doc)
         except Exception:
             self._settle(record, kind, attempt, {"status": PENDING})  # nothing was sent
             raise
-        try:
-            receipt = self._uploader.upload(record.seller_id, record.marketplace_id, pdf, options)
-        except FeedRejected as exc:
-            self._settle(record, kind, attempt, {"status": "failed", "error": exc.code})
-            return
-        except FeedUnavailable:
-            # An answer, not silence: nothing reached Amazon, so the retry may send it.
-            self._settle(record, kind, attempt, {"status": PENDING})
-            raise
-        except FeedOutcomeUnknown:
-            self._settle(
-                record, kind, attempt, {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": attempt}
-            )
+        outcome, error = self._upload(record, kind, doc, pdf, order_id)
+        if (
+            self._settle(record, kind, attempt, outcome) is not None
+            and outcome.get("error") == UPLOAD_UNKNOWN
+        ):
             record_stage(UPLOAD_UNKNOWN)
-            return
-        submitted = {
-            "status": "submitted",
-            "feedId": receipt.feed_id,
-            "processingStatus": receipt.processing_status,
-        }
-        self._settle(record, kind, attempt, submitted)
+        if error is not None:
+            raise error
 
-    def _prepare(
-        self, record: OrderRecord, kind: str, doc: Mapping[str, Any]
-    ) -> tuple[bytes, dict[str, str]]:
-        """The PDF and feed options, before anything is sent."""
+    def _stored_pdf(self, record: OrderRecord, doc: Mapping[str, Any]) -> tuple[bytes, str]:
+        """The stored PDF and the Amazon order id, before anything is sent."""
         assert record.pii is not None  # noqa: S101 - checked by the caller
-        transaction_id = record.extra.get(REFUND_TRANSACTION_ID)
-        if kind == CREDIT_NOTE and not transaction_id:
-            raise FeedRejected(
-                "credit note without Amazon's refund transaction id", code=NEEDS_TRANSACTION_ID
-            )
         sealed = self._blobs.get(str(doc["blob"]))
         if sealed is None:
             raise InvoiceUnavailable("invoice blob missing")
         pdf = self._sealer.open_bytes(record.ref, sealed)
-        order_id = self._cipher.open(record.ref, record.pii).order_id
+        return pdf, self._cipher.open(record.ref, record.pii).order_id
+
+    def _upload(
+        self, record: OrderRecord, kind: str, doc: Mapping[str, Any], pdf: bytes, order_id: str
+    ) -> tuple[dict[str, str], Exception | None]:
+        """Send the document with the UPLOAD_VAT_INVOICE feed: the delivery to record, and the
+        error to raise once it is recorded (an answer that proves nothing was sent)."""
+        assert self._uploader is not None  # noqa: S101 - the plan uploads only with an uploader
+        transaction_id = record.extra.get(REFUND_TRANSACTION_ID)
+        if kind == CREDIT_NOTE and not transaction_id:
+            return _not_sent(NEEDS_TRANSACTION_ID), None
         options = feed_options(
             order_id=order_id,
             invoice_number=str(doc["numberText"]),
@@ -343,7 +384,20 @@ class InvoicingService:
             total_vat=str(doc["totalVat"]),
             transaction_id=str(transaction_id) if transaction_id else None,
         )
-        return pdf, options
+        try:
+            receipt = self._uploader.upload(record.seller_id, record.marketplace_id, pdf, options)
+        except FeedRejected as exc:
+            return {"status": "failed", "error": exc.code}, None
+        except FeedUnavailable as exc:
+            # An answer, not silence: nothing reached Amazon, so the retry may send it.
+            return {"status": PENDING}, exc
+        except FeedOutcomeUnknown:
+            return {"status": "manual", "error": UPLOAD_UNKNOWN}, None
+        return {
+            "status": "submitted",
+            "feedId": receipt.feed_id,
+            "processingStatus": receipt.processing_status,
+        }, None
 
     # -- recording on the order (compare-and-swap) -----------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -24,18 +25,33 @@ class KeyShredded(AppError):
 class MemoryBlobStore:
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.metadata_of: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def put(self, name: str, data: bytes) -> None:
         with self._lock:
             self.blobs[name] = bytes(data)
+            self.metadata_of[name] = {}
+
+    def create(self, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        with self._lock:
+            if name in self.blobs:
+                return False
+            self.blobs[name] = bytes(data)
+            self.metadata_of[name] = dict(metadata)
+            return True
 
     def get(self, name: str) -> bytes | None:
         with self._lock:
             return self.blobs.get(name)
 
+    def metadata(self, name: str) -> Mapping[str, str] | None:
+        with self._lock:
+            return self.metadata_of.get(name) if name in self.blobs else None
+
     def delete(self, name: str) -> bool:
         with self._lock:
+            self.metadata_of.pop(name, None)
             return self.blobs.pop(name, None) is not None
 
 

@@ -7,6 +7,7 @@ put/get/delete-by-name store); `ByteSealer` by `shared.envelope`. Unit tests use
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -14,7 +15,15 @@ from typing import Protocol
 class BlobStore(Protocol):
     def put(self, name: str, data: bytes) -> None: ...
 
+    def create(self, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        """Store only if no blob has the name; False (nothing written) if one has."""
+        ...
+
     def get(self, name: str) -> bytes | None: ...
+
+    def metadata(self, name: str) -> Mapping[str, str] | None:
+        """The blob's metadata, or None when there is no such blob."""
+        ...
 
     def delete(self, name: str) -> bool: ...
 

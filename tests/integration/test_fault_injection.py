@@ -93,7 +93,8 @@ def after_invoice_issued(old: Mapping[str, Any] | None, new: Mapping[str, Any]) 
 
 
 def after_feed_upload(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    return _delivery(old) == "uploading" and _delivery(new) == "submitted"
+    # The document is recorded once, with the upload's outcome (shared/invoicing.py).
+    return _invoice(old) is None and _delivery(new) == "submitted"
 
 
 @dataclass
@@ -524,9 +525,10 @@ def test_crash_after_each_side_effect_on_carriers_that_cannot_replay(
 
 
 def test_crash_after_invoice_feed_upload_does_not_upload_twice(tmp_path: Path) -> None:
-    """The process dies after createFeed and before the feed id is recorded: the redelivery
-    finds the dead invocation's `uploading` mark, sends nothing, and leaves the invoice to a
-    person (`manual`, `invoice_feed_upload_unknown`); the other orders upload once each."""
+    """The process dies after createFeed and before the document is recorded: the redelivery
+    finds the number claimed and the dead invocation's blob, sends nothing, and records the
+    invoice for a person (`manual`, `invoice_feed_upload_unknown`); the other orders upload
+    once each."""
     rules = [CrashRule("after_feed_upload", after_feed_upload)]
     wrap = _journaled(rules)
     with Pipeline(_orders(4, seed=12), tmp_path, wrap_store=wrap) as p:

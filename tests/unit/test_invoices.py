@@ -403,13 +403,13 @@ def test_crash_between_allocation_and_recording_leaves_no_gap() -> None:
     world = World()
     de_consumer(world, "ref-crashing-1")
     de_consumer(world, "ref-next-order")
-    original_put = world.blobs.put
+    original_create = world.blobs.create
 
-    def crash(name: str, data: bytes) -> None:
-        world.blobs.put = original_put  # type: ignore[method-assign]
+    def crash(name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        world.blobs.create = original_create  # type: ignore[method-assign]
         raise RuntimeError("worker died")
 
-    world.blobs.put = crash  # type: ignore[method-assign]
+    world.blobs.create = crash  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         world.issue("ref-crashing-1")
     assert world.counter.peek("INV2026")["claims"] == {"ref-crashing-1:invoice": [1, NOW.isoformat()]}  # type: ignore[index]
@@ -423,7 +423,7 @@ def test_redelivery_that_allocates_after_the_first_delivery_finished_gets_the_sa
     stale = world.orders.get("ref-raced-order")  # the redelivery read the order early...
     world.issue("ref-raced-order")  # ...the first delivery then finished completely
     assert stale is not None
-    world.service._create_document(stale, "invoice", NOW, "attempt-2")
+    world.service._issue_document(stale, "invoice", NOW)
     record = world.orders.get("ref-raced-order")
     assert record is not None and record.invoice["invoice"]["number"] == 1  # type: ignore[index]
     counter = world.counter.peek("INV2026")
@@ -447,16 +447,16 @@ def test_a_week_old_claim_is_settled_by_a_later_allocation_without_a_write_of_it
         "ref-purged", AuditAction.PURGED, NOW, "purge_expired", {"invoices": purged.invoice_numbers()}
     )
     world.orders.delete("ref-purged")
-    original_put = world.blobs.put
+    original_create = world.blobs.create
 
-    def crash(name: str, data: bytes) -> None:
+    def crash(name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
         raise RuntimeError("worker died")
 
-    world.blobs.put = crash  # type: ignore[method-assign]
+    world.blobs.create = crash  # type: ignore[method-assign]
     for ref in ("ref-erased-unrecorded", "ref-poisoned"):  # numbers 3 and 4: claimed, never recorded
         with pytest.raises(RuntimeError):
             world.issue(ref)
-    world.blobs.put = original_put  # type: ignore[method-assign]
+    world.blobs.create = original_create  # type: ignore[method-assign]
     world.audit.record("ref-erased-unrecorded", AuditAction.ERASED, NOW, "ops", {"invoices": []})
     world.orders.delete("ref-erased-unrecorded")
     counted = CountingStore(world.store)
@@ -518,22 +518,47 @@ def test_a_claim_whose_order_cannot_be_read_now_is_kept(monkeypatch: pytest.Monk
 
 
 def test_number_of_an_order_that_vanished_is_voided_not_reused() -> None:
+    """Erased while its invoice was made: nothing is sent, the blob goes, the number is voided."""
     world = World()
     de_consumer(world, "ref-vanishing")
     de_consumer(world, "ref-next-order")
-    original_put = world.blobs.put
+    original_create = world.blobs.create
 
-    def delete_order_meanwhile(name: str, data: bytes) -> None:
+    def delete_order_meanwhile(name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
         world.orders.delete("ref-vanishing")
-        original_put(name, data)
+        return original_create(name, data, metadata)
 
-    world.blobs.put = delete_order_meanwhile  # type: ignore[method-assign]
+    world.blobs.create = delete_order_meanwhile  # type: ignore[method-assign]
     world.service.issue(IssueInvoice(ref="ref-vanishing"), NOW)
-    world.blobs.put = original_put  # type: ignore[method-assign]
+    world.blobs.create = original_create  # type: ignore[method-assign]
     counter = world.counter.peek("INV2026")
     assert counter is not None and list(counter["claims"]) == []
     assert counter["voided"] == [{"number": 1, "at": NOW.isoformat()}]
+    assert world.uploader.calls == [] and world.blobs.blobs == {}
     assert world.issue("ref-next-order")["invoice"]["number"] == 2
+
+
+def test_an_invoice_sent_while_its_order_was_erased_is_accounted_for_in_the_audit() -> None:
+    world = World()
+    de_consumer(world, "ref-erased-mid-upload")
+    first_upload = world.uploader.upload
+
+    def erased_during_upload(
+        seller: str, marketplace: str, pdf: bytes, options: Mapping[str, str]
+    ) -> FeedReceipt:
+        world.orders.delete("ref-erased-mid-upload")
+        return first_upload(seller, marketplace, pdf, options)
+
+    world.uploader.upload = erased_during_upload  # type: ignore[method-assign]
+    world.service.issue(IssueInvoice(ref="ref-erased-mid-upload"), NOW)
+    [event] = world.audit.trail("ref-erased-mid-upload")
+    assert (event.action, dict(event.details)) == (
+        "invoice_unrecorded",
+        {"invoices": ["INV2026-000001"], "delivery": "submitted"},
+    )
+    assert world.blobs.blobs == {}  # the sealed PDF does not outlive its order
+    verdict = world.service._claim_verdict("INV2026", "ref-erased-mid-upload:invoice", 1)
+    assert verdict is ClaimVerdict.DROP  # the number is accounted for, not voided
 
 
 def test_counter_document_lives_in_the_state_container_under_its_partition() -> None:
@@ -634,36 +659,43 @@ def test_throttled_upload_is_retried_by_redelivery_with_the_same_number() -> Non
 
 
 def test_a_crash_after_the_upload_never_sends_the_invoice_twice() -> None:
-    """The document's write marks it `uploading`; the worker dies after createFeed and before
-    recording the feed: the redelivery finds another invocation's mark and hands it to a person."""
+    """The worker dies after createFeed and before the document is recorded: the redelivery
+    finds the number claimed and the blob stored, waits out the first invocation, then records
+    the document from the blob's metadata for a person."""
     world = World()
     de_consumer(world)
     original = world.orders.replace
 
-    def dies_before_recording_the_feed(record: OrderRecord) -> OrderRecord:
-        if (record.invoice or {})["invoice"]["delivery"]["status"] == "submitted":
+    def dies_before_recording(record: OrderRecord) -> OrderRecord:
+        if (record.invoice or {}).get("invoice"):
             raise RuntimeError("worker died")
         return original(record)
 
-    world.orders.replace = dies_before_recording_the_feed  # type: ignore[method-assign]
+    world.orders.replace = dies_before_recording  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         world.issue("ref-de-consumer-1")
-    marked = world.issue_doc("ref-de-consumer-1", "invoice")["delivery"]
-    assert marked["status"] == "uploading" and len(world.uploader.calls) == 1
+    crashed = world.orders.get("ref-de-consumer-1")
+    assert crashed is not None and not crashed.invoice  # no document on the order yet
+    assert len(world.uploader.calls) == 1
     world.orders.replace = original  # type: ignore[method-assign]
-    # Redelivered within the host's timeout, the mark may still be live: look again later.
+    # Redelivered within the host's timeout, the first may still be uploading: look again later.
     with pytest.raises(InvoiceUploadInProgress) as wait:
         world.issue("ref-de-consumer-1", now=NOW + timedelta(minutes=1))
     assert wait.value.retry_after_s == 5 * 60 and wait.value.transient
     later = NOW + UPLOAD_MARK_STALE_AFTER
     doc = world.issue("ref-de-consumer-1", now=later)["invoice"]
-    assert doc["delivery"] == {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": marked["attempt"]}
+    assert doc["delivery"] == {"status": "manual", "error": UPLOAD_UNKNOWN}
+    assert (doc["numberText"], doc["totalAmount"], doc["issuedAt"]) == (
+        "INV2026-000001",
+        "80.90",
+        NOW.isoformat(),
+    )
     assert len(world.uploader.calls) == 1
     world.issue("ref-de-consumer-1", now=later)  # and stays so
     assert len(world.uploader.calls) == 1
 
 
-def test_a_duplicate_that_finds_a_live_upload_mark_waits_for_it() -> None:
+def test_a_duplicate_that_finds_the_document_being_uploaded_waits_for_it() -> None:
     """A duplicate message handled while the first is mid-upload is re-queued, not handed to a
     person; the first records the feed, and the duplicate, back later, finds it done."""
     world = World()
@@ -676,7 +708,6 @@ def test_a_duplicate_that_finds_a_live_upload_mark_waits_for_it() -> None:
         world.uploader.upload = first_upload  # type: ignore[method-assign]
         with pytest.raises(InvoiceUploadInProgress):
             world.issue("ref-de-consumer-1", now=NOW + timedelta(seconds=20))
-        assert world.issue_doc("ref-de-consumer-1", "invoice")["delivery"]["status"] == "uploading"
         return first_upload(seller, marketplace, pdf, options)
 
     world.uploader.upload = duplicate_arrives  # type: ignore[method-assign]
@@ -687,6 +718,16 @@ def test_a_duplicate_that_finds_a_live_upload_mark_waits_for_it() -> None:
         == submitted
     )
     assert len(world.uploader.calls) == 1
+
+
+def test_an_uploaded_invoice_costs_one_order_write_and_one_counter_write() -> None:
+    world = World()
+    de_consumer(world)
+    counted = CountingStore(world.store)
+    world.service._orders = OrderRepository(counted)
+    world.counter = world.service._counter = InvoiceCounter(counted, sleep=lambda _s: None)
+    assert world.issue("ref-de-consumer-1")["invoice"]["delivery"]["status"] == "submitted"
+    assert (counted.counts["orders.write"], counted.counts["state.write"]) == (1, 1)
 
 
 def test_an_upload_whose_outcome_is_unknown_goes_to_a_person_at_once() -> None:
@@ -702,6 +743,9 @@ def test_an_upload_whose_outcome_is_unknown_goes_to_a_person_at_once() -> None:
 def test_a_failure_before_anything_is_sent_keeps_the_invoice_pending() -> None:
     world = World()
     de_consumer(world)
+    world.uploader.errors.append(FeedUnavailable("sp-api status 503"))
+    with pytest.raises(FeedUnavailable):
+        world.issue("ref-de-consumer-1")
     original = world.blobs.get
 
     def unavailable(name: str) -> bytes | None:
