@@ -253,11 +253,13 @@ class InvoicingService:
         error: Exception | None = None
         delivery = plan
         if plan["status"] == UPLOADING:
-            if self._orders.get(record.ref) is None:
+            latest = self._orders.get(record.ref)
+            if latest is None:
                 # Erased while the document was made: send nothing for an order that is gone.
                 self._blobs.delete(blob)
                 self._counter.void(series, claim, now)
                 return
+            record = latest
             delivery, error = self._upload(record, kind, entry, pdf, pii.order_id)
         self._record(record, kind, {**entry, "delivery": delivery}, now)
         if error is not None:
@@ -280,7 +282,7 @@ class InvoicingService:
         stored for it; its number is voided if nothing reached Amazon, else an audit record
         accounts for it."""
         delivery = entry["delivery"]
-        if self._record_document(record.ref, kind, entry) is not None:
+        if self._record_document(record, kind, entry) is not None:
             if delivery.get("error") == UPLOAD_UNKNOWN:
                 record_stage(UPLOAD_UNKNOWN)
             return
@@ -413,7 +415,9 @@ class InvoicingService:
 
         self._orders.update(ref, change)
 
-    def _record_document(self, ref: str, kind: str, entry: Mapping[str, Any]) -> OrderRecord | None:
+    def _record_document(
+        self, record: OrderRecord, kind: str, entry: Mapping[str, Any]
+    ) -> OrderRecord | None:
         def change(rec: OrderRecord) -> OrderRecord | None:
             if _doc(rec, kind) is not None:
                 return None
@@ -424,7 +428,7 @@ class InvoicingService:
             invoice["skipped"] = skipped
             return rec.evolve(invoice=invoice)
 
-        stored = self._orders.update(ref, change)
+        stored = self._orders.update_from(record, change)
         return stored if stored is not None and _doc(stored, kind) is not None else None
 
     def _settle(

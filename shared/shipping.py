@@ -229,7 +229,7 @@ class ShippingService:
             "parcel": _parcel_doc(choice.parcel),
             "createdAt": now.isoformat(),
         }
-        stored = self._write_intent(record.ref, intent)
+        stored = self._write_intent(record, intent)
         if stored is None:
             raise TransientError("order changed while shipping", code="shipment_race")
         shipment = stored.shipment or {}
@@ -303,7 +303,8 @@ class ShippingService:
                 due_at=None,
             )
 
-        final = self._orders.update(record.ref, shipped)
+        # `record` carries the etag of the intent's write (or of the read that found it).
+        final = self._orders.update_from(record, shipped)
         if final is None or final.stage is not Stage.SHIPPED:
             if not recorded:
                 # Cancelled or changed meanwhile: the label exists all the same.
@@ -326,15 +327,16 @@ class ShippingService:
             items=[(i.order_item_id, i.quantity) for i in record.items],
         )
 
-    # --- state writes (compare-and-swap through OrderRepository.update) --------------------
+    # --- state writes (compare-and-swap through OrderRepository: update_from writes over the
+    # record in hand and re-reads only on a conflict) -----------------------------------------
 
-    def _write_intent(self, ref: str, intent: Mapping[str, Any]) -> OrderRecord | None:
+    def _write_intent(self, record: OrderRecord, intent: Mapping[str, Any]) -> OrderRecord | None:
         def change(current: OrderRecord) -> OrderRecord | None:
             if current.stage is not Stage.READY or current.shipment:
                 return None
             return current.evolve(shipment=dict(intent))
 
-        return self._orders.update(ref, change)
+        return self._orders.update_from(record, change)
 
     def _write_purchase(self, ref: str, intent_id: str, purchased: Mapping[str, Any]) -> None:
         def change(current: OrderRecord) -> OrderRecord | None:
