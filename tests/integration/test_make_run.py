@@ -82,5 +82,8 @@ def test_every_order_lives_its_whole_life(tmp_path: Path) -> None:
         assert text, name
         assert not [t for t in tokens if t in text], name
     assert not [t for t in tokens for q in queue_texts if t in q]
+    before = [json.loads(line) for line in (tmp_path / "store-before-purge.jsonl").read_text().splitlines()]
+    # The blobs' metadata (purchases, invoice entries) was in what the scan above read.
+    assert {d["blob"] for d in before if d.get("metadata")} >= {"labels", "invoices"}
     after = [json.loads(line) for line in (tmp_path / "store-after-purge.jsonl").read_text().splitlines()]
     assert not [d for d in after if d.get("cosmos") == "orders" or d.get("blob") in ("labels", "invoices")]
