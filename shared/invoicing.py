@@ -253,7 +253,11 @@ class InvoicingService:
         error: Exception | None = None
         delivery = plan
         if plan["status"] == UPLOADING:
-            latest = self._orders.get(record.ref)
+            try:
+                latest = self._orders.get(record.ref)
+            except Exception:
+                self._blobs.delete(blob)  # nothing was sent: the redelivery starts afresh
+                raise
             if latest is None:
                 # Erased while the document was made: send nothing for an order that is gone.
                 self._blobs.delete(blob)
@@ -378,15 +382,15 @@ class InvoicingService:
         transaction_id = record.extra.get(REFUND_TRANSACTION_ID)
         if kind == CREDIT_NOTE and not transaction_id:
             return _not_sent(NEEDS_TRANSACTION_ID), None
-        options = feed_options(
-            order_id=order_id,
-            invoice_number=str(doc["numberText"]),
-            document_type=FEED_DOCUMENT_TYPES[kind],
-            total_amount=str(doc["totalAmount"]),
-            total_vat=str(doc["totalVat"]),
-            transaction_id=str(transaction_id) if transaction_id else None,
-        )
         try:
+            options = feed_options(
+                order_id=order_id,
+                invoice_number=str(doc["numberText"]),
+                document_type=FEED_DOCUMENT_TYPES[kind],
+                total_amount=str(doc["totalAmount"]),
+                total_vat=str(doc["totalVat"]),
+                transaction_id=str(transaction_id) if transaction_id else None,
+            )
             receipt = self._uploader.upload(record.seller_id, record.marketplace_id, pdf, options)
         except FeedRejected as exc:
             return {"status": "failed", "error": exc.code}, None

@@ -768,6 +768,41 @@ def test_rejected_upload_is_recorded_not_retried() -> None:
     assert doc["delivery"] == {"status": "failed", "error": "invoice_feed_rejected"}
 
 
+def test_option_text_amazon_refuses_is_recorded_failed_and_nothing_is_sent() -> None:
+    world = World()
+    de_consumer(world)
+    world.issue("ref-de-consumer-1")
+    world.orders.update("ref-de-consumer-1", lambda r: r.evolve(extra={REFUND_TRANSACTION_ID: "refund<1>"}))
+    doc = world.issue("ref-de-consumer-1", "credit_note")["creditNote"]
+    assert doc["delivery"] == {"status": "failed", "error": "invoice_feed_option"}
+    assert len(world.uploader.calls) == 1  # the invoice's upload only
+
+
+def test_a_store_failure_just_before_the_upload_leaves_nothing_to_doubt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The order cannot be re-read before createFeed: nothing was sent, so the blob goes and
+    the redelivery starts again with the same number, instead of waiting for a person."""
+    world = World()
+    de_consumer(world)
+    original_get = world.service._orders.get
+    reads: list[str] = []
+
+    def second_read_fails(ref: str) -> OrderRecord | None:
+        reads.append(ref)
+        if len(reads) == 2:  # the read right before the upload
+            raise StoreUnavailable("cosmos down")
+        return original_get(ref)
+
+    monkeypatch.setattr(world.service._orders, "get", second_read_fails)
+    with pytest.raises(StoreUnavailable):
+        world.issue("ref-de-consumer-1")
+    assert world.blobs.blobs == {} and world.uploader.calls == []
+    doc = world.issue("ref-de-consumer-1")["invoice"]
+    assert (doc["number"], doc["delivery"]["status"]) == (1, "submitted")
+    assert len(world.uploader.calls) == 1
+
+
 def test_credit_note_upload_needs_amazons_refund_transaction_id() -> None:
     world = World()
     de_consumer(world, "ref-refund-nok")
