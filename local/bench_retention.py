@@ -37,10 +37,10 @@ class _Blobs:
     def __init__(self) -> None:
         self.names: set[tuple[str, str]] = set()
 
-    def delete_prefix(self, container: str, prefix: str) -> int:
+    def delete_prefix(self, container: str, prefix: str) -> list[str]:
         doomed = {k for k in self.names if k[0] == container and k[1].startswith(prefix)}
         self.names -= doomed
-        return len(doomed)
+        return [name for _, name in doomed]
 
 
 class _Shredder:

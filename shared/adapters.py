@@ -82,7 +82,7 @@ class PathBlobs:
         return self._blobs.metadata(*self._split(name))
 
     def delete(self, name: str) -> bool:
-        return self._blobs.delete_prefix(*self._split(name)) > 0
+        return bool(self._blobs.delete_prefix(*self._split(name)))
 
 
 class EpochShredder:

@@ -13,7 +13,7 @@ carrier's answer is the purchase's record, and no order write is needed for it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,6 +31,16 @@ PURCHASE_METADATA = "purchase"
 
 def label_blob_name(ref: str) -> str:
     return f"{ref}/label.pdf"
+
+
+def invoice_blob_name(ref: str, number_text: str) -> str:
+    """In container `invoices`: one blob per document, named by its number."""
+    return f"{ref}/{number_text}.pdf"
+
+
+def invoice_numbers_in(names: Iterable[str]) -> set[str]:
+    """The document numbers of `invoices` blob names (`invoice_blob_name`)."""
+    return {name.rpartition("/")[2].removesuffix(".pdf") for name in names if name.endswith(".pdf")}
 
 
 class BlobUnavailable(TransientError):
@@ -64,7 +74,9 @@ class BlobStore(Protocol):
         """The blob's metadata, or None when there is no such blob."""
         ...
 
-    def delete_prefix(self, container: str, prefix: str) -> int: ...
+    def delete_prefix(self, container: str, prefix: str) -> list[str]:
+        """Delete every blob whose name starts with `prefix`; the names deleted."""
+        ...
 
 
 class AzureBlobStore:
@@ -124,16 +136,16 @@ class AzureBlobStore:
         except AzureError as exc:
             raise self._guard(exc) from None
 
-    def delete_prefix(self, container: str, prefix: str) -> int:
+    def delete_prefix(self, container: str, prefix: str) -> list[str]:
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         client = self._service.get_container_client(container)
-        deleted = 0
+        deleted: list[str] = []
         try:
             for blob in client.list_blobs(name_starts_with=prefix):
                 try:
                     client.delete_blob(blob.name, delete_snapshots="include")
-                    deleted += 1
+                    deleted.append(str(blob.name))
                 except ResourceNotFoundError:
                     continue  # deleted concurrently: the goal is reached
         except ResourceNotFoundError:
@@ -168,12 +180,12 @@ class MemoryBlobStore:
     def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
         return self.metadata_of.get((container, name)) if (container, name) in self.blobs else None
 
-    def delete_prefix(self, container: str, prefix: str) -> int:
+    def delete_prefix(self, container: str, prefix: str) -> list[str]:
         doomed = [k for k in self.blobs if k[0] == container and k[1].startswith(prefix)]
         for key in doomed:
             del self.blobs[key]
             self.metadata_of.pop(key, None)
-        return len(doomed)
+        return [name for _, name in doomed]
 
     def names(self, container: str) -> Iterator[str]:
         return (name for c, name in self.blobs if c == container)
@@ -209,4 +221,4 @@ class LabelStore:
         return self._cipher.open_bytes(ref, LABEL_PURPOSE, json.loads(sealed))
 
     def delete(self, ref: str) -> int:
-        return self._blobs.delete_prefix(LABELS, f"{ref}/")
+        return len(self._blobs.delete_prefix(LABELS, f"{ref}/"))

@@ -135,13 +135,16 @@ class CosmosDocumentStore:
         return created
 
     def replace(self, container: str, doc: Document, etag: str) -> Document:
-        replaced: Document = self._call(
-            self._containers[container].replace_item,
-            doc["id"],
-            doc,
-            etag=etag,
-            match_condition=MatchConditions.IfNotModified,
-        )
+        try:
+            replaced: Document = self._containers[container].replace_item(
+                doc["id"], doc, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (cosmos_errors.CosmosAccessConditionFailedError, cosmos_errors.CosmosResourceNotFoundError):
+            # Changed or deleted since it was read (as in the memory store): the caller re-reads,
+            # and finds it changed or gone, instead of failing.
+            raise WriteConflict("etag mismatch or document gone") from None
+        except cosmos_errors.CosmosHttpResponseError as exc:
+            raise _mapped(exc) from None
         return replaced
 
     def delete(self, container: str, partition: str, doc_id: str) -> bool:

@@ -25,6 +25,11 @@ never sent again: the document is recorded from the blob's metadata with deliver
 (`invoice_feed_upload_unknown`) for a person to check in Seller Central. An `uploading` mark on
 the order (taken from `pending`) is settled the same way.
 
+The order is read once more right before `createFeed`: one gone, stripped by an erasure under
+way, or restricted gets nothing sent; its blob is deleted and its number voided. A document is
+never recorded on an order without buyer data; if the order goes during the upload, an
+`invoice_unrecorded` audit record accounts for the number instead.
+
 The order document's `invoice` mapping (no personal data):
   {"invoice": DOC, "creditNote": DOC, "skipped": {"invoice": REASON, ...}}
   DOC = {series, number, numberText, kind, issuedAt, blob, currency, totalAmount, totalVat,
@@ -41,7 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.audit import AuditAction, AuditLog
-from shared.blob_store import INVOICES
+from shared.blob_store import INVOICES, invoice_blob_name
 from shared.errors import AppError, TransientError
 from shared.invoices.archive import InvoiceArchive
 from shared.invoices.feeds import (
@@ -187,7 +192,7 @@ class InvoicingService:
         if not self._uploads(record):
             return {"status": "not_configured"}
         if kind == CREDIT_NOTE and not record.extra.get(REFUND_TRANSACTION_ID):
-            return {"status": "manual", "error": NEEDS_TRANSACTION_ID}
+            return _needs_transaction_id()
         return {"status": UPLOADING, "since": now.isoformat()}
 
     def _issue_document(self, record: OrderRecord, kind: str, now: datetime) -> None:
@@ -198,7 +203,7 @@ class InvoicingService:
         claim = f"{record.ref}:{kind}"
         allocation = self._counter.allocate(series, claim, now, self._claim_verdict)
         number_text = _number_text(series, allocation.number)
-        blob = f"{INVOICES}/{record.ref}/{number_text}.pdf"
+        blob = f"{INVOICES}/{invoice_blob_name(record.ref, number_text)}"
         if allocation.reused:
             # An earlier delivery of this message got this far: it may have recorded the
             # document since, or stored it and ended with the upload under way.
@@ -258,10 +263,14 @@ class InvoicingService:
             except Exception:
                 self._blobs.delete(blob)  # nothing was sent: the redelivery starts afresh
                 raise
-            if latest is None:
-                # Erased while the document was made: send nothing for an order that is gone.
+            reason = None if latest is None else self._skip_reason(latest, kind)
+            if latest is None or reason is not None:
+                # Erased (or being erased) or restricted while the document was made: nothing
+                # is sent, the document goes, and its number is voided.
                 self._blobs.delete(blob)
                 self._counter.void(series, claim, now)
+                if latest is not None and reason is not None:
+                    self._record_skip(latest.ref, kind, reason)
                 return
             record = latest
             delivery, error = self._upload(record, kind, entry, pdf, pii.order_id)
@@ -275,10 +284,8 @@ class InvoicingService:
         that, whether Amazon has the invoice is unknown, so it is never sent again."""
         entry = json.loads(metadata[DOCUMENT_METADATA])
         if entry["delivery"]["status"] == UPLOADING:
-            stale_at = datetime.fromisoformat(entry["issuedAt"]) + UPLOAD_MARK_STALE_AFTER
-            if now < stale_at:
-                raise InvoiceUploadInProgress((stale_at - now).total_seconds())
-            entry["delivery"] = {"status": "manual", "error": UPLOAD_UNKNOWN}
+            _wait_for_upload(entry["issuedAt"], now)
+            entry["delivery"] = _upload_unknown(None)
         self._record(record, kind, entry, now)
 
     def _record(self, record: OrderRecord, kind: str, entry: Mapping[str, Any], now: datetime) -> None:
@@ -333,14 +340,12 @@ class InvoicingService:
         delivery = dict(doc.get("delivery") or {})
         status = delivery.get("status")
         if status == UPLOADING:
-            since = delivery.get("since")
-            stale_at = datetime.fromisoformat(since) + UPLOAD_MARK_STALE_AFTER if since else now
-            if now < stale_at:
-                # A duplicate message while the first is uploading: look again once the first
-                # has ended, by its answer or by the host's timeout.
-                raise InvoiceUploadInProgress((stale_at - now).total_seconds())
-            unknown = {"status": "manual", "error": UPLOAD_UNKNOWN, "attempt": delivery.get("attempt")}
-            if self._settle(record, kind, delivery.get("attempt"), unknown) is not None:
+            if delivery.get("since"):
+                _wait_for_upload(str(delivery["since"]), now)
+            # The attempt stays in the record: the invocation that held the mark may still
+            # settle its own outcome over this one (`_settle`).
+            attempt = delivery.get("attempt")
+            if self._settle(record, kind, attempt, _upload_unknown(attempt)) is not None:
                 record_stage(UPLOAD_UNKNOWN)
             return
         if status != PENDING or record.pii is None or self._uploader is None:
@@ -356,6 +361,8 @@ class InvoicingService:
             self._settle(record, kind, attempt, {"status": PENDING})  # nothing was sent
             raise
         outcome, error = self._upload(record, kind, doc, pdf, order_id)
+        if outcome.get("error") == UPLOAD_UNKNOWN:
+            outcome = _upload_unknown(attempt)
         if (
             self._settle(record, kind, attempt, outcome) is not None
             and outcome.get("error") == UPLOAD_UNKNOWN
@@ -381,7 +388,7 @@ class InvoicingService:
         assert self._uploader is not None  # noqa: S101 - the plan uploads only with an uploader
         transaction_id = record.extra.get(REFUND_TRANSACTION_ID)
         if kind == CREDIT_NOTE and not transaction_id:
-            return _not_sent(NEEDS_TRANSACTION_ID), None
+            return _needs_transaction_id(), None
         try:
             options = feed_options(
                 order_id=order_id,
@@ -398,7 +405,7 @@ class InvoicingService:
             # An answer, not silence: nothing reached Amazon, so the retry may send it.
             return {"status": PENDING}, exc
         except FeedOutcomeUnknown:
-            return {"status": "manual", "error": UPLOAD_UNKNOWN}, None
+            return _upload_unknown(None), None
         return {
             "status": "submitted",
             "feedId": receipt.feed_id,
@@ -423,8 +430,8 @@ class InvoicingService:
         self, record: OrderRecord, kind: str, entry: Mapping[str, Any]
     ) -> OrderRecord | None:
         def change(rec: OrderRecord) -> OrderRecord | None:
-            if _doc(rec, kind) is not None:
-                return None
+            if _doc(rec, kind) is not None or rec.pii is None:
+                return None  # recorded already, or its buyer data erased meanwhile
             invoice = dict(rec.invoice or {})
             invoice[DOC_KEYS[kind]] = dict(entry)
             skipped = dict(invoice.get("skipped") or {})
@@ -457,9 +464,24 @@ class InvoicingService:
         return stored if written is not None and written.get("delivery") == dict(delivery) else None
 
 
-def _not_sent(code: str) -> dict[str, str]:
-    """A delivery refused before anything was sent: a person's task when only they can fix it."""
-    return {"status": "manual" if code == NEEDS_TRANSACTION_ID else "failed", "error": code}
+def _needs_transaction_id() -> dict[str, str]:
+    """A credit note Amazon takes only with its refund transaction id: a person's task."""
+    return {"status": "manual", "error": NEEDS_TRANSACTION_ID}
+
+
+def _upload_unknown(attempt: str | None) -> dict[str, str]:
+    """Sent, maybe: never sent again; a person checks Seller Central. `attempt`: the mark's."""
+    unknown = {"status": "manual", "error": UPLOAD_UNKNOWN}
+    return unknown if attempt is None else {**unknown, "attempt": attempt}
+
+
+def _wait_for_upload(since: str, now: datetime) -> None:
+    """Raise `InvoiceUploadInProgress` while an upload that began at `since` may still be live:
+    a copy of the message looks again once the first has ended, by its answer or by the host's
+    timeout."""
+    stale_at = datetime.fromisoformat(since) + UPLOAD_MARK_STALE_AFTER
+    if now < stale_at:
+        raise InvoiceUploadInProgress((stale_at - now).total_seconds())
 
 
 def _upload_mark(attempt: str, now: datetime) -> dict[str, str]:

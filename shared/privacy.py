@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.audit import AuditAction, AuditLog
-from shared.blob_store import EXPORTS
+from shared.blob_store import EXPORTS, INVOICES, invoice_numbers_in
 from shared.deletion_confirmation import (
     METHOD,
     NOTHING_HELD_METHOD,
@@ -71,7 +71,7 @@ class PrivacyRequestInvalid(InvalidInput):
 
 
 class OrderBlobs(Protocol):
-    def delete_prefix(self, container: str, prefix: str) -> int: ...
+    def delete_prefix(self, container: str, prefix: str) -> list[str]: ...
 
     def put(self, container: str, name: str, data: bytes) -> None: ...
 
@@ -331,7 +331,11 @@ class PrivacyService:
         Safe to repeat: a redelivered request finishes the work and returns the first
         confirmation."""
         held, invoices = self._empty_document(ref, request_id)
-        blobs = self._sweep_blobs(ref)
+        swept = {c: self._blobs.delete_prefix(c, f"{ref}/") for c in self._containers}
+        blobs = {c: len(names) for c, names in swept.items()}
+        # A document stored and not yet recorded (its upload may be under way) is listed too,
+        # so the invoice register accounts for its number after the order is gone.
+        invoices = sorted(set(invoices) | invoice_numbers_in(swept.get(INVOICES, [])))
         # A retry after a crash finds the first confirmation (the shell remembers what it held
         # and its invoice numbers) and finishes the steps after it.
         confirmation = load(self._audit, ref, request_id) or self._confirm(
@@ -406,9 +410,6 @@ class PrivacyService:
 
         self._orders.update(ref, change)
         return remembered["held"], remembered["invoices"]
-
-    def _sweep_blobs(self, ref: str) -> dict[str, int]:
-        return {c: self._blobs.delete_prefix(c, f"{ref}/") for c in self._containers}
 
     def _note(
         self, ref: str, action: AuditAction, now: datetime, by: str, request_id: str, **details: object

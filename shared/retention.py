@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.audit import AuditAction, AuditLog
-from shared.blob_store import EXPORTS, INVOICES, LABELS
+from shared.blob_store import EXPORTS, INVOICES, LABELS, invoice_numbers_in
 from shared.document_store import ORDERS, DocumentStore
 from shared.domain import PackageState
 from shared.envelope import epoch_of
@@ -64,8 +64,8 @@ class DeliveryTracker(Protocol):
 
 
 class BlobDeleter(Protocol):
-    def delete_prefix(self, container: str, prefix: str) -> int:
-        """Delete every blob whose name starts with `prefix`; return how many were deleted."""
+    def delete_prefix(self, container: str, prefix: str) -> list[str]:
+        """Delete every blob whose name starts with `prefix`; the names deleted."""
         ...
 
 
@@ -360,7 +360,11 @@ class RetentionService:
 
     def _purge_one(self, record: OrderRecord, now: datetime) -> Purged:
         assert record.purge_after is not None  # noqa: S101 - checked by the caller
-        blobs = sum(self._blobs.delete_prefix(c, f"{record.ref}/") for c in self._containers)
+        swept = {c: self._blobs.delete_prefix(c, f"{record.ref}/") for c in self._containers}
+        blobs = sum(len(names) for names in swept.values())
+        # A document stored and never recorded (its message poisoned) is listed too, so the
+        # invoice register accounts for its number after the order is gone.
+        invoices = sorted(set(record.invoice_numbers()) | invoice_numbers_in(swept.get(INVOICES, [])))
         lateness = (now - record.purge_after).total_seconds()
         # The audit record comes before the document's deletion: a crash in between leaves the
         # order due, the next run finds the record already written (once_key) and finishes.
@@ -378,7 +382,7 @@ class RetentionService:
                 "blobsDeleted": blobs,
                 "keyEpoch": _epoch(record),
                 "hadBuyerData": record.pii is not None,
-                "invoices": record.invoice_numbers(),
+                "invoices": invoices,
                 "method": "logical_delete+crypto_erase",
             },
             once_key="order",

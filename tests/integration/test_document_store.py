@@ -62,6 +62,17 @@ def test_update_retries_on_conflict(repo: OrderRepository) -> None:
     assert len(calls) == 2
 
 
+def test_a_write_over_an_order_deleted_meanwhile_finds_it_gone(repo: OrderRepository) -> None:
+    """Cosmos answers 404 to a replace of a deleted document: a conflict, so `update_from`
+    re-reads and reports the order gone (an erasure racing a writer), as the memory store does."""
+    ref = uuid.uuid4().hex[:16]
+    stored = repo.create(_record(ref))
+    assert repo.delete(ref)
+    with pytest.raises(WriteConflict):
+        repo.replace(stored.evolve(stage=Stage.SHIPPED))
+    assert repo.update_from(stored, lambda r: r.evolve(stage=Stage.SHIPPED)) is None
+
+
 def test_due_finds_only_due_orders(repo: OrderRepository) -> None:
     early, late = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
     repo.create(_record(early, NOW - timedelta(days=400)))

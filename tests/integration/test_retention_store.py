@@ -68,10 +68,13 @@ def test_blob_sweep_takes_only_the_prefix_and_tolerates_missing_containers(blobs
     blobs.put(container, "refaaaaaaa/label.pdf", b"1")
     blobs.put(container, "refaaaaaaa/inv/1.pdf", b"2")
     blobs.put(container, "refaaaaaaab/label.pdf", b"3")
-    assert blobs.delete_prefix(container, "refaaaaaaa/") == 2
-    assert blobs.delete_prefix(container, "refaaaaaaa/") == 0
-    assert blobs.delete_prefix(container, "refaaaaaaab/") == 1
-    assert blobs.delete_prefix(f"missing{uuid.uuid4().hex[:8]}", "x/") == 0
+    assert sorted(blobs.delete_prefix(container, "refaaaaaaa/")) == [
+        "refaaaaaaa/inv/1.pdf",
+        "refaaaaaaa/label.pdf",
+    ]
+    assert blobs.delete_prefix(container, "refaaaaaaa/") == []
+    assert blobs.delete_prefix(container, "refaaaaaaab/") == ["refaaaaaaab/label.pdf"]
+    assert blobs.delete_prefix(f"missing{uuid.uuid4().hex[:8]}", "x/") == []
 
 
 def test_amazon_deletion_over_the_wire_leaves_nothing_but_the_confirmation(
@@ -90,7 +93,7 @@ def test_amazon_deletion_over_the_wire_leaves_nothing_but_the_confirmation(
     service.handle(body, T0)
     service.handle(body, T0 + timedelta(minutes=1))  # redelivered: same confirmation, no error
     assert cosmos.read(ORDERS, ref, ref) is None
-    assert blobs.delete_prefix("labels", f"{ref}/") == 0
+    assert blobs.delete_prefix("labels", f"{ref}/") == []
     text = service.confirmation_text(ref, f"amzn-{ref}")
     assert text is not None and "All data held" in text and "labels" in text
     audit = json.dumps(cosmos.in_partition(AUDIT, ref))

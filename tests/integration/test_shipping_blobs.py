@@ -52,4 +52,4 @@ def test_create_writes_only_where_nothing_is(emulators: Emulators) -> None:
     assert not blobs.create(LABELS, "ref-blob-0003/x", b"second", {"mark": "2"})
     assert blobs.get(LABELS, "ref-blob-0003/x") == b"first"
     assert blobs.metadata(LABELS, "ref-blob-0003/x") == {"mark": "1"}
-    assert blobs.delete_prefix(LABELS, "ref-blob-0003/") == 1
+    assert blobs.delete_prefix(LABELS, "ref-blob-0003/") == ["ref-blob-0003/x"]

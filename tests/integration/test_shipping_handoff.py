@@ -185,8 +185,8 @@ class DigestBlobs:
     def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
         return None
 
-    def delete_prefix(self, container: str, prefix: str) -> int:
-        return 0
+    def delete_prefix(self, container: str, prefix: str) -> list[str]:
+        return []
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -536,6 +536,48 @@ def test_number_of_an_order_that_vanished_is_voided_not_reused() -> None:
     assert counter["voided"] == [{"number": 1, "at": NOW.isoformat()}]
     assert world.uploader.calls == [] and world.blobs.blobs == {}
     assert world.issue("ref-next-order")["invoice"]["number"] == 2
+
+
+@pytest.mark.parametrize(
+    ("meanwhile", "reason"),
+    [
+        # The erasure's first step: the document stripped to a shell, then blobs, then the shell.
+        (lambda r: r.evolve(pii=None, restricted=True, invoice=None), "restricted"),
+        (lambda r: r.evolve(restricted=True), "restricted"),
+        (lambda r: r.evolve(pii=None), "pii_deleted"),
+    ],
+)
+def test_an_order_erased_or_restricted_while_its_invoice_is_made_gets_nothing_sent(
+    meanwhile: Callable[[OrderRecord], OrderRecord], reason: str
+) -> None:
+    world = World()
+    de_consumer(world, "ref-changing")
+    original_create = world.blobs.create
+
+    def change_meanwhile(name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        world.orders.update("ref-changing", meanwhile)
+        return original_create(name, data, metadata)
+
+    world.blobs.create = change_meanwhile  # type: ignore[method-assign]
+    assert world.issue("ref-changing") == {"skipped": {"invoice": reason}}
+    assert world.uploader.calls == [] and world.blobs.blobs == {}
+    assert world.counter.peek("INV2026")["voided"] == [{"number": 1, "at": NOW.isoformat()}]  # type: ignore[index]
+
+
+def test_an_invoice_not_uploaded_is_not_recorded_on_an_order_whose_buyer_data_went() -> None:
+    world = World(marketplaces=())  # a business invoice kept, not uploaded
+    de_consumer(world, "ref-erased-business")
+    world.orders.update("ref-erased-business", lambda r: r.evolve(is_business=True))
+    original_create = world.blobs.create
+
+    def erased_meanwhile(name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        world.orders.update("ref-erased-business", lambda r: r.evolve(pii=None))
+        return original_create(name, data, metadata)
+
+    world.blobs.create = erased_meanwhile  # type: ignore[method-assign]
+    assert world.issue("ref-erased-business") == {}
+    assert world.blobs.blobs == {}  # the sealed PDF does not outlive the buyer's data
+    assert world.counter.peek("INV2026")["voided"] == [{"number": 1, "at": NOW.isoformat()}]  # type: ignore[index]
 
 
 def test_an_invoice_sent_while_its_order_was_erased_is_accounted_for_in_the_audit() -> None:

@@ -99,7 +99,9 @@ def test_delete_removes_everything_and_confirms_in_writing(world: World) -> None
     world.order()
     invoice = {"invoice": {"series": "INV2026", "number": 3, "numberText": "INV2026-000003"}}
     world.orders.update(REF, lambda r: r.evolve(invoice=invoice))
-    world.blobs.put("invoices", f"{REF}/INV-1.pdf", b"invoice")
+    world.blobs.put("invoices", f"{REF}/INV2026-000003.pdf", b"invoice")
+    # A credit note stored by an invocation that has not recorded it yet (its upload under way).
+    world.blobs.put("invoices", f"{REF}/CRN2026-000001.pdf", b"credit note")
     world.blobs.put("labels", "ref0000002/label.pdf", b"other order")
     world.service.handle(msg(requestId="amzn-del-00000001", type="amazon_delete", ref=REF), T0)
     assert world.orders.get(REF) is None and world.blobs.names(f"{REF}/") == []
@@ -111,7 +113,8 @@ def test_delete_removes_everything_and_confirms_in_writing(world: World) -> None
     assert "1 file(s) in blob container 'labels'" in text and "'invoices'" in text
     assert str((T0 + timedelta(days=28)).isoformat()) in text
     (erased,) = world.audit.trail(REF)
-    assert erased.action == AuditAction.ERASED and erased.details["invoices"] == ["INV2026-000003"]
+    assert erased.action == AuditAction.ERASED
+    assert erased.details["invoices"] == ["CRN2026-000001", "INV2026-000003"]  # both numbers accounted for
 
 
 def test_redelivered_delete_keeps_the_first_confirmation(world: World) -> None:

@@ -141,20 +141,22 @@ def test_purge_deletes_document_blobs_audits_and_shreds(world: World) -> None:
     ref, later = world.ship(1), world.ship(2)
     invoice = {"invoice": {"series": "INV2026", "number": 7, "numberText": "INV2026-000007"}, "skipped": {}}
     world.orders.update(ref, lambda r: r.evolve(invoice=invoice))
+    # A credit note stored and never recorded (its message poisoned): its number is listed too.
+    world.blobs.put("invoices", f"{ref}/CRN2026-000002.pdf", b"sealed")
     world.amazon.deliveries = {ref: T0 + timedelta(days=1), later: T0 + timedelta(days=3)}
     world.now = T0 + timedelta(days=3)
     world.service.track(world.now)
     world.now = T0 + timedelta(days=8, minutes=30)
     report = world.service.purge(world.now)
     assert [p.ref for p in report.purged] == [ref]
-    assert report.purged[0].lateness_seconds == 30 * 60 and report.purged[0].blobs_deleted == 1
+    assert report.purged[0].lateness_seconds == 30 * 60 and report.purged[0].blobs_deleted == 2
     assert world.orders.get(ref) is None and world.blobs.names(f"{ref}/") == []
     assert world.orders.get(later) is not None and world.blobs.names(f"{later}/")
     assert report.shredded_epochs == []  # `later` still uses the epoch
     (event,) = AuditLog(world.store).trail(ref)
     assert event.action == AuditAction.PURGED and event.function == "purge_expired"
     assert event.details["deliverySource"] == "amazon" and event.details["latenessSeconds"] == 1800
-    assert event.details["invoices"] == ["INV2026-000007"]  # the number register stays whole
+    assert event.details["invoices"] == ["CRN2026-000002", "INV2026-000007"]  # the register stays whole
     world.now = T0 + timedelta(days=10, minutes=30)
     final = world.service.purge(world.now)
     assert [p.ref for p in final.purged] == [later] and final.shredded_epochs == [epoch_of(T0)]

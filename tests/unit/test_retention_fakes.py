@@ -106,14 +106,14 @@ class MemoryBlobs:
     def put(self, container: str, name: str, data: bytes) -> None:
         self.blobs[(container, name)] = data
 
-    def delete_prefix(self, container: str, prefix: str) -> int:
+    def delete_prefix(self, container: str, prefix: str) -> list[str]:
         if self.fail_next_delete:
             self.fail_next_delete = False
             raise TransientError("blob service down", code="blob_unavailable")
         doomed = [k for k in self.blobs if k[0] == container and k[1].startswith(prefix)]
         for key in doomed:
             del self.blobs[key]
-        return len(doomed)
+        return [name for _, name in doomed]
 
     def names(self, prefix: str) -> list[tuple[str, str]]:
         return [k for k in self.blobs if k[1].startswith(prefix)]
