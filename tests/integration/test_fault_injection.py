@@ -30,6 +30,7 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from local import sample_orders
 from local.pipeline import Pipeline
+from shared.blob_store import INVOICES as INVOICE_BLOBS
 from shared.blob_store import LABELS, AzureBlobStore
 from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore, DocumentStore
 from shared.messages import INVOICES, ORDER_NOTIFICATIONS, SHIPMENTS, IssueInvoice, ShipOrder
@@ -86,10 +87,6 @@ Transition = Callable[[Mapping[str, Any] | None, Mapping[str, Any]], bool]
 
 def after_confirm_shipment(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     return (old or {}).get("stage") == "ready_to_ship" and new.get("stage") == "shipped"
-
-
-def after_invoice_issued(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    return _invoice(old) is None and _invoice(new) is not None
 
 
 def after_feed_upload(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
@@ -177,28 +174,35 @@ class FaultStore:
 
 
 @dataclass
-class LabelBlobCrash:
-    """The carrier sold a label and the process died before the label's blob (the purchase's
-    record, shared/shipping.py) was stored: the first label put of the run raises instead."""
+class BlobCrash:
+    """The process dies at the first blob write of `container` in the run (patched into
+    `AzureBlobStore.<method>`): `before` it (a label bought, its blob, the purchase's record,
+    never stored: shared/shipping.py) or right after it (an invoice's blob stored, the upload
+    not begun: shared/invoicing.py)."""
 
+    container: str
+    method: str  # "put" or "create"
+    before: bool
     hit: str | None = None  # the order reference it crashed
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        original = AzureBlobStore.put
+        original = getattr(AzureBlobStore, self.method)
 
-        def put(
+        def write(
             store: AzureBlobStore,
             container: str,
             name: str,
             data: bytes,
             metadata: Mapping[str, str] | None = None,
-        ) -> None:
-            if container == LABELS and self.hit is None:
-                self.hit = name.partition("/")[0]
-                raise Crash("after_label_purchase")
-            original(store, container, name, data, metadata)
+        ) -> object:
+            if container != self.container or self.hit is not None:
+                return original(store, container, name, data, metadata)
+            self.hit = name.partition("/")[0]
+            if not self.before:
+                original(store, container, name, data, metadata)
+            raise Crash(f"{'before' if self.before else 'after'} {self.container} blob")
 
-        monkeypatch.setattr(AzureBlobStore, "put", put)
+        monkeypatch.setattr(AzureBlobStore, self.method, write)
 
 
 # ---- Cosmos faults inside the Cosmos client -------------------------------------------------
@@ -495,12 +499,15 @@ def test_crash_after_each_side_effect_on_carriers_that_cannot_replay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Production karrio carriers: a label bought before a crash is never bought again; the
-    order goes to a person (`label_intent_unresolved`), everything else resumes."""
-    label_crash = LabelBlobCrash()
+    order goes to a person (`label_intent_unresolved`). An invoice stored before a crash is
+    never sent (whether it was is unknown to the redelivery); it goes to a person. Everything
+    else resumes."""
+    label_crash = BlobCrash(LABELS, "put", before=True)
     label_crash.install(monkeypatch)
+    invoice_crash = BlobCrash(INVOICE_BLOBS, "create", before=False)
+    invoice_crash.install(monkeypatch)
     rules = [
         CrashRule("after_confirm_shipment", after_confirm_shipment),
-        CrashRule("after_invoice_issued", after_invoice_issued),
         CrashRule("after_purge_deleted_blobs", None),
     ]
     wrap = _journaled(rules)
@@ -509,12 +516,17 @@ def test_crash_after_each_side_effect_on_carriers_that_cannot_replay(
         ev = evidence(p, wrap.journal)
         failures = dict(p.host.stats.failures)
         confirmations = Counter(c.order_id for c in p.spapi.confirmations)
+        uploaded = {f.options.get("metadata:InvoiceNumber") for f in p.feeds.feeds.values()}
 
     hit = {r.name: r.hit for r in rules}
     assert None not in hit.values(), hit
     assert ev.problems == []
     label_ref = label_crash.hit
     assert label_ref is not None and label_ref not in hit.values()
+    assert invoice_crash.hit is not None
+    unsent = (wrap.journal.last[invoice_crash.hit].get("invoice") or {})["invoice"]
+    assert unsent["delivery"] == {"status": "manual", "error": "invoice_feed_upload_unknown"}
+    assert unsent["numberText"] not in uploaded
     assert (ev.final[label_ref], ev.attention[label_ref]) == ("needs_attention", "label_intent_unresolved")
     assert {ev.final[r] for r in ev.refs.values() if r != label_ref} <= {"delivered", "cancelled"}
     order_of = {ref: order_id for order_id, ref in ev.refs.items()}
@@ -571,7 +583,7 @@ def test_label_crash_replays_on_idempotent_carriers_and_carrier_5xx_is_retried(
     """With `carriers_replay_safe` the stand-ins' idempotency (same reference, same label) is
     used: the crashed purchase is replayed and the order ships with its first label. Carrier
     503s clear the intent and the retry buys one label."""
-    label_crash = LabelBlobCrash()
+    label_crash = BlobCrash(LABELS, "put", before=True)
     label_crash.install(monkeypatch)
     wrap = _journaled()
     with Pipeline(_orders(8, seed=13), tmp_path, wrap_store=wrap, carriers_replay_safe=True) as p:
