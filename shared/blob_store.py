@@ -13,6 +13,7 @@ carrier's answer is the purchase's record, and no order write is needed for it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,9 +39,13 @@ def invoice_blob_name(ref: str, number_text: str) -> str:
     return f"{ref}/{number_text}.pdf"
 
 
+_INVOICE_BLOB = re.compile(r"^[^/]+/([A-Za-z0-9_]+-\d{6})\.pdf$")
+
+
 def invoice_numbers_in(names: Iterable[str]) -> set[str]:
-    """The document numbers of `invoices` blob names (`invoice_blob_name`)."""
-    return {name.rpartition("/")[2].removesuffix(".pdf") for name in names if name.endswith(".pdf")}
+    """The document numbers of `invoices` blob names (`invoice_blob_name`); other names are
+    not documents and are left out."""
+    return {m.group(1) for m in map(_INVOICE_BLOB.match, names) if m}
 
 
 class BlobUnavailable(TransientError):
@@ -76,6 +81,10 @@ class BlobStore(Protocol):
 
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
         """Delete every blob whose name starts with `prefix`; the names deleted."""
+        ...
+
+    def list_names(self, container: str, prefix: str) -> list[str]:
+        """The names of the blobs whose name starts with `prefix` ([] if no such container)."""
         ...
 
 
@@ -136,6 +145,17 @@ class AzureBlobStore:
         except AzureError as exc:
             raise self._guard(exc) from None
 
+    def list_names(self, container: str, prefix: str) -> list[str]:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        client = self._service.get_container_client(container)
+        try:
+            return [str(blob.name) for blob in client.list_blobs(name_starts_with=prefix)]
+        except ResourceNotFoundError:
+            return []
+        except AzureError as exc:
+            raise self._guard(exc) from None
+
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
@@ -179,6 +199,9 @@ class MemoryBlobStore:
 
     def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
         return self.metadata_of.get((container, name)) if (container, name) in self.blobs else None
+
+    def list_names(self, container: str, prefix: str) -> list[str]:
+        return [name for c, name in self.blobs if c == container and name.startswith(prefix)]
 
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
         doomed = [k for k in self.blobs if k[0] == container and k[1].startswith(prefix)]

@@ -26,9 +26,11 @@ never sent again: the document is recorded from the blob's metadata with deliver
 the order (taken from `pending`) is settled the same way.
 
 The order is read once more right before `createFeed`: one gone, stripped by an erasure under
-way, or restricted gets nothing sent; its blob is deleted and its number voided. A document is
-never recorded on an order without buyer data; if the order goes during the upload, an
-`invoice_unrecorded` audit record accounts for the number instead.
+way, or restricted gets nothing sent, and its blob is deleted. A restricted order's number is
+voided at once; an erased order's is left to the claim's settlement, since the erasure lists
+the invoice blobs it finds and may have listed it. A document is never recorded on an order
+without buyer data; if the order goes during the upload, an `invoice_unrecorded` audit record
+accounts for the number instead.
 
 The order document's `invoice` mapping (no personal data):
   {"invoice": DOC, "creditNote": DOC, "skipped": {"invoice": REASON, ...}}
@@ -105,12 +107,6 @@ class InvoiceUploadInProgress(TransientError):
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(f"another invocation is uploading; retry after {retry_after_s:.0f}s")
         self.retry_after_s = retry_after_s
-
-
-def invoice_blob_names(record: OrderRecord) -> list[str]:
-    """The order's invoice blobs, for the purge (the archive keeps its own copies)."""
-    docs = (record.invoice or {}).values()
-    return [str(d["blob"]) for d in docs if isinstance(d, Mapping) and "blob" in d]
 
 
 class InvoicingService:
@@ -258,25 +254,40 @@ class InvoicingService:
         error: Exception | None = None
         delivery = plan
         if plan["status"] == UPLOADING:
-            try:
-                latest = self._orders.get(record.ref)
-            except Exception:
-                self._blobs.delete(blob)  # nothing was sent: the redelivery starts afresh
-                raise
-            reason = None if latest is None else self._skip_reason(latest, kind)
-            if latest is None or reason is not None:
-                # Erased (or being erased) or restricted while the document was made: nothing
-                # is sent, the document goes, and its number is voided.
-                self._blobs.delete(blob)
-                self._counter.void(series, claim, now)
-                if latest is not None and reason is not None:
-                    self._record_skip(latest.ref, kind, reason)
+            latest = self._still_to_send(record.ref, kind, entry, now)
+            if latest is None:
                 return
             record = latest
             delivery, error = self._upload(record, kind, entry, pdf, pii.order_id)
         self._record(record, kind, {**entry, "delivery": delivery}, now)
         if error is not None:
             raise error
+
+    def _still_to_send(
+        self, ref: str, kind: str, entry: Mapping[str, Any], now: datetime
+    ) -> OrderRecord | None:
+        """The order as it is right before `createFeed`, or None when nothing may be sent for
+        it any more (the stored document is then deleted)."""
+        blob = str(entry["blob"])
+        try:
+            latest = self._orders.get(ref)
+        except Exception:
+            self._blobs.delete(blob)  # nothing was sent: the redelivery starts afresh
+            raise
+        if latest is None or latest.pii is None:
+            # Erased, or being erased, while the document was made: nothing is sent and the
+            # document goes. The erasure may have listed its number (it lists the invoice
+            # blobs it finds), so the claim's settlement decides between that and void.
+            self._blobs.delete(blob)
+            return None
+        reason = self._skip_reason(latest, kind)
+        if reason is not None:
+            # Restricted meanwhile: nothing is sent, the document goes, the number is void.
+            self._blobs.delete(blob)
+            self._counter.void(str(entry["series"]), f"{ref}:{kind}", now)
+            self._record_skip(ref, kind, reason)
+            return None
+        return latest
 
     def _resume(self, record: OrderRecord, kind: str, metadata: Mapping[str, str], now: datetime) -> None:
         """Record the document an earlier delivery stored and did not record. If it was to be
@@ -289,9 +300,10 @@ class InvoicingService:
         self._record(record, kind, entry, now)
 
     def _record(self, record: OrderRecord, kind: str, entry: Mapping[str, Any], now: datetime) -> None:
-        """Record the document on the order. An order gone meanwhile (erased) loses the blob
-        stored for it; its number is voided if nothing reached Amazon, else an audit record
-        accounts for it."""
+        """Record the document on the order. An order gone (or stripped by an erasure) meanwhile
+        loses the blob stored for it. If the invoice may have reached Amazon, an audit record
+        accounts for its number; if not, the claim's settlement finds the number listed by the
+        erasure (which may have seen the blob) or voids it."""
         delivery = entry["delivery"]
         if self._record_document(record, kind, entry) is not None:
             if delivery.get("error") == UPLOAD_UNKNOWN:
@@ -307,8 +319,6 @@ class InvoicingService:
                 {"invoices": [str(entry["numberText"])], "delivery": str(delivery["status"])},
                 once_key=str(entry["numberText"]),
             )
-            return
-        self._counter.void(str(entry["series"]), f"{record.ref}:{kind}", now)
 
     def _claim_verdict(self, series: str, claim: str, number: int) -> ClaimVerdict:
         """What the counter does with a week-old claim. Its number is accounted for when its

@@ -73,6 +73,8 @@ class PrivacyRequestInvalid(InvalidInput):
 class OrderBlobs(Protocol):
     def delete_prefix(self, container: str, prefix: str) -> list[str]: ...
 
+    def list_names(self, container: str, prefix: str) -> list[str]: ...
+
     def put(self, container: str, name: str, data: bytes) -> None: ...
 
 
@@ -330,12 +332,12 @@ class PrivacyService:
         """Delete everything held for `ref` at once and return the written confirmation.
         Safe to repeat: a redelivered request finishes the work and returns the first
         confirmation."""
-        held, invoices = self._empty_document(ref, request_id)
-        swept = {c: self._blobs.delete_prefix(c, f"{ref}/") for c in self._containers}
-        blobs = {c: len(names) for c, names in swept.items()}
-        # A document stored and not yet recorded (its upload may be under way) is listed too,
-        # so the invoice register accounts for its number after the order is gone.
-        invoices = sorted(set(invoices) | invoice_numbers_in(swept.get(INVOICES, [])))
+        # A document stored and not yet recorded (its upload may be under way) is accounted
+        # for too: its number is read from its blob's name before anything is deleted, and
+        # the shell remembers it with the recorded ones for a retry.
+        stored = self._blobs.list_names(INVOICES, f"{ref}/") if INVOICES in self._containers else []
+        held, invoices = self._empty_document(ref, request_id, invoice_numbers_in(stored))
+        blobs = {c: len(self._blobs.delete_prefix(c, f"{ref}/")) for c in self._containers}
         # A retry after a crash finds the first confirmation (the shell remembers what it held
         # and its invoice numbers) and finishes the steps after it.
         confirmation = load(self._audit, ref, request_id) or self._confirm(
@@ -386,11 +388,13 @@ class PrivacyService:
         """Ops verb `deletion-confirmation <order id> <request id>` (the CLI computes `ref`)."""
         return confirmation_text(self._audit, ref, request_id)
 
-    def _empty_document(self, ref: str, request_id: str) -> tuple[list[str], list[str]]:
+    def _empty_document(
+        self, ref: str, request_id: str, stored_invoices: set[str]
+    ) -> tuple[list[str], list[str]]:
         """Strip the document to a PII-free shell by compare-and-swap, remembering what it held
-        and its invoice numbers (for the audit record), so a retry after a crash still confirms
-        it. Returns both ([] if nothing was held)."""
-        remembered: dict[str, list[str]] = {"held": [], "invoices": []}
+        and its invoice numbers, recorded or `stored_invoices` (for the audit record), so a
+        retry after a crash still confirms it. Returns both ([] if nothing was held)."""
+        remembered: dict[str, list[str]] = {"held": [], "invoices": sorted(stored_invoices)}
 
         def change(current: OrderRecord) -> OrderRecord | None:
             erasure = current.extra.get("erasure")
@@ -398,7 +402,8 @@ class PrivacyService:
                 remembered["held"] = list(erasure.get("held") or [])
                 remembered["invoices"] = list(erasure.get("invoices") or [])
                 return None
-            remembered["held"], remembered["invoices"] = _held(current), current.invoice_numbers()
+            remembered["held"] = _held(current)
+            remembered["invoices"] = sorted(set(current.invoice_numbers()) | stored_invoices)
             return current.evolve(
                 pii=None,
                 items=(),

@@ -363,7 +363,8 @@ class RetentionService:
         swept = {c: self._blobs.delete_prefix(c, f"{record.ref}/") for c in self._containers}
         blobs = sum(len(names) for names in swept.values())
         # A document stored and never recorded (its message poisoned) is listed too, so the
-        # invoice register accounts for its number after the order is gone.
+        # invoice register accounts for its number after the order is gone. (A crash between
+        # these deletions and the audit record loses such a number: the retry finds no blob.)
         invoices = sorted(set(record.invoice_numbers()) | invoice_numbers_in(swept.get(INVOICES, [])))
         lateness = (now - record.purge_after).total_seconds()
         # The audit record comes before the document's deletion: a crash in between leaves the

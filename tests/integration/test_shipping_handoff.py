@@ -188,6 +188,9 @@ class DigestBlobs:
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
         return []
 
+    def list_names(self, container: str, prefix: str) -> list[str]:
+        return []
+
 
 @pytest.fixture(scope="module")
 def carriers() -> Iterator[carrier_servers.CarrierServers]:

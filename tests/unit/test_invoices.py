@@ -29,7 +29,6 @@ from shared.invoicing import (
     UPLOAD_UNKNOWN,
     InvoiceUploadInProgress,
     InvoicingService,
-    invoice_blob_names,
 )
 from shared.messages import IssueInvoice
 from shared.order_record import OrderPii, OrderRecord, Stage
@@ -518,7 +517,8 @@ def test_a_claim_whose_order_cannot_be_read_now_is_kept(monkeypatch: pytest.Monk
 
 
 def test_number_of_an_order_that_vanished_is_voided_not_reused() -> None:
-    """Erased while its invoice was made: nothing is sent, the blob goes, the number is voided."""
+    """Gone while its invoice was made: nothing is sent and the blob goes. No erasure record
+    lists the number, so the week-old check voids it; it is never handed out again."""
     world = World()
     de_consumer(world, "ref-vanishing")
     de_consumer(world, "ref-next-order")
@@ -531,35 +531,56 @@ def test_number_of_an_order_that_vanished_is_voided_not_reused() -> None:
     world.blobs.create = delete_order_meanwhile  # type: ignore[method-assign]
     world.service.issue(IssueInvoice(ref="ref-vanishing"), NOW)
     world.blobs.create = original_create  # type: ignore[method-assign]
-    counter = world.counter.peek("INV2026")
-    assert counter is not None and list(counter["claims"]) == []
-    assert counter["voided"] == [{"number": 1, "at": NOW.isoformat()}]
     assert world.uploader.calls == [] and world.blobs.blobs == {}
     assert world.issue("ref-next-order")["invoice"]["number"] == 2
+    de_consumer(world, "ref-next-week")
+    assert world.issue("ref-next-week", now=NOW + timedelta(days=8))["invoice"]["number"] == 3
+    counter = world.counter.peek("INV2026")
+    assert counter is not None and "ref-vanishing:invoice" not in counter["claims"]
+    assert counter["voided"] == [{"number": 1, "at": (NOW + timedelta(days=8)).isoformat()}]
 
 
-@pytest.mark.parametrize(
-    ("meanwhile", "reason"),
-    [
-        # The erasure's first step: the document stripped to a shell, then blobs, then the shell.
-        (lambda r: r.evolve(pii=None, restricted=True, invoice=None), "restricted"),
-        (lambda r: r.evolve(restricted=True), "restricted"),
-        (lambda r: r.evolve(pii=None), "pii_deleted"),
-    ],
-)
-def test_an_order_erased_or_restricted_while_its_invoice_is_made_gets_nothing_sent(
-    meanwhile: Callable[[OrderRecord], OrderRecord], reason: str
-) -> None:
-    world = World()
-    de_consumer(world, "ref-changing")
+def _changed_while_made(world: World, ref: str, change: Callable[[OrderRecord], OrderRecord]) -> None:
     original_create = world.blobs.create
 
     def change_meanwhile(name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
-        world.orders.update("ref-changing", meanwhile)
+        world.orders.update(ref, change)
         return original_create(name, data, metadata)
 
     world.blobs.create = change_meanwhile  # type: ignore[method-assign]
-    assert world.issue("ref-changing") == {"skipped": {"invoice": reason}}
+
+
+@pytest.mark.parametrize(
+    "erasing",
+    [
+        # The erasure's first step: the document stripped to a shell, then blobs, then the shell.
+        lambda r: r.evolve(pii=None, restricted=True, invoice=None),
+        lambda r: r.evolve(pii=None),
+    ],
+)
+def test_an_order_erased_while_its_invoice_is_made_gets_nothing_sent(
+    erasing: Callable[[OrderRecord], OrderRecord],
+) -> None:
+    """The erasure lists the invoice blobs it finds, so whether the number counts as used is
+    left to the claim's settlement, which reads the erasure's record."""
+    world = World()
+    de_consumer(world, "ref-erasing")
+    _changed_while_made(world, "ref-erasing", erasing)
+    world.issue("ref-erasing")
+    assert world.uploader.calls == [] and world.blobs.blobs == {}
+    assert "ref-erasing:invoice" in world.counter.peek("INV2026")["claims"]  # type: ignore[index]
+    world.orders.delete("ref-erasing")
+    verdict = world.service._claim_verdict
+    assert verdict("INV2026", "ref-erasing:invoice", 1) is ClaimVerdict.VOID  # nobody listed it
+    world.audit.record("ref-erasing", AuditAction.ERASED, NOW, "ops", {"invoices": ["INV2026-000001"]})
+    assert verdict("INV2026", "ref-erasing:invoice", 1) is ClaimVerdict.DROP  # the erasure saw its blob
+
+
+def test_an_order_restricted_while_its_invoice_is_made_gets_nothing_sent() -> None:
+    world = World()
+    de_consumer(world, "ref-restricted")
+    _changed_while_made(world, "ref-restricted", lambda r: r.evolve(restricted=True))
+    assert world.issue("ref-restricted") == {"skipped": {"invoice": "restricted"}}
     assert world.uploader.calls == [] and world.blobs.blobs == {}
     assert world.counter.peek("INV2026")["voided"] == [{"number": 1, "at": NOW.isoformat()}]  # type: ignore[index]
 
@@ -568,16 +589,9 @@ def test_an_invoice_not_uploaded_is_not_recorded_on_an_order_whose_buyer_data_we
     world = World(marketplaces=())  # a business invoice kept, not uploaded
     de_consumer(world, "ref-erased-business")
     world.orders.update("ref-erased-business", lambda r: r.evolve(is_business=True))
-    original_create = world.blobs.create
-
-    def erased_meanwhile(name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
-        world.orders.update("ref-erased-business", lambda r: r.evolve(pii=None))
-        return original_create(name, data, metadata)
-
-    world.blobs.create = erased_meanwhile  # type: ignore[method-assign]
+    _changed_while_made(world, "ref-erased-business", lambda r: r.evolve(pii=None))
     assert world.issue("ref-erased-business") == {}
     assert world.blobs.blobs == {}  # the sealed PDF does not outlive the buyer's data
-    assert world.counter.peek("INV2026")["voided"] == [{"number": 1, "at": NOW.isoformat()}]  # type: ignore[index]
 
 
 def test_an_invoice_sent_while_its_order_was_erased_is_accounted_for_in_the_audit() -> None:
@@ -872,7 +886,7 @@ def test_by_default_nothing_is_archived_and_the_blob_dies_with_the_order_key() -
     record = world.orders.get("ref-de-consumer-1")
     assert record is not None and "archiveUntil" not in record.invoice["invoice"]  # type: ignore[index]
     assert not world.archive_blobs.blobs
-    names = invoice_blob_names(record)
+    names = [record.invoice["invoice"]["blob"]]  # type: ignore[index]
     assert names == ["invoices/ref-de-consumer-1/INV2026-000001.pdf"]
     world.sealer.shred("ref-de-consumer-1")  # the order's key is destroyed with its PII
     with pytest.raises(KeyShredded):

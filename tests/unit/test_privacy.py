@@ -102,6 +102,7 @@ def test_delete_removes_everything_and_confirms_in_writing(world: World) -> None
     world.blobs.put("invoices", f"{REF}/INV2026-000003.pdf", b"invoice")
     # A credit note stored by an invocation that has not recorded it yet (its upload under way).
     world.blobs.put("invoices", f"{REF}/CRN2026-000001.pdf", b"credit note")
+    world.blobs.put("invoices", f"{REF}/draft/1.pdf", b"not a document's name: not a number")
     world.blobs.put("labels", "ref0000002/label.pdf", b"other order")
     world.service.handle(msg(requestId="amzn-del-00000001", type="amazon_delete", ref=REF), T0)
     assert world.orders.get(REF) is None and world.blobs.names(f"{REF}/") == []
@@ -131,6 +132,8 @@ def test_a_crash_between_confirmation_and_audit_record_is_finished_by_the_retry(
     world.order()
     invoice = {"invoice": {"series": "INV2026", "number": 3, "numberText": "INV2026-000003"}}
     world.orders.update(REF, lambda r: r.evolve(invoice=invoice))
+    # A credit note stored, not yet recorded: its blob is gone by the retry, its number is not.
+    world.blobs.put("invoices", f"{REF}/CRN2026-000001.pdf", b"credit note")
     record = world.service._audit.record
 
     def crash(*args: object, **kwargs: object) -> None:
@@ -143,7 +146,9 @@ def test_a_crash_between_confirmation_and_audit_record_is_finished_by_the_retry(
     monkeypatch.setattr(world.service._audit, "record", record)
     world.service.delete(REF, "req-00000001", T0 + timedelta(minutes=1))
     (erased,) = world.audit.trail(REF)
-    assert erased.details["invoices"] == ["INV2026-000003"] and erased.details["held"] is True
+    assert (
+        erased.details["invoices"] == ["CRN2026-000001", "INV2026-000003"] and erased.details["held"] is True
+    )
     assert world.orders.get(REF) is None
 
 

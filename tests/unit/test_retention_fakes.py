@@ -106,6 +106,9 @@ class MemoryBlobs:
     def put(self, container: str, name: str, data: bytes) -> None:
         self.blobs[(container, name)] = data
 
+    def list_names(self, container: str, prefix: str) -> list[str]:
+        return [name for c, name in self.blobs if c == container and name.startswith(prefix)]
+
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
         if self.fail_next_delete:
             self.fail_next_delete = False
