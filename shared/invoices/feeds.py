@@ -110,7 +110,11 @@ class SpApiVatInvoiceUploader:
     ) -> FeedReceipt:
         from sp_api.base.exceptions import SellingApiException
 
-        client = self._feeds_for(seller_id, marketplace_id)
+        try:
+            client = self._feeds_for(seller_id, marketplace_id)
+        except TransientError as exc:
+            # The client's credentials could not be read (Key Vault down): nothing was sent.
+            raise FeedUnavailable(f"sp-api client unavailable: {exc.code}") from None
         try:
             document = client.create_feed_document(None, PDF).payload
             self._put(str(document["url"]), pdf)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sp_api.base.exceptions import get_exception_for_code
 
+from shared.errors import TransientError
 from shared.invoices.feeds import (
     FeedOutcomeUnknown,
     FeedRejected,
@@ -73,3 +74,15 @@ def test_a_client_error_is_a_rejection_and_success_is_a_receipt() -> None:
     with pytest.raises(FeedRejected):
         _upload(_status(400))
     _upload(None)
+
+
+def test_credentials_that_cannot_be_read_prove_nothing_was_sent() -> None:
+    """Key Vault down while the seller's client is built: the invoice may be sent again."""
+
+    def feeds_for(seller: str, marketplace: str) -> FakeFeeds:
+        raise TransientError("key vault unavailable", code="key_vault_unavailable")
+
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    with pytest.raises(FeedUnavailable) as caught:
+        SpApiVatInvoiceUploader(feeds_for, http).upload("A1SELLER", "A1PA6795UKMFR9", b"%PDF-1.4", {})
+    assert "key_vault_unavailable" in str(caught.value)
