@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 from local.appinsights_server import start as start_ingestion
 from shared.pii import Pii
-from shared.telemetry import AppTelemetry, configure_telemetry
+from shared.telemetry import EXPORTER_CALLS_HOME_OFF, AppTelemetry, configure_telemetry
 
 INVOCATIONS = 400
 WARMUP = 20
@@ -55,9 +55,8 @@ def _measure(exporter: str, connection: str) -> float:
 
 def run() -> Iterator[dict[str, object]]:
     # The exporters' own statistics and remote configuration would call Microsoft endpoints.
-    os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
-    os.environ.setdefault("APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED", "true")
-    os.environ.setdefault("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
+    for name, value in EXPORTER_CALLS_HOME_OFF.items():
+        os.environ.setdefault(name, value)
     # Stands for the Functions worker's own root handler (it forwards records to the host), so
     # nothing falls through to stderr and its redaction cost is counted too.
     worker_handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - closed below

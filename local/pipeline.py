@@ -283,10 +283,17 @@ class Pipeline:
         """The requests-based SDKs read REQUESTS_CA_BUNDLE, httpx (python-amazon-sp-api 2.x and
         the invoicing client) SSL_CERT_FILE. The bundle holds only the stand-ins' CAs: the run
         talks to loopback only, and urllib3 re-reads the file on every new TLS connection
-        (cosmosdb-server closes each one), which with certifi's ~150 roots cost ~40 ms a call."""
+        (cosmosdb-server closes each one), which with certifi's ~150 roots cost ~40 ms a call.
+        For the same reason the exporter's own calls to Microsoft are off (its usage statistics
+        and its remote-configuration thread, docs/operations.md): they would leave the machine."""
+        from shared.telemetry import EXPORTER_CALLS_HOME_OFF
+
         bundle = work / "ca-bundle.pem"
         bundle.write_text("\n".join([Path(self.spapi.ca_file).read_text(), self.vault.ca_path.read_text()]))
-        wanted = dict.fromkeys(("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"), str(bundle))
+        wanted = {
+            **dict.fromkeys(("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"), str(bundle)),
+            **EXPORTER_CALLS_HOME_OFF,
+        }
         previous = {name: os.environ.get(name) for name in wanted}
         os.environ.update(wanted)
 

@@ -46,6 +46,14 @@ if TYPE_CHECKING:
 TELEMETRY_LOGGER = "fulfilment.telemetry"
 SCHEMA_VERSION = 1
 SERVICE_NAME = "mfn-fulfilment"
+# Environment settings that stop the exporters' own calls to Microsoft (their usage statistics
+# and remote configuration, PII-free but off loopback): the local run and tests set them
+# (docs/operations.md says when an operator may want them in Azure).
+EXPORTER_CALLS_HOME_OFF = {
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+}
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 

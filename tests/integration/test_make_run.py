@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,8 +54,12 @@ def test_every_order_lives_its_whole_life(tmp_path: Path) -> None:
         summary, problems = summarise(pipeline, result)
         queue_texts = _queue_texts(pipeline)
         labels, invoices = dict(pipeline.observed.labels), dict(pipeline.observed.invoices)
+        threads = {t.name for t in threading.enumerate()}
 
     assert problems == []
+    # The exporter's own calls to Microsoft are off: no remote-configuration thread (the run
+    # stays on loopback; shared.telemetry.EXPORTER_CALLS_HOME_OFF).
+    assert "ConfigurationWorker" not in threads
     counts = summary["orders"]
     scenarios = Counter(summary["scenarios"])
     assert set(scenarios) == set(SCENARIOS)

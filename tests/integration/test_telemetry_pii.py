@@ -36,6 +36,7 @@ from shared.retention import PurgeReport, TrackReport
 from shared.runtime import Runtime
 from shared.settings import load_settings
 from shared.telemetry import (
+    EXPORTER_CALLS_HOME_OFF,
     INVOCATION_DIMENSIONS,
     TELEMETRY_LOGGER,
     AppTelemetry,
@@ -125,9 +126,8 @@ def leaks(text: str, buyer: Buyer) -> list[str]:
 def _no_calls_home(monkeypatch: pytest.MonkeyPatch) -> None:
     # The exporters' own usage statistics and remote configuration go to Microsoft endpoints;
     # tests stay on loopback.
-    monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
-    monkeypatch.setenv("APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED", "true")
-    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
+    for name, value in EXPORTER_CALLS_HOME_OFF.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
