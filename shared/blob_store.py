@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -161,17 +161,14 @@ class AzureBlobStore:
 
         client = self._service.get_container_client(container)
         deleted: list[str] = []
-        try:
-            for blob in client.list_blobs(name_starts_with=prefix):
-                try:
-                    client.delete_blob(blob.name, delete_snapshots="include")
-                    deleted.append(str(blob.name))
-                except ResourceNotFoundError:
-                    continue  # deleted concurrently: the goal is reached
-        except ResourceNotFoundError:
-            return deleted  # no such container: nothing stored there
-        except AzureError as exc:
-            raise self._guard(exc) from None
+        for name in self.list_names(container, prefix):  # [] when there is no such container
+            try:
+                client.delete_blob(name, delete_snapshots="include")
+                deleted.append(name)
+            except ResourceNotFoundError:
+                continue  # deleted concurrently: the goal is reached
+            except AzureError as exc:
+                raise self._guard(exc) from None
         return deleted
 
 
@@ -204,14 +201,11 @@ class MemoryBlobStore:
         return [name for c, name in self.blobs if c == container and name.startswith(prefix)]
 
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
-        doomed = [k for k in self.blobs if k[0] == container and k[1].startswith(prefix)]
-        for key in doomed:
-            del self.blobs[key]
-            self.metadata_of.pop(key, None)
-        return [name for _, name in doomed]
-
-    def names(self, container: str) -> Iterator[str]:
-        return (name for c, name in self.blobs if c == container)
+        doomed = self.list_names(container, prefix)
+        for name in doomed:
+            del self.blobs[(container, name)]
+            self.metadata_of.pop((container, name), None)
+        return doomed
 
 
 class LabelStore:

@@ -73,8 +73,9 @@ DOC_KEYS = {INVOICE: "invoice", CREDIT_NOTE: "creditNote"}
 # settling it: host.json's functionTimeout (5 minutes) ends every invocation before, and the
 # extra minute covers clock skew between instances (a test holds the two together).
 UPLOAD_MARK_STALE_AFTER = timedelta(minutes=6)
-# Audit actions whose records list the invoice numbers an order held when it went.
-_ORDER_GONE = frozenset(
+# Audit actions whose records list invoice numbers that are accounted for once the order is
+# gone: its purge, its erasure, or an invoice sent while it was erased.
+_NUMBERS_LISTED_BY = frozenset(
     {AuditAction.PURGED.value, AuditAction.ERASED.value, AuditAction.INVOICE_UNRECORDED.value}
 )
 # The invoice blob's metadata key: the document's entry and delivery plan, as JSON.
@@ -306,8 +307,7 @@ class InvoicingService:
         erasure (which may have seen the blob) or voids it."""
         delivery = entry["delivery"]
         if self._record_document(record, kind, entry) is not None:
-            if delivery.get("error") == UPLOAD_UNKNOWN:
-                record_stage(UPLOAD_UNKNOWN)
+            _report_unknown(delivery)
             return
         self._blobs.delete(str(entry["blob"]))
         if delivery["status"] == "submitted" or delivery.get("error") == UPLOAD_UNKNOWN:
@@ -334,7 +334,7 @@ class InvoicingService:
                 held = doc is not None and doc.get("series") == series and doc.get("number") == number
                 return ClaimVerdict.DROP if held else ClaimVerdict.KEEP
             number_text = _number_text(series, number)
-            gone = (e for e in self._audit.trail(ref) if e.action in _ORDER_GONE)
+            gone = (e for e in self._audit.trail(ref) if e.action in _NUMBERS_LISTED_BY)
             listed = any(number_text in (e.details.get("invoices") or ()) for e in gone)
         except (AppError, KeyError, TypeError, ValueError):
             # A store hiccup or a document this code cannot read: ask again at a later allocation.
@@ -355,8 +355,7 @@ class InvoicingService:
             # The attempt stays in the record: the invocation that held the mark may still
             # settle its own outcome over this one (`_settle`).
             attempt = delivery.get("attempt")
-            if self._settle(record, kind, attempt, _upload_unknown(attempt)) is not None:
-                record_stage(UPLOAD_UNKNOWN)
+            self._settle(record, kind, attempt, _upload_unknown(attempt))
             return
         if status != PENDING or record.pii is None or self._uploader is None:
             return
@@ -372,12 +371,8 @@ class InvoicingService:
             raise
         outcome, error = self._upload(record, kind, doc, pdf, order_id)
         if outcome.get("error") == UPLOAD_UNKNOWN:
-            outcome = _upload_unknown(attempt)
-        if (
-            self._settle(record, kind, attempt, outcome) is not None
-            and outcome.get("error") == UPLOAD_UNKNOWN
-        ):
-            record_stage(UPLOAD_UNKNOWN)
+            outcome = _upload_unknown(attempt)  # the mark's attempt stays with it (`_settle`)
+        self._settle(record, kind, attempt, outcome)
         if error is not None:
             raise error
 
@@ -457,7 +452,8 @@ class InvoicingService:
     ) -> OrderRecord | None:
         """Write `delivery` if the document's delivery still belongs to `attempt` (None: is
         `pending`); the stored order if it was written, else None. An outcome this invocation
-        saw always lands, also over a `manual` another invocation wrote on finding its mark."""
+        saw always lands, also over a `manual` another invocation wrote on finding its mark.
+        An unknown upload outcome, once written, becomes the invocation's stage."""
 
         def change(rec: OrderRecord) -> OrderRecord | None:
             doc = _doc(rec, kind)
@@ -471,7 +467,10 @@ class InvoicingService:
 
         stored = self._orders.update_from(record, change)
         written = _doc(stored, kind) if stored is not None else None
-        return stored if written is not None and written.get("delivery") == dict(delivery) else None
+        if written is None or written.get("delivery") != dict(delivery):
+            return None
+        _report_unknown(delivery)
+        return stored
 
 
 def _needs_transaction_id() -> dict[str, str]:
@@ -483,6 +482,13 @@ def _upload_unknown(attempt: str | None) -> dict[str, str]:
     """Sent, maybe: never sent again; a person checks Seller Central. `attempt`: the mark's."""
     unknown = {"status": "manual", "error": UPLOAD_UNKNOWN}
     return unknown if attempt is None else {**unknown, "attempt": attempt}
+
+
+def _report_unknown(delivery: Mapping[str, Any]) -> None:
+    """A recorded delivery whose upload outcome is unknown becomes the invocation's stage in
+    telemetry: `invoice_feed_upload_unknown`, a person's task (docs/operations.md)."""
+    if delivery.get("error") == UPLOAD_UNKNOWN:
+        record_stage(UPLOAD_UNKNOWN)
 
 
 def _wait_for_upload(since: str, now: datetime) -> None:
