@@ -22,13 +22,16 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from local import sample_orders
 from local.pipeline import Pipeline
+from shared.audit import AuditAction
+from shared.document_store import AUDIT, ORDERS
 
 MARKETPLACES = ["A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4", "A1F83G8C2ARO7P"]
 DEFAULT_ORDERS = 60  # ~60 s on the shared 2-core machine
@@ -103,6 +106,7 @@ def measure(orders: int = DEFAULT_ORDERS, *, replay_safe: bool = False) -> Itera
             k.removesuffix(".write"): v for k, v in p.store.counts.items() if k.endswith(".write")
         }
         writes = sum(by_container.values())
+        by_path = writes_by_path(p.documents(AUDIT), p.store.writes_by_partition)
         left = p.remaining_orders()
     peak_mb = _peak_rss_mb()
     common = {
@@ -137,6 +141,18 @@ def measure(orders: int = DEFAULT_ORDERS, *, replay_safe: bool = False) -> Itera
         "(written by a poll that finds orders, else every 6 hours)",
         **common,
     }
+    for path, figures in sorted(by_path.items()):
+        yield {
+            "metric": "store_writes_per_order_by_path",
+            "value": figures["all"],
+            "unit": "writes",
+            "path": path,
+            **figures,
+            "scope": "an order's own writes (its document, its audit records) by how its delivery "
+            "was settled, as its purge's audit record says; the state container's writes (the "
+            "poll cursor, an invoice number per invoice) are not an order's own",
+            **common,
+        }
     yield {"metric": "pipeline_wall_s", "value": round(result.wall_s, 1), "unit": "s", **common}
     yield {
         "metric": "peak_memory_mb",
@@ -146,6 +162,29 @@ def measure(orders: int = DEFAULT_ORDERS, *, replay_safe: bool = False) -> Itera
         "in-process stand-ins with all they record; excl. Azurite/cosmosdb-server",
         **common,
     }
+
+
+def writes_by_path(
+    audit: Iterable[Mapping[str, Any]], writes: Mapping[tuple[str, str], int]
+) -> dict[str, dict[str, Any]]:
+    """Mean writes per order to its own document and to its audit records, grouped by how the
+    order's delivery was settled (amazon, carrier, bound) or `cancelled`, as its purge's audit
+    record says: the per-path figures docs/performance.md explains."""
+    refs: dict[str, list[str]] = defaultdict(list)
+    for event in audit:
+        if event.get("action") == AuditAction.PURGED:
+            details = event["details"]
+            refs[str(details.get("deliverySource") or details["stage"])].append(str(event["ref"]))
+    figures: dict[str, dict[str, Any]] = {}
+    for path, members in refs.items():
+        own = {c: sum(writes.get((c, ref), 0) for ref in members) / len(members) for c in (ORDERS, AUDIT)}
+        figures[path] = {
+            "all": round(own[ORDERS] + own[AUDIT], 2),
+            "ordersContainer": round(own[ORDERS], 2),
+            "auditContainer": round(own[AUDIT], 2),
+            "ordersOnPath": len(members),
+        }
+    return figures
 
 
 def _peak_rss_mb() -> float:

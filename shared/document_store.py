@@ -29,6 +29,14 @@ AUDIT = "audit"
 CONTAINERS: Mapping[str, str] = {ORDERS: "/id", STATE: "/pk", AUDIT: "/ref"}
 
 
+def partition_field(container: str) -> str:
+    return CONTAINERS[container].lstrip("/")
+
+
+def _partition_of(container: str, doc: Document) -> str:
+    return str(doc[partition_field(container)])
+
+
 class WriteConflict(AppError):
     """The document changed (or appeared) since it was read: re-read and decide again."""
 
@@ -106,10 +114,6 @@ class CosmosDocumentStore:
         self._containers: dict[str, ContainerProxy] = {
             name: db.get_container_client(name) for name in CONTAINERS
         }
-
-    @staticmethod
-    def _pk_path(container: str) -> str:
-        return CONTAINERS[container].lstrip("/")
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -199,7 +203,7 @@ class CosmosDocumentStore:
         return bool(list(items))
 
     def in_partition(self, container: str, partition: str) -> list[Document]:
-        path = self._pk_path(container)
+        path = partition_field(container)
         items = self._call(
             self._containers[container].query_items,
             f"SELECT * FROM c WHERE c.{path} = @pk",  # noqa: S608 - path is a constant  # nosec B608
@@ -235,7 +239,7 @@ class MemoryDocumentStore:
         self._ticks = itertools.count()
 
     def _key(self, container: str, doc: Document) -> tuple[str, str]:
-        return (str(doc[CONTAINERS[container].lstrip("/")]), str(doc["id"]))
+        return (_partition_of(container, doc), str(doc["id"]))
 
     def _stamp(self, doc: Document) -> Document:
         stored = copy.deepcopy(doc)
@@ -292,26 +296,33 @@ class MemoryDocumentStore:
 
 
 class CountingStore:
-    """Wraps a store and counts operations by kind: the figures in `make run` and `make bench`."""
+    """Wraps a store and counts operations by kind: the figures in `make run` and `make bench`.
+    `writes_by_partition` counts writes by (container, partition key): an order's own writes
+    (its document and its audit records), which `make bench` sums per delivery path."""
 
     def __init__(self, inner: DocumentStore) -> None:
         self.inner = inner
         self.counts: Counter[str] = Counter()
+        self.writes_by_partition: Counter[tuple[str, str]] = Counter()
+
+    def _wrote(self, container: str, partition: str) -> None:
+        self.counts[f"{container}.write"] += 1
+        self.writes_by_partition[(container, partition)] += 1
 
     def read(self, container: str, partition: str, doc_id: str) -> Document | None:
         self.counts[f"{container}.read"] += 1
         return self.inner.read(container, partition, doc_id)
 
     def create(self, container: str, doc: Document) -> Document:
-        self.counts[f"{container}.write"] += 1
+        self._wrote(container, _partition_of(container, doc))
         return self.inner.create(container, doc)
 
     def replace(self, container: str, doc: Document, etag: str) -> Document:
-        self.counts[f"{container}.write"] += 1
+        self._wrote(container, _partition_of(container, doc))
         return self.inner.replace(container, doc, etag)
 
     def delete(self, container: str, partition: str, doc_id: str) -> bool:
-        self.counts[f"{container}.write"] += 1
+        self._wrote(container, partition)
         return self.inner.delete(container, partition, doc_id)
 
     def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
