@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.blob_store import AzureBlobStore
+from shared.blob_store import BlobStore
 from shared.carriers import Carrier
 from shared.envelope import EnvelopeCipher
 from shared.errors import AppError, SettingsError
@@ -59,7 +59,7 @@ class OrderBytesSealer:
 class PathBlobs:
     """A name-addressed blob store whose names start with their container ("invoices/<ref>/...")."""
 
-    def __init__(self, blobs: AzureBlobStore) -> None:
+    def __init__(self, blobs: BlobStore) -> None:
         self._blobs = blobs
 
     @staticmethod

@@ -1,8 +1,8 @@
 """The small interfaces the invoicing service needs from storage and crypto.
 
-`BlobStore` is implemented over Azure Blob Storage by the carriers' `shared.blob_store` (or any
-put/get/delete-by-name store); `ByteSealer` by `shared.envelope`. Unit tests use the fakes in
-`shared.invoices.fakes`.
+`BlobStore` is `shared.adapters.PathBlobs` over `shared.blob_store` (Azure Blob Storage, or its
+in-memory store in unit tests); `ByteSealer` is `shared.adapters.OrderBytesSealer` over
+`shared.envelope` (unit tests use `tests.sealed_bytes.LocalByteSealer`).
 """
 
 from __future__ import annotations

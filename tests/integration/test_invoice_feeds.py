@@ -19,6 +19,7 @@ from shared.invoices.feeds import (
     sp_api_feeds_factory,
 )
 from shared.invoicing import InvoicingService
+from tests.sealed_bytes import stored
 from tests.unit.test_invoices import DE, US, World, de_consumer
 
 pytestmark = pytest.mark.integration
@@ -81,10 +82,10 @@ def test_invoice_travels_through_the_feeds_api(
     assert feed.feed_type == "UPLOAD_VAT_INVOICE" and feed.marketplace_ids == [DE]
     assert feed.options["metadata:InvoiceNumber"] == "INV2026-000001"
     assert feed.options["metadata:OrderId"] == "302-1111111-1111111"
-    stored = world.sealer.open_bytes(
-        "ref-de-consumer-1", world.blobs.blobs[world.issue_doc("ref-de-consumer-1", "invoice")["blob"]]
+    kept = world.sealer.open_bytes(
+        "ref-de-consumer-1", stored(world.memory)[world.issue_doc("ref-de-consumer-1", "invoice")["blob"]]
     )
-    assert feed.content == stored  # the uploaded bytes are the invoice we keep
+    assert feed.content == kept  # the uploaded bytes are the invoice we keep
     document = running.stand_in.documents[feed.document_id]
     assert document.content_type == "application/pdf"
     # the stand-in answers in Amazon's shapes

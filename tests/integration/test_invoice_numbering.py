@@ -9,15 +9,17 @@ from datetime import timedelta
 
 import pytest
 
+from shared.adapters import PathBlobs
 from shared.audit import AuditLog
+from shared.blob_store import MemoryBlobStore
 from shared.document_store import CosmosDocumentStore
-from shared.invoices.local import LocalByteSealer, MemoryBlobStore
 from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import ReportlabRenderer
 from shared.invoicing import InvoicingService
 from shared.messages import IssueInvoice
 from shared.order_repository import OrderRepository
+from tests.sealed_bytes import LocalByteSealer
 from tests.unit.test_invoices import DE, NOW, PROFILE, World, de_consumer
 
 pytestmark = pytest.mark.integration
@@ -48,7 +50,7 @@ def test_fifty_concurrent_requests_get_one_to_fifty(cosmos_store: CosmosDocument
             counter=InvoiceCounter(cosmos_store),
             cipher=world.cipher,
             sealer=LocalByteSealer(),
-            blobs=MemoryBlobStore(),
+            blobs=PathBlobs(MemoryBlobStore()),
             renderer=ReportlabRenderer(),
             profile=parse_profile(profile),
             invoice_marketplaces=(DE,),  # invoice required; no uploader, so nothing is sent

@@ -83,7 +83,7 @@ def test_without_a_carrier_time_delivery_counts_from_the_earliest_possible_momen
 
 def test_path_blobs_route_by_container_prefix() -> None:
     memory = MemoryBlobStore()
-    blobs = PathBlobs(memory)  # type: ignore[arg-type]
+    blobs = PathBlobs(memory)
     blobs.put("invoices/ref-1/INV-1.pdf", b"pdf")
     assert memory.get("invoices", "ref-1/INV-1.pdf") == b"pdf"
     assert blobs.get("invoices/ref-1/INV-1.pdf") == b"pdf"

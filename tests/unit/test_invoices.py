@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from PyPDF2 import PdfReader
 
+from shared.adapters import PathBlobs
 from shared.audit import AuditAction, AuditLog
+from shared.blob_store import MemoryBlobStore
 from shared.document_store import ORDERS, STATE, CountingStore, MemoryDocumentStore, StoreUnavailable
 from shared.domain import Address, Buyer, Money, OrderItem
 from shared.errors import SettingsError
 from shared.invoices.archive import ARCHIVE_KEY_REF, InvoiceArchive
 from shared.invoices.feeds import FeedOutcomeUnknown, FeedReceipt, FeedRejected, FeedUnavailable
-from shared.invoices.local import KeyShredded, LocalByteSealer, MemoryBlobStore
 from shared.invoices.model import recognise_rate
 from shared.invoices.numbering import SETTLE_CHECKS, ClaimVerdict, InvoiceCounter, counter_id
 from shared.invoices.profile import parse_profile
@@ -35,6 +36,7 @@ from shared.order_record import OrderPii, OrderRecord, Stage
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
 from tests.builders import order_record
+from tests.sealed_bytes import KeyShredded, LocalByteSealer, stored
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 DE, FR, UK, US = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P", "ATVPDKIKX0DER"
@@ -103,8 +105,10 @@ class World:
         self.orders = OrderRepository(self.store)
         self.cipher = FakeCipher()
         self.sealer = LocalByteSealer()
-        self.blobs = MemoryBlobStore()
-        self.archive_blobs = MemoryBlobStore()
+        # The production adapter (names that start with their container) over a memory store.
+        self.memory, self.archive_memory = MemoryBlobStore(), MemoryBlobStore()
+        self.blobs = PathBlobs(self.memory)
+        self.archive_blobs = PathBlobs(self.archive_memory)
         self.archive_sealer = LocalByteSealer()
         self.uploader = FakeUploader()
         self.counter = InvoiceCounter(self.store, sleep=lambda _s: None)
@@ -162,7 +166,7 @@ class World:
 
     def pdf_text(self, ref: str, key: str = "invoice") -> str:
         doc = self.issue_doc(ref, key)
-        pdf = self.sealer.open_bytes(ref, self.blobs.blobs[doc["blob"]])
+        pdf = self.sealer.open_bytes(ref, stored(self.memory)[doc["blob"]])
         reader = PdfReader(io.BytesIO(pdf))
         return "\n".join(page.extract_text() for page in reader.pages)
 
@@ -349,7 +353,7 @@ def test_names_in_every_script_render_and_buyer_text_stays_data(renderer: Any) -
     world.issue("ref-scripts-01")
     text = world.pdf_text("ref-scripts-01")
     assert_has(text, names, hostile, "00-950 Kraków", "Ζυγαριά / Весы / Waga")
-    pdf = world.sealer.open_bytes("ref-scripts-01", next(iter(world.blobs.blobs.values())))
+    pdf = world.sealer.open_bytes("ref-scripts-01", next(iter(stored(world.memory).values())))
     assert len(PdfReader(io.BytesIO(pdf)).pages) == 1
 
 
@@ -366,7 +370,7 @@ def test_long_orders_flow_onto_further_pages() -> None:
     world.issue("ref-long-order")
     text = world.pdf_text("ref-long-order")
     assert_has(text, "Total amount due 952.00 EUR")
-    pdf = world.sealer.open_bytes("ref-long-order", next(iter(world.blobs.blobs.values())))
+    pdf = world.sealer.open_bytes("ref-long-order", next(iter(stored(world.memory).values())))
     assert len(PdfReader(io.BytesIO(pdf)).pages) > 1
 
 
@@ -395,7 +399,7 @@ def test_redelivery_never_takes_a_second_number() -> None:
         "ref-de-order-a:invoice": [1, NOW.isoformat()],
         "ref-de-order-b:invoice": [2, NOW.isoformat()],
     }
-    assert len(world.blobs.blobs) == 2 and len(world.uploader.calls) == 2
+    assert len(stored(world.memory)) == 2 and len(world.uploader.calls) == 2
 
 
 def test_crash_between_allocation_and_recording_leaves_no_gap() -> None:
@@ -531,7 +535,7 @@ def test_number_of_an_order_that_vanished_is_voided_not_reused() -> None:
     world.blobs.create = delete_order_meanwhile  # type: ignore[method-assign]
     world.service.issue(IssueInvoice(ref="ref-vanishing"), NOW)
     world.blobs.create = original_create  # type: ignore[method-assign]
-    assert world.uploader.calls == [] and world.blobs.blobs == {}
+    assert world.uploader.calls == [] and stored(world.memory) == {}
     assert world.issue("ref-next-order")["invoice"]["number"] == 2
     de_consumer(world, "ref-next-week")
     assert world.issue("ref-next-week", now=NOW + timedelta(days=8))["invoice"]["number"] == 3
@@ -567,7 +571,7 @@ def test_an_order_erased_while_its_invoice_is_made_gets_nothing_sent(
     de_consumer(world, "ref-erasing")
     _changed_while_made(world, "ref-erasing", erasing)
     world.issue("ref-erasing")
-    assert world.uploader.calls == [] and world.blobs.blobs == {}
+    assert world.uploader.calls == [] and stored(world.memory) == {}
     assert "ref-erasing:invoice" in world.counter.peek("INV2026")["claims"]  # type: ignore[index]
     world.orders.delete("ref-erasing")
     verdict = world.service._claim_verdict
@@ -581,7 +585,7 @@ def test_an_order_restricted_while_its_invoice_is_made_gets_nothing_sent() -> No
     de_consumer(world, "ref-restricted")
     _changed_while_made(world, "ref-restricted", lambda r: r.evolve(restricted=True))
     assert world.issue("ref-restricted") == {"skipped": {"invoice": "restricted"}}
-    assert world.uploader.calls == [] and world.blobs.blobs == {}
+    assert world.uploader.calls == [] and stored(world.memory) == {}
     assert world.counter.peek("INV2026")["voided"] == [{"number": 1, "at": NOW.isoformat()}]  # type: ignore[index]
 
 
@@ -591,7 +595,7 @@ def test_an_invoice_not_uploaded_is_not_recorded_on_an_order_whose_buyer_data_we
     world.orders.update("ref-erased-business", lambda r: r.evolve(is_business=True))
     _changed_while_made(world, "ref-erased-business", lambda r: r.evolve(pii=None))
     assert world.issue("ref-erased-business") == {}
-    assert world.blobs.blobs == {}  # the sealed PDF does not outlive the buyer's data
+    assert stored(world.memory) == {}  # the sealed PDF does not outlive the buyer's data
 
 
 def test_an_invoice_sent_while_its_order_was_erased_is_accounted_for_in_the_audit() -> None:
@@ -612,7 +616,7 @@ def test_an_invoice_sent_while_its_order_was_erased_is_accounted_for_in_the_audi
         "invoice_unrecorded",
         {"invoices": ["INV2026-000001"], "delivery": "submitted"},
     )
-    assert world.blobs.blobs == {}  # the sealed PDF does not outlive its order
+    assert stored(world.memory) == {}  # the sealed PDF does not outlive its order
     verdict = world.service._claim_verdict("INV2026", "ref-erased-mid-upload:invoice", 1)
     assert verdict is ClaimVerdict.DROP  # the number is accounted for, not voided
 
@@ -654,7 +658,7 @@ def test_skips_are_recorded_with_their_reason(changes: dict[str, Any], reason: s
     world = World()
     _plain_order(world, "ref-skipped-1", US, **changes)
     assert world.issue("ref-skipped-1") == {"skipped": {"invoice": reason}}
-    assert world.counter.peek("INV2026") is None and not world.blobs.blobs
+    assert world.counter.peek("INV2026") is None and not stored(world.memory)
 
 
 def test_deleted_buyer_data_is_a_skip() -> None:
@@ -853,7 +857,7 @@ def test_a_store_failure_just_before_the_upload_leaves_nothing_to_doubt(
     monkeypatch.setattr(world.service._orders, "get", second_read_fails)
     with pytest.raises(StoreUnavailable):
         world.issue("ref-de-consumer-1")
-    assert world.blobs.blobs == {} and world.uploader.calls == []
+    assert stored(world.memory) == {} and world.uploader.calls == []
     doc = world.issue("ref-de-consumer-1")["invoice"]
     assert (doc["number"], doc["delivery"]["status"]) == (1, "submitted")
     assert len(world.uploader.calls) == 1
@@ -885,12 +889,12 @@ def test_by_default_nothing_is_archived_and_the_blob_dies_with_the_order_key() -
     world.issue("ref-de-consumer-1")
     record = world.orders.get("ref-de-consumer-1")
     assert record is not None and "archiveUntil" not in record.invoice["invoice"]  # type: ignore[index]
-    assert not world.archive_blobs.blobs
+    assert not stored(world.archive_memory)
     names = [record.invoice["invoice"]["blob"]]  # type: ignore[index]
     assert names == ["invoices/ref-de-consumer-1/INV2026-000001.pdf"]
     world.sealer.shred("ref-de-consumer-1")  # the order's key is destroyed with its PII
     with pytest.raises(KeyShredded):
-        world.sealer.open_bytes("ref-de-consumer-1", world.blobs.blobs[names[0]])
+        world.sealer.open_bytes("ref-de-consumer-1", stored(world.memory)[names[0]])
 
 
 def test_archive_keeps_only_the_invoice_under_its_own_key_until_the_legal_period_ends() -> None:
@@ -898,7 +902,7 @@ def test_archive_keeps_only_the_invoice_under_its_own_key_until_the_legal_period
     de_consumer(world)
     doc = world.issue("ref-de-consumer-1")["invoice"]
     assert doc["archiveUntil"] == "2036-11-02T09:30:00+00:00"
-    sealed = world.archive_blobs.blobs["invoice-archive/INV2026-000001.pdf"]
+    sealed = stored(world.archive_memory)["invoice-archive/INV2026-000001.pdf"]
     with pytest.raises(KeyShredded):  # the order's key cannot open it
         world.sealer.open_bytes(ARCHIVE_KEY_REF, sealed)
     archived = world.archive.read("INV2026-000001")
@@ -907,7 +911,7 @@ def test_archive_keeps_only_the_invoice_under_its_own_key_until_the_legal_period
     assert "Jürgen Weiß" in text and "+49 89 123456" not in text and "jw@marketplace.example" not in text
     assert world.archive.purge_expired(NOW + timedelta(days=365 * 9)) == 0
     assert world.archive.purge_expired(NOW + timedelta(days=365 * 10 + 5)) == 1
-    assert not world.archive_blobs.blobs and world.archive.read("INV2026-000001") is None
+    assert not stored(world.archive_memory) and world.archive.read("INV2026-000001") is None
 
 
 def test_profile_errors_name_the_field_not_the_value() -> None:
@@ -925,4 +929,4 @@ def test_an_order_erased_before_invoicing_gets_no_number_and_no_document() -> No
     de_consumer(world, "ref-erased-1")
     world.orders.delete("ref-erased-1")
     world.service.issue(IssueInvoice(ref="ref-erased-1"), NOW)
-    assert world.counter.peek("INV2026") is None and not world.blobs.blobs and not world.uploader.calls
+    assert world.counter.peek("INV2026") is None and not stored(world.memory) and not world.uploader.calls

@@ -1,4 +1,4 @@
-"""In-process implementations of the ports, for unit tests, benchmarks and the local run.
+"""The invoicing tests' sealer, and a view of what a memory blob store holds.
 
 `LocalByteSealer` is real AES-256-GCM with one random key per ref held in memory; `shred`
 destroys a ref's key, which is what crypto-shredding does to an order's blobs in Azure.
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
 from datetime import datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.blob_store import MemoryBlobStore
 from shared.errors import AppError
 
 NONCE_BYTES = 12
@@ -20,39 +20,6 @@ NONCE_BYTES = 12
 
 class KeyShredded(AppError):
     code = "key_shredded"
-
-
-class MemoryBlobStore:
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-        self.metadata_of: dict[str, dict[str, str]] = {}
-        self._lock = threading.Lock()
-
-    def put(self, name: str, data: bytes) -> None:
-        with self._lock:
-            self.blobs[name] = bytes(data)
-            self.metadata_of[name] = {}
-
-    def create(self, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
-        with self._lock:
-            if name in self.blobs:
-                return False
-            self.blobs[name] = bytes(data)
-            self.metadata_of[name] = dict(metadata)
-            return True
-
-    def get(self, name: str) -> bytes | None:
-        with self._lock:
-            return self.blobs.get(name)
-
-    def metadata(self, name: str) -> Mapping[str, str] | None:
-        with self._lock:
-            return self.metadata_of.get(name) if name in self.blobs else None
-
-    def delete(self, name: str) -> bool:
-        with self._lock:
-            self.metadata_of.pop(name, None)
-            return self.blobs.pop(name, None) is not None
 
 
 class LocalByteSealer:
@@ -79,3 +46,8 @@ class LocalByteSealer:
     def shred(self, ref: str) -> None:
         with self._lock:
             self._keys.pop(ref, None)
+
+
+def stored(memory: MemoryBlobStore) -> dict[str, bytes]:
+    """The blobs by the names `PathBlobs` gives them ("<container>/<name>")."""
+    return {f"{container}/{name}": data for (container, name), data in memory.blobs.items()}
