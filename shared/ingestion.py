@@ -80,6 +80,8 @@ CURSOR_ID = "orders-cursor"
 # same, which bounds the next search's window.
 CURSOR_HEARTBEAT = timedelta(hours=6)
 NO_ADDRESS = "order_without_address"
+# On an order Amazon reported shipped before this app began shipping it (no label of ours).
+SHIPPED_ELSEWHERE = "shippedElsewhere"
 # A ready order whose shipment never started (the poll died after storing it, before the host
 # sent its message; or the message was poisoned) is sent again after this long, at most
 # MAX_REDRIVES times, then handed to a person. Long enough that a normal queue backlog never
@@ -95,6 +97,8 @@ FORGOTTEN = frozenset({AuditAction.PURGED.value, AuditAction.ERASED.value})
 _AWAITING = {FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY}
 _SHIPPABLE = {FulfillmentStatus.UNSHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED}
 _STOPPED = {FulfillmentStatus.CANCELLED, FulfillmentStatus.UNFULFILLABLE}
+# Stages before a label exists for the order: a cancellation takes the buyer's data at once.
+_NOT_SHIPPED = {Stage.AWAITING, Stage.READY, Stage.ATTENTION}
 
 
 class OrdersGateway(Protocol):
@@ -235,8 +239,8 @@ class IngestionService:
         )
         resent: list[ShipOrder] = []
         for doc in docs:
-            if doc.get("shipment"):
-                continue  # shipping started: its own message and intent finish it
+            if doc.get("shipment") or doc.get("restricted"):
+                continue  # shipping started (its message and intent finish it), or must not
             stuck = OrderRecord.from_doc(doc)
             redrives = int(stuck.extra.get("redrives", 0))
 
@@ -423,11 +427,15 @@ class IngestionService:
             current = self._repo.get(ref)
             try:
                 if current is None:
-                    if self._forgotten(ref):
+                    requests = self._privacy_requests(ref)
+                    if requests & FORGOTTEN:
                         return False, None
-                    record = self._repo.create(self._new_record(ref, order, now))
-                    return True, ShipOrder(ref) if record.stage is Stage.READY else None
-                if current.amazon_updated_at >= order.last_updated_at:
+                    # A restriction that came before the order: it is held from the start.
+                    restricted = AuditAction.RESTRICTED.value in requests
+                    fresh = self._new_record(ref, order, now).evolve(restricted=restricted)
+                    record = self._repo.create(fresh)
+                    return True, _ship_order(record)
+                if current.amazon_updated_at >= order.last_updated_at or current.being_erased:
                     return False, None
                 updated = self._updated(current, order, now)
                 if _only_amazon_bookkeeping_changed(current, updated):
@@ -435,13 +443,12 @@ class IngestionService:
                 record = self._repo.replace(updated)
             except WriteConflict:
                 continue
-            became_ready = current.stage is not Stage.READY and record.stage is Stage.READY
-            return True, ShipOrder(ref) if became_ready else None
+            return True, _ship_order(record) if current.stage is not Stage.READY else None
         raise WriteConflict("order kept changing")
 
-    def _forgotten(self, ref: str) -> bool:
-        """One query in the order's own audit partition (empty for a new order)."""
-        return any(doc.get("action") in FORGOTTEN for doc in self._store.in_partition(AUDIT, ref))
+    def _privacy_requests(self, ref: str) -> set[str]:
+        """The actions in the order's own audit partition: one query, empty for a new order."""
+        return {str(doc.get("action")) for doc in self._store.in_partition(AUDIT, ref)}
 
     def _stage_of(self, order: Order) -> tuple[Stage, str | None]:
         status = order.fulfillment_status
@@ -484,16 +491,26 @@ class IngestionService:
             "amazon_updated_at": order.last_updated_at,
             "extra": {**current.extra, "packages": _packages(order.packages)},
         }
+        not_shipped = current.stage in _NOT_SHIPPED
+        if not_shipped and order.fulfillment_status in _STOPPED:
+            # The pipeline stops here and the buyer's data goes at once.
+            return current.evolve(stage=Stage.CANCELLED, pii=None, attention=None, **amazon)
+        if current.restricted:
+            # Processing is restricted: nothing new about the buyer is learnt or acted on.
+            return current.evolve(**amazon)
         reevaluate = current.stage is Stage.AWAITING or (
             current.stage is Stage.ATTENTION and current.attention == NO_ADDRESS
         )
         if reevaluate:
             fresh = self._new_record(current.ref, order, now)
             return fresh.evolve(etag=current.etag, extra={**current.extra, **fresh.extra})
+        shipped_elsewhere = order.fulfillment_status not in _SHIPPABLE and not current.shipment
+        if current.stage is Stage.READY and shipped_elsewhere:
+            # Shipped outside this app (in Seller Central, say) before shipping began here:
+            # never buy a second label. Retention tracks it as any shipped order.
+            shipped = current.evolve(stage=Stage.SHIPPED, due_at=None, purge_after=None, ttl=None, **amazon)
+            return shipped.evolve(extra={**shipped.extra, SHIPPED_ELSEWHERE: True})
         if current.stage is Stage.READY:
-            if order.fulfillment_status in _STOPPED:
-                # The pipeline stops here and the buyer's data goes at once.
-                return current.evolve(stage=Stage.CANCELLED, pii=None, **amazon)
             # Not shipped yet: keep the latest address and items Amazon has.
             return current.evolve(
                 items=order.items,
@@ -560,6 +577,11 @@ class IngestionService:
         if order.marketplace_id not in seller.marketplace_ids:
             raise UnknownMarketplace("order in a marketplace the seller does not use")
         return order
+
+
+def _ship_order(record: OrderRecord) -> ShipOrder | None:
+    """The shipping message an order just made ready causes (none while it is restricted)."""
+    return ShipOrder(record.ref) if record.stage is Stage.READY and not record.restricted else None
 
 
 def _only_amazon_bookkeeping_changed(current: OrderRecord, updated: OrderRecord) -> bool:

@@ -19,6 +19,9 @@ from typing import Any, Protocol
 from shared.domain import Address, Buyer, Money, Order, OrderItem
 from shared.pii import Pii
 
+# The `extra` key of an order a deletion request is erasing: what it held, for its confirmation.
+ERASURE = "erasure"
+
 
 class Stage(StrEnum):
     AWAITING = "awaiting"  # at Amazon, not yet shippable (pending payment, pre-order)
@@ -167,6 +170,12 @@ class OrderRecord:
 
     def evolve(self, **changes: Any) -> OrderRecord:
         return replace(self, **changes)
+
+    @property
+    def being_erased(self) -> bool:
+        """Stripped to a shell by a deletion request that has not finished (`shared.privacy`):
+        nothing may be added to it, the buyer's data least of all."""
+        return ERASURE in self.extra
 
     def invoice_numbers(self) -> list[str]:
         """The numbers of the invoice and credit note recorded on the order, as printed: what

@@ -49,7 +49,7 @@ from shared.document_store import DocumentStore
 from shared.domain import Address, Buyer
 from shared.errors import InvalidInput
 from shared.messages import checked_ref, parse_json
-from shared.order_record import OrderPii, OrderRecord, PiiCipher, item_to_doc
+from shared.order_record import ERASURE, OrderPii, OrderRecord, PiiCipher, item_to_doc
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
 from shared.retention import ORDER_BLOB_CONTAINERS, RetentionPolicy, export_blob_name, refresh_ttl
@@ -397,7 +397,7 @@ class PrivacyService:
         remembered: dict[str, list[str]] = {"held": [], "invoices": sorted(stored_invoices)}
 
         def change(current: OrderRecord) -> OrderRecord | None:
-            erasure = current.extra.get("erasure")
+            erasure = current.extra.get(ERASURE)
             if isinstance(erasure, Mapping) and erasure.get("requestId") == request_id:
                 remembered["held"] = list(erasure.get("held") or [])
                 remembered["invoices"] = list(erasure.get("invoices") or [])
@@ -410,7 +410,7 @@ class PrivacyService:
                 shipment=None,
                 invoice=None,
                 restricted=True,
-                extra={"erasure": {"requestId": request_id, **remembered}},
+                extra={ERASURE: {"requestId": request_id, **remembered}},
             )
 
         self._orders.update(ref, change)

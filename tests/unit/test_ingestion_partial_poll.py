@@ -56,14 +56,19 @@ def test_a_forgotten_order_is_not_stored_again_when_amazon_changes_it(
     assert world.stored() == {}
 
 
-def test_a_restrict_request_for_an_order_not_yet_seen_does_not_block_it() -> None:
+def test_a_restrict_request_for_an_order_not_yet_seen_holds_it_restricted() -> None:
+    """Not forgotten (the order is stored), but held as restricted: nothing is sent to
+    shipping, now or by the redrive."""
     from shared.audit import AuditAction, AuditLog
+    from shared.ingestion import REDRIVE_AFTER
 
     order = orders_in(1, statuses={"UNSHIPPED": 1.0}, afn_share=0.0)[0]
     world = World([order])
     ref = world.ref(order["orderId"])
     AuditLog(world.store).record(ref, AuditAction.RESTRICTED, world.now(), "ops", once_key="req-00000002")
-    assert len(world.poll()) == 1 and ref in world.stored()
+    assert world.poll() == [] and world.stored()[ref]["restricted"] is True
+    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    assert world.poll() == []
 
 
 def test_a_notification_whose_marker_write_fails_still_sends_its_order_on() -> None:

@@ -1,0 +1,99 @@
+"""What Amazon's later updates may and may not change on a stored order: a restriction, an
+erasure under way, a cancellation before shipping, a shipment made outside this app."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.document_store import StoreUnavailable
+from shared.errors import TransientError
+from shared.ingestion import REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
+from shared.order_record import Stage
+from shared.privacy import PrivacyService
+from shared.retention import RetentionPolicy, RetentionSchedule, first_delivery_check
+from tests.unit.test_ingestion import World, one_order
+from tests.unit.test_retention_fakes import MemoryBlobs
+
+POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
+
+
+def _amazon_changes(world: World, order_id: str, status: str) -> None:
+    world.clock.advance(300)
+    world.stand_in.set_fulfillment_status(order_id, status)
+    world.clock.advance(300)
+
+
+def test_a_restriction_survives_the_order_becoming_shippable_and_nothing_is_shipped() -> None:
+    order = one_order("PENDING")
+    world = World([order])
+    world.poll()
+    ref = world.ref(order["orderId"])
+    PrivacyService(world.store, cipher=world.cipher, blobs=MemoryBlobs(), policy=POLICY).restrict(
+        ref, "req-00000001", world.now()
+    )
+    sealed = world.stored()[ref]["pii"]
+
+    _amazon_changes(world, order["orderId"], "UNSHIPPED")
+    sent = world.poll()
+
+    doc = world.stored()[ref]
+    assert doc["restricted"] is True and doc["stage"] == Stage.AWAITING.value
+    assert doc["amazonStatus"] == "UNSHIPPED" and doc["pii"] == sealed  # nothing re-learnt
+    assert sent == []
+
+
+class _BlobsDown(MemoryBlobs):
+    def delete_prefix(self, container: str, prefix: str) -> list[str]:
+        raise StoreUnavailable("blob service down")
+
+
+def test_an_order_being_erased_does_not_get_its_buyer_data_back_from_a_poll() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([order])
+    world.poll()
+    ref = world.ref(order["orderId"])
+    privacy = PrivacyService(world.store, cipher=world.cipher, blobs=_BlobsDown(), policy=POLICY)
+    with pytest.raises(TransientError):
+        privacy.delete(ref, "req-00000009", world.now())  # the shell is written, the blobs fail
+    assert world.stored()[ref]["pii"] is None
+
+    _amazon_changes(world, order["orderId"], "UNSHIPPED")
+    assert world.poll() == []
+
+    shell = world.stored()[ref]
+    assert shell["pii"] is None and shell["items"] == [] and "erasure" in shell["extra"]
+
+
+def test_a_cancellation_takes_the_buyer_data_of_an_order_waiting_for_a_person() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([order])
+    world.poll()
+    ref = world.ref(order["orderId"])
+    world.repo.update(ref, lambda r: r.evolve(stage=Stage.ATTENTION, attention=SHIPMENT_NOT_STARTED))
+
+    _amazon_changes(world, order["orderId"], "CANCELLED")
+    world.poll()
+
+    doc = world.stored()[ref]
+    assert (doc["stage"], doc["pii"], doc["attention"]) == (Stage.CANCELLED.value, None, None)
+
+
+def test_an_order_shipped_outside_the_app_is_never_sent_to_shipping_again() -> None:
+    order = one_order("UNSHIPPED")
+    world = World([order])
+    assert world.poll()  # its ShipOrder is lost, say: the redrive would send it again
+    ref = world.ref(order["orderId"])
+
+    _amazon_changes(world, order["orderId"], "SHIPPED")  # the seller shipped it by hand
+    world.poll()
+    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    assert world.poll() == []
+
+    record = world.repo.get(ref)
+    assert record is not None and record.stage is Stage.SHIPPED and record.shipment is None
+    assert record.extra[SHIPPED_ELSEWHERE] is True
+    # Its unshipped deadline is dropped, so the app's retention schedule (which this test's
+    # repository does not apply) tracks it as a shipped order: a first delivery check.
+    assert (record.purge_after, record.due_at) == (None, None)
+    scheduled = RetentionSchedule(POLICY, world.now)(record)
+    assert scheduled.due_at == first_delivery_check(record, world.now(), POLICY)
