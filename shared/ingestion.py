@@ -73,7 +73,6 @@ DEFAULT_BACKFILL = timedelta(days=30)
 DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
 NOTIFICATION_MARKER_TTL_S = 14 * 24 * 3600  # longer than any redelivery (SQS keeps 14 days)
 NOT_FOUND_RETRIES = 3  # getOrder may lag a fresh notification: retry before calling it bad input
-NOT_FOUND_DELAY_S = 60.0
 MAX_CAS_ATTEMPTS = 5
 CURSOR_ID = "orders-cursor"
 # A poll that finds nothing writes nothing; the cursor is written at least this often all the
@@ -97,6 +96,8 @@ FORGOTTEN = frozenset({AuditAction.PURGED.value, AuditAction.ERASED.value})
 _AWAITING = {FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY}
 _SHIPPABLE = {FulfillmentStatus.UNSHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED}
 _STOPPED = {FulfillmentStatus.CANCELLED, FulfillmentStatus.UNFULFILLABLE}
+# ORDER_CHANGE's `Summary.OrderStatus` values (its schema's enum) for a stopped order.
+STOPPED_SUMMARY_STATUSES = frozenset({"Canceled", "Unfulfillable"})
 # Stages before a label exists for the order: a cancellation takes the buyer's data at once.
 _NOT_SHIPPED = {Stage.AWAITING, Stage.READY, Stage.ATTENTION}
 
@@ -127,8 +128,10 @@ class IngestThrottled(TransientError):
 
 
 class OrderNotYetVisible(TransientError):
+    """Retried by the host (host.json's visibility timeout), not re-queued with a delay: a
+    re-queued message starts its dequeue count again, so it would never become bad input."""
+
     code = "order_not_yet_visible"
-    retry_after_s = NOT_FOUND_DELAY_S
 
 
 class UnknownMarketplace(InvalidInput):
@@ -549,7 +552,10 @@ class IngestionService:
         current = self._repo.get(ref)
         if current is not None and change.change_time and current.amazon_updated_at >= change.change_time:
             return []  # this change (or a later one) is stored already
-        if self.poll_covers(seller.seller_id, change.change_time, now):
+        # A cancellation is fetched at once, not left to the next poll: the buyer's data goes
+        # now, and the order stops being shippable now.
+        stopped = change.order_status in STOPPED_SUMMARY_STATUSES
+        if not stopped and self.poll_covers(seller.seller_id, change.change_time, now):
             return []
         order = self._fetch(change, seller, dequeue_count, now)
         if not order.is_merchant_fulfilled:

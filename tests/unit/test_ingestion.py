@@ -17,12 +17,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from azure.functions.queue import QueueMessage
 
 from local.sample_orders import generate
 from local.spapi_server import Plan, SimClock, SpApiStandIn
 from shared.document_store import ORDERS, STATE, Document, MemoryDocumentStore
 from shared.ingestion import (
     CURSOR_HEARTBEAT,
+    NOT_FOUND_RETRIES,
     IngestionService,
     IngestThrottled,
     OrderNotFound,
@@ -31,7 +33,8 @@ from shared.ingestion import (
     UnknownMarketplace,
     UnknownSeller,
 )
-from shared.messages import ShipOrder
+from shared.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
+from shared.messages import ORDER_NOTIFICATIONS, ShipOrder
 from shared.notifications import NotificationRejected
 from shared.order_record import OrderPii, Stage
 from shared.order_repository import OrderRepository
@@ -46,6 +49,7 @@ from shared.spapi_gateway import (
     SpApiThrottled,
     SpApiUnavailable,
 )
+from tests.unit.test_message_failures import Sender
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 SELLER = "A1SELLER"
@@ -586,11 +590,32 @@ def test_throttling_raises_with_a_delay_instead_of_sleeping() -> None:
 def test_an_order_getorder_does_not_know_yet_is_retried_then_poisoned() -> None:
     order = one_order("UNSHIPPED")
     world = World([])
-    with pytest.raises(OrderNotYetVisible) as early:
+    with pytest.raises(OrderNotYetVisible):
         world.service.handle_notification(notification(order, change_time=None), 1, world.now())
-    assert early.value.retry_after_s > 0
     with pytest.raises(OrderNotFound):
-        world.service.handle_notification(notification(order, change_time=None), 3, world.now())
+        world.service.handle_notification(
+            notification(order, change_time=None), NOT_FOUND_RETRIES, world.now()
+        )
+
+
+def test_a_notification_for_an_order_amazon_never_knows_ends_in_the_poison_queue() -> None:
+    """Through the queue guard, as the host runs it: a re-raised failure comes back as the
+    same message with its dequeue count up, so the not-found retries end."""
+    world = World([])
+    sender = Sender()
+    failures = MessageFailures(sender)
+    body = notification(one_order("UNSHIPPED"), change_time=None)
+    for dequeue_count in range(1, MAX_DEQUEUE_COUNT + 1):
+        message = QueueMessage(id="m-1", body=body, dequeue_count=dequeue_count)
+        try:
+            with failures.guard(ORDER_NOTIFICATIONS, message):
+                world.service.handle_notification(body, dequeue_count, world.now())
+            break
+        except OrderNotYetVisible:
+            world.clock.advance(30)  # host.json's visibility timeout
+    assert [queue for queue, _, _ in sender.sent] == [f"{ORDER_NOTIFICATIONS}-poison"]
+    assert json.loads(sender.sent[0][1])["reason"] == "order_not_found"
+    assert world.stand_in.calls[GET_ORDER] == NOT_FOUND_RETRIES
 
 
 def test_pii_is_sealed_before_the_first_write() -> None:

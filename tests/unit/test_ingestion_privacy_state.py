@@ -3,6 +3,8 @@ erasure under way, a cancellation before shipping, a shipment made outside this 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shared.document_store import StoreUnavailable
@@ -10,8 +12,9 @@ from shared.errors import TransientError
 from shared.ingestion import REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
 from shared.order_record import Stage
 from shared.privacy import PrivacyService
+from shared.rate_budget import GET_ORDER
 from shared.retention import RetentionPolicy, RetentionSchedule, first_delivery_check
-from tests.unit.test_ingestion import World, one_order
+from tests.unit.test_ingestion import World, notification, one_order
 from tests.unit.test_retention_fakes import MemoryBlobs
 
 POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
@@ -97,3 +100,21 @@ def test_an_order_shipped_outside_the_app_is_never_sent_to_shipping_again() -> N
     assert (record.purge_after, record.due_at) == (None, None)
     scheduled = RetentionSchedule(POLICY, world.now)(record)
     assert scheduled.due_at == first_delivery_check(record, world.now(), POLICY)
+
+
+def test_a_cancellation_notification_is_fetched_at_once_not_left_to_the_next_poll() -> None:
+    first, order = one_order("UNSHIPPED", seed=1), one_order("UNSHIPPED", seed=2)
+    world = World([first, order])
+    world.poll()  # the timer runs, so other notifications are left to its next poll
+    ref = world.ref(order["orderId"])
+    world.clock.advance(60)
+    world.stand_in.set_fulfillment_status(order["orderId"], "CANCELLED")
+    changed = world.stand_in.order(order["orderId"])["lastUpdatedTime"]
+    body = json.loads(notification(order, change_time=changed))
+    body["Payload"]["OrderChangeNotification"]["Summary"]["OrderStatus"] = "Canceled"
+
+    world.service.handle_notification(json.dumps(body).encode(), 1, world.now())
+
+    doc = world.stored()[ref]
+    assert (doc["stage"], doc["pii"]) == (Stage.CANCELLED.value, None)
+    assert world.stand_in.calls[GET_ORDER] == 1
