@@ -89,6 +89,7 @@ UPLOADING = "uploading"
 PENDING = "pending"
 UPLOAD_UNKNOWN = FeedOutcomeUnknown.code
 NEEDS_TRANSACTION_ID = "credit_note_needs_transaction_id"
+WITHHELD_RESTRICTED = "invoice_withheld_restricted"
 
 
 def new_attempt_id() -> str:
@@ -364,6 +365,10 @@ class InvoicingService:
         if taken is None:
             return  # another delivery took it first
         record = taken
+        if record.restricted:
+            # Restricted since the upload was put off: nothing is sent; a person decides.
+            self._settle(record, kind, attempt, {"status": "manual", "error": WITHHELD_RESTRICTED})
+            return
         try:
             pdf, order_id = self._stored_pdf(record, doc)
         except Exception:

@@ -132,11 +132,12 @@ def cmd_correct(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -
     from shared.runtime import utc_now
 
     changes = json.loads(sys.stdin.read() if args.stdin is None else args.stdin.read())
-    if not isinstance(changes, dict):
-        raise SystemExit("standard input must hold a JSON object of field -> value")
+    if not isinstance(changes, dict) or not all(v is None or isinstance(v, str) for v in changes.values()):
+        raise SystemExit("standard input must hold a JSON object of field -> text (or null to remove it)")
     privacy = _privacy(env)
     ref = _ref(env, args.order_id)
-    outcome = privacy.correct(ref, {str(k): Pii(str(v)) for k, v in changes.items()}, utc_now())
+    corrected = {str(k): None if v is None else Pii(v) for k, v in changes.items()}
+    outcome = privacy.correct(ref, corrected, utc_now())
     _print_json(out, {"ref": ref, "held": outcome.held, "fieldsChanged": list(outcome.fields_changed)})
     return 0
 

@@ -27,7 +27,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -174,12 +174,19 @@ _ADDRESS_FIELDS = {f.name for f in fields(Address)} - {"country_code", "address_
 CORRECTABLE = frozenset({f"buyer.{n}" for n in _BUYER_FIELDS} | {f"shipTo.{n}" for n in _ADDRESS_FIELDS})
 
 
-def _corrected(pii: OrderPii, changes: Mapping[str, Pii]) -> OrderPii:
+# Fields an address cannot do without: a correction may change them, never remove them.
+REQUIRED = frozenset(f"shipTo.{f.name}" for f in fields(Address) if f.default is MISSING) & CORRECTABLE
+
+
+def _corrected(pii: OrderPii, changes: Mapping[str, Pii | None]) -> OrderPii:
+    """`changes` applied; a None value removes the field (a wrong e-mail, say)."""
     unknown = set(changes) - CORRECTABLE
     if unknown:
         raise PrivacyRequestInvalid("a field cannot be corrected", code="privacy_bad_field")
-    if not all(isinstance(v, Pii) for v in changes.values()):
-        raise PrivacyRequestInvalid("corrected values must be Pii", code="privacy_bad_value")
+    if not all(isinstance(v, Pii) or (v is None and k not in REQUIRED) for k, v in changes.items()):
+        raise PrivacyRequestInvalid(
+            "corrected values must be Pii, or None for a field that may be empty", code="privacy_bad_value"
+        )
     # Any: `replace` cannot type-check field names computed at run time; CORRECTABLE holds
     # exactly the Pii-typed fields, so every value fits its field.
     buyer: dict[str, Any] = {k.split(".", 1)[1]: v for k, v in changes.items() if k.startswith("buyer.")}
@@ -288,14 +295,15 @@ class PrivacyService:
     def correct(
         self,
         ref: str,
-        changes: Mapping[str, Pii],
+        changes: Mapping[str, Pii | None],
         now: datetime,
         *,
         request_id: str | None = None,
         by: str = OPS,
     ) -> PrivacyOutcome:
         """Re-encrypt the order's buyer data with `changes` applied ("buyer.email",
-        "shipTo.line1", ...: see `CORRECTABLE`), sealed under the current key epoch."""
+        "shipTo.line1", ...: see `CORRECTABLE`; None removes an optional field), sealed under
+        the current key epoch."""
         request_id = request_id or f"correct-{now.strftime('%Y%m%dT%H%M%S%f')}"
         if not changes:
             raise PrivacyRequestInvalid("no changes", code="privacy_no_changes")

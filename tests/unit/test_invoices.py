@@ -718,6 +718,20 @@ def test_throttled_upload_is_retried_by_redelivery_with_the_same_number() -> Non
     assert world.counter.peek("INV2026")["next"] == 2  # type: ignore[index]
 
 
+def test_an_upload_put_off_is_not_sent_once_the_order_is_restricted() -> None:
+    world = World()
+    de_consumer(world)
+    world.uploader.errors.append(FeedUnavailable("sp-api status 429"))
+    with pytest.raises(FeedUnavailable):
+        world.issue("ref-de-consumer-1")
+    world.orders.update("ref-de-consumer-1", lambda r: r.evolve(restricted=True))
+
+    doc = world.issue("ref-de-consumer-1")["invoice"]  # the redelivery
+
+    assert world.uploader.calls == []
+    assert doc["delivery"] == {"status": "manual", "error": "invoice_withheld_restricted"}
+
+
 def test_a_crash_after_the_upload_never_sends_the_invoice_twice() -> None:
     """The worker dies after createFeed and before the document is recorded: the redelivery
     finds the number claimed and the blob stored, waits out the first invocation, then records

@@ -1,7 +1,10 @@
 import io
 import json
 
+import pytest
+
 from shared import ops
+from tests.unit import test_privacy
 from tests.unit.test_settings import BASE
 
 
@@ -16,3 +19,20 @@ def test_check_settings_prints_the_bound() -> None:
     assert ops.main(["check-settings"], env=BASE, out=out) == 0
     report = json.loads(out.getvalue())
     assert report["recoverabilityDays"] == sum(report["recoverabilityTerms"].values()) == 28
+
+
+def test_correct_takes_null_as_removal_and_refuses_other_non_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = test_privacy.World()
+    world.order()
+    monkeypatch.setattr(ops, "_privacy", lambda env: world.service)
+    monkeypatch.setattr(ops, "_ref", lambda env, order_id: test_privacy.REF)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"buyer.email": None})))
+    assert ops.main(["correct", "306-0000001-0000000"], env={}, out=io.StringIO()) == 0
+    rec = world.orders.get(test_privacy.REF)
+    assert rec is not None and rec.pii is not None
+    assert world.cipher.open(test_privacy.REF, rec.pii).buyer.email is None  # not the text "None"
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"buyer.email": 42})))
+    with pytest.raises(SystemExit, match="field -> text"):
+        ops.main(["correct", "306-0000001-0000000"], env={}, out=io.StringIO())

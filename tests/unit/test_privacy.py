@@ -243,15 +243,26 @@ def test_correct_reseals_the_changed_fields_under_the_current_epoch(world: World
     assert "Neue" not in json.dumps(list(world.store.scan(AUDIT)))
 
 
+def test_correct_with_none_removes_an_optional_field(world: World) -> None:
+    world.order()
+    world.service.correct(REF, {"buyer.email": None, "shipTo.phone": None}, T0)
+    rec = world.orders.get(REF)
+    assert rec is not None and rec.pii is not None
+    pii = world.cipher.open(REF, rec.pii)
+    assert pii.buyer.email is None and pii.ship_to is not None and pii.ship_to.phone is None
+    assert pii.ship_to.city == Pii(token(1, "city"))  # the rest as it was
+
+
 @pytest.mark.parametrize(
     ("changes", "code"),
     [
         ({"shipTo.country_code": Pii("FR")}, "privacy_bad_field"),
         ({"buyer.email": "plain text"}, "privacy_bad_value"),
+        ({"shipTo.line1": None}, "privacy_bad_value"),
         ({}, "privacy_no_changes"),
     ],
 )
-def test_bad_corrections_are_refused(world: World, changes: dict[str, Pii], code: str) -> None:
+def test_bad_corrections_are_refused(world: World, changes: dict[str, Pii | None], code: str) -> None:
     world.order()
     before = world.orders.get(REF)
     with pytest.raises(InvalidInput) as caught:
