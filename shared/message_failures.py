@@ -16,6 +16,7 @@ fields, without the body, go to telemetry as a warning whose `Properties.event` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -47,48 +48,98 @@ class QueueSender(Protocol):
 
 
 # Keys that can carry personal data in what arrives on our queues: ORDER_CHANGE notifications
-# hold the buyer's postal code; anything else here would be a forwarder's mistake.
+# hold the buyer's postal code; anything else here would be a forwarder's mistake, so every
+# buyer and address field of Amazon's Orders models (v0 and 2026-01-01) is listed, compared
+# without case or underscores. Country and address type stay: they identify no one.
 PII_KEYS = frozenset(
     {
-        "DestinationPostalCode",
-        "PostalCode",
-        "postalCode",
-        "BuyerName",
-        "buyerName",
-        "BuyerEmail",
-        "buyerEmail",
-        "Phone",
-        "phone",
-        "Name",
+        "destinationpostalcode",
+        "postalcode",
         "name",
-        "AddressLine1",
-        "addressLine1",
-        "Email",
+        "companyname",
+        "addressline1",
+        "addressline2",
+        "addressline3",
+        "city",
+        "county",
+        "district",
+        "districtorcounty",
+        "municipality",
+        "stateorregion",
+        "phone",
         "email",
+        "extendedfields",
+        "streetname",
+        "streetnumber",
+        "complement",
+        "neighborhood",
+        "geocoordinates",
+        "deliveryaddress",
+        "shippingaddress",
+        "defaultshipfromlocationaddress",
+        "deliverypreference",
+        "deliverypreferences",
+        "addressinstructions",
+        "dropofflocation",
+        "buyerinfo",
+        "buyername",
+        "buyeremail",
+        "buyercounty",
+        "buyercompanyname",
+        "buyertaxinfo",
+        "companylegalname",
+        "taxclassifications",
+        "taxingregion",
+        "purchaseordernumber",
+        "buyerpurchaseordernumber",
     }
 )
+_NESTED_JSON = ("{", "[")
+
+
+def _is_pii_key(key: object) -> bool:
+    return isinstance(key, str) and key.replace("_", "").replace("-", "").lower() in PII_KEYS
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:
     if depth > 32:
         return REDACTED
     if isinstance(value, dict):
-        return {k: REDACTED if k in PII_KEYS else _scrub(v, depth + 1) for k, v in value.items()}
+        return {k: REDACTED if _is_pii_key(k) else _scrub(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [_scrub(v, depth + 1) for v in value]
     if isinstance(value, str):
-        return redact_text(value)
+        return _scrub_text(value, depth)
     return value
+
+
+def _scrub_text(text: str, depth: int) -> str:
+    """A string holding JSON (a notification wrapped in another message, say) is scrubbed as
+    JSON; any other text by pattern."""
+    if text.lstrip().startswith(_NESTED_JSON):
+        try:
+            nested = json.loads(text)
+        except (ValueError, RecursionError):
+            return _unreadable(text.encode("utf-8", errors="replace"))
+        return json.dumps(_scrub(nested, depth + 1), separators=(",", ":"), ensure_ascii=False)
+    return redact_text(text)
+
+
+def _unreadable(body: bytes) -> str:
+    """What is kept of a body that is not JSON: its size and digest, never its text (keys that
+    would mark its personal data cannot be found in it)."""
+    return f"<not JSON: {len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()}>"
 
 
 def scrubbed_body(body: bytes) -> str:
     """The body kept on a poison record: everything needed to replay or diagnose it, without
-    the personal data some messages carry (a poison queue outlives the order's retention)."""
-    text = body.decode("utf-8", errors="replace")
+    the personal data some messages carry (a poison queue outlives the order's retention).
+    Parsed from the bytes, as the handlers parse it (UTF-8, UTF-16 or UTF-32, with or without
+    a byte order mark)."""
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(body)
     except (ValueError, RecursionError):
-        return redact_text(text)
+        return _unreadable(body)
     return json.dumps(_scrub(parsed), separators=(",", ":"), ensure_ascii=False)
 
 

@@ -9,8 +9,10 @@ For each record, in the thread that logs it (exporters format later, on their ow
 the invocation's taint set is out of reach), the filter:
 
 (a) removes every PII value seen in the current invocation (`shared.pii.tracked_values()`), with
-    its distinctive tokens and its JSON-, URL- and case-variants, since libraries log fragments
-    (a surname, an upper-cased street line, a percent-encoded query);
+    its distinctive tokens, both Unicode normal forms, a phone's bare digits (with and without
+    its country code), and their JSON and URL escapes, compared caselessly (Unicode case folding),
+    since libraries and carriers echo fragments (a surname, an upper-cased street line with "ß"
+    as "SS", a phone without separators, a percent-encoded query);
 (b) masks e-mail, phone and street-address patterns, for values never wrapped as Pii;
 (c) applies both to the message (formatted, then args dropped), to every extra attribute
     (custom dimensions included), to stack_info, and to exceptions: exc_info is replaced by a
@@ -25,8 +27,9 @@ import json
 import logging
 import re
 import traceback
+import unicodedata
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from urllib.parse import quote, quote_plus
 
@@ -55,10 +58,15 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
 #: carries the pseudonymous reference instead (`shared.order_reference`).
 AMAZON_ORDER_ID = re.compile(r"(?<!\d)\d{3}-\d{7}-\d{7}(?!\d)")
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
-# Digit groups joined by spaces, dots, dashes or brackets, optionally led by "+"; the match is
-# kept only when it holds 7 to 15 digits and is not a date, time or IPv4 address.
-_PHONE = re.compile(r"(?<![\w.+:-])(?:\+|00)?\(?\d{1,15}\)?(?:[ .-]{1,2}\(?\d{1,15}\)?){0,6}(?![\w:-]|\.\d)")
-_NOT_PHONE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{1,3}(?:\.\d{1,3}){3}$|^\d+\.\d+$")
+# Digit groups joined by spaces, dots, dashes, slashes or brackets, optionally led by "+" (also
+# straight after a colon: "tel:+1-...", "Phone:+44...") and followed by an extension ("x12",
+# "ext. 12"); the match is kept only when it holds 7 to 15 digits and is not a date, time or
+# IPv4 address.
+_PHONE = re.compile(
+    r"(?:(?<![\w.+:/-])|(?<=:)(?=\+))(?:\+|00)?\(?\d{1,15}\)?(?:[ ./-]{1,2}\(?\d{1,15}\)?){0,6}"
+    r"(?:\s?(?:[xX]|[eE]xt\.?)\s?\d{1,6})?(?![\w:-]|\.\d)"
+)
+_NOT_PHONE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{1,4}/\d{1,2}/\d{1,4}$|^\d{1,3}(?:\.\d{1,3}){3}$|^\d+\.\d+$")
 _STREET_SUFFIX = (
     r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|way|court|ct|place|pl|"
     r"terrace|close|crescent|square|sq|highway|hwy|parkway|pkwy|gardens|grove|row|mews|circle|cir"
@@ -82,9 +90,31 @@ _TOKEN_SPLIT = re.compile(r"[\W_]+")
 _MIN_TOKEN = 3
 
 
+_MIN_PHONE_DIGITS = 7
+_MAX_COUNTRY_CODE_DIGITS = 3
+
+
+def _digit_forms(value: str) -> set[str]:
+    """A phone number as systems echo it: digits only, and (for an international number)
+    without its country code, which is 1 to 3 digits long."""
+    digits = "".join(c for c in value if c.isascii() and c.isdigit())
+    if len(digits) < _MIN_PHONE_DIGITS:
+        return set()
+    forms = {digits}
+    if value.lstrip().startswith(("+", "00")):
+        national = digits.removeprefix("00") if value.lstrip().startswith("00") else digits
+        for cut in range(1, _MAX_COUNTRY_CODE_DIGITS + 1):
+            if len(national) - cut >= _MIN_PHONE_DIGITS:
+                forms.add(national[cut:])
+    return forms
+
+
 def _variants(value: str) -> set[str]:
-    """The forms in which a value, or a distinctive part of it, reaches a log line."""
-    forms = {value}
+    """The forms in which a value, or a distinctive part of it, reaches a log line: itself in
+    either Unicode normal form (composed or decomposed accents), its distinctive tokens, a
+    phone's bare digits, and the JSON and URL escapes of all of them."""
+    forms = {value, unicodedata.normalize("NFC", value), unicodedata.normalize("NFD", value)}
+    forms |= _digit_forms(value)
     for token in _TOKEN_SPLIT.split(value):
         # Short Latin tokens ("St", "2") are not distinctive; any non-ASCII token is (a CJK
         # surname is often one character).
@@ -102,7 +132,8 @@ def _ascii_alnum(char: str) -> bool:
 
 
 class _Taint:
-    """Finds the forms of an invocation's PII values in text, case-insensitively.
+    """Finds the forms of an invocation's PII values in text, caselessly (Unicode case folding:
+    "WEISSDORNSTRASSE" is "Weißdornstraße" upper-cased).
 
     Plain substring search, not one big regular expression: the set changes with every
     invocation, and compiling a case-insensitive alternation of a hundred Unicode forms costs
@@ -110,19 +141,17 @@ class _Taint:
 
     def __init__(self, forms: set[str]) -> None:
         # Longest first, so a whole value is removed before any of its tokens.
-        self._forms = sorted({f.lower() for f in forms}, key=len, reverse=True)
-        self._regex: re.Pattern[str] | None = None
+        self._forms = sorted({f.casefold() for f in forms}, key=len, reverse=True)
 
     def sub(self, text: str) -> str:
-        lowered = text.lower()
-        if len(lowered) != len(text):  # a few characters change length when lower-cased
-            return self._fallback().sub(REDACTED, text)
-        spans = sorted(self._spans(lowered))
+        folded, origin = _folded(text)
+        spans = sorted(self._spans(folded))
         if not spans:
             return text
         out: list[str] = []
         position = 0
-        for begin, end in spans:
+        for folded_begin, folded_end in spans:
+            begin, end = origin(folded_begin), origin(folded_end - 1) + 1
             if end <= position:
                 continue
             if begin >= position:
@@ -132,31 +161,31 @@ class _Taint:
         out.append(text[position:])
         return "".join(out)
 
-    def _spans(self, lowered: str) -> Iterator[tuple[int, int]]:
+    def _spans(self, folded: str) -> Iterator[tuple[int, int]]:
         for form in self._forms:
             # A form that starts or ends with an ASCII letter or digit must not be glued to
             # another one there: "1234" leaves "912345" alone, and a name token cannot eat into
             # a base64url order reference.
             head, tail = _ascii_alnum(form[0]), _ascii_alnum(form[-1])
-            begin = lowered.find(form)
+            begin = folded.find(form)
             while begin != -1:
                 end = begin + len(form)
-                glued = (head and begin > 0 and _ascii_alnum(lowered[begin - 1])) or (
-                    tail and end < len(lowered) and _ascii_alnum(lowered[end])
+                glued = (head and begin > 0 and _ascii_alnum(folded[begin - 1])) or (
+                    tail and end < len(folded) and _ascii_alnum(folded[end])
                 )
                 if not glued:
                     yield begin, end
-                begin = lowered.find(form, begin + 1)
+                begin = folded.find(form, begin + 1)
 
-    def _fallback(self) -> re.Pattern[str]:
-        if self._regex is None:
-            parts = []
-            for form in self._forms:
-                head = r"(?<![A-Za-z0-9])" if _ascii_alnum(form[0]) else ""
-                tail = r"(?![A-Za-z0-9])" if _ascii_alnum(form[-1]) else ""
-                parts.append(f"{head}{re.escape(form)}{tail}")
-            self._regex = re.compile("|".join(parts), re.IGNORECASE)
-        return self._regex
+
+def _folded(text: str) -> tuple[str, Callable[[int], int]]:
+    """`text` case-folded, and the map from a folded position back to the original one. A few
+    characters fold to more than one ("ß" to "ss"); only then is the map built."""
+    folded = text.casefold()
+    if len(folded) == len(text):  # no character folded to two or more: positions agree
+        return folded, lambda position: position
+    origin = [i for i, char in enumerate(text) for _ in char.casefold()]
+    return folded, origin.__getitem__
 
 
 @functools.lru_cache(maxsize=16)

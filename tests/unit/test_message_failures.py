@@ -1,6 +1,8 @@
 """What a failing queue message becomes: poisoned with a reason, re-queued, or retried."""
 
+import codecs
 import json
+from typing import Any
 
 import pytest
 from azure.functions.queue import QueueMessage
@@ -67,3 +69,65 @@ def test_poison_records_drop_the_postal_code_a_notification_carries() -> None:
     kept = sender.sent[0][1]
     assert "Zq80331Secret" not in kept and "zq.secret@example.com" not in kept and "1234567" not in kept
     assert "ORDER_CHANGE" in kept  # the rest stays, to diagnose or replay
+
+
+def _poisoned_body(body: bytes) -> str:
+    sender = Sender()
+    with MessageFailures(sender).guard("order-notifications", QueueMessage(id="m-1", body=body)):
+        raise InvalidInput(code="unknown_seller")
+    return str(json.loads(sender.sent[0][1])["body"])
+
+
+NOTIFICATION = {
+    "NotificationType": "ORDER_CHANGE",
+    "Payload": {"OrderChangeNotification": {"Summary": {"DestinationPostalCode": "98101"}}},
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(codecs.BOM_UTF8 + json.dumps(NOTIFICATION).encode(), id="utf-8 with BOM"),
+        pytest.param(json.dumps(NOTIFICATION).encode("utf-16"), id="utf-16"),
+        pytest.param(json.dumps({"Message": json.dumps(NOTIFICATION)}).encode(), id="wrapped as a string"),
+        pytest.param(json.dumps({"destination_postal_code": "98101"}).encode(), id="other spelling"),
+    ],
+)
+def test_a_body_the_handlers_read_is_scrubbed_however_it_is_encoded_or_wrapped(body: bytes) -> None:
+    kept = _poisoned_body(body)
+    assert "98101" not in kept and ("ORDER_CHANGE" in kept or "destination_postal_code" in kept)
+
+
+def test_a_body_that_is_not_json_is_kept_as_its_size_and_digest_only() -> None:
+    body = json.dumps(NOTIFICATION).encode()[:-5]  # truncated
+    kept = _poisoned_body(body)
+    assert "98101" not in kept and kept.startswith(f"<not JSON: {len(body)} bytes, sha256 ")
+
+
+def test_every_buyer_and_address_field_of_amazons_order_models_is_scrubbed(amazon_model: Any) -> None:
+    schemas = {
+        "ordersV0.json": (
+            "Address",
+            "AddressExtendedFields",
+            "BuyerInfo",
+            "BuyerTaxInfo",
+            "DeliveryPreferences",
+        ),
+        "orders_2026-01-01.json": ("CustomerAddress", "AddressExtendedFields", "Buyer", "Recipient"),
+    }
+    # Kept: no one is identified by a country, an address type, delivery time windows or
+    # Amazon's enum of delivery attributes (OtherAttributes).
+    plain = {
+        "AddressType",
+        "CountryCode",
+        "addressType",
+        "countryCode",
+        "OtherAttributes",
+        "PreferredDeliveryTime",
+    }
+    for model, names in schemas.items():
+        definitions = amazon_model(model)["definitions"]
+        for name in names:
+            for key in set(definitions[name]["properties"]) - plain:
+                kept = _poisoned_body(json.dumps({key: "Zq-secret-value"}).encode())
+                assert "Zq-secret-value" not in kept, f"{model} {name}.{key}"

@@ -39,6 +39,10 @@ def capture() -> Iterator[Capture]:
         "+447700900123",
         "+1-202-555-0143",
         "+33 6 12 34 56 78",
+        "tel:+1-206-555-0143",
+        "Phone:+12065550143",
+        "call +1 206-555-0143x12",
+        "Tel. 030/1234567",
         "mail zq.x'o+1@ex-ample.co.uk ok",
         "ship to 4821 Vlorkant Street",
         "12 rue de la Paix",
@@ -62,6 +66,9 @@ def test_patterns_are_masked(text: str) -> None:
         "ref xK9_ab1c2de-unit5-Aweg1Q",
         "retry 3 of 5",
         "POST /v2.1/track 200",
+        "GET /orders/2026/11/30 took 1234567 us",
+        "due 30/11/2026 and 2026/11/30",
+        "at 10:30:45",
     ],
 )
 def test_ordinary_log_text_is_left_alone(text: str) -> None:
@@ -186,3 +193,24 @@ def test_no_buyer_data_stays_cached_after_the_invocation() -> None:
         assert "Zoë" not in redact_text("shipped to Zoë Müller-Łukasiewicz")
         assert redaction._taint.cache_info().currsize >= 1
     assert redaction._taint.cache_info().currsize == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "echoed"),
+    [
+        ("Zoë Großmann", "ZOË GROSSMANN"),  # upper-cased: "ß" becomes "SS"
+        ("İlkay Gündoğan", "İLKAY GÜNDOĞAN"),  # "İ" folds to two characters
+        ("Weißdornstraße 117", "weissdornstrasse 117"),
+        ("Zoë Åberg", "Zoe\u0308 A\u030aberg"),  # decomposed accents (NFD)
+        ("+1 206-555-0143", "12065550143"),  # a phone's bare digits
+        ("+1 206-555-0143", "2065550143"),  # ... without its country code
+        ("0044 20 7946 0958", "2079460958"),
+    ],
+)
+def test_tracked_values_are_found_in_the_forms_systems_echo_them(value: str, echoed: str) -> None:
+    with tracking():
+        Pii(value)
+        out = redact_text(f"carrier says: recipient {echoed} not found (code 7)")
+    assert out.startswith("carrier says: recipient ") and out.endswith(" not found (code 7)")
+    for part in echoed.split():
+        assert part not in out, out
