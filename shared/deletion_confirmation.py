@@ -40,6 +40,9 @@ class DeletionConfirmation:
     completed_at: datetime
     recoverable_until: datetime
     recoverability_days: int
+    # What the law makes the seller keep beyond the deletion (the invoice archive), by kind,
+    # number and date: a confirmation never claims more was deleted than was.
+    kept: tuple[str, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -53,6 +56,7 @@ class DeletionConfirmation:
             "completedAt": self.completed_at.isoformat(),
             "recoverableUntil": self.recoverable_until.isoformat(),
             "recoverabilityDays": self.recoverability_days,
+            "kept": list(self.kept),
         }
 
     @classmethod
@@ -68,6 +72,7 @@ class DeletionConfirmation:
             completed_at=datetime.fromisoformat(doc["completedAt"]),
             recoverable_until=datetime.fromisoformat(doc["recoverableUntil"]),
             recoverability_days=int(doc["recoverabilityDays"]),
+            kept=tuple(doc.get("kept") or ()),
         )
 
 
@@ -86,28 +91,38 @@ def load(audit: AuditLog, ref: str, request_id: str) -> DeletionConfirmation | N
 
 def render(confirmation: DeletionConfirmation) -> str:
     """The printable confirmation (ops verb `deletion-confirmation`)."""
-    deleted = (
-        "\n".join(f"  - {item}" for item in confirmation.deleted) if confirmation.deleted else "  (nothing)"
-    )
-    outcome = (
-        "All data held for this reference has been deleted."
-        if confirmation.held
-        else "No data was held for this reference; nothing needed deleting."
-    )
-    return (
-        "DELETION CONFIRMATION\n"
-        f"Request id:        {confirmation.request_id}\n"
-        f"Request type:      {confirmation.request_type}\n"
-        f"Order reference:   {confirmation.ref} (pseudonymous)\n"
-        f"Requested at:      {confirmation.requested_at.isoformat()}\n"
-        f"Completed at:      {confirmation.completed_at.isoformat()}\n"
-        f"Outcome:           {outcome}\n"
-        f"Deleted:\n{deleted}\n"
-        f"Method:            {confirmation.method}\n"
-        f"Recoverability:    no copy is recoverable after {confirmation.recoverable_until.isoformat()} "
-        f"(at most {confirmation.recoverability_days} days: retention + key epoch + database backup "
-        "+ key soft-delete; Amazon's limit is 30 days)\n"
-    )
+    if not confirmation.held:
+        outcome = "No data was held for this reference; nothing needed deleting."
+    elif confirmation.kept:
+        outcome = (
+            "All data held for this reference has been deleted, except what the law requires "
+            "the seller to keep (listed below)."
+        )
+    else:
+        outcome = "All data held for this reference has been deleted."
+    lines = [
+        "DELETION CONFIRMATION",
+        f"Request id:        {confirmation.request_id}",
+        f"Request type:      {confirmation.request_type}",
+        f"Order reference:   {confirmation.ref} (pseudonymous)",
+        f"Requested at:      {confirmation.requested_at.isoformat()}",
+        f"Completed at:      {confirmation.completed_at.isoformat()}",
+        f"Outcome:           {outcome}",
+        "Deleted:",
+        *(f"  - {item}" for item in confirmation.deleted or ("(nothing)",)),
+    ]
+    if confirmation.kept:
+        lines += [
+            "Kept under a legal obligation (not deleted):",
+            *(f"  - {item}" for item in confirmation.kept),
+        ]
+    lines += [
+        f"Method:            {confirmation.method}",
+        f"Recoverability:    no copy of the deleted data is recoverable after "
+        f"{confirmation.recoverable_until.isoformat()} (at most {confirmation.recoverability_days} "
+        "days: retention + key epoch + database backup + key soft-delete; Amazon's limit is 30 days)",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def confirmation_text(audit: AuditLog, ref: str, request_id: str) -> str | None:

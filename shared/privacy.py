@@ -48,6 +48,7 @@ from shared.deletion_confirmation import (
 from shared.document_store import DocumentStore
 from shared.domain import Address, Buyer
 from shared.errors import InvalidInput
+from shared.invoices.archive import archived_until
 from shared.messages import checked_ref, parse_json
 from shared.order_record import ERASURE, OrderPii, OrderRecord, PiiCipher, item_to_doc
 from shared.order_repository import OrderRepository
@@ -241,6 +242,7 @@ class PrivacyService:
         blob_containers: Sequence[str] = ORDER_BLOB_CONTAINERS,
         export_container: str = EXPORTS,
     ) -> None:
+        self._store = store
         self._orders = OrderRepository(store)
         self._audit = AuditLog(store)
         self._cipher = cipher
@@ -349,7 +351,7 @@ class PrivacyService:
         # A retry after a crash finds the first confirmation (the shell remembers what it held
         # and its invoice numbers) and finishes the steps after it.
         confirmation = load(self._audit, ref, request_id) or self._confirm(
-            ref, request_id, request_type, held, blobs, now
+            ref, request_id, request_type, held, blobs, self._kept(invoices), now
         )
         self._note(
             ref,
@@ -371,6 +373,7 @@ class PrivacyService:
         request_type: str,
         held: list[str],
         blobs: Mapping[str, int],
+        kept: list[str],
         now: datetime,
     ) -> DeletionConfirmation:
         """Write the deletion confirmation (once per request id) and return what is stored."""
@@ -389,8 +392,18 @@ class PrivacyService:
                 completed_at=now,
                 recoverable_until=now + timedelta(days=self._policy.recoverability_days),
                 recoverability_days=self._policy.recoverability_days,
+                kept=tuple(kept),
             ),
         )
+
+    def _kept(self, invoices: Sequence[str]) -> list[str]:
+        """The archived copies of the order's invoices, which the seller's tax law keeps."""
+        kept = []
+        for number in invoices:
+            until = archived_until(self._store, number)
+            if until is not None:
+                kept.append(f"tax document {number}: archived copy, kept until {until} (tax law)")
+        return kept
 
     def confirmation_text(self, ref: str, request_id: str) -> str | None:
         """Ops verb `deletion-confirmation <order id> <request id>` (the CLI computes `ref`)."""

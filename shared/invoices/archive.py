@@ -28,6 +28,17 @@ def _add_years(moment: datetime, years: int) -> datetime:
         return moment.replace(year=moment.year + years, day=28)
 
 
+def archived_until(store: DocumentStore, number_text: str) -> str | None:
+    """Until when the archive keeps the invoice numbered `number_text` (None: not archived).
+    One point read of its index entry: what a deletion confirmation states is kept."""
+    entry = store.read(STATE, INDEX_PARTITION, index_id(number_text))
+    return str(entry["retainUntil"]) if entry else None
+
+
+def index_id(number_text: str) -> str:
+    return f"invoice-archive:{number_text}"
+
+
 class InvoiceArchive:
     def __init__(
         self,
@@ -55,7 +66,7 @@ class InvoiceArchive:
         until = _add_years(now, years).isoformat()
         self._blobs.put(name, self._sealer.seal_bytes(ARCHIVE_KEY_REF, pdf, now))
         entry: dict[str, Any] = {
-            "id": f"invoice-archive:{number_text}",
+            "id": index_id(number_text),
             "pk": INDEX_PARTITION,
             "blob": name,
             "countries": [c for c in countries if c],

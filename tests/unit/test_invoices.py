@@ -944,3 +944,29 @@ def test_an_order_erased_before_invoicing_gets_no_number_and_no_document() -> No
     world.orders.delete("ref-erased-1")
     world.service.issue(IssueInvoice(ref="ref-erased-1"), NOW)
     assert world.counter.peek("INV2026") is None and not stored(world.memory) and not world.uploader.calls
+
+
+def test_a_deletion_confirmation_names_the_invoice_the_legal_archive_keeps() -> None:
+    """The archive is the one exception to deletion: the confirmation says so, by number and
+    date, instead of claiming everything went."""
+    from shared.privacy import PrivacyService
+    from shared.retention import RetentionPolicy
+
+    world = World(archive_years={"DE": 10})
+    de_consumer(world)
+    world.issue("ref-de-consumer-1")
+    privacy = PrivacyService(
+        world.store,
+        cipher=world.cipher,
+        blobs=world.memory,
+        policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
+    )
+    confirmation = privacy.delete("ref-de-consumer-1", "amzn-del-0001", NOW, request_type="amazon_delete")
+
+    assert world.archive.read("INV2026-000001") is not None
+    assert confirmation.kept == (
+        "tax document INV2026-000001: archived copy, kept until 2036-11-02T09:30:00+00:00 (tax law)",
+    )
+    text = privacy.confirmation_text("ref-de-consumer-1", "amzn-del-0001") or ""
+    assert "except what the law requires the seller to keep" in text
+    assert "Kept under a legal obligation (not deleted):\n  - tax document INV2026-000001" in text
