@@ -229,6 +229,27 @@ def _held(record: OrderRecord) -> list[str]:
     return held
 
 
+@dataclass(frozen=True, slots=True)
+class _Erasure:
+    """What an erasure found, kept on the order's shell until it is done (no contents)."""
+
+    held: list[str]
+    invoices: list[str]
+    files: dict[str, int]
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"held": self.held, "invoices": self.invoices, "files": self.files}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> _Erasure:
+        files = doc.get("files") or {}
+        return cls(
+            list(doc.get("held") or []),
+            list(doc.get("invoices") or []),
+            {str(c): int(n) for c, n in files.items()},
+        )
+
+
 class PrivacyService:
     """Implements `shared.runtime.Privacy`, plus the direct calls of the ops verbs."""
 
@@ -342,12 +363,21 @@ class PrivacyService:
         """Delete everything held for `ref` at once and return the written confirmation.
         Safe to repeat: a redelivered request finishes the work and returns the first
         confirmation."""
-        # A document stored and not yet recorded (its upload may be under way) is accounted
-        # for too: its number is read from its blob's name before anything is deleted, and
-        # the shell remembers it with the recorded ones for a retry.
-        stored = self._blobs.list_names(INVOICES, f"{ref}/") if INVOICES in self._containers else []
-        held, invoices = self._empty_document(ref, request_id, invoice_numbers_in(stored))
-        blobs = {c: len(self._blobs.delete_prefix(c, f"{ref}/")) for c in self._containers}
+        # What is stored under the reference is listed before anything is deleted, and the
+        # shell remembers it with what the document held: a retry after a crash (the files
+        # deleted already) still confirms all of it. A document stored and not yet recorded
+        # (its upload may be under way) is accounted for too: its number is read from its
+        # blob's name, and the shell remembers it with the recorded ones.
+        listed = {c: self._blobs.list_names(c, f"{ref}/") for c in self._containers}
+        erasure = self._empty_document(
+            ref,
+            request_id,
+            invoice_numbers_in(listed.get(INVOICES, [])),
+            {c: len(names) for c, names in listed.items()},
+        )
+        held, invoices = erasure.held, erasure.invoices
+        deleted = {c: len(self._blobs.delete_prefix(c, f"{ref}/")) for c in self._containers}
+        blobs = {c: max(erasure.files.get(c, 0), n) for c, n in deleted.items()}
         # A retry after a crash finds the first confirmation (the shell remembers what it held
         # and its invoice numbers) and finishes the steps after it.
         confirmation = load(self._audit, ref, request_id) or self._confirm(
@@ -410,32 +440,34 @@ class PrivacyService:
         return confirmation_text(self._audit, ref, request_id)
 
     def _empty_document(
-        self, ref: str, request_id: str, stored_invoices: set[str]
-    ) -> tuple[list[str], list[str]]:
-        """Strip the document to a PII-free shell by compare-and-swap, remembering what it held
-        and its invoice numbers, recorded or `stored_invoices` (for the audit record), so a
-        retry after a crash still confirms it. Returns both ([] if nothing was held)."""
-        remembered: dict[str, list[str]] = {"held": [], "invoices": sorted(stored_invoices)}
+        self, ref: str, request_id: str, stored_invoices: set[str], files: Mapping[str, int]
+    ) -> _Erasure:
+        """Strip the document to a PII-free shell by compare-and-swap, remembering what it held,
+        its invoice numbers (recorded, or `stored_invoices`: for the audit record) and the
+        `files` under its reference, so a retry after a crash still confirms them all. What the
+        first attempt remembered, on a retry; nothing held if there is no document."""
+        remembered = _Erasure([], sorted(stored_invoices), dict(files))
 
         def change(current: OrderRecord) -> OrderRecord | None:
+            nonlocal remembered
             erasure = current.extra.get(ERASURE)
             if isinstance(erasure, Mapping) and erasure.get("requestId") == request_id:
-                remembered["held"] = list(erasure.get("held") or [])
-                remembered["invoices"] = list(erasure.get("invoices") or [])
+                remembered = _Erasure.from_doc(erasure)
                 return None
-            remembered["held"] = _held(current)
-            remembered["invoices"] = sorted(set(current.invoice_numbers()) | stored_invoices)
+            remembered = _Erasure(
+                _held(current), sorted(set(current.invoice_numbers()) | stored_invoices), dict(files)
+            )
             return current.evolve(
                 pii=None,
                 items=(),
                 shipment=None,
                 invoice=None,
                 restricted=True,
-                extra={ERASURE: {"requestId": request_id, **remembered}},
+                extra={ERASURE: {"requestId": request_id, **remembered.to_doc()}},
             )
 
         self._orders.update(ref, change)
-        return remembered["held"], remembered["invoices"]
+        return remembered
 
     def _note(
         self, ref: str, action: AuditAction, now: datetime, by: str, request_id: str, **details: object

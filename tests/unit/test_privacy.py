@@ -164,6 +164,24 @@ def test_delete_retried_after_a_crash_still_confirms_what_was_held(world: World)
     assert world.orders.get(REF) is None and world.leaks() == []
 
 
+def test_a_confirmation_written_after_a_crash_still_lists_the_files_deleted_before_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.order()  # the document and its label
+    audit = world.service._audit  # the worker dies inside its step
+    write = audit.put_document
+
+    def dies_once(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(audit, "put_document", write)
+        raise TransientError("worker died")
+
+    monkeypatch.setattr(audit, "put_document", dies_once)
+    with pytest.raises(TransientError):
+        world.service.delete(REF, "req-00000003", T0)  # the files went, the confirmation did not
+    confirmation = world.service.delete(REF, "req-00000003", T0 + timedelta(minutes=1))
+    assert "1 file(s) in blob container 'labels'" in confirmation.deleted
+
+
 def test_delete_of_an_unknown_order_confirms_nothing_was_held(world: World) -> None:
     confirmation = world.service.delete("refunknown1", "req-00000002", T0)
     assert not confirmation.held and confirmation.deleted == ()
