@@ -310,6 +310,12 @@ class PrivacyService:
             aad=f"{ref}/{request_id}",
         )
         self._blobs.put(self._export_container, name, package)
+        after = self._orders.get(ref)
+        if after is None or (after.pii is None and record.pii is not None):
+            # Erased while the package was made: it must not outlive the erasure.
+            self._blobs.delete_prefix(self._export_container, name)
+            self._note(ref, AuditAction.ACCESS_EXPORTED, now, by, request_id, held=False)
+            return PrivacyOutcome(request_id, "access", ref, held=False)
         self._note(ref, AuditAction.ACCESS_EXPORTED, now, by, request_id, held=True, blob=name)
         return PrivacyOutcome(request_id, "access", ref, held=True, export_blob=name)
 

@@ -305,7 +305,12 @@ class ShippingService:
 
         # `record` carries the etag of the intent's write (or of the read that found it).
         final = self._orders.update_from(record, shipped)
-        if final is None or final.stage is not Stage.SHIPPED:
+        if final is None or final.being_erased:
+            # Erased (or purged) while the label was bought: the label holds the buyer's
+            # address and must not outlive the order; nothing else is left to record it on.
+            self._labels.delete(record.ref)
+            return self._outcome("order_erased_while_shipping", [])
+        if final.stage is not Stage.SHIPPED:
             if not recorded:
                 # Cancelled or changed meanwhile: the label exists all the same.
                 self._write_purchase(record.ref, str(shipment["intentId"]), shipment)

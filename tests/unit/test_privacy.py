@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -11,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from shared.audit import AuditAction, AuditLog
 from shared.document_store import AUDIT, MemoryDocumentStore, WriteConflict
 from shared.errors import InvalidInput, TransientError
-from shared.order_record import Stage
+from shared.order_record import OrderPii, Stage
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
 from shared.privacy import PrivacyService, encode_recipient_key, open_export
@@ -242,6 +244,33 @@ def test_access_exports_an_encrypted_package_only_the_requester_opens(world: Wor
 def test_access_for_an_unknown_order_exports_nothing(world: World) -> None:
     outcome = world.service.access("refunknown1", "req-00000008", KEY.public_key(), T0)
     assert not outcome.held and world.blobs.blobs == {}
+
+
+class _ErasedWhileOpened(FakeCipher):
+    """Runs `erase` (another worker's deletion request) while the access reads the order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.erase: Callable[[], object] | None = None
+
+    def open(self, ref: str, envelope: Mapping[str, Any]) -> OrderPii:
+        pii = super().open(ref, envelope)
+        if self.erase is not None:
+            erase, self.erase = self.erase, None
+            erase()
+        return pii
+
+
+def test_an_export_made_while_the_order_was_erased_does_not_outlive_it(world: World) -> None:
+    world.order()
+    cipher = _ErasedWhileOpened()
+    service = PrivacyService(world.store, cipher=cipher, blobs=world.blobs, policy=POLICY)
+    cipher.erase = lambda: service.delete(REF, "req-00000011", T0, request_type="amazon_delete")
+
+    outcome = service.access(REF, "req-00000012", KEY.public_key(), T0)
+
+    assert not outcome.held and outcome.export_blob is None
+    assert world.orders.get(REF) is None and world.blobs.blobs == {}
 
 
 def test_correct_reseals_the_changed_fields_under_the_current_epoch(world: World) -> None:
