@@ -53,8 +53,9 @@ from shared.domain import FulfillmentStatus, Order, Package
 from shared.errors import AppError, InvalidInput, OrderMappingError, TransientError
 from shared.messages import ShipOrder
 from shared.notifications import OrderChange, parse_order_change
-from shared.order_record import OrderPii, OrderRecord, PiiCipher, ReferenceMaker, Stage
+from shared.order_record import CORRECTED, OrderPii, OrderRecord, PiiCipher, ReferenceMaker, Stage
 from shared.order_repository import OrderRepository
+from shared.privacy import with_corrections
 from shared.rate_budget import GET_ORDER, SEARCH_ORDERS, Bucket, RateBudget, seller_partition
 from shared.settings import SellerAccount, Settings
 from shared.spapi_gateway import (
@@ -466,6 +467,14 @@ class IngestionService:
     def _sealed(self, ref: str, order: Order, stage: Stage, now: datetime) -> Mapping[str, Any] | None:
         return None if stage is Stage.CANCELLED else self._cipher.seal(ref, OrderPii.of(order), now)
 
+    def _keeping_corrections(self, current: OrderRecord, order: Order, now: datetime) -> Mapping[str, Any]:
+        """Amazon's buyer data of `order`, sealed, with what a person corrected kept."""
+        fresh = OrderPii.of(order)
+        names = current.extra.get(CORRECTED)
+        if names and current.pii is not None:
+            fresh = with_corrections(fresh, self._cipher.open(current.ref, current.pii), names)
+        return self._cipher.seal(current.ref, fresh, now)
+
     def _new_record(self, ref: str, order: Order, now: datetime) -> OrderRecord:
         stage, attention = self._stage_of(order)
         return OrderRecord(
@@ -506,7 +515,8 @@ class IngestionService:
         )
         if reevaluate:
             fresh = self._new_record(current.ref, order, now)
-            return fresh.evolve(etag=current.etag, extra={**current.extra, **fresh.extra})
+            pii = self._keeping_corrections(current, order, now) if fresh.pii is not None else None
+            return fresh.evolve(etag=current.etag, pii=pii, extra={**current.extra, **fresh.extra})
         shipped_elsewhere = order.fulfillment_status not in _SHIPPABLE and not current.shipment
         if current.stage is Stage.READY and shipped_elsewhere:
             # Shipped outside this app (in Seller Central, say) before shipping began here:
@@ -518,7 +528,7 @@ class IngestionService:
             return current.evolve(
                 items=order.items,
                 ship_country=order.ship_to.country_code if order.ship_to else current.ship_country,
-                pii=self._sealed(current.ref, order, Stage.READY, now),
+                pii=self._keeping_corrections(current, order, now),
                 **amazon,
             )
         return current.evolve(**amazon)

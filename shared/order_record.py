@@ -21,6 +21,9 @@ from shared.pii import Pii
 
 # The `extra` key of an order a deletion request is erasing: what it held, for its confirmation.
 ERASURE = "erasure"
+# The `extra` key naming the buyer fields a person corrected ("shipTo.line1", ...): Amazon's
+# later updates of the order keep them as corrected.
+CORRECTED = "corrected"
 
 
 class Stage(StrEnum):

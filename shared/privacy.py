@@ -50,7 +50,7 @@ from shared.domain import Address, Buyer
 from shared.errors import InvalidInput
 from shared.invoices.archive import archived_until
 from shared.messages import checked_ref, parse_json
-from shared.order_record import ERASURE, OrderPii, OrderRecord, PiiCipher, item_to_doc
+from shared.order_record import CORRECTED, ERASURE, OrderPii, OrderRecord, PiiCipher, item_to_doc
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
 from shared.retention import ORDER_BLOB_CONTAINERS, RetentionPolicy, export_blob_name, refresh_ttl
@@ -201,6 +201,18 @@ def _corrected(pii: OrderPii, changes: Mapping[str, Pii | None]) -> OrderPii:
     )
 
 
+def with_corrections(fresh: OrderPii, corrected: OrderPii, names: Sequence[str]) -> OrderPii:
+    """Amazon's newer buyer data (`fresh`), with the fields a person corrected (`names`) kept as
+    `corrected` holds them (an address field only while Amazon still gives an address)."""
+    changes: dict[str, Pii | None] = {}
+    for name in set(names) & CORRECTABLE:
+        part, field_name = name.split(".", 1)
+        source = corrected.buyer if part == "buyer" else corrected.ship_to
+        if source is not None and (part == "buyer" or fresh.ship_to is not None):
+            changes[name] = getattr(source, field_name)
+    return _corrected(fresh, changes) if changes else fresh
+
+
 def _order_facts(record: OrderRecord) -> dict[str, Any]:
     """The non-personal part of the order, as exported to the requester."""
     return {
@@ -341,7 +353,9 @@ class PrivacyService:
             if current.pii is None:
                 return None
             sealed = self._cipher.seal(ref, _corrected(self._cipher.open(ref, current.pii), changes), now)
-            return refresh_ttl(current.evolve(pii=sealed), now, self._policy)
+            names = sorted(set(current.extra.get(CORRECTED) or ()) | set(changes))
+            extra = {**current.extra, CORRECTED: names}
+            return refresh_ttl(current.evolve(pii=sealed, extra=extra), now, self._policy)
 
         stored = self._orders.update(ref, change)
         held = stored is not None and stored.pii is not None

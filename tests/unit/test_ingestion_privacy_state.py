@@ -7,14 +7,16 @@ import json
 
 import pytest
 
+from shared.amazon_orders import order_from_api
 from shared.document_store import StoreUnavailable
 from shared.errors import TransientError
 from shared.ingestion import REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
-from shared.order_record import Stage
+from shared.order_record import OrderPii, Stage
+from shared.pii import Pii
 from shared.privacy import PrivacyService
 from shared.rate_budget import GET_ORDER
 from shared.retention import RetentionPolicy, RetentionSchedule, first_delivery_check
-from tests.unit.test_ingestion import World, notification, one_order
+from tests.unit.test_ingestion import SELLER, World, notification, one_order
 from tests.unit.test_retention_fakes import MemoryBlobs
 
 POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
@@ -118,3 +120,26 @@ def test_a_cancellation_notification_is_fetched_at_once_not_left_to_the_next_pol
     doc = world.stored()[ref]
     assert (doc["stage"], doc["pii"]) == (Stage.CANCELLED.value, None)
     assert world.stand_in.calls[GET_ORDER] == 1
+
+
+@pytest.mark.parametrize("first", ["UNSHIPPED", "PENDING"])
+def test_a_correction_survives_amazons_next_update_and_the_rest_follows_amazon(first: str) -> None:
+    order = one_order(first)
+    world = World([order])
+    world.poll()
+    ref = world.ref(order["orderId"])
+    privacy = PrivacyService(world.store, cipher=world.cipher, blobs=MemoryBlobs(), policy=POLICY)
+    privacy.correct(ref, {"shipTo.line1": Pii("Corrected Street 1"), "buyer.email": None}, world.now())
+
+    _amazon_changes(world, order["orderId"], "PARTIALLY_SHIPPED")
+    world.poll()
+
+    record = world.repo.get(ref)
+    assert record is not None and record.pii is not None and record.stage is Stage.READY
+    pii = world.cipher.open(ref, record.pii)
+    amazon = world.cipher.open(
+        ref, world.cipher.seal(ref, OrderPii.of(order_from_api(order, SELLER)), world.now())
+    )
+    assert pii.ship_to is not None and amazon.ship_to is not None
+    assert pii.ship_to.line1 == Pii("Corrected Street 1") and pii.buyer.email is None
+    assert pii.ship_to.city == amazon.ship_to.city and pii.buyer.name == amazon.buyer.name
