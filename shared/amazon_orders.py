@@ -10,6 +10,7 @@ else Amazon adds. Errors name the missing field, never a value.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -209,3 +210,37 @@ def order_from_api(payload: object, seller_id: str) -> Order:
         packages=tuple(_package(p) for p in _list(data.get("packages"), "packages")),
         programs=frozenset(str(p) for p in programs),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIdentity:
+    """What identifies an order this app cannot map, to hold it for a person (no buyer data)."""
+
+    order_id: str
+    marketplace_id: str
+    created_at: datetime | None
+    last_updated_at: datetime | None
+
+
+def order_identity(payload: object) -> OrderIdentity | None:
+    """The order id, marketplace and times of a `searchOrders` element that `order_from_api`
+    refused; None when even those cannot be read."""
+    try:
+        data = _obj(payload, "order")
+        return OrderIdentity(
+            order_id=_text(data.get("orderId"), "orderId", required=True),
+            marketplace_id=_text(
+                _obj(data.get("salesChannel"), "salesChannel").get("marketplaceId"), "marketplaceId"
+            ),
+            created_at=_lenient_time(data.get("createdTime")),
+            last_updated_at=_lenient_time(data.get("lastUpdatedTime")),
+        )
+    except OrderMappingError:
+        return None
+
+
+def _lenient_time(value: object) -> datetime | None:
+    try:
+        return parse_time(value, "time")
+    except OrderMappingError:
+        return None

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.amazon_orders import order_from_api
+from shared.amazon_orders import order_from_api, order_identity
 from shared.audit import AuditAction
 from shared.document_store import (
     AUDIT,
@@ -49,7 +49,7 @@ from shared.document_store import (
     StoreUnavailable,
     WriteConflict,
 )
-from shared.domain import FulfillmentStatus, Order, Package
+from shared.domain import Buyer, FulfillmentStatus, Order, Package
 from shared.errors import AppError, InvalidInput, OrderMappingError, TransientError
 from shared.messages import ShipOrder
 from shared.notifications import OrderChange, parse_order_change
@@ -80,6 +80,8 @@ CURSOR_ID = "orders-cursor"
 # same, which bounds the next search's window.
 CURSOR_HEARTBEAT = timedelta(hours=6)
 NO_ADDRESS = "order_without_address"
+# `amazonStatus` of an order held because its data could not be read (`order_unmappable`).
+UNREADABLE_STATUS = "UNREADABLE"
 # On an order Amazon reported shipped before this app began shipping it (no label of ours).
 SHIPPED_ELSEWHERE = "shippedElsewhere"
 # A ready order whose shipment never started (the poll died after storing it, before the host
@@ -352,9 +354,9 @@ class IngestionService:
             try:
                 order = order_from_api(payload, seller.seller_id)
             except OrderMappingError as exc:
-                # Counted by reason only; a person finds it through the count in telemetry.
                 stats.skip(exc.code)
                 record_count(f"skipped_{exc.code}"[:40])
+                self._hold_unmappable(payload, seller, now)
                 continue
             if not order.is_merchant_fulfilled:
                 stats.skip("not_merchant_fulfilled")
@@ -450,6 +452,43 @@ class IngestionService:
             return True, _ship_order(record) if current.stage is not Stage.READY else None
         raise WriteConflict("order kept changing")
 
+    def _hold_unmappable(self, payload: object, seller: SellerAccount, now: datetime) -> None:
+        """An order this app cannot read is held for a person, not dropped: a new order gets a
+        record without buyer data (only its order id, sealed) in `needs_attention`
+        (`order_unmappable`), which Amazon's next update of the order re-reads. An order
+        already stored keeps its state (the count in telemetry tells)."""
+        identity = order_identity(payload)
+        if identity is None or identity.marketplace_id not in seller.marketplace_ids:
+            return
+        ref = self._refs.ref(identity.order_id)
+        if self._repo.get(ref) is not None:
+            return
+        requests = self._privacy_requests(ref)
+        if requests & FORGOTTEN:
+            return
+        created = identity.created_at or now
+        record = OrderRecord(
+            ref=ref,
+            seller_id=seller.seller_id,
+            marketplace_id=identity.marketplace_id,
+            stage=Stage.ATTENTION,
+            amazon_status=UNREADABLE_STATUS,
+            # Any readable version of the order is newer than this one.
+            amazon_updated_at=identity.last_updated_at or created,
+            created_at=created,
+            ship_country=None,
+            service_level=None,
+            is_business=False,
+            latest_ship_at=None,
+            latest_delivery_at=None,
+            items=(),
+            pii=self._cipher.seal(ref, OrderPii(identity.order_id, Buyer(), None), now),
+            attention=OrderMappingError.code,
+            restricted=AuditAction.RESTRICTED.value in requests,
+        )
+        with contextlib.suppress(WriteConflict):  # stored meanwhile: that version stands
+            self._repo.create(record)
+
     def _privacy_requests(self, ref: str) -> set[str]:
         """The actions in the order's own audit partition: one query, empty for a new order."""
         return {str(doc.get("action")) for doc in self._store.in_partition(AUDIT, ref)}
@@ -511,7 +550,7 @@ class IngestionService:
             # Processing is restricted: nothing new about the buyer is learnt or acted on.
             return current.evolve(**amazon)
         reevaluate = current.stage is Stage.AWAITING or (
-            current.stage is Stage.ATTENTION and current.attention == NO_ADDRESS
+            current.stage is Stage.ATTENTION and current.attention in (NO_ADDRESS, OrderMappingError.code)
         )
         if reevaluate:
             fresh = self._new_record(current.ref, order, now)

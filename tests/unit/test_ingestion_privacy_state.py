@@ -9,8 +9,10 @@ import pytest
 
 from shared.amazon_orders import order_from_api
 from shared.document_store import StoreUnavailable
+from shared.domain import Buyer
 from shared.errors import TransientError
 from shared.ingestion import REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
+from shared.messages import ShipOrder
 from shared.order_record import OrderPii, Stage
 from shared.pii import Pii
 from shared.privacy import PrivacyService
@@ -143,3 +145,28 @@ def test_a_correction_survives_amazons_next_update_and_the_rest_follows_amazon(f
     assert pii.ship_to is not None and amazon.ship_to is not None
     assert pii.ship_to.line1 == Pii("Corrected Street 1") and pii.buyer.email is None
     assert pii.ship_to.city == amazon.ship_to.city and pii.buyer.name == amazon.buyer.name
+
+
+def test_an_order_that_cannot_be_read_is_held_for_a_person_and_read_again_when_it_changes() -> None:
+    order = one_order("UNSHIPPED")
+    city = order["recipient"]["deliveryAddress"].pop("city")  # Amazon's model requires none
+    world = World([order])
+    assert world.poll() == []
+    ref = world.ref(order["orderId"])
+
+    held = world.repo.get(ref)
+    assert held is not None and held.stage is Stage.ATTENTION and held.attention == "order_unmappable"
+    assert held.items == () and held.ship_country is None and held.pii is not None
+    assert world.cipher.open(ref, held.pii) == OrderPii(order["orderId"], Buyer(), None)  # the id only
+    assert world.service.last_poll.skipped == {"order_unmappable": 1}
+
+    world.clock.advance(300)
+    fixed = world.stand_in.order(order["orderId"])
+    fixed["recipient"]["deliveryAddress"]["city"] = city
+    fixed["lastUpdatedTime"] = world.now().isoformat().replace("+00:00", "Z")
+    world.stand_in.add_orders([fixed])
+    world.clock.advance(300)
+
+    assert world.poll() == [ShipOrder(ref)]
+    record = world.repo.get(ref)
+    assert record is not None and record.stage is Stage.READY and record.attention is None
