@@ -53,7 +53,15 @@ from shared.domain import Buyer, FulfillmentStatus, Order, Package
 from shared.errors import AppError, InvalidInput, OrderMappingError, TransientError
 from shared.messages import ShipOrder
 from shared.notifications import OrderChange, parse_order_change
-from shared.order_record import CORRECTED, OrderPii, OrderRecord, PiiCipher, ReferenceMaker, Stage
+from shared.order_record import (
+    CORRECTED,
+    READY_AT,
+    OrderPii,
+    OrderRecord,
+    PiiCipher,
+    ReferenceMaker,
+    Stage,
+)
 from shared.order_repository import OrderRepository
 from shared.privacy import with_corrections
 from shared.rate_budget import GET_ORDER, SEARCH_ORDERS, Bucket, RateBudget, seller_partition
@@ -237,7 +245,7 @@ class IngestionService:
         One indexed query per poll; a write only for an order actually re-sent."""
         docs = self._store.due_in(
             ORDERS,
-            "extra.readyAt",
+            f"extra.{READY_AT}",
             (now - REDRIVE_AFTER).isoformat(),
             100,
             key="stage",
@@ -246,7 +254,7 @@ class IngestionService:
         resent: list[ShipOrder] = []
         for doc in docs:
             if doc.get("shipment") or doc.get("restricted"):
-                continue  # shipping started (its message and intent finish it), or must not
+                continue  # a guard: shipping started (its intent removed the index), or must not
             stuck = OrderRecord.from_doc(doc)
             redrives = int(stuck.extra.get("redrives", 0))
 
@@ -257,7 +265,7 @@ class IngestionService:
                     return None
                 if redrives >= MAX_REDRIVES:
                     return current.evolve(stage=Stage.ATTENTION, attention=SHIPMENT_NOT_STARTED)
-                extra = {**current.extra, "readyAt": now.isoformat(), "redrives": redrives + 1}
+                extra = {**current.extra, READY_AT: now.isoformat(), "redrives": redrives + 1}
                 return current.evolve(extra=extra)
 
             updated = self._repo.update(stuck.ref, change)
@@ -533,7 +541,7 @@ class IngestionService:
             pii=self._sealed(ref, order, stage, now),
             attention=attention,
             extra={"packages": _packages(order.packages)}
-            | ({"readyAt": now.isoformat()} if stage is Stage.READY else {}),
+            | ({READY_AT: now.isoformat()} if stage is Stage.READY else {}),
         )
 
     def _updated(self, current: OrderRecord, order: Order, now: datetime) -> OrderRecord:

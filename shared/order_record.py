@@ -21,6 +21,9 @@ from shared.pii import Pii
 
 # The `extra` key of an order a deletion request is erasing: what it held, for its confirmation.
 ERASURE = "erasure"
+# The `extra` key of a ready order whose shipping has not started: when it became ready. The
+# redrive of lost shipping messages reads this index; shipping removes it with its intent.
+READY_AT = "readyAt"
 # The `extra` key naming the buyer fields a person corrected ("shipTo.line1", ...): Amazon's
 # later updates of the order keep them as corrected.
 CORRECTED = "corrected"

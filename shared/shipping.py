@@ -53,7 +53,7 @@ from shared.carriers.base import (
 from shared.domain import Address
 from shared.errors import AppError, TransientError
 from shared.messages import IssueInvoice, ShipOrder
-from shared.order_record import OrderPii, OrderRecord, PiiCipher, Stage
+from shared.order_record import READY_AT, OrderPii, OrderRecord, PiiCipher, Stage
 from shared.order_repository import OrderRepository
 from shared.shipping_rules import NoRoute, ShippingRules
 from shared.telemetry import record_stage
@@ -339,7 +339,9 @@ class ShippingService:
         def change(current: OrderRecord) -> OrderRecord | None:
             if current.stage is not Stage.READY or current.shipment:
                 return None
-            return current.evolve(shipment=dict(intent))
+            # Shipping started: out of the redrive's index (its message and intent finish it).
+            extra = {k: v for k, v in current.extra.items() if k != READY_AT}
+            return current.evolve(shipment=dict(intent), extra=extra)
 
         return self._orders.update_from(record, change)
 
@@ -357,7 +359,9 @@ class ShippingService:
             shipment = current.shipment or {}
             if shipment.get("intentId") != intent_id or shipment.get("state") != INTENT:
                 return None
-            return current.evolve(shipment=None)
+            # Not started after all: back in the redrive's index, from when it started.
+            ready_at = str(shipment.get("createdAt") or current.created_at.isoformat())
+            return current.evolve(shipment=None, extra={**current.extra, READY_AT: ready_at})
 
         self._orders.update(ref, change)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from shared.document_store import CountingStore, MemoryDocumentStore
 from shared.domain import Address, Buyer, OrderItem
 from shared.errors import TransientError
 from shared.messages import IssueInvoice, ShipOrder
-from shared.order_record import OrderPii, OrderRecord, Stage
+from shared.order_record import READY_AT, OrderPii, OrderRecord, Stage
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
 from shared.retention import RetentionPolicy, RetentionSchedule
@@ -368,6 +368,29 @@ def test_transient_failure_raises_and_clears_intent_then_retry_ships() -> None:
     assert w.get(REF).shipment is None and w.get(REF).stage is Stage.READY
     assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
     assert w.carriers["usps"].purchases == 1
+
+
+def test_an_order_whose_shipping_started_leaves_the_redrive_index_until_it_is_cleared() -> None:
+    """Ingestion re-sends ShipOrder for ready orders in the `readyAt` index whose message was
+    lost; an order shipping holds is not one of them, and must not crowd them out."""
+    w = World()
+    w.add(REF)
+    w.orders.update(REF, lambda r: r.evolve(extra={**r.extra, READY_AT: NOW.isoformat()}))
+    w.carriers["usps"].fail.append(CarrierUnavailable("503"))
+    later = NOW + timedelta(minutes=5)
+    write = w.orders.replace
+
+    def check_intent(record: OrderRecord) -> OrderRecord:
+        if (record.shipment or {}).get("state") == "intent":
+            assert READY_AT not in record.extra  # out of the index while shipping holds it
+        return write(record)
+
+    w.orders.replace = check_intent  # type: ignore[method-assign]
+    with pytest.raises(TransientError):
+        w.service().ship(ShipOrder(REF), later)  # the carrier fails: the intent is cleared
+    assert w.get(REF).shipment is None and w.get(REF).extra[READY_AT] == later.isoformat()
+    w.service().ship(ShipOrder(REF), later)
+    assert w.get(REF).stage is Stage.SHIPPED and READY_AT not in w.get(REF).extra
 
 
 def test_timeout_keeps_intent_for_replay() -> None:
