@@ -564,12 +564,13 @@ class IngestionService:
             fresh = self._new_record(current.ref, order, now)
             pii = self._keeping_corrections(current, order, now) if fresh.pii is not None else None
             return fresh.evolve(etag=current.etag, pii=pii, extra={**current.extra, **fresh.extra})
-        shipped_elsewhere = order.fulfillment_status not in _SHIPPABLE and not current.shipment
+        shipped_elsewhere = order.fulfillment_status is FulfillmentStatus.SHIPPED and not current.shipment
         if current.stage is Stage.READY and shipped_elsewhere:
             # Shipped outside this app (in Seller Central, say) before shipping began here:
             # never buy a second label. Retention tracks it as any shipped order.
             shipped = current.evolve(stage=Stage.SHIPPED, due_at=None, purge_after=None, ttl=None, **amazon)
-            return shipped.evolve(extra={**shipped.extra, SHIPPED_ELSEWHERE: True})
+            extra = {k: v for k, v in shipped.extra.items() if k != READY_AT}
+            return shipped.evolve(extra={**extra, SHIPPED_ELSEWHERE: True})
         if current.stage is Stage.READY:
             # Not shipped yet: keep the latest address and items Amazon has.
             return current.evolve(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
@@ -110,7 +110,12 @@ class PiiCipher(Protocol):
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    """Stored in UTC: the due queries compare these as text, so every stored time must share
+    one offset (a carrier's "+09:00" would otherwise sort hours away from its instant). A time
+    without an offset is taken to be UTC already."""
+    if value is None:
+        return None
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
 
 
 def _time(value: object) -> datetime | None:

@@ -323,7 +323,7 @@ class PrivacyService:
         )
         self._blobs.put(self._export_container, name, package)
         after = self._orders.get(ref)
-        if after is None or (after.pii is None and record.pii is not None):
+        if after is None or after.being_erased:
             # Erased while the package was made: it must not outlive the erasure.
             self._blobs.delete_prefix(self._export_container, name)
             self._note(ref, AuditAction.ACCESS_EXPORTED, now, by, request_id, held=False)

@@ -60,10 +60,12 @@ AMAZON_ORDER_ID = re.compile(r"(?<!\d)\d{3}-\d{7}-\d{7}(?!\d)")
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 # Digit groups joined by spaces, dots, dashes, slashes or brackets, optionally led by "+" (also
 # straight after a colon: "tel:+1-...", "Phone:+44...") and followed by an extension ("x12",
-# "ext. 12"); the match is kept only when it holds 7 to 15 digits and is not a date, time or
-# IPv4 address.
+# "ext. 12"). `_mask_phone` judges the number without its extension: 7 to 15 digits, not a
+# date, time or IPv4 address, a slash only after a leading "0" or "+" (an area code: a count
+# like "1200/1500" is not a phone), a bare run of digits only when led by "+" or "0".
 _PHONE = re.compile(
-    r"(?:(?<![\w.+:/-])|(?<=:)(?=\+))(?:\+|00)?\(?\d{1,15}\)?(?:[ ./-]{1,2}\(?\d{1,15}\)?){0,6}"
+    r"(?:(?<![\w.+:/-])|(?<=:)(?=\+))"
+    r"(?P<number>(?:\+|00)?\(?\d{1,15}\)?(?:[ ./-]{1,2}\(?\d{1,15}\)?){0,6})"
     r"(?:\s?(?:[xX]|[eE]xt\.?)\s?\d{1,6})?(?![\w:-]|\.\d)"
 )
 _NOT_PHONE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{1,4}/\d{1,2}/\d{1,4}$|^\d{1,3}(?:\.\d{1,3}){3}$|^\d+\.\d+$")
@@ -201,13 +203,15 @@ clear_with_invocations(_taint.cache_clear)
 
 
 def _mask_phone(match: re.Match[str]) -> str:
-    text = match.group(0)
-    digits = sum(c.isdigit() for c in text)
-    if digits < 7 or digits > 15 or _NOT_PHONE.match(text.strip()):
-        return text
-    # A bare run of digits is a phone only when led by "+" or "0" (an id or a count is not).
-    if text.isdigit() and not text.startswith("0"):
-        return text
+    number = match.group("number")
+    digits = sum(c.isdigit() for c in number)
+    if digits < 7 or digits > 15 or _NOT_PHONE.match(number.strip()):
+        return match.group(0)
+    led = number.lstrip("(").startswith(("0", "+"))
+    # A bare run of digits, or digits split by a slash, is a phone only when led by "+" or "0"
+    # (an id, a count or a ratio is not).
+    if (number.isdigit() or "/" in number) and not led:
+        return match.group(0)
     return REDACTED
 
 

@@ -120,11 +120,12 @@ def ttl_seconds(expire_at: datetime, now: datetime) -> int:
 
 def expiry_ttl(purge_after: datetime, now: datetime, policy: RetentionPolicy) -> int:
     """TTL for an order with a deadline. Cosmos hides an expired item from every read, so if
-    TTL fired exactly at `purge_after` the purge timer would never see the order and its blobs
-    (which have no TTL) and audit record would be left behind. TTL therefore fires one purge
-    interval later: the timer, which runs every interval, gets there first; TTL is the backstop
-    at the same bound the deadline is held to (deadline plus one purge interval)."""
-    return ttl_seconds(purge_after + policy.purge_interval, now)
+    TTL fired at `purge_after` the purge timer would never see the order, and its blobs (which
+    have no TTL) and audit record would be left behind. The purge timer, which runs every
+    interval, purges the order within one interval of its deadline; TTL fires two intervals
+    after the deadline, so a timer run that starts late, or is missed once, still gets there
+    first. TTL is the backstop for a purge that stopped altogether."""
+    return ttl_seconds(purge_after + 2 * policy.purge_interval, now)
 
 
 def refresh_ttl(record: OrderRecord, now: datetime, policy: RetentionPolicy) -> OrderRecord:

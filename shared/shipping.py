@@ -188,8 +188,13 @@ class ShippingService:
     def ship(self, request: ShipOrder, now: datetime) -> Sequence[IssueInvoice]:
         record = self._orders.get(request.ref)
         if record is None:
+            # Purged or erased: a label this message's earlier delivery stored after the order's
+            # files were deleted must not outlive it.
+            self._labels.delete(request.ref)
             return self._outcome("order_not_found", [])
         reason = _skip_reason(record)
+        if reason == "already_shipped" and record.shipment is None:
+            return self._outcome("shipped_elsewhere", [])  # not by this app: nothing to invoice
         if reason == "already_shipped":
             # A redelivery after the final write: hand invoicing the order again (it decides).
             return self._outcome(reason, [IssueInvoice(record.ref)] if record.invoice is None else [])
@@ -288,6 +293,8 @@ class ShippingService:
                 if not recorded:
                     with contextlib.suppress(AppError):  # the confirmation's error is the news
                         self._write_purchase(record.ref, str(shipment["intentId"]), shipment)
+                    with contextlib.suppress(AppError):
+                        self._discard_label_if_erased(record.ref)
                 raise
 
         def shipped(current: OrderRecord) -> OrderRecord | None:
@@ -299,8 +306,12 @@ class ShippingService:
             return current.evolve(
                 stage=Stage.SHIPPED,
                 shipment={**shipment, "state": SHIPPED, "shippedAt": now.isoformat()},
-                # No due time: the retention schedule sets the first delivery check.
+                # No due time and no deadline: the retention schedule sets the first delivery
+                # check; the deadline comes with the delivery. (The unshipped order's deadline,
+                # and the TTL from it, may fall before the parcel arrives.)
                 due_at=None,
+                purge_after=None,
+                ttl=None,
             )
 
         # `record` carries the etag of the intent's write (or of the read that found it).
@@ -344,6 +355,12 @@ class ShippingService:
             return current.evolve(shipment=dict(intent), extra=extra)
 
         return self._orders.update_from(record, change)
+
+    def _discard_label_if_erased(self, ref: str) -> None:
+        """The label just stored must not outlive an order erased (or purged) meanwhile."""
+        current = self._orders.get(ref)
+        if current is None or current.being_erased:
+            self._labels.delete(ref)
 
     def _write_purchase(self, ref: str, intent_id: str, purchased: Mapping[str, Any]) -> None:
         def change(current: OrderRecord) -> OrderRecord | None:

@@ -210,7 +210,7 @@ def test_restrict_marks_the_order_and_keeps_its_expiry(world: World) -> None:
     rec = world.orders.get(REF)
     assert rec is not None and rec.restricted
     # The write restarted Cosmos's TTL clock, so the ttl was recomputed from the write.
-    assert rec.ttl == int((T0 + timedelta(days=7, hours=1) - later).total_seconds())
+    assert rec.ttl == int((T0 + timedelta(days=7, hours=2) - later).total_seconds())
     (event,) = world.audit.trail(REF)
     assert event.action == AuditAction.RESTRICTED and event.details["held"] is True
 

@@ -68,6 +68,11 @@ def test_patterns_are_masked(text: str) -> None:
         "POST /v2.1/track 200",
         "GET /orders/2026/11/30 took 1234567 us",
         "due 30/11/2026 and 2026/11/30",
+        "processed 1200/1500 orders",
+        "progress 250/1000 (25%)",
+        "blob 1048576/2097152 bytes uploaded",
+        "label image 1920x1080",
+        "batch 1500 x 2000 done",
         "at 10:30:45",
     ],
 )

@@ -80,8 +80,8 @@ def test_amazon_delivery_sets_deadline_ttl_and_due(world: World) -> None:
     assert rec is not None and rec.stage is Stage.DELIVERED
     assert (rec.delivered_at, rec.delivery_source) == (delivered, "amazon")
     assert rec.purge_after == delivered + timedelta(days=7) == rec.due_at
-    # TTL counts from the write (at `now`) and fires one purge interval after the deadline.
-    assert rec.ttl == int((rec.purge_after + POLICY.purge_interval - world.now).total_seconds())
+    # TTL counts from the write (at `now`) and fires two purge intervals after the deadline.
+    assert rec.ttl == int((rec.purge_after + 2 * POLICY.purge_interval - world.now).total_seconds())
     assert [d.ref for d in report.delivered] == [ref] and world.carrier.asked == []
 
 
@@ -216,7 +216,7 @@ def test_purge_cost_is_independent_of_stored_orders(world: World) -> None:
 def test_ttl_never_outlives_its_instant_and_is_positive() -> None:
     assert ttl_seconds(T0 + timedelta(seconds=10, milliseconds=900), T0) == 10
     assert ttl_seconds(T0 - timedelta(days=1), T0) == 1
-    assert expiry_ttl(T0, T0, POLICY) == 3600
+    assert expiry_ttl(T0, T0, POLICY) == 7200  # two purge intervals after the deadline
 
 
 def test_recheck_never_exceeds_the_retention_period() -> None:

@@ -520,32 +520,3 @@ def test_through_the_retention_schedule_a_shipped_order_is_due_for_its_delivery_
     service.ship(ShipOrder(REF), NOW)
     record = w.get(REF)
     assert record.stage is Stage.SHIPPED and record.due_at == NOW + policy.recheck
-
-
-def test_a_label_bought_while_the_order_was_erased_does_not_outlive_it() -> None:
-    """An erasure that runs while the carrier sells the label: the label (the buyer's address)
-    is stored after the erasure deleted the order's files; shipping deletes it again."""
-    from shared.privacy import PrivacyService
-    from shared.retention import RetentionPolicy
-
-    w = World()
-    w.add(REF)
-    privacy = PrivacyService(
-        w.store,
-        cipher=w.cipher,
-        blobs=w.blobs,
-        policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
-    )
-    carrier = w.carriers["usps"]
-    sell = carrier.create_label
-
-    def sell_while_erased(request: LabelRequest) -> Label:
-        label = sell(request)
-        privacy.delete(REF, "amzn-del-0001", NOW, request_type="amazon_delete")
-        return label
-
-    carrier.create_label = sell_while_erased  # type: ignore[method-assign]
-
-    assert w.service().ship(ShipOrder(REF), NOW) == []
-    assert w.orders.get(REF) is None
-    assert [name for container, name in w.blobs.blobs if name.startswith(f"{REF}/")] == []
