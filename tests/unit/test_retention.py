@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -222,3 +222,20 @@ def test_ttl_never_outlives_its_instant_and_is_positive() -> None:
 def test_recheck_never_exceeds_the_retention_period() -> None:
     assert RetentionPolicy(7, 3, 28, check_interval=timedelta(days=10)).recheck == timedelta(days=7)
     assert RetentionPolicy(7, 3, 28).recheck == timedelta(days=3)
+
+
+def test_a_delivery_time_in_a_carriers_local_offset_is_stored_in_utc_and_purged_on_time() -> None:
+    """Due queries compare stored times as text: a "+09:00" deadline would sort 9 hours late."""
+    world = World()
+    ref = world.ship(1)
+    delivered = datetime(2026, 3, 3, 20, 0, tzinfo=timezone(timedelta(hours=9)))  # 11:00 UTC
+    world.carrier.deliveries[ref] = delivered
+    world.now = T0 + timedelta(days=2)
+    world.service.track(world.now)
+    record = world.orders.get(ref)
+    assert record is not None and record.purge_after == delivered + timedelta(days=7)
+    assert record.to_doc()["dueAt"] == "2026-03-10T11:00:00+00:00"
+
+    world.now = datetime(2026, 3, 10, 11, 0, tzinfo=UTC) + POLICY.purge_interval
+    world.service.purge(world.now)
+    assert world.orders.get(ref) is None

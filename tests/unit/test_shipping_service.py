@@ -393,6 +393,17 @@ def test_an_order_whose_shipping_started_leaves_the_redrive_index_until_it_is_cl
     assert w.get(REF).stage is Stage.SHIPPED and READY_AT not in w.get(REF).extra
 
 
+def test_a_shipped_order_drops_the_deadline_it_had_before_shipping() -> None:
+    """The unshipped order's deadline (and its Cosmos TTL) may fall before the parcel arrives;
+    the purge does not read shipped orders, so TTL would delete it with no audit record."""
+    w = World()
+    w.add(REF)
+    w.orders.update(REF, lambda r: r.evolve(purge_after=NOW + timedelta(days=1), ttl=90_000))
+    w.service().ship(ShipOrder(REF), NOW)
+    shipped = w.get(REF)
+    assert shipped.stage is Stage.SHIPPED and (shipped.purge_after, shipped.ttl) == (None, None)
+
+
 def test_timeout_keeps_intent_for_replay() -> None:
     w = World()
     w.add(REF)
