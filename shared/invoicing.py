@@ -197,7 +197,7 @@ class InvoicingService:
         """Number, render, store and (where it goes to Amazon) upload the document, then record
         it on the order in one write with the upload's outcome."""
         prefix = self._profile.credit_note_prefix if kind == CREDIT_NOTE else self._profile.invoice_prefix
-        series = f"{prefix}{now.year}"
+        series = f"{prefix}{_series_year(record, kind, now)}"
         claim = f"{record.ref}:{kind}"
         allocation = self._counter.allocate(series, claim, now, self._claim_verdict)
         number_text = _number_text(series, allocation.number)
@@ -476,6 +476,17 @@ class InvoicingService:
             return None
         _report_unknown(delivery)
         return stored
+
+
+def _series_year(record: OrderRecord, kind: str, now: datetime) -> int:
+    """The year in an invoice's series: its shipment's, so that a delivery of the message
+    after New Year (a redelivery after a crash, whose first delivery claimed a number) finds
+    the same series and claim, and never takes a second number. A credit note, issued on a
+    refund, takes the year it is issued in."""
+    shipped = (record.shipment or {}).get("shippedAt")
+    if kind == INVOICE and isinstance(shipped, str) and shipped:
+        return datetime.fromisoformat(shipped).year
+    return now.year
 
 
 def _needs_transaction_id() -> dict[str, str]:

@@ -718,6 +718,30 @@ def test_throttled_upload_is_retried_by_redelivery_with_the_same_number() -> Non
     assert world.counter.peek("INV2026")["next"] == 2  # type: ignore[index]
 
 
+def test_a_redelivery_after_new_year_keeps_the_series_and_never_sends_twice() -> None:
+    """The worker dies after createFeed at 23:58 on 31 December; the message comes back after
+    midnight. The series follows the shipment's year, so the redelivery finds its claim."""
+    world = World()
+    de_consumer(world)  # shipped on 1 November 2026
+    eve = datetime(2026, 12, 31, 23, 58, tzinfo=UTC)
+    original = world.orders.replace
+
+    def dies_before_recording(record: OrderRecord) -> OrderRecord:
+        if (record.invoice or {}).get("invoice"):
+            raise RuntimeError("worker died")
+        return original(record)
+
+    world.orders.replace = dies_before_recording  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.issue("ref-de-consumer-1", now=eve)
+    world.orders.replace = original  # type: ignore[method-assign]
+
+    doc = world.issue("ref-de-consumer-1", now=eve + timedelta(minutes=10))["invoice"]
+
+    assert [opts["metadata:InvoiceNumber"] for *_, opts in world.uploader.calls] == ["INV2026-000001"]
+    assert doc["numberText"] == "INV2026-000001" and world.counter.peek("INV2027") is None
+
+
 def test_an_upload_put_off_is_not_sent_once_the_order_is_restricted() -> None:
     world = World()
     de_consumer(world)
