@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.blob_store import BlobStore
 from shared.carriers import Carrier
-from shared.envelope import EnvelopeCipher
+from shared.envelope import EnvelopeCipher, epoch_of
 from shared.errors import AppError, SettingsError
 from shared.key_epochs import KeyEpochs
 from shared.key_vault import SecretStore
@@ -54,6 +54,9 @@ class OrderBytesSealer:
 
     def open_bytes(self, ref: str, sealed: bytes) -> bytes:
         return self._cipher.open_bytes(ref, self._purpose, json.loads(sealed))
+
+    def epoch_of(self, sealed: bytes) -> str | None:
+        return epoch_of(json.loads(sealed))
 
 
 class PathBlobs:
@@ -184,3 +187,6 @@ class VaultKeySealer:
 
     def open_bytes(self, ref: str, sealed: bytes) -> bytes:
         return AESGCM(self._load()).decrypt(sealed[:12], sealed[12:], ref.encode())
+
+    def epoch_of(self, sealed: bytes) -> str | None:
+        return None  # the archive's own key: no epoch governs it

@@ -208,6 +208,10 @@ class MemoryBlobStore:
         return doomed
 
 
+# The purchase's field naming the key epoch its label is sealed under.
+LABEL_EPOCH = "labelEpoch"
+
+
 class LabelStore:
     """Labels sealed before they are stored, opened only when someone needs to print one."""
 
@@ -215,15 +219,19 @@ class LabelStore:
         self._blobs = blobs
         self._cipher = cipher
 
-    def put(self, ref: str, document: bytes, purchase: Mapping[str, Any], now: datetime) -> None:
-        """Store the label sealed, with its `purchase` (no personal data) as metadata."""
+    def put(self, ref: str, document: bytes, purchase: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """Store the label sealed, with its `purchase` (no personal data) as metadata; returns
+        the purchase as stored, with the key epoch that seals the label (`labelEpoch`), which
+        the order keeps so the epoch is not shredded while the label is needed."""
         envelope = self._cipher.seal_bytes(ref, LABEL_PURPOSE, document, now)
+        stored = {**purchase, LABEL_EPOCH: envelope["epoch"]}
         self._blobs.put(
             LABELS,
             label_blob_name(ref),
             json.dumps(envelope, separators=(",", ":")).encode(),
-            {PURCHASE_METADATA: json.dumps(purchase, separators=(",", ":"))},
+            {PURCHASE_METADATA: json.dumps(stored, separators=(",", ":"))},
         )
+        return stored
 
     def purchase(self, ref: str) -> Mapping[str, Any] | None:
         """The purchase stored with the order's label, if a label is stored."""

@@ -245,12 +245,16 @@ class InvoicingService:
             until = self._archive.keep(number_text, countries, pdf, now)
             if until:
                 entry["archiveUntil"] = until
+        sealed = self._sealer.seal_bytes(record.ref, pdf, now)
+        epoch = self._sealer.epoch_of(sealed)
+        if epoch is not None:
+            entry["epoch"] = epoch  # kept on the order: the epoch lives while the document does
         plan = self._delivery_plan(record, kind, now)
         # The blob holds the document with its entry and plan as metadata (no personal data),
         # and only the first delivery of the message creates it: that is the mark that an
         # upload may be under way, so recording it on the order needs no write of its own.
         metadata = {DOCUMENT_METADATA: json.dumps({**entry, "delivery": plan}, separators=(",", ":"))}
-        if not self._blobs.create(blob, self._sealer.seal_bytes(record.ref, pdf, now), metadata):
+        if not self._blobs.create(blob, sealed, metadata):
             self._resume(record, kind, self._blobs.metadata(blob) or metadata, now)
             return
         error: Exception | None = None

@@ -33,6 +33,10 @@ from shared.settings import Settings
 #: Every blob container whose names start with "<ref>/": purged with the order.
 ORDER_BLOB_CONTAINERS: tuple[str, ...] = (LABELS, INVOICES, EXPORTS)
 
+# Where an order records the key epochs its sealed data depends on: its buyer data, its label
+# (sealed when shipped, perhaps in a later epoch) and its invoice and credit note. An epoch is
+# shredded only when no stored order names it in any of them.
+EPOCH_FIELDS = ("pii.epoch", "shipment.labelEpoch", "invoice.invoice.epoch", "invoice.creditNote.epoch")
 SOURCE_AMAZON = "amazon"
 SOURCE_CARRIER = "carrier"
 SOURCE_BOUND = "bound"
@@ -396,7 +400,7 @@ class RetentionService:
 
     def _shred(self, now: datetime) -> list[str]:
         def epoch_in_use(epoch: str) -> bool:
-            return self._store.exists_where(ORDERS, "pii.epoch", epoch)
+            return any(self._store.exists_where(ORDERS, field, epoch) for field in EPOCH_FIELDS)
 
         shredded = self._shredder.shred_unused(now, epoch_in_use)
         for epoch in shredded:

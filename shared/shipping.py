@@ -278,8 +278,7 @@ class ShippingService:
             self._clear_intent(record.ref, intent_id)
             raise
         purchased = _purchased(shipment, label, label_blob_name(record.ref), now)
-        self._labels.put(record.ref, label.document, purchased, now)
-        return record.evolve(shipment=purchased)
+        return record.evolve(shipment=self._labels.put(record.ref, label.document, purchased, now))
 
     def _finish(self, record: OrderRecord, now: datetime, *, recorded: bool) -> Sequence[IssueInvoice]:
         """Confirm to Amazon and write the order shipped. A purchase not yet on the order

@@ -39,6 +39,9 @@ class LocalByteSealer:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + AESGCM(self._key(ref, create=True)).encrypt(nonce, data, ref.encode())
 
+    def epoch_of(self, sealed: bytes) -> str | None:
+        return None  # one key per reference, no epochs
+
     def open_bytes(self, ref: str, sealed: bytes) -> bytes:
         key = self._key(ref, create=False)
         return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], ref.encode())

@@ -76,7 +76,8 @@ class FakeCipher:
 
 class XorBlobCipher:
     def seal_bytes(self, ref: str, purpose: str, plaintext: bytes, now: datetime) -> dict[str, Any]:
-        return {"ref": ref, "purpose": purpose, "ct": bytes(b ^ 0x5A for b in plaintext).hex()}
+        ct = bytes(b ^ 0x5A for b in plaintext).hex()
+        return {"epoch": f"epoch-{now.date()}", "ref": ref, "purpose": purpose, "ct": ct}
 
     def open_bytes(self, ref: str, purpose: str, envelope: Mapping[str, Any]) -> bytes:
         assert (envelope["ref"], envelope["purpose"]) == (ref, purpose)
