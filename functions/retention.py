@@ -15,6 +15,8 @@ def track_deliveries(timer: func.TimerRequest) -> None:
         record.count("delivered", len(report.delivered))
         record.count("rescheduled", report.rescheduled)
         record.count("source_errors", len(report.source_errors))
+        record.count("failed", len(report.failed))
+        report.raise_if_failed()
     rt.telemetry.heartbeat(rt.clock(), "track_deliveries")
 
 
@@ -26,4 +28,6 @@ def purge_expired(timer: func.TimerRequest) -> None:
         record.count("purged", len(report.purged))
         record.count("purge_lateness_max_s", int(max((p.lateness_seconds for p in report.purged), default=0)))
         record.count("shredded_epochs", len(report.shredded_epochs))
+        record.count("failed", len(report.failed))
+        report.raise_if_failed()
     rt.telemetry.heartbeat(rt.clock(), "purge_expired")

@@ -25,10 +25,11 @@ from shared.blob_store import EXPORTS, INVOICES, LABELS, invoice_numbers_in
 from shared.document_store import ORDERS, DocumentStore
 from shared.domain import PackageState
 from shared.envelope import epoch_of
-from shared.errors import AppError
+from shared.errors import TransientError
 from shared.order_record import OrderRecord, Stage
 from shared.order_repository import OrderRepository
 from shared.settings import Settings
+from shared.telemetry import error_code
 
 #: Every blob container whose names start with "<ref>/": purged with the order.
 ORDER_BLOB_CONTAINERS: tuple[str, ...] = (LABELS, INVOICES, EXPORTS)
@@ -250,6 +251,11 @@ class TrackReport:
     restricted: list[str] = field(default_factory=list)
     #: (ref, error code) of a delivery source that failed; the order is checked again later.
     source_errors: list[tuple[str, str]] = field(default_factory=list)
+    #: (ref, error code) of an order whose check failed; it stays due for the next run.
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def raise_if_failed(self) -> None:
+        _raise_if_failed(self.failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +272,24 @@ class Purged:
 class PurgeReport:
     purged: list[Purged] = field(default_factory=list)
     shredded_epochs: list[str] = field(default_factory=list)
+    #: (ref, error code) of an order whose purge failed; it stays due for the next run.
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def raise_if_failed(self) -> None:
+        _raise_if_failed(self.failed)
+
+
+class RetentionIncomplete(TransientError):
+    """Some orders of a run failed (the others were handled): the invocation reports failure
+    so the operators' alerts see it; the failed orders stay due for the next run."""
+
+    code = "retention_incomplete"
+
+
+def _raise_if_failed(failed: Sequence[tuple[str, str]]) -> None:
+    if failed:
+        codes = sorted({code for _, code in failed})
+        raise RetentionIncomplete(f"{len(failed)} order(s) failed: {', '.join(codes)}")
 
 
 class RetentionService:
@@ -308,7 +332,10 @@ class RetentionService:
     def track(self, now: datetime) -> TrackReport:
         report = TrackReport()
         for record in self._due((Stage.SHIPPED.value,), now):
-            self._track_one(record, now, report)
+            try:
+                self._track_one(record, now, report)
+            except Exception as exc:
+                report.failed.append((record.ref, error_code(exc)))
         return report
 
     def _track_one(self, record: OrderRecord, now: datetime, report: TrackReport) -> None:
@@ -344,8 +371,10 @@ class RetentionService:
             for name, ask in sources:
                 try:
                     at = ask(record)
-                except AppError as exc:
-                    report.source_errors.append((record.ref, exc.code))
+                except Exception as exc:
+                    # A library's own exception (karrio's, say) is as much a failed source as
+                    # ours: the order is asked again later and never misses its bound.
+                    report.source_errors.append((record.ref, error_code(exc)))
                     continue
                 if at is not None:
                     # A clock-skewed report from the future must not stretch the deadline.
@@ -359,7 +388,10 @@ class RetentionService:
         report = PurgeReport()
         for record in self._due(PURGEABLE_STAGES, now):
             if record.purge_after is not None and record.purge_after <= now:
-                report.purged.append(self._purge_one(record, now))
+                try:
+                    report.purged.append(self._purge_one(record, now))
+                except Exception as exc:
+                    report.failed.append((record.ref, error_code(exc)))
         report.shredded_epochs.extend(self._shred(now))
         return report
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from shared.audit import AuditAction, AuditLog
-from shared.document_store import ORDERS, CountingStore, MemoryDocumentStore
-from shared.order_record import Stage
+from shared.document_store import ORDERS, CountingStore, MemoryDocumentStore, StoreUnavailable
+from shared.order_record import OrderRecord, Stage
 from shared.order_repository import OrderRepository
 from shared.retention import (
+    RetentionIncomplete,
     RetentionPolicy,
     RetentionService,
     delivery_bound,
@@ -239,3 +241,45 @@ def test_a_delivery_time_in_a_carriers_local_offset_is_stored_in_utc_and_purged_
     world.now = datetime(2026, 3, 10, 11, 0, tzinfo=UTC) + POLICY.purge_interval
     world.service.purge(world.now)
     assert world.orders.get(ref) is None
+
+
+class _LibraryError(Exception):
+    """What a carrier library may raise that is not one of the app's errors (karrio's own)."""
+
+
+def test_a_source_raising_its_own_exception_is_a_source_error_and_the_bound_still_applies() -> None:
+    world = World()
+    ref = world.ship(1, latest_delivery_days=1)  # bound: T0 + 1 day + 3 days grace
+
+    def breaks(record: OrderRecord) -> None:
+        raise _LibraryError("SOAP fault for Zq Recipient, 1 Secret Road")
+
+    world.carrier.delivered_at = breaks  # type: ignore[method-assign]
+    world.now = T0 + timedelta(days=5)
+    report = world.service.track(world.now)
+
+    assert report.source_errors == [(ref, "_LibraryError")] and report.failed == []
+    record = world.orders.get(ref)
+    assert record is not None and record.delivery_source == "bound"
+
+
+def test_one_order_failing_does_not_stop_the_run_and_the_run_reports_it() -> None:
+    world = World()
+    broken, fine = world.ship(1), world.ship(2)
+    for ref in (broken, fine):
+        world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    write = world.orders.update_from
+
+    def fails_for_one(record: OrderRecord, change: Any) -> OrderRecord | None:
+        if record.ref == broken:
+            raise StoreUnavailable("Cosmos 503")
+        return write(record, change)
+
+    world.service._orders.update_from = fails_for_one  # type: ignore[method-assign]
+    report = world.service.track(world.now)
+
+    assert [d.ref for d in report.delivered] == [fine]
+    assert report.failed == [(broken, "store_unavailable")]
+    with pytest.raises(RetentionIncomplete, match=r"1 order\(s\) failed: store_unavailable$"):
+        report.raise_if_failed()
