@@ -30,14 +30,15 @@ def test_label_round_trip_in_azurite(emulators: Emulators) -> None:
 
     purchase = {"intentId": "i-1", "trackingNumber": "9400000000000001", "carrier": "usps"}
     labels.put("ref-blob-0001", pdf, {"intentId": "i-0"}, NOW)
-    labels.put("ref-blob-0001", pdf, purchase, NOW)  # a replay overwrites, never duplicates
+    stored = labels.put("ref-blob-0001", pdf, purchase, NOW)  # a replay overwrites, never duplicates
+    assert stored == {**purchase, "labelEpoch": "2026-01-05P7D"}  # the epoch sealing the label
 
     name = label_blob_name("ref-blob-0001")
     assert name == "ref-blob-0001/label.pdf"
     raw = blobs.get(LABELS, name)
     assert raw is not None and b"%PDF" not in raw and b"9400000000000001" not in raw
     assert labels.get("ref-blob-0001") == pdf
-    assert labels.purchase("ref-blob-0001") == purchase  # the metadata, read back from Azurite
+    assert labels.purchase("ref-blob-0001") == stored  # the metadata, read back from Azurite
     assert labels.get("ref-blob-0002") is None and labels.purchase("ref-blob-0002") is None
     assert labels.delete("ref-blob-0001") == 1
     assert blobs.get(LABELS, name) is None
