@@ -238,6 +238,7 @@ def build_runtime(
             blobs=blob_store,
             shredder=EpochShredder(epochs),
             policy=policy,
+            archive=archive,
         ),
         privacy=PrivacyService(store, cipher=cipher, blobs=blob_store, policy=policy),
     )

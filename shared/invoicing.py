@@ -284,12 +284,12 @@ class InvoicingService:
             # Erased, or being erased, while the document was made: nothing is sent and the
             # document goes. The erasure may have listed its number (it lists the invoice
             # blobs it finds), so the claim's settlement decides between that and void.
-            self._blobs.delete(blob)
+            self._drop_unissued(entry)
             return None
         reason = self._skip_reason(latest, kind)
         if reason is not None:
             # Restricted meanwhile: nothing is sent, the document goes, the number is void.
-            self._blobs.delete(blob)
+            self._drop_unissued(entry)
             self._counter.void(str(entry["series"]), f"{ref}:{kind}", now)
             self._record_skip(ref, kind, reason)
             return None
@@ -314,8 +314,8 @@ class InvoicingService:
         if self._record_document(record, kind, entry) is not None:
             _report_unknown(delivery)
             return
-        self._blobs.delete(str(entry["blob"]))
         if delivery["status"] == "submitted" or delivery.get("error") == UPLOAD_UNKNOWN:
+            self._blobs.delete(str(entry["blob"]))  # issued: the archive's copy stays
             self._audit.record(
                 record.ref,
                 AuditAction.INVOICE_UNRECORDED,
@@ -324,6 +324,15 @@ class InvoicingService:
                 {"invoices": [str(entry["numberText"])], "delivery": str(delivery["status"])},
                 once_key=str(entry["numberText"]),
             )
+        else:
+            self._drop_unissued(entry)
+
+    def _drop_unissued(self, entry: Mapping[str, Any]) -> None:
+        """A document that was never issued (nothing sent, nothing recorded): its blob goes,
+        and so does its copy in the legal archive, which only issued documents oblige."""
+        self._blobs.delete(str(entry["blob"]))
+        if self._archive is not None and entry.get("archiveUntil"):
+            self._archive.forget(str(entry["numberText"]))
 
     def _claim_verdict(self, series: str, claim: str, number: int) -> ClaimVerdict:
         """What the counter does with a week-old claim. Its number is accounted for when its

@@ -80,6 +80,14 @@ class KeyShredder(Protocol):
         ...
 
 
+class LegalArchive(Protocol):
+    """The invoice archive (`shared.invoices.archive`), the one exception to the 7-day rule."""
+
+    def purge_expired(self, now: datetime, limit: int = 500) -> int:
+        """Delete the archived documents whose legal keeping ended; return how many."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
     retention_days: int
@@ -274,6 +282,8 @@ class PurgeReport:
     shredded_epochs: list[str] = field(default_factory=list)
     #: (ref, error code) of an order whose purge failed; it stays due for the next run.
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: archived invoices whose legal keeping ended and that this run deleted
+    archive_deleted: int = 0
 
     def raise_if_failed(self) -> None:
         _raise_if_failed(self.failed)
@@ -307,8 +317,12 @@ class RetentionService:
         policy: RetentionPolicy,
         blob_containers: Sequence[str] = ORDER_BLOB_CONTAINERS,
         batch_size: int = 200,
+        archive: LegalArchive | None = None,
     ) -> None:
+        """`archive`: the invoice archive, when the seller keeps one (its documents are deleted
+        when their legal keeping ends, by the same timer)."""
         self._store = store
+        self._archive = archive
         self._orders = OrderRepository(store)
         self._audit = AuditLog(store)
         self._amazon = amazon
@@ -393,6 +407,8 @@ class RetentionService:
                 except Exception as exc:
                     report.failed.append((record.ref, error_code(exc)))
         report.shredded_epochs.extend(self._shred(now))
+        if self._archive is not None:
+            report.archive_deleted = self._archive.purge_expired(now)
         return report
 
     def _purge_one(self, record: OrderRecord, now: datetime) -> Purged:

@@ -84,6 +84,12 @@ class InvoiceArchive:
         sealed = self._blobs.get(f"invoice-archive/{number_text}.pdf")
         return self._sealer.open_bytes(ARCHIVE_KEY_REF, sealed) if sealed is not None else None
 
+    def forget(self, number_text: str) -> None:
+        """Drop the copy of a document that was never issued after all (its order erased or
+        restricted while it was made, nothing sent): no legal duty keeps it."""
+        self._blobs.delete(f"invoice-archive/{number_text}.pdf")
+        self._store.delete(STATE, INDEX_PARTITION, index_id(number_text))
+
     def purge_expired(self, now: datetime, limit: int = 500) -> int:
         due = self._store.due(STATE, "retainUntil", now.isoformat(), limit)
         for entry in due:

@@ -994,3 +994,41 @@ def test_a_deletion_confirmation_names_the_invoice_the_legal_archive_keeps() -> 
     text = privacy.confirmation_text("ref-de-consumer-1", "amzn-del-0001") or ""
     assert "except what the law requires the seller to keep" in text
     assert "Kept under a legal obligation (not deleted):\n  - tax document INV2026-000001" in text
+
+
+@pytest.mark.parametrize(
+    "meanwhile",
+    [lambda r: r.evolve(pii=None), lambda r: r.evolve(restricted=True)],
+    ids=["erased", "restricted"],
+)
+def test_a_document_never_issued_leaves_no_copy_in_the_legal_archive(
+    meanwhile: Callable[[OrderRecord], OrderRecord],
+) -> None:
+    world = World(archive_years={"DE": 10})
+    de_consumer(world, "ref-changing")
+    _changed_while_made(world, "ref-changing", meanwhile)
+    world.issue("ref-changing")
+    assert world.uploader.calls == [] and stored(world.memory) == {}
+    assert stored(world.archive_memory) == {} and world.archive.read("INV2026-000001") is None
+
+
+def test_the_purge_timer_deletes_archived_invoices_whose_keeping_ended() -> None:
+    from shared.retention import RetentionPolicy, RetentionService
+    from tests.unit.test_retention_fakes import FakeShredder, FakeSignal, MemoryBlobs
+
+    world = World(archive_years={"DE": 10})
+    de_consumer(world)
+    world.issue("ref-de-consumer-1")
+    retention = RetentionService(
+        world.store,
+        amazon=FakeSignal(lambda: NOW),
+        carrier=FakeSignal(lambda: NOW),
+        blobs=MemoryBlobs(),
+        shredder=FakeShredder(),
+        policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
+        archive=world.archive,
+    )
+    assert retention.purge(NOW + timedelta(days=365 * 10 - 1)).archive_deleted == 0
+    assert world.archive.read("INV2026-000001") is not None  # kept for the ten years
+    assert retention.purge(NOW + timedelta(days=365 * 10 + 3)).archive_deleted == 1
+    assert world.archive.read("INV2026-000001") is None
