@@ -31,6 +31,8 @@ _OPTION_TEXT = re.compile(r"^[A-Za-z0-9 ,/\\_;:#.\-]*$")
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # Answers to createFeed that prove the feed was not created: throttled, or refused as down.
 _NOT_CREATED_STATUS = frozenset({429, 503})
+# python-amazon-sp-api's `SellingApiException.code` for a status it has no class for.
+UNCLASSIFIED_STATUS = 999
 
 
 class FeedRejected(AppError):
@@ -124,7 +126,9 @@ class SpApiVatInvoiceUploader:
         except httpx.HTTPError:
             raise FeedUnavailable("sp-api unreachable") from None
         except (KeyError, TypeError):
-            raise FeedRejected("sp-api answer lacks a field", code="invoice_feed_bad_answer") from None
+            # An answer without the document (an error page the library passes on as an empty
+            # payload): nothing reached feed processing, so the retry may send it.
+            raise FeedUnavailable("sp-api answer lacks a field") from None
         feed_id = self._create_feed(client, marketplace_id, document_id, options)
         return FeedReceipt(feed_id, _first_status(client, feed_id))
 
@@ -143,9 +147,12 @@ class SpApiVatInvoiceUploader:
             return str(created["feedId"])
         except SellingApiException as exc:
             status_code = _status_of(exc)
-            if status_code in _TRANSIENT_STATUS and status_code not in _NOT_CREATED_STATUS:
-                raise FeedOutcomeUnknown(f"createFeed status {status_code}") from None
-            raise _refused(exc) from None
+            # Only a refusal proves the feed was not created: a 4xx, or throttled or down.
+            # Anything else (500, 504, or a status the library has no class for, such as 502
+            # or 408, which it reports as its generic code 999) may have created it.
+            if status_code in _NOT_CREATED_STATUS or 400 <= status_code < 500:
+                raise _refused(exc) from None
+            raise FeedOutcomeUnknown(f"createFeed status {status_code}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout):
             raise FeedUnavailable("sp-api unreachable") from None
         except httpx.HTTPError:
@@ -162,8 +169,10 @@ class SpApiVatInvoiceUploader:
 
 
 def _refused(exc: Exception) -> AppError:
+    """Before createFeed, or a createFeed refusal. A status the library has no class for (its
+    generic code 999: a 502, say) is not a refusal of the document: the retry may send it."""
     status_code = _status_of(exc)
-    if status_code in _TRANSIENT_STATUS:
+    if status_code in _TRANSIENT_STATUS or status_code == UNCLASSIFIED_STATUS:
         return FeedUnavailable(f"sp-api status {status_code}")
     return FeedRejected(f"sp-api status {status_code}")
 

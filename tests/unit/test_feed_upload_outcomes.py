@@ -47,7 +47,7 @@ def _upload(error: Exception | None) -> None:
 
 
 def _status(code: int) -> Exception:
-    exception: Exception = get_exception_for_code(code)([{"code": "x", "message": "x"}])
+    exception: Exception = get_exception_for_code(code)([{"code": "x", "message": "x"}], headers={})
     return exception
 
 
@@ -57,8 +57,10 @@ def test_a_refusal_proves_nothing_was_created_and_may_be_retried(code: int) -> N
         _upload(_status(code))
 
 
-@pytest.mark.parametrize("code", [500, 504])
+@pytest.mark.parametrize("code", [500, 502, 504, 408])
 def test_a_server_error_after_createfeed_was_sent_leaves_the_outcome_unknown(code: int) -> None:
+    """502 and 408 have no class in python-amazon-sp-api: it raises its generic exception,
+    whose code is 999. Nothing proves the feed was not created."""
     with pytest.raises(FeedOutcomeUnknown):
         _upload(_status(code))
 
@@ -86,3 +88,31 @@ def test_credentials_that_cannot_be_read_prove_nothing_was_sent() -> None:
     with pytest.raises(FeedUnavailable) as caught:
         SpApiVatInvoiceUploader(feeds_for, http).upload("A1SELLER", "A1PA6795UKMFR9", b"%PDF-1.4", {})
     assert "key_vault_unavailable" in str(caught.value)
+
+
+class _NoDocument(FakeFeeds):
+    """createFeedDocument answered by an error page without JSON `errors`: the library raises
+    nothing and hands back an empty payload."""
+
+    def create_feed_document(self, file: Any, content_type: str, **kwargs: Any) -> Payload:
+        return Payload(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", [502, 408])
+def test_an_unclassified_status_before_createfeed_may_be_retried(code: int) -> None:
+    class Refused(FakeFeeds):
+        def create_feed_document(self, file: Any, content_type: str, **kwargs: Any) -> Payload:
+            raise _status(code)
+
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    with pytest.raises(FeedUnavailable):
+        SpApiVatInvoiceUploader(lambda s, m: Refused(None), http).upload(
+            "A1SELLER", "A1PA6795UKMFR9", b"%PDF", {}
+        )
+
+
+def test_an_error_page_before_createfeed_may_be_retried() -> None:
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    uploader = SpApiVatInvoiceUploader(lambda s, m: _NoDocument(None), http)
+    with pytest.raises(FeedUnavailable):
+        uploader.upload("A1SELLER", "A1PA6795UKMFR9", b"%PDF-1.4", {})
