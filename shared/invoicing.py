@@ -186,6 +186,21 @@ class InvoicingService:
             return
         self._issue_document(record, kind, now)
 
+    def _series(self, record: OrderRecord, kind: str, claim: str, now: datetime) -> str:
+        """The series the document is numbered in, the same for every delivery of its message,
+        so that one after New Year (a redelivery after a crash, whose first delivery claimed a
+        number) finds the claim and never takes a second number. An invoice's year is its
+        shipment's; a credit note, issued on a refund, takes the year it is issued in, unless
+        its claim is in last year's series already (one read, for a rare document)."""
+        if kind == INVOICE:
+            shipped = (record.shipment or {}).get("shippedAt")
+            year = datetime.fromisoformat(shipped).year if isinstance(shipped, str) and shipped else now.year
+            return f"{self._profile.invoice_prefix}{year}"
+        earlier = f"{self._profile.credit_note_prefix}{now.year - 1}"
+        if claim in (self._counter.peek(earlier) or {}).get("claims", {}):
+            return earlier
+        return f"{self._profile.credit_note_prefix}{now.year}"
+
     def _delivery_plan(self, record: OrderRecord, kind: str, now: datetime) -> dict[str, str]:
         if not self._uploads(record):
             return {"status": "not_configured"}
@@ -196,9 +211,8 @@ class InvoicingService:
     def _issue_document(self, record: OrderRecord, kind: str, now: datetime) -> None:
         """Number, render, store and (where it goes to Amazon) upload the document, then record
         it on the order in one write with the upload's outcome."""
-        prefix = self._profile.credit_note_prefix if kind == CREDIT_NOTE else self._profile.invoice_prefix
-        series = f"{prefix}{_series_year(record, kind, now)}"
         claim = f"{record.ref}:{kind}"
+        series = self._series(record, kind, claim, now)
         allocation = self._counter.allocate(series, claim, now, self._claim_verdict)
         number_text = _number_text(series, allocation.number)
         blob = f"{INVOICES}/{invoice_blob_name(record.ref, number_text)}"
@@ -489,17 +503,6 @@ class InvoicingService:
             return None
         _report_unknown(delivery)
         return stored
-
-
-def _series_year(record: OrderRecord, kind: str, now: datetime) -> int:
-    """The year in an invoice's series: its shipment's, so that a delivery of the message
-    after New Year (a redelivery after a crash, whose first delivery claimed a number) finds
-    the same series and claim, and never takes a second number. A credit note, issued on a
-    refund, takes the year it is issued in."""
-    shipped = (record.shipment or {}).get("shippedAt")
-    if kind == INVOICE and isinstance(shipped, str) and shipped:
-        return datetime.fromisoformat(shipped).year
-    return now.year
 
 
 def _needs_transaction_id() -> dict[str, str]:

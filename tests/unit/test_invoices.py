@@ -742,6 +742,36 @@ def test_a_redelivery_after_new_year_keeps_the_series_and_never_sends_twice() ->
     assert doc["numberText"] == "INV2026-000001" and world.counter.peek("INV2027") is None
 
 
+def test_a_credit_note_redelivered_after_new_year_keeps_its_series_and_is_sent_once() -> None:
+    world = World()
+    de_consumer(world)
+    world.orders.update(
+        "ref-de-consumer-1", lambda r: r.evolve(extra={REFUND_TRANSACTION_ID: "amzn1-refund-1"})
+    )
+    world.issue("ref-de-consumer-1")  # the invoice
+    eve = datetime(2026, 12, 31, 23, 58, tzinfo=UTC)
+    original = world.orders.replace
+
+    def dies_before_recording(record: OrderRecord) -> OrderRecord:
+        if (record.invoice or {}).get("creditNote"):
+            raise RuntimeError("worker died")
+        return original(record)
+
+    world.orders.replace = dies_before_recording  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.issue("ref-de-consumer-1", "credit_note", now=eve)
+    world.orders.replace = original  # type: ignore[method-assign]
+
+    world.issue("ref-de-consumer-1", "credit_note", now=eve + timedelta(minutes=10))
+
+    sent = [
+        o["metadata:InvoiceNumber"]
+        for *_, o in world.uploader.calls
+        if o["metadata:DocumentType"] == "CreditNote"
+    ]
+    assert sent == ["CN2026-000001"] and world.counter.peek("CN2027") is None
+
+
 def test_an_upload_put_off_is_not_sent_once_the_order_is_restricted() -> None:
     world = World()
     de_consumer(world)
