@@ -58,7 +58,7 @@ from shared.invoices.feeds import (
     VatInvoiceUploader,
     feed_options,
 )
-from shared.invoices.model import CREDIT_NOTE, INVOICE, build_invoice, money
+from shared.invoices.model import CREDIT_NOTE, INVOICE, build_invoice, check_priced, money
 from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.ports import BlobStore, ByteSealer
 from shared.invoices.profile import VAT_UPLOAD_MARKETPLACES, SellerProfile
@@ -211,6 +211,7 @@ class InvoicingService:
     def _issue_document(self, record: OrderRecord, kind: str, now: datetime) -> None:
         """Number, render, store and (where it goes to Amazon) upload the document, then record
         it on the order in one write with the upload's outcome."""
+        check_priced(record)
         claim = f"{record.ref}:{kind}"
         series = self._series(record, kind, claim, now)
         allocation = self._counter.allocate(series, claim, now, self._claim_verdict)

@@ -168,6 +168,19 @@ def _notes(record: OrderRecord, buyer: Party, total_tax: Decimal, profile: Selle
     return (profile.exemption_note or DEFAULT_EXEMPTION_NOTE,)
 
 
+def check_priced(record: OrderRecord) -> None:
+    """Raise `UnpricedOrder` unless the order's items can be invoiced: some to invoice, every
+    one priced, one currency. Checked before a number is claimed, so a document that cannot be
+    made never holds a number."""
+    invoiced = [i for i in record.items if i.quantity > 0]
+    if not invoiced:
+        raise UnpricedOrder("the order has no invoiceable items")
+    if any(i.unit_price is None for i in invoiced):
+        raise UnpricedOrder("an item has no unit price")
+    if len({i.unit_price.currency for i in record.items if i.unit_price}) != 1:
+        raise UnpricedOrder("items are priced in more than one currency")
+
+
 def build_invoice(
     record: OrderRecord,
     pii: OrderPii,
@@ -179,15 +192,12 @@ def build_invoice(
     original: Mapping[str, Any] | None = None,
 ) -> InvoiceData:
     """`original` is the order's invoice entry, required for a credit note (Art. 219)."""
+    check_priced(record)
     sign = -1 if kind == CREDIT_NOTE else 1
     buyer = buyer_party(pii)
     country = buyer.country_code or record.ship_country
     lines = tuple(_line(i, profile, country, sign) for i in record.items if i.quantity > 0)
-    if not lines:
-        raise UnpricedOrder("the order has no invoiceable items")
     currencies = {i.unit_price.currency for i in record.items if i.unit_price}
-    if len(currencies) != 1:
-        raise UnpricedOrder("items are priced in more than one currency")
     total_tax = sum((line.tax for line in lines), Decimal("0.00"))
     notes = _notes(record, buyer, total_tax, profile)
     reverse = REVERSE_CHARGE_NOTE in notes

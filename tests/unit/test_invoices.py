@@ -20,7 +20,7 @@ from shared.domain import Address, Buyer, Money, OrderItem
 from shared.errors import SettingsError
 from shared.invoices.archive import ARCHIVE_KEY_REF, InvoiceArchive
 from shared.invoices.feeds import FeedOutcomeUnknown, FeedReceipt, FeedRejected, FeedUnavailable
-from shared.invoices.model import recognise_rate
+from shared.invoices.model import UnpricedOrder, recognise_rate
 from shared.invoices.numbering import SETTLE_CHECKS, ClaimVerdict, InvoiceCounter, counter_id
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import FpdfRenderer, ReportlabRenderer
@@ -1062,3 +1062,19 @@ def test_the_purge_timer_deletes_archived_invoices_whose_keeping_ended() -> None
     assert world.archive.read("INV2026-000001") is not None  # kept for the ten years
     assert retention.purge(NOW + timedelta(days=365 * 10 + 3)).archive_deleted == 1
     assert world.archive.read("INV2026-000001") is None
+
+
+def test_an_order_that_cannot_be_invoiced_takes_no_number() -> None:
+    """An unpriced item or two currencies: refused before a number is claimed, so no number
+    is held by a document that can never be made."""
+    world = World()
+    pii = OrderPii(
+        "302-2222222-2222222", Buyer(name=Pii("A B")), address("A B", "X 1", "10115", "Berlin", "DE")
+    )
+    items = (item(1, "Thing", 1, "11.90", "1.90"), item(2, "Other", 1, "10.00", "1.60", currency="PLN"))
+    world.add_order("ref-two-currencies", marketplace=DE, items=items, pii=pii)
+    with pytest.raises(UnpricedOrder):
+        world.issue("ref-two-currencies")
+    assert world.counter.peek("INV2026") is None
+    de_consumer(world, "ref-good")
+    assert world.issue("ref-good")["invoice"]["numberText"] == "INV2026-000001"
