@@ -18,6 +18,7 @@ from typing import Any
 from shared.domain import (
     Address,
     Buyer,
+    Charge,
     FulfillmentStatus,
     Money,
     Order,
@@ -134,11 +135,7 @@ def _item(value: object) -> OrderItem:
     quantity = data.get("quantityOrdered")
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
         raise OrderMappingError("orderItems[].quantityOrdered not a non-negative integer")
-    item_tax: Money | None = None
-    for entry in _list(_obj(data.get("proceeds"), "proceeds").get("breakdowns"), "breakdowns"):
-        part = _obj(entry, "proceeds.breakdowns[]")
-        if part.get("type") == "TAX":
-            item_tax = _money(part.get("subtotal"), "proceeds.breakdowns[].subtotal")
+    item_tax, charges = _proceeds(_obj(data.get("proceeds"), "proceeds"))
     return OrderItem(
         order_item_id=_text(data.get("orderItemId"), "orderItems[].orderItemId", required=True),
         asin=_text(product.get("asin"), "product.asin"),
@@ -147,7 +144,50 @@ def _item(value: object) -> OrderItem:
         quantity=quantity,
         unit_price=_money(_obj(product.get("price"), "product.price").get("unitPrice"), "unitPrice"),
         item_tax=item_tax,
+        charges=charges,
     )
+
+
+_CHARGE_KINDS = frozenset({"SHIPPING", "GIFT_WRAP", "COD_FEE", "DISCOUNT", "OTHER"})
+_CENT = Decimal("0.01")
+
+
+def _proceeds(proceeds: Mapping[str, Any]) -> tuple[Money | None, tuple[Charge, ...]]:
+    """The VAT on the item's price, and its other charges with their VAT, from the item's
+    proceeds breakdown: ITEM (the price), SHIPPING, GIFT_WRAP, COD_FEE, DISCOUNT, OTHER, and TAX,
+    whose detailed breakdown splits the VAT by category. Without that split the VAT is shared
+    in proportion to the amounts (one rate for the item and what goes with it, as when a
+    charge follows the goods' rate); the totals are Amazon's either way."""
+    amounts: dict[str, Decimal] = {}
+    tax: Money | None = None
+    split: dict[str, Decimal] = {}
+    for entry in _list(proceeds.get("breakdowns"), "breakdowns"):
+        part = _obj(entry, "proceeds.breakdowns[]")
+        kind = str(part.get("type") or "")
+        subtotal = _money(part.get("subtotal"), "proceeds.breakdowns[].subtotal")
+        if subtotal is None:
+            continue
+        if kind == "TAX":
+            tax = subtotal
+            for detail in _list(part.get("detailedBreakdowns"), "detailedBreakdowns"):
+                share = _obj(detail, "detailedBreakdowns[]")
+                value = _money(share.get("value"), "detailedBreakdowns[].value")
+                if value is not None:
+                    sub = str(share.get("subtype") or "OTHER")
+                    split[sub] = split.get(sub, Decimal(0)) + value.amount
+        elif kind == "ITEM" or kind in _CHARGE_KINDS:
+            amount = subtotal.amount
+            amounts[kind] = -abs(amount) if kind == "DISCOUNT" else amount
+    charged = {k: v for k, v in sorted(amounts.items()) if k != "ITEM" and v != 0}
+    if tax is None:
+        return None, tuple(Charge(k, v, Decimal(0)) for k, v in charged.items())
+    if not split:
+        base = amounts.get("ITEM", Decimal(0)) + sum(charged.values(), Decimal(0))
+        for kind, amount in charged.items():
+            split[kind] = (tax.amount * amount / base).quantize(_CENT) if base else Decimal(0)
+        split["ITEM"] = tax.amount - sum(split.values(), Decimal(0))
+    charges = tuple(Charge(k, v, split.get(k, Decimal(0))) for k, v in charged.items())
+    return Money(split.get("ITEM", Decimal(0)), tax.currency), charges
 
 
 def _package(value: object) -> Package:

@@ -72,6 +72,18 @@ class Money:
 
 
 @dataclass(frozen=True, slots=True)
+class Charge:
+    """A charge on an order item besides its price (shipping, gift wrap, a cash-on-delivery fee)
+    or a discount (negative), in the item's currency, with the VAT in it. An invoice shows it as
+    a line of its own: transport and packing are part of the taxable amount (Directive
+    2006/112/EC, Art. 78(b))."""
+
+    kind: str  # Amazon's proceeds category: SHIPPING, GIFT_WRAP, COD_FEE, DISCOUNT or OTHER
+    amount: Decimal
+    tax: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class OrderItem:
     order_item_id: str
     asin: str
@@ -79,7 +91,8 @@ class OrderItem:
     title: str
     quantity: int
     unit_price: Money | None
-    item_tax: Money | None = None
+    item_tax: Money | None = None  # the VAT on the item's price (not on its charges)
+    charges: tuple[Charge, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

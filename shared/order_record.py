@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.domain import Address, Buyer, Money, Order, OrderItem
+from shared.domain import Address, Buyer, Charge, Money, Order, OrderItem
 from shared.pii import Pii
 
 # The `extra` key of an order a deletion request is erasing: what it held, for its confirmation.
@@ -133,6 +133,7 @@ def item_to_doc(item: OrderItem) -> dict[str, Any]:
         "unitPrice": str(item.unit_price.amount) if item.unit_price else None,
         "itemTax": str(item.item_tax.amount) if item.item_tax else None,
         "currency": priced.currency if priced else None,
+        "charges": [{"kind": c.kind, "amount": str(c.amount), "tax": str(c.tax)} for c in item.charges],
     }
 
 
@@ -146,6 +147,9 @@ def item_from_doc(doc: Mapping[str, Any]) -> OrderItem:
         quantity=int(doc["quantity"]),
         unit_price=Money(Decimal(doc["unitPrice"]), currency) if doc.get("unitPrice") else None,
         item_tax=Money(Decimal(doc["itemTax"]), currency) if doc.get("itemTax") else None,
+        charges=tuple(
+            Charge(str(c["kind"]), Decimal(c["amount"]), Decimal(c["tax"])) for c in doc.get("charges") or ()
+        ),
     )
 
 

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from shared.domain import Address, OrderItem
+from shared.domain import Address, Charge, OrderItem
 from shared.errors import InvalidInput
 from shared.invoices.profile import EU_COUNTRIES, SellerProfile
 from shared.order_record import OrderPii, OrderRecord
@@ -121,6 +121,37 @@ def _line(item: OrderItem, profile: SellerProfile, country: str | None, sign: in
     return Line(item.title, item.sku, quantity, sign * unit_net, sign * net, rate, sign * tax, sign * gross)
 
 
+CHARGE_LABELS = {
+    "SHIPPING": "Shipping",
+    "GIFT_WRAP": "Gift wrap",
+    "COD_FEE": "Cash on delivery fee",
+    "DISCOUNT": "Discount",
+    "OTHER": "Other charge",
+}
+
+
+def _charge_line(
+    item: OrderItem, charge: Charge, profile: SellerProfile, country: str | None, sign: int
+) -> Line:
+    """A charge of an item (shipping, gift wrap, a discount) as a line of its own, priced and
+    taxed as the item's price is (`prices_include_vat`)."""
+    price, tax = money(charge.amount), money(charge.tax)
+    net, gross = (price - tax, price) if profile.prices_include_vat else (price, price + tax)
+    rate = recognise_rate(tax, net, profile.rates_for(country))
+    label = CHARGE_LABELS.get(charge.kind, CHARGE_LABELS["OTHER"])
+    return Line(f"{label}: {item.title}", item.sku, 1, sign * net, sign * net, rate, sign * tax, sign * gross)
+
+
+def _lines(record: OrderRecord, profile: SellerProfile, country: str | None, sign: int) -> tuple[Line, ...]:
+    """Each invoiced item's line, followed by its charges' lines."""
+    lines: list[Line] = []
+    for item in record.items:
+        if item.quantity > 0:
+            lines.append(_line(item, profile, country, sign))
+            lines.extend(_charge_line(item, c, profile, country, sign) for c in item.charges)
+    return tuple(lines)
+
+
 def _rate_totals(lines: tuple[Line, ...]) -> tuple[RateTotal, ...]:
     by_rate: dict[Decimal, tuple[Decimal, Decimal]] = {}
     for line in lines:
@@ -196,7 +227,7 @@ def build_invoice(
     sign = -1 if kind == CREDIT_NOTE else 1
     buyer = buyer_party(pii)
     country = buyer.country_code or record.ship_country
-    lines = tuple(_line(i, profile, country, sign) for i in record.items if i.quantity > 0)
+    lines = _lines(record, profile, country, sign)
     currencies = {i.unit_price.currency for i in record.items if i.unit_price}
     total_tax = sum((line.tax for line in lines), Decimal("0.00"))
     notes = _notes(record, buyer, total_tax, profile)

@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.amazon_orders import order_from_api
-from shared.domain import FulfillmentStatus, PackageState
+from shared.domain import Charge, FulfillmentStatus, PackageState
 from shared.errors import OrderMappingError
 from shared.order_record import OrderPii
 from shared.pii import Pii
@@ -114,3 +115,34 @@ def test_arbitrary_json_never_crashes_unexpectedly(junk: object) -> None:
     for raw in (junk, {**_minimal(), "recipient": junk}, {**_minimal(), "orderItems": [junk]}):
         with contextlib.suppress(OrderMappingError):
             order_from_api(copy.deepcopy(raw), "SELLER")
+
+
+def _documented_example(model: dict[str, Any]) -> dict[str, Any]:
+    get_order = model["paths"]["/orders/2026-01-01/orders/{orderId}"]["get"]
+    order: dict[str, Any] = get_order["responses"]["200"]["examples"]["application/json"]["order"]
+    return order
+
+
+def test_shipping_and_its_vat_are_an_items_charge_as_amazons_example_splits_them(amazon_model: Any) -> None:
+    """Amazon's example: 3 x 29.99, shipping 10.00, VAT 4.00 of which 1.00 on the shipping."""
+    raw = _documented_example(amazon_model("orders_2026-01-01.json"))
+    (first, *_) = order_from_api(raw, "SELLER").items
+    assert first.item_tax is not None and first.item_tax.amount == Decimal("3.00")
+    assert first.charges == (Charge("SHIPPING", Decimal("10.00"), Decimal("1.00")),)
+
+
+def test_without_amazons_split_the_vat_is_shared_in_proportion_and_a_discount_is_negative(
+    amazon_model: Any,
+) -> None:
+    raw = copy.deepcopy(_documented_example(amazon_model("orders_2026-01-01.json")))
+    breakdowns = raw["orderItems"][0]["proceeds"]["breakdowns"]
+    for part in breakdowns:
+        part.pop("detailedBreakdowns", None)
+    breakdowns.append({"type": "DISCOUNT", "subtotal": {"amount": "9.97", "currencyCode": "GBP"}})
+    (first, *_) = order_from_api(raw, "SELLER").items
+    # VAT 4.00 over 89.97 + 10.00 - 9.97 = 90.00: 0.44 with the shipping, -0.44 with the discount.
+    assert first.charges == (
+        Charge("DISCOUNT", Decimal("-9.97"), Decimal("-0.44")),
+        Charge("SHIPPING", Decimal("10.00"), Decimal("0.44")),
+    )
+    assert first.item_tax is not None and first.item_tax.amount == Decimal("4.00")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from shared.adapters import PathBlobs
 from shared.audit import AuditAction, AuditLog
 from shared.blob_store import MemoryBlobStore
 from shared.document_store import ORDERS, STATE, CountingStore, MemoryDocumentStore, StoreUnavailable
-from shared.domain import Address, Buyer, Money, OrderItem
+from shared.domain import Address, Buyer, Charge, Money, OrderItem
 from shared.errors import SettingsError
 from shared.invoices.archive import ARCHIVE_KEY_REF, InvoiceArchive
 from shared.invoices.feeds import FeedOutcomeUnknown, FeedReceipt, FeedRejected, FeedUnavailable
@@ -1078,3 +1079,27 @@ def test_an_order_that_cannot_be_invoiced_takes_no_number() -> None:
     assert world.counter.peek("INV2026") is None
     de_consumer(world, "ref-good")
     assert world.issue("ref-good")["invoice"]["numberText"] == "INV2026-000001"
+
+
+def test_shipping_and_a_discount_are_lines_of_their_own_with_their_vat() -> None:
+    """Transport is part of the taxable amount (Art. 78(b)); a promotion reduces it. The total
+    is what the buyer paid."""
+    world = World()
+    pii = OrderPii(
+        "302-3333333-3333333", Buyer(name=Pii("A B")), address("A B", "X 1", "10115", "Berlin", "DE")
+    )
+    mill = dataclasses.replace(
+        item(1, "Kaffeemühle", 1, "59.50", "9.50"),
+        charges=(
+            Charge("SHIPPING", Decimal("4.99"), Decimal("0.80")),
+            Charge("DISCOUNT", Decimal("-5.95"), Decimal("-0.95")),
+        ),
+    )
+    world.add_order("ref-charges", marketplace=DE, items=(mill,), pii=pii)
+
+    doc = world.issue("ref-charges")["invoice"]
+
+    assert (doc["totalAmount"], doc["totalVat"]) == ("58.54", "9.35")  # 59.50 + 4.99 - 5.95
+    text = world.pdf_text("ref-charges")
+    assert "Shipping: Kaffeemühle" in text and "Discount: Kaffeemühle" in text
+    assert world.uploader.calls[0][3]["metadata:TotalAmount"] == "58.54"
