@@ -183,8 +183,11 @@ def _proceeds(proceeds: Mapping[str, Any]) -> tuple[Money | None, tuple[Charge, 
         return None, tuple(Charge(k, v, Decimal(0)) for k, v in charged.items())
     if not split:
         base = amounts.get("ITEM", Decimal(0)) + sum(charged.values(), Decimal(0))
-        for kind, amount in charged.items():
-            split[kind] = (tax.amount * amount / base).quantize(_CENT) if base else Decimal(0)
+        try:
+            for kind, amount in charged.items():
+                split[kind] = (tax.amount * amount / base).quantize(_CENT) if base else Decimal(0)
+        except InvalidOperation:  # amounts too large to share to the cent
+            raise OrderMappingError("proceeds amounts out of range") from None
         split["ITEM"] = tax.amount - sum(split.values(), Decimal(0))
     charges = tuple(Charge(k, v, split.get(k, Decimal(0))) for k, v in charged.items())
     return Money(split.get("ITEM", Decimal(0)), tax.currency), charges
