@@ -100,9 +100,15 @@ class InvoiceData:
 
 
 def recognise_rate(tax: Decimal, net: Decimal, rates: tuple[Decimal, ...]) -> Decimal:
+    """The listed rate that gives Amazon's (rounded) tax on `net` to the cent; on a cheap line
+    the ratio itself is far off (0.06 on 0.29 reads 20.7 %, not 19 %). Failing that, the listed
+    rate within `RATE_TOLERANCE` of the ratio, else the ratio itself."""
     if tax == 0 or net == 0:
         return Decimal(0)
     raw = tax / net * HUNDRED
+    exact = [r for r in rates if abs(money(net * r / HUNDRED) - tax) <= CENT]
+    if exact:
+        return min(exact, key=lambda r: abs(r - raw))
     nearest = min(rates, key=lambda r: abs(r - raw), default=None)
     if nearest is not None and abs(nearest - raw) <= RATE_TOLERANCE:
         return nearest
@@ -246,7 +252,8 @@ def build_invoice(
             f"{profile.address.postal_code} {profile.address.city}",
             profile.address.country_code,
         ),
-        seller_vat_id=profile.vat_id_for(None if reverse else country),
+        # Reverse charge and export: supplied where dispatch begins (Art. 32), so the home id.
+        seller_vat_id=profile.vat_id_for(None if reverse or EXPORT_NOTE in notes else country),
         seller_extra=profile.extra_lines,
         buyer=buyer,
         lines=lines,

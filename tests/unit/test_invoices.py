@@ -381,6 +381,8 @@ def test_rate_is_recognised_despite_per_line_rounding() -> None:
     assert recognise_rate(Decimal("0.65"), Decimal("9.34"), rates) == Decimal(7)
     assert recognise_rate(Decimal("0"), Decimal("9.34"), rates) == Decimal(0)
     assert recognise_rate(Decimal("3.00"), Decimal("10.00"), rates) == Decimal("30.0")
+    # A cheap line: 0.05 on 0.24 reads 20.8 %, but 19 % of 0.24 is 0.05 to the cent.
+    assert recognise_rate(Decimal("0.05"), Decimal("0.24"), rates) == Decimal(19)
 
 
 # -- numbering and idempotency ---------------------------------------------------------------
@@ -1103,3 +1105,16 @@ def test_shipping_and_a_discount_are_lines_of_their_own_with_their_vat() -> None
     text = world.pdf_text("ref-charges")
     assert "Shipping: Kaffeemühle" in text and "Discount: Kaffeemühle" in text
     assert world.uploader.calls[0][3]["metadata:TotalAmount"] == "58.54"
+
+
+def test_an_export_shows_the_vat_id_of_the_country_the_goods_leave() -> None:
+    """A zero-rated export from DE to GB (Art. 146) is supplied in DE (Art. 32): the invoice
+    carries the DE registration (Art. 226(3)), not the seller's GB one."""
+    world = World()
+    pii = OrderPii(
+        "302-4444444-4444444", Buyer(name=Pii("A B")), address("A B", "X 1", "SW1", "London", "GB")
+    )
+    world.add_order("ref-export", marketplace=UK, items=(item(1, "Hose", 1, "50.00", "0.00"),), pii=pii)
+    world.issue("ref-export")
+    text = world.pdf_text("ref-export")
+    assert "DE123456789" in text and "GB123456789" not in text
