@@ -11,7 +11,7 @@ drives deletion when the retention ends.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.document_store import STATE, DocumentStore, WriteConflict
@@ -21,11 +21,12 @@ ARCHIVE_KEY_REF = "invoice-archive"
 INDEX_PARTITION = "invoice-archive"
 
 
-def _add_years(moment: datetime, years: int) -> datetime:
-    try:
-        return moment.replace(year=moment.year + years)
-    except ValueError:  # 29 February into a common year
-        return moment.replace(year=moment.year + years, day=28)
+def _kept_until(issued: datetime, years: int) -> datetime:
+    """The end of the keeping period: it runs from the end of the calendar year of issue, as
+    German law counts it (§147(4) AO, §14b UStG), so the last instant of the year `years` after
+    the year of issue. Counted so, a copy is never kept shorter than counting from the issue
+    date would keep it."""
+    return datetime(issued.year + years, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def archived_until(store: DocumentStore, number_text: str) -> str | None:
@@ -63,7 +64,7 @@ class InvoiceArchive:
         if years <= 0:
             return None
         name = f"invoice-archive/{number_text}.pdf"
-        until = _add_years(now, years).isoformat()
+        until = _kept_until(now, years).isoformat()
         self._blobs.put(name, self._sealer.seal_bytes(ARCHIVE_KEY_REF, pdf, now))
         entry: dict[str, Any] = {
             "id": index_id(number_text),

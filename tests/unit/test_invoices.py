@@ -972,7 +972,7 @@ def test_archive_keeps_only_the_invoice_under_its_own_key_until_the_legal_period
     world = World(archive_years={"DE": 10})
     de_consumer(world)
     doc = world.issue("ref-de-consumer-1")["invoice"]
-    assert doc["archiveUntil"] == "2036-11-02T09:30:00+00:00"
+    assert doc["archiveUntil"] == "2036-12-31T23:59:59+00:00"  # from the end of the year of issue
     sealed = stored(world.archive_memory)["invoice-archive/INV2026-000001.pdf"]
     with pytest.raises(KeyShredded):  # the order's key cannot open it
         world.sealer.open_bytes(ARCHIVE_KEY_REF, sealed)
@@ -981,7 +981,7 @@ def test_archive_keeps_only_the_invoice_under_its_own_key_until_the_legal_period
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(archived)).pages)
     assert "Jürgen Weiß" in text and "+49 89 123456" not in text and "jw@marketplace.example" not in text
     assert world.archive.purge_expired(NOW + timedelta(days=365 * 9)) == 0
-    assert world.archive.purge_expired(NOW + timedelta(days=365 * 10 + 5)) == 1
+    assert world.archive.purge_expired(datetime(2037, 1, 1, tzinfo=UTC)) == 1
     assert not stored(world.archive_memory) and world.archive.read("INV2026-000001") is None
 
 
@@ -1022,7 +1022,7 @@ def test_a_deletion_confirmation_names_the_invoice_the_legal_archive_keeps() -> 
 
     assert world.archive.read("INV2026-000001") is not None
     assert confirmation.kept == (
-        "tax document INV2026-000001: archived copy, kept until 2036-11-02T09:30:00+00:00 (tax law)",
+        "tax document INV2026-000001: archived copy, kept until 2036-12-31T23:59:59+00:00 (tax law)",
     )
     text = privacy.confirmation_text("ref-de-consumer-1", "amzn-del-0001") or ""
     assert "except what the law requires the seller to keep" in text
@@ -1061,9 +1061,9 @@ def test_the_purge_timer_deletes_archived_invoices_whose_keeping_ended() -> None
         policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
         archive=world.archive,
     )
-    assert retention.purge(NOW + timedelta(days=365 * 10 - 1)).archive_deleted == 0
-    assert world.archive.read("INV2026-000001") is not None  # kept for the ten years
-    assert retention.purge(NOW + timedelta(days=365 * 10 + 3)).archive_deleted == 1
+    assert retention.purge(datetime(2036, 12, 31, 12, 0, tzinfo=UTC)).archive_deleted == 0
+    assert world.archive.read("INV2026-000001") is not None  # ten years from the end of 2026
+    assert retention.purge(datetime(2037, 1, 1, 0, 30, tzinfo=UTC)).archive_deleted == 1
     assert world.archive.read("INV2026-000001") is None
 
 
