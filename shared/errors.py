@@ -39,3 +39,18 @@ class OrderMappingError(InvalidInput):
 class TransientError(AppError):
     code = "transient"
     transient = True
+
+
+def ends_in_poison(exc: BaseException, dequeue_count: int, max_dequeue_count: int) -> bool:
+    """Whether a queue message whose handling raised `exc` goes to its poison queue now (as
+    `shared.message_failures` decides): input that can never succeed at once; a dependency
+    that named a wait (throttling) never, since the message is re-queued with that wait;
+    anything else on the last attempt host.json allows. A timer (`dequeue_count` 0) has no
+    message."""
+    if dequeue_count <= 0:
+        return False
+    if isinstance(exc, InvalidInput):
+        return True
+    if isinstance(exc, AppError) and exc.transient and getattr(exc, "retry_after_s", None) is not None:
+        return False
+    return dequeue_count >= max_dequeue_count

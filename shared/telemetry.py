@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from shared.errors import AppError, SettingsError
+from shared.errors import AppError, SettingsError, ends_in_poison
 from shared.messages import REF_PATTERN
 from shared.pii import tracking
 from shared.redaction import (
@@ -262,7 +262,7 @@ class AppTelemetry:
 
     def _emit_failure(self, recorder: InvocationRecorder, started: float, exc: Exception) -> None:
         code = error_code(exc)
-        poisoned = 0 < self._max_dequeue_count <= recorder.dequeue_count
+        poisoned = ends_in_poison(exc, recorder.dequeue_count, self._max_dequeue_count)
         extra: dict[str, Dimension] = {
             "error_code": code,
             "error_type": type(exc).__name__,

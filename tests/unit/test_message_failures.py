@@ -2,6 +2,7 @@
 
 import codecs
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -9,6 +10,8 @@ from azure.functions.queue import QueueMessage
 
 from shared.errors import InvalidInput, TransientError
 from shared.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
+from shared.telemetry import AppTelemetry
+from tests.log_capture import Capture
 
 
 class Sender:
@@ -131,3 +134,33 @@ def test_every_buyer_and_address_field_of_amazons_order_models_is_scrubbed(amazo
             for key in set(definitions[name]["properties"]) - plain:
                 kept = _poisoned_body(json.dumps({key: "Zq-secret-value"}).encode())
                 assert "Zq-secret-value" not in kept, f"{model} {name}.{key}"
+
+
+@pytest.mark.parametrize(
+    ("dequeue_count", "error", "queue", "poisoned"),
+    [
+        (1, InvalidInput(code="message_bad_ref"), "shipments-poison", True),  # at once
+        (5, Throttled(), "shipments", False),  # re-queued with its wait, even on the last attempt
+        (5, RuntimeError("boom"), "shipments-poison", True),  # the last attempt
+    ],
+)
+def test_the_failure_record_says_poisoned_exactly_when_the_message_is_poisoned(
+    dequeue_count: int, error: Exception, queue: str, poisoned: bool
+) -> None:
+    """Functions nest the telemetry invocation inside the guard: its failure record is written
+    before the guard acts, and must say what the guard then does."""
+    capture, sender = Capture(), Sender()
+    logger = logging.getLogger("test.poisoned")
+    logger.addHandler(capture)
+    message = _msg('{"ref": "x"}', dequeue_count)
+    try:
+        with (
+            MessageFailures(sender).guard("shipments", message),
+            AppTelemetry(logger=logger).invocation("ship_order", message),
+        ):
+            raise error
+    finally:
+        logger.removeHandler(capture)
+    assert [q for q, _, _ in sender.sent] == [queue]
+    (failure,) = capture.records
+    assert failure.custom_dimensions["poisoned"] is poisoned  # type: ignore[attr-defined]
