@@ -28,6 +28,7 @@ from shared.carriers.base import (
     LabelRequest,
     TrackingInfo,
 )
+from shared.telemetry import current_invocation
 
 DOCUMENT_SPEC: Mapping[str, Any] = {
     "format": "PDF",
@@ -185,6 +186,25 @@ def _tracking(tracking_number: str, result: Mapping[str, Any]) -> TrackingInfo:
     return TrackingInfo(tracking_number, mapped or ("exception" if status else "unknown"), delivered_at)
 
 
+THROTTLED = 429
+
+
+def _record_throttled(fn: Any, exc: Exception) -> None:
+    """Count the 429 on the running invocation, as the order gateway does for its calls, so
+    the throttling rule and the workbook see Buy Shipping's throttling too."""
+    record = current_invocation()
+    if record is None:
+        return
+    name = getattr(fn, "__name__", "shippingV2")
+    head, *rest = name.split("_")
+    headers = getattr(exc, "headers", None) or {}
+    try:
+        wait = float(headers.get("Retry-After", 0))
+    except (TypeError, ValueError):
+        wait = 0.0
+    record.throttled(head + "".join(part.title() for part in rest), wait)
+
+
 def _raise_mapped(exc: Exception) -> None:
     """sp_api errors carry the HTTP status in `code`: 429 and 5xx retry, the rest do not."""
     status = getattr(exc, "code", None)
@@ -243,6 +263,8 @@ class SpApiShippingV2:
         try:
             response = fn(*args, **kwargs)
         except SellingApiException as exc:
+            if getattr(exc, "code", None) == THROTTLED:
+                _record_throttled(fn, exc)
             _raise_mapped(exc)
             raise
         except httpx.TimeoutException:

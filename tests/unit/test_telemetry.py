@@ -217,3 +217,24 @@ def test_configure_none_and_missing_connection_string() -> None:
             SimpleNamespace(telemetry_exporter="opencensus", appinsights_connection_string=None)
         )  # type: ignore[arg-type]
     assert isinstance(raised.value, AppError)
+
+
+def test_a_buy_shipping_429_counts_as_throttling_on_the_invocation(records: Records) -> None:
+    """Buy Shipping (SP-API Shipping v2) answers 429 like the order API: the throttling rule and
+    the workbook read throttle_events for both."""
+    from sp_api.base.exceptions import SellingApiRequestThrottledException
+
+    from shared.carriers.amazon import SpApiShippingV2
+    from shared.carriers.base import CarrierUnavailable
+
+    api = object.__new__(SpApiShippingV2)  # no client: the call below raises on its own
+
+    def purchase_shipment(**_: object) -> None:
+        error = [{"code": "QuotaExceeded", "message": "x"}]
+        raise SellingApiRequestThrottledException(error, {"Retry-After": "2"})
+
+    with pytest.raises(CarrierUnavailable), AppTelemetry().invocation("ship_order"):
+        api._call(purchase_shipment)
+    (dims,) = records.dims()
+    assert dims["outcome"] == "failure" and dims["throttle_events"] == 1
+    assert (dims["throttled_operations"], dims["throttle_wait_s"]) == ("purchaseShipment", 2.0)
