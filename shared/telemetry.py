@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import time
 import traceback
@@ -405,7 +406,10 @@ def _opencensus(connection: str, offline_storage: bool, interval_s: float) -> Te
     from opencensus.ext.azure.log_exporter import AzureLogHandler
 
     handler: logging.Handler = AzureLogHandler(
-        connection_string=connection, enable_local_storage=offline_storage, export_interval=interval_s
+        connection_string=connection,
+        enable_local_storage=offline_storage,
+        export_interval=interval_s,
+        credential=_entra_credential(os.environ.get(AUTHENTICATION_SETTING, "")),
     )
     handler.setLevel(logging.INFO)
     # OpenCensus names the role after the script; use the same role as the OpenTelemetry path.
@@ -421,6 +425,23 @@ def _opencensus(connection: str, offline_storage: bool, interval_s: float) -> Te
         event.wait(timeout_s)
 
     return TelemetryExport("opencensus", handler, flush, handler.close)
+
+
+# Application Insights with local authentication off takes Entra ID tokens only; the Bicep sets
+# this to "Authorization=AAD" (optionally ";ClientId=<user-assigned identity>").
+AUTHENTICATION_SETTING = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+
+
+def _entra_credential(setting: str) -> Any:
+    """The managed identity OpenCensus must be handed to sign its ingestion (the OpenTelemetry
+    exporter reads the setting itself; without it, every OpenCensus batch would be refused),
+    or None when the setting does not ask for Entra ID."""
+    parts = dict(part.split("=", 1) for part in setting.split(";") if "=" in part)
+    if parts.get("Authorization") != "AAD":
+        return None
+    from azure.identity import ManagedIdentityCredential
+
+    return ManagedIdentityCredential(client_id=parts.get("ClientId"))
 
 
 def _set_role(envelope: Any) -> bool:

@@ -238,3 +238,15 @@ def test_a_buy_shipping_429_counts_as_throttling_on_the_invocation(records: Reco
     (dims,) = records.dims()
     assert dims["outcome"] == "failure" and dims["throttle_events"] == 1
     assert (dims["throttled_operations"], dims["throttle_wait_s"]) == ("purchaseShipment", 2.0)
+
+
+def test_the_opencensus_exporter_signs_with_the_managed_identity_when_entra_id_is_required() -> None:
+    """Local authentication is off on the deployed Application Insights (monitoring.bicep):
+    OpenCensus ignores APPLICATIONINSIGHTS_AUTHENTICATION_STRING, so it is handed the credential."""
+    from azure.identity import ManagedIdentityCredential
+
+    from shared.telemetry import _entra_credential
+
+    assert _entra_credential("") is None
+    assert isinstance(_entra_credential("Authorization=AAD"), ManagedIdentityCredential)
+    assert isinstance(_entra_credential("Authorization=AAD;ClientId=0000-1111"), ManagedIdentityCredential)
