@@ -181,6 +181,8 @@ def _proceeds(proceeds: Mapping[str, Any]) -> tuple[Money | None, tuple[Charge, 
     charged = {k: v for k, v in sorted(amounts.items()) if k != "ITEM" and v != 0}
     if tax is None:
         return None, tuple(Charge(k, v, Decimal(0)) for k, v in charged.items())
+    if "DISCOUNT" in split:
+        split["DISCOUNT"] = -abs(split["DISCOUNT"])  # a discount lowers the VAT, as its amount
     if not split:
         base = amounts.get("ITEM", Decimal(0)) + sum(charged.values(), Decimal(0))
         try:
@@ -190,7 +192,10 @@ def _proceeds(proceeds: Mapping[str, Any]) -> tuple[Money | None, tuple[Charge, 
             raise OrderMappingError("proceeds amounts out of range") from None
         split["ITEM"] = tax.amount - sum(split.values(), Decimal(0))
     charges = tuple(Charge(k, v, split.get(k, Decimal(0))) for k, v in charged.items())
-    return Money(split.get("ITEM", Decimal(0)), tax.currency), charges
+    # The item's VAT is what the charges' leave of Amazon's total, so the totals stay Amazon's
+    # even when the split names a category with no charge of its own.
+    item_tax = tax.amount - sum((c.tax for c in charges), Decimal(0))
+    return Money(item_tax, tax.currency), charges
 
 
 def _package(value: object) -> Package:

@@ -192,11 +192,14 @@ class MessageFailures:
             raise
 
     def _requeue(self, queue: str, msg: func.QueueMessage, delay: float) -> bool:
-        """Send the message again with a visibility delay; False when its body is not UTF-8
-        text (JSON may arrive as UTF-16), which then takes the host's retries and, on the last
-        attempt, the poison queue with its reason, instead of failing inside this handler."""
+        """Send the message again with a visibility delay; False when its body is not text in
+        any encoding JSON allows, which then takes the host's retries and, on the last attempt,
+        the poison queue with its reason, instead of failing inside this handler."""
+        raw = msg.get_body()
         try:
-            body = msg.get_body().decode("utf-8")
+            # Decoded as the handlers' JSON parser reads it (UTF-8, -16 or -32, a byte order
+            # mark); re-sent as text, it is the same JSON.
+            body = raw.decode(json.detect_encoding(raw))
         except UnicodeDecodeError:
             return False
         self._sender.send(queue, body, visibility_timeout_s=min(int(delay) + 1, MAX_RETRY_DELAY_S))

@@ -189,20 +189,18 @@ def _tracking(tracking_number: str, result: Mapping[str, Any]) -> TrackingInfo:
 THROTTLED = 429
 
 
-def _record_throttled(fn: Any, exc: Exception) -> None:
+def _record_throttled(operation: str, exc: Exception) -> None:
     """Count the 429 on the running invocation, as the order gateway does for its calls, so
     the throttling rule and the workbook see Buy Shipping's throttling too."""
     record = current_invocation()
     if record is None:
         return
-    name = getattr(fn, "__name__", "shippingV2")
-    head, *rest = name.split("_")
     headers = getattr(exc, "headers", None) or {}
     try:
         wait = float(headers.get("Retry-After", 0))
     except (TypeError, ValueError):
         wait = 0.0
-    record.throttled(head + "".join(part.title() for part in rest), wait)
+    record.throttled(operation, wait)
 
 
 def _raise_mapped(exc: Exception) -> None:
@@ -256,7 +254,9 @@ class SpApiShippingV2:
         if endpoint:
             self._client.endpoint = endpoint.rstrip("/")
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+    def _call(self, operation: str, fn: Any, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        """`fn(*args, **kwargs)`, errors mapped; `operation` is the API's name for it (what a
+        429 is counted under)."""
         import httpx
         from sp_api.base import SellingApiException
 
@@ -264,7 +264,7 @@ class SpApiShippingV2:
             response = fn(*args, **kwargs)
         except SellingApiException as exc:
             if getattr(exc, "code", None) == THROTTLED:
-                _record_throttled(fn, exc)
+                _record_throttled(operation, exc)
             _raise_mapped(exc)
             raise
         except httpx.TimeoutException:
@@ -275,11 +275,12 @@ class SpApiShippingV2:
         return payload if isinstance(payload, dict) else {}
 
     def get_rates(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        return self._call(self._client.get_rates, **body)
+        return self._call("getRates", self._client.get_rates, **body)
 
     def purchase_shipment(self, body: Mapping[str, Any], idempotency_key: str) -> Mapping[str, Any]:
         headers = {**self._client.headers, "x-amzn-IdempotencyKey": idempotency_key}
         return self._call(
+            "purchaseShipment",
             self._client._request,
             "/shipping/v2/shipments",
             data={**body, "method": "POST"},
@@ -288,7 +289,9 @@ class SpApiShippingV2:
         )
 
     def cancel_shipment(self, shipment_id: str) -> Mapping[str, Any]:
-        return self._call(self._client.cancel_shipment, shipment_id)
+        return self._call("cancelShipment", self._client.cancel_shipment, shipment_id)
 
     def get_tracking(self, tracking_id: str, carrier_id: str) -> Mapping[str, Any]:
-        return self._call(self._client.get_tracking, trackingId=tracking_id, carrierId=carrier_id)
+        return self._call(
+            "getTracking", self._client.get_tracking, trackingId=tracking_id, carrierId=carrier_id
+        )

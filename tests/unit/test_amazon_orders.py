@@ -146,3 +146,23 @@ def test_without_amazons_split_the_vat_is_shared_in_proportion_and_a_discount_is
         Charge("SHIPPING", Decimal("10.00"), Decimal("0.44")),
     )
     assert first.item_tax is not None and first.item_tax.amount == Decimal("4.00")
+
+
+def test_a_discounts_vat_lowers_the_vat_and_the_totals_stay_amazons(amazon_model: Any) -> None:
+    """A discount given as a positive amount, with its VAT positive in the split too; and a
+    split category with no charge of its own: the item's VAT is what the charges' leave."""
+    raw = copy.deepcopy(_documented_example(amazon_model("orders_2026-01-01.json")))
+    breakdowns = raw["orderItems"][0]["proceeds"]["breakdowns"]
+    breakdowns.append({"type": "DISCOUNT", "subtotal": {"amount": "5.00", "currencyCode": "GBP"}})
+    tax = next(part for part in breakdowns if part["type"] == "TAX")
+    tax["detailedBreakdowns"] += [
+        {"subtype": "DISCOUNT", "value": {"amount": "0.50", "currencyCode": "GBP"}},
+        {"subtype": "GIFT_WRAP", "value": {"amount": "0.20", "currencyCode": "GBP"}},  # no charge
+    ]
+    (first, *_) = order_from_api(raw, "SELLER").items
+    assert first.charges == (
+        Charge("DISCOUNT", Decimal("-5.00"), Decimal("-0.50")),
+        Charge("SHIPPING", Decimal("10.00"), Decimal("1.00")),
+    )
+    assert first.item_tax is not None and first.item_tax.amount == Decimal("3.50")  # 4.00 - 0.50
+    assert first.item_tax.amount + sum(c.tax for c in first.charges) == Decimal("4.00")

@@ -164,3 +164,25 @@ def test_the_failure_record_says_poisoned_exactly_when_the_message_is_poisoned(
     assert [q for q, _, _ in sender.sent] == [queue]
     (failure,) = capture.records
     assert failure.custom_dimensions["poisoned"] is poisoned  # type: ignore[attr-defined]
+
+
+def test_a_throttled_utf16_message_is_re_queued_as_the_same_json_and_not_marked_poisoned() -> None:
+    """The handlers parse UTF-16 JSON too; re-queued as text it is the same JSON, so even on
+    its last attempt a throttled message waits instead of being poisoned, as its record says."""
+    capture, sender = Capture(), Sender()
+    logger = logging.getLogger("test.poisoned.utf16")
+    logger.addHandler(capture)
+    body = codecs.BOM_UTF16_LE + '{"ref": "x"}'.encode("utf-16-le")
+    message = QueueMessage(id="m-1", body=body, dequeue_count=MAX_DEQUEUE_COUNT)
+    try:
+        with (
+            MessageFailures(sender).guard("shipments", message),
+            AppTelemetry(logger=logger).invocation("ship_order", message),
+        ):
+            raise Throttled()
+    finally:
+        logger.removeHandler(capture)
+    ((queue, text, delay),) = sender.sent
+    assert (queue, json.loads(text), delay) == ("shipments", {"ref": "x"}, 180)  # 179.6 s, rounded up
+    (failure,) = capture.records
+    assert failure.custom_dimensions["poisoned"] is False  # type: ignore[attr-defined]

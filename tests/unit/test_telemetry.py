@@ -229,12 +229,12 @@ def test_a_buy_shipping_429_counts_as_throttling_on_the_invocation(records: Reco
 
     api = object.__new__(SpApiShippingV2)  # no client: the call below raises on its own
 
-    def purchase_shipment(**_: object) -> None:
+    def answered_429(**_: object) -> None:  # the wrapper names the operation, not the callable
         error = [{"code": "QuotaExceeded", "message": "x"}]
         raise SellingApiRequestThrottledException(error, {"Retry-After": "2"})
 
     with pytest.raises(CarrierUnavailable), AppTelemetry().invocation("ship_order"):
-        api._call(purchase_shipment)
+        api._call("purchaseShipment", answered_429)
     (dims,) = records.dims()
     assert dims["outcome"] == "failure" and dims["throttle_events"] == 1
     assert (dims["throttled_operations"], dims["throttle_wait_s"]) == ("purchaseShipment", 2.0)
