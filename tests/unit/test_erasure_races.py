@@ -17,6 +17,7 @@ from shared.retention import RetentionPolicy
 from tests.unit import test_privacy
 from tests.unit.test_ingestion import World as IngestWorld
 from tests.unit.test_ingestion import one_order
+from tests.unit.test_ingestion_privacy_state import amazon_changes
 from tests.unit.test_retention_fakes import MemoryBlobs
 from tests.unit.test_shipping_service import NOW, REF, World
 
@@ -108,17 +109,11 @@ def test_an_export_of_a_cancelled_order_does_not_outlive_a_concurrent_erasure() 
     assert world.blobs.names(f"{test_privacy.REF}/") == []
 
 
-def _amazon_changes(world: IngestWorld, order_id: str, status: str) -> None:
-    world.clock.advance(300)
-    world.stand_in.set_fulfillment_status(order_id, status)
-    world.clock.advance(300)
-
-
 def test_a_ready_order_amazon_puts_back_to_pending_stays_ready() -> None:
     order = one_order("UNSHIPPED")
     world = IngestWorld([order])
     assert world.poll()
-    _amazon_changes(world, order["orderId"], "PENDING")
+    amazon_changes(world, order["orderId"], "PENDING")
     world.poll()
     doc = world.stored()[world.ref(order["orderId"])]
     assert doc["stage"] == Stage.READY.value and SHIPPED_ELSEWHERE not in doc["extra"]
@@ -129,7 +124,7 @@ def test_a_queued_ship_message_for_an_order_shipped_elsewhere_ships_and_invoices
     world = IngestWorld([order])
     assert world.poll()  # the ShipOrder is on the queue
     ref = world.ref(order["orderId"])
-    _amazon_changes(world, order["orderId"], "SHIPPED")  # the seller shipped it in Seller Central
+    amazon_changes(world, order["orderId"], "SHIPPED")  # the seller shipped it in Seller Central
     world.poll()
     assert world.stored()[ref]["extra"][SHIPPED_ELSEWHERE] is True
 

@@ -24,7 +24,8 @@ from tests.unit.test_retention_fakes import MemoryBlobs
 POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
 
 
-def _amazon_changes(world: World, order_id: str, status: str) -> None:
+def amazon_changes(world: World, order_id: str, status: str) -> None:
+    """Amazon changes the order's status, with time passing before and after."""
     world.clock.advance(300)
     world.stand_in.set_fulfillment_status(order_id, status)
     world.clock.advance(300)
@@ -40,7 +41,7 @@ def test_a_restriction_survives_the_order_becoming_shippable_and_nothing_is_ship
     )
     sealed = world.stored()[ref]["pii"]
 
-    _amazon_changes(world, order["orderId"], "UNSHIPPED")
+    amazon_changes(world, order["orderId"], "UNSHIPPED")
     sent = world.poll()
 
     doc = world.stored()[ref]
@@ -64,7 +65,7 @@ def test_an_order_being_erased_does_not_get_its_buyer_data_back_from_a_poll() ->
         privacy.delete(ref, "req-00000009", world.now())  # the shell is written, the blobs fail
     assert world.stored()[ref]["pii"] is None
 
-    _amazon_changes(world, order["orderId"], "UNSHIPPED")
+    amazon_changes(world, order["orderId"], "UNSHIPPED")
     assert world.poll() == []
 
     shell = world.stored()[ref]
@@ -78,7 +79,7 @@ def test_a_cancellation_takes_the_buyer_data_of_an_order_waiting_for_a_person() 
     ref = world.ref(order["orderId"])
     world.repo.update(ref, lambda r: r.evolve(stage=Stage.ATTENTION, attention=SHIPMENT_NOT_STARTED))
 
-    _amazon_changes(world, order["orderId"], "CANCELLED")
+    amazon_changes(world, order["orderId"], "CANCELLED")
     world.poll()
 
     doc = world.stored()[ref]
@@ -91,7 +92,7 @@ def test_an_order_shipped_outside_the_app_is_never_sent_to_shipping_again() -> N
     assert world.poll()  # its ShipOrder is lost, say: the redrive would send it again
     ref = world.ref(order["orderId"])
 
-    _amazon_changes(world, order["orderId"], "SHIPPED")  # the seller shipped it by hand
+    amazon_changes(world, order["orderId"], "SHIPPED")  # the seller shipped it by hand
     world.poll()
     world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
     assert world.poll() == []
@@ -133,7 +134,7 @@ def test_a_correction_survives_amazons_next_update_and_the_rest_follows_amazon(f
     privacy = PrivacyService(world.store, cipher=world.cipher, blobs=MemoryBlobs(), policy=POLICY)
     privacy.correct(ref, {"shipTo.line1": Pii("Corrected Street 1"), "buyer.email": None}, world.now())
 
-    _amazon_changes(world, order["orderId"], "PARTIALLY_SHIPPED")
+    amazon_changes(world, order["orderId"], "PARTIALLY_SHIPPED")
     world.poll()
 
     record = world.repo.get(ref)

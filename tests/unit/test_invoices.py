@@ -26,6 +26,7 @@ from shared.invoices.numbering import SETTLE_CHECKS, ClaimVerdict, InvoiceCounte
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import FpdfRenderer, ReportlabRenderer
 from shared.invoicing import (
+    DOC_KEYS,
     REFUND_TRANSACTION_ID,
     UPLOAD_MARK_STALE_AFTER,
     UPLOAD_UNKNOWN,
@@ -721,23 +722,31 @@ def test_throttled_upload_is_retried_by_redelivery_with_the_same_number() -> Non
     assert world.counter.peek("INV2026")["next"] == 2  # type: ignore[index]
 
 
+def _dies_before_recording(world: World, kind: str, *, now: datetime, ref: str = "ref-de-consumer-1") -> None:
+    """A delivery of the message whose worker dies after the upload, before the document is
+    recorded on the order."""
+    original = world.orders.replace
+
+    def dies(record: OrderRecord) -> OrderRecord:
+        if (record.invoice or {}).get(DOC_KEYS[kind]):
+            raise RuntimeError("worker died")
+        return original(record)
+
+    world.orders.replace = dies  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError):
+            world.issue(ref, kind, now=now)
+    finally:
+        world.orders.replace = original  # type: ignore[method-assign]
+
+
 def test_a_redelivery_after_new_year_keeps_the_series_and_never_sends_twice() -> None:
     """The worker dies after createFeed at 23:58 on 31 December; the message comes back after
     midnight. The series follows the shipment's year, so the redelivery finds its claim."""
     world = World()
     de_consumer(world)  # shipped on 1 November 2026
     eve = datetime(2026, 12, 31, 23, 58, tzinfo=UTC)
-    original = world.orders.replace
-
-    def dies_before_recording(record: OrderRecord) -> OrderRecord:
-        if (record.invoice or {}).get("invoice"):
-            raise RuntimeError("worker died")
-        return original(record)
-
-    world.orders.replace = dies_before_recording  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        world.issue("ref-de-consumer-1", now=eve)
-    world.orders.replace = original  # type: ignore[method-assign]
+    _dies_before_recording(world, "invoice", now=eve)
 
     doc = world.issue("ref-de-consumer-1", now=eve + timedelta(minutes=10))["invoice"]
 
@@ -753,17 +762,7 @@ def test_a_credit_note_redelivered_after_new_year_keeps_its_series_and_is_sent_o
     )
     world.issue("ref-de-consumer-1")  # the invoice
     eve = datetime(2026, 12, 31, 23, 58, tzinfo=UTC)
-    original = world.orders.replace
-
-    def dies_before_recording(record: OrderRecord) -> OrderRecord:
-        if (record.invoice or {}).get("creditNote"):
-            raise RuntimeError("worker died")
-        return original(record)
-
-    world.orders.replace = dies_before_recording  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        world.issue("ref-de-consumer-1", "credit_note", now=eve)
-    world.orders.replace = original  # type: ignore[method-assign]
+    _dies_before_recording(world, "credit_note", now=eve)
 
     world.issue("ref-de-consumer-1", "credit_note", now=eve + timedelta(minutes=10))
 
