@@ -50,7 +50,7 @@ from shared.carriers.base import (
     Parcel,
     Recipient,
 )
-from shared.domain import Address
+from shared.domain import Address, OrderItem
 from shared.errors import AppError, TransientError
 from shared.messages import IssueInvoice, ShipOrder
 from shared.order_record import READY_AT, OrderPii, OrderRecord, PiiCipher, Stage
@@ -101,7 +101,8 @@ def new_intent_id() -> str:
     return secrets.token_hex(12)
 
 
-def _recipient(address: Address) -> Recipient:
+def _recipient(address: Address, *, with_phone: bool) -> Recipient:
+    """What the label needs of the address; the phone only for a carrier that requires it."""
     return Recipient(
         name=address.name,
         line1=address.line1,
@@ -112,8 +113,25 @@ def _recipient(address: Address) -> Recipient:
         line3=address.line3,
         company=address.company,
         state_or_region=address.state_or_region,
-        phone=address.phone,
+        phone=address.phone if with_phone else None,
     )
+
+
+def _stopped_while_buying(current: OrderRecord, shipment: Mapping[str, Any]) -> bool:
+    """The order may no longer be confirmed shipped: cancelled, restricted, being erased, or
+    no longer holding this purchase's intent."""
+    held = current.shipment or {}
+    return (
+        current.stage is not Stage.READY
+        or current.restricted
+        or current.being_erased
+        or held.get("intentId") != shipment["intentId"]
+    )
+
+
+def _shipped_items(record: OrderRecord) -> list[OrderItem]:
+    """The lines that ship: a line Amazon reports with quantity 0 (cancelled) is not one."""
+    return [i for i in record.items if i.quantity > 0]
 
 
 def _parcel_doc(parcel: Parcel) -> dict[str, str]:
@@ -266,9 +284,13 @@ class ShippingService:
             parcel=_parcel(shipment["parcel"]),
             ship_date=now.date(),
             # Buy Shipping rates from the address Amazon holds: it gets none from us.
-            recipient=None if carrier.name == "amazon" or pii.ship_to is None else _recipient(pii.ship_to),
+            recipient=(
+                None
+                if carrier.name == "amazon" or pii.ship_to is None
+                else _recipient(pii.ship_to, with_phone=carrier.requires_phone)
+            ),
             amazon_order_id=pii.order_id,
-            items=tuple(LabelItem(i.order_item_id, i.quantity) for i in record.items),
+            items=tuple(LabelItem(i.order_item_id, i.quantity) for i in _shipped_items(record)),
         )
         try:
             label = carrier.create_label(label_request)
@@ -286,6 +308,12 @@ class ShippingService:
         happen, so any person sees what was bought."""
         shipment = dict(record.shipment or {})
         if not shipment.get("confirmedByCarrier"):
+            # Read again before telling Amazon: the order may have been cancelled, restricted or
+            # erased while the carrier sold the label (one read, against a false confirmation).
+            latest = self._orders.get(record.ref)
+            if latest is None or _stopped_while_buying(latest, shipment):
+                return self._stopped(record.ref, latest, shipment, recorded=recorded)
+            record = latest
             try:
                 self._confirm(record, shipment)
             except Exception:
@@ -297,9 +325,9 @@ class ShippingService:
                 raise
 
         def shipped(current: OrderRecord) -> OrderRecord | None:
-            now_shipment = current.shipment or {}
-            if current.stage is not Stage.READY or now_shipment.get("intentId") != shipment["intentId"]:
+            if _stopped_while_buying(current, shipment):
                 return None
+            now_shipment = current.shipment or {}
             if now_shipment.get("state") not in (INTENT, PURCHASED):
                 return None
             return current.evolve(
@@ -339,7 +367,7 @@ class ShippingService:
             shipping_method=str(shipment["service"]),
             tracking_number=str(shipment["trackingNumber"]),
             ship_date=datetime.fromisoformat(str(shipment["purchasedAt"])),
-            items=[(i.order_item_id, i.quantity) for i in record.items],
+            items=[(i.order_item_id, i.quantity) for i in _shipped_items(record)],
         )
 
     # --- state writes (compare-and-swap through OrderRepository: update_from writes over the
@@ -354,6 +382,19 @@ class ShippingService:
             return current.evolve(shipment=dict(intent), extra=extra)
 
         return self._orders.update_from(record, change)
+
+    def _stopped(
+        self, ref: str, latest: OrderRecord | None, shipment: Mapping[str, Any], *, recorded: bool
+    ) -> Sequence[IssueInvoice]:
+        """Nothing is confirmed for an order stopped while its label was bought. Gone or being
+        erased: the label goes with it. Cancelled, restricted or changed: the purchase is put on
+        the order (if it is not yet), so a person sees the label to void."""
+        if latest is None or latest.being_erased:
+            self._labels.delete(ref)
+            return self._outcome("order_erased_while_shipping", [])
+        if not recorded:
+            self._write_purchase(ref, str(shipment["intentId"]), shipment)
+        return self._outcome("stopped_before_confirm", [])
 
     def _discard_label_if_erased(self, ref: str) -> None:
         """The label just stored must not outlive an order erased (or purged) meanwhile."""

@@ -131,11 +131,21 @@ class AmazonBuyShipping:
             }
         except _MALFORMED:
             raise CarrierUnavailable("getRates answer unreadable", code="amazon_rates_unreadable") from None
-        purchase = self._api.purchase_shipment(body, request.idempotency_key)
+        try:
+            purchase = self._api.purchase_shipment(body, request.idempotency_key)
+        except CarrierUnavailable as exc:
+            if exc.code != NOT_BOUGHT:
+                # Sent, and no answer proves nothing was bought (a 5xx, a dropped connection):
+                # CarrierTimeout keeps the intent, and the replay's same key finds the label.
+                raise CarrierTimeout(
+                    "purchaseShipment outcome unknown", code="amazon_purchase_unknown"
+                ) from None
+            raise
         try:
             return self._label(rate, purchase)
-        except _MALFORMED:
-            # A label may have been bought: CarrierTimeout keeps the intent for the replay.
+        except (*_MALFORMED, CarrierError):
+            # An answer was given, so a label may have been bought even if it is unreadable or
+            # incomplete: CarrierTimeout keeps the intent for the replay (never a second label).
             raise CarrierTimeout(
                 "purchaseShipment answer unreadable", code="amazon_purchase_unreadable"
             ) from None
@@ -203,11 +213,19 @@ def _record_throttled(operation: str, exc: Exception) -> None:
     record.throttled(operation, wait)
 
 
+# A CarrierUnavailable that proves the call was not carried out: throttled, refused as down,
+# or never connected. Any other failure of a call that was sent leaves its outcome unknown.
+NOT_BOUGHT = "carrier_not_reached"
+
+
 def _raise_mapped(exc: Exception) -> None:
-    """sp_api errors carry the HTTP status in `code`: 429 and 5xx retry, the rest do not."""
+    """sp_api errors carry the HTTP status in `code`: 429 and 5xx retry, the rest do not; only
+    429 and 503 prove the call was not carried out (999 is the library's code for a status it
+    has no class for, e.g. 502)."""
     status = getattr(exc, "code", None)
-    # 999 is the library's code for a status it has no class for (e.g. 502).
-    if isinstance(status, int) and (status == 429 or status >= 500):
+    if status in (THROTTLED, 503):
+        raise CarrierUnavailable(f"shipping api status {status}", code=NOT_BOUGHT) from None
+    if isinstance(status, int) and status >= 500:
         raise CarrierUnavailable(f"shipping api status {status}") from None
     raise CarrierError(f"shipping api status {status}", code="amazon_shipping_refused") from None
 
@@ -269,8 +287,11 @@ class SpApiShippingV2:
             raise
         except httpx.TimeoutException:
             raise CarrierTimeout("shipping api did not answer") from None
+        except httpx.ConnectError:
+            raise CarrierUnavailable("shipping api unreachable", code=NOT_BOUGHT) from None
         except httpx.TransportError:
-            raise CarrierUnavailable("shipping api unreachable") from None
+            # Sent, then the connection failed (reset, a broken answer): outcome unknown.
+            raise CarrierTimeout("shipping api connection lost") from None
         payload = response.payload
         return payload if isinstance(payload, dict) else {}
 

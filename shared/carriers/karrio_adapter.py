@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import http.client
 import urllib.error
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -203,11 +204,14 @@ class KarrioCarrier:
         except TimeoutError:
             raise CarrierTimeout(f"{self.name} did not answer") from None
         except urllib.error.URLError as exc:
+            # urllib wraps what fails while connecting and sending: nothing was carried out.
             if isinstance(exc.reason, TimeoutError):
                 raise CarrierTimeout(f"{self.name} did not answer") from None
             raise CarrierUnavailable(f"{self.name} unreachable") from None
-        except OSError:
-            raise CarrierUnavailable(f"{self.name} unreachable") from None
+        except (OSError, http.client.HTTPException):
+            # Raised unwrapped while reading the answer (the connection reset or closed, a
+            # broken status line): the request was sent, so a label may have been bought.
+            raise CarrierTimeout(f"{self.name} connection lost after the request") from None
         return result, _error_codes(messages)
 
     def create_label(self, request: LabelRequest) -> Label:
