@@ -24,6 +24,10 @@ STORAGE_CONNECTION = "STORAGE"
 MAX_MESSAGE_BYTES = 64 * 1024  # Azure Storage queue limit
 #: What `shared.order_reference` produces (base64url). Telemetry accepts only this as `order_ref`.
 REF_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# A privacy request's id: the operator's ticket or Amazon's request id.
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+# An Amazon order id as operators type it (3-7-7 digits).
+ORDER_ID_PATTERN = re.compile(r"^\d{3}-\d{7}-\d{7}$")
 
 
 class MalformedMessage(InvalidInput):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from shared.messages import ORDER_ID_PATTERN, REQUEST_ID_PATTERN
 from shared.settings import load_settings
 
 if TYPE_CHECKING:
@@ -161,14 +163,30 @@ def cmd_recoverability(args: argparse.Namespace, env: Mapping[str, str], out: Te
     return 0
 
 
+def _checked(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    """An argparse type: the text as typed, or a clear refusal (a stray space or newline would
+    name no stored order, and a deletion would then confirm that nothing was held)."""
+
+    def check(text: str) -> str:
+        if not pattern.match(text):
+            raise argparse.ArgumentTypeError(f"not {what}")
+        return text
+
+    return check
+
+
 def _order(p: argparse.ArgumentParser) -> None:
-    p.add_argument("order_id", help="the Amazon order id")
+    p.add_argument("order_id", type=_checked(ORDER_ID_PATTERN, "an Amazon order id (3-7-7 digits)"))
 
 
 def _request(p: argparse.ArgumentParser) -> None:
     p.add_argument("type", choices=["access", "delete", "amazon-delete", "restrict"])
     _order(p)
-    p.add_argument("--request-id", help="your ticket or Amazon's request id (default: generated)")
+    p.add_argument(
+        "--request-id",
+        type=_checked(REQUEST_ID_PATTERN, "a request id (8-128 letters, digits, . _ : -)"),
+        help="your ticket or Amazon's request id (default: generated)",
+    )
     p.add_argument("--recipient-key", help="access only: the requester's RSA public key (PEM file)")
 
 
@@ -179,7 +197,7 @@ def _correct(p: argparse.ArgumentParser) -> None:
 
 def _confirmation(p: argparse.ArgumentParser) -> None:
     _order(p)
-    p.add_argument("request_id")
+    p.add_argument("request_id", type=_checked(REQUEST_ID_PATTERN, "a request id"))
 
 
 VERBS: dict[str, tuple[Verb, Callable[[argparse.ArgumentParser], None]]] = {

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
 from datetime import datetime, timedelta
@@ -49,7 +48,7 @@ from shared.document_store import DocumentStore
 from shared.domain import Address, Buyer
 from shared.errors import InvalidInput
 from shared.invoices.archive import archived_until
-from shared.messages import checked_ref, parse_json
+from shared.messages import REQUEST_ID_PATTERN, checked_ref, parse_json
 from shared.order_record import CORRECTED, ERASURE, OrderPii, OrderRecord, PiiCipher, item_to_doc
 from shared.order_repository import OrderRepository
 from shared.pii import Pii
@@ -61,7 +60,6 @@ QUEUED_TYPES = ("access", "delete", "amazon_delete", "restrict")
 DELETE_TYPES = ("delete", "amazon_delete")
 MIN_RSA_BITS = 2048
 EXPORT_ALGORITHM = "RSA-OAEP-256+A256GCM"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _FIELDS = {"requestId", "type", "ref", "recipientKey"}
 
 
@@ -117,7 +115,7 @@ def parse_request(body: bytes | str) -> PrivacyRequest:
     if set(data) - _FIELDS:
         raise PrivacyRequestInvalid("unexpected fields", code="privacy_unexpected_fields")
     request_id = data.get("requestId")
-    if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+    if not isinstance(request_id, str) or not REQUEST_ID_PATTERN.match(request_id):
         raise PrivacyRequestInvalid("requestId missing or malformed", code="privacy_bad_request_id")
     kind = data.get("type")
     if kind == "correct":

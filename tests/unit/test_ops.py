@@ -36,3 +36,18 @@ def test_correct_takes_null_as_removal_and_refuses_other_non_text(monkeypatch: p
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"buyer.email": 42})))
     with pytest.raises(SystemExit, match="field -> text"):
         ops.main(["correct", "306-0000001-0000000"], env={}, out=io.StringIO())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ref", "306-0000001-0000000 "],  # a stray space: a ref no order has
+        ["ref", "306 0000001 0000000"],
+        ["request", "delete", "306-0000001-0000000", "--request-id", "TICKET 42"],
+        ["confirmation", "306-0000001-0000000", "short"],
+    ],
+)
+def test_order_and_request_ids_are_checked_before_anything_is_computed_or_queued(argv: list[str]) -> None:
+    """A wrong order id names no stored order: a deletion would confirm nothing was held."""
+    with pytest.raises(SystemExit):
+        ops.main(argv, env={}, out=io.StringIO())
