@@ -99,13 +99,16 @@ SHIPPED_ELSEWHERE = "shippedElsewhere"
 REDRIVE_AFTER = timedelta(hours=6)
 MAX_REDRIVES = 3
 SHIPMENT_NOT_STARTED = "shipment_not_started"
+# Some units shipped outside this app: labelling the rest would need the unshipped quantities
+# per line, and confirming the whole order again would double what Amazon shows. A person.
+PARTIALLY_SHIPPED = "partially_shipped_elsewhere"
 # Audit actions after which an order must never be stored again: purged at its deadline, or
 # erased on request. Amazon still knows the order and may mention it in a late poll or
 # notification; we must not learn the buyer again.
 FORGOTTEN = frozenset({AuditAction.PURGED.value, AuditAction.ERASED.value})
 
 _AWAITING = {FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY}
-_SHIPPABLE = {FulfillmentStatus.UNSHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED}
+_SHIPPABLE = {FulfillmentStatus.UNSHIPPED}
 _STOPPED = {FulfillmentStatus.CANCELLED, FulfillmentStatus.UNFULFILLABLE}
 # ORDER_CHANGE's `Summary.OrderStatus` values (its schema's enum) for a stopped order.
 STOPPED_SUMMARY_STATUSES = frozenset({"Canceled", "Unfulfillable"})
@@ -509,6 +512,8 @@ class IngestionService:
             return (Stage.READY, None) if order.ship_to is not None else (Stage.ATTENTION, NO_ADDRESS)
         if status in _STOPPED:
             return Stage.CANCELLED, None
+        if status is FulfillmentStatus.PARTIALLY_SHIPPED:
+            return Stage.ATTENTION, PARTIALLY_SHIPPED
         return Stage.SHIPPED, None  # shipped before this app saw it (backfill)
 
     def _sealed(self, ref: str, order: Order, stage: Stage, now: datetime) -> Mapping[str, Any] | None:
@@ -571,6 +576,12 @@ class IngestionService:
             shipped = current.evolve(stage=Stage.SHIPPED, due_at=None, purge_after=None, ttl=None, **amazon)
             extra = {k: v for k, v in shipped.extra.items() if k != READY_AT}
             return shipped.evolve(extra={**extra, SHIPPED_ELSEWHERE: True})
+        partially = order.fulfillment_status is FulfillmentStatus.PARTIALLY_SHIPPED and not current.shipment
+        if current.stage is Stage.READY and partially:
+            extra = {k: v for k, v in current.extra.items() if k != READY_AT}
+            return current.evolve(
+                stage=Stage.ATTENTION, attention=PARTIALLY_SHIPPED, **{**amazon, "extra": extra}
+            )
         if current.stage is Stage.READY:
             # Not shipped yet: keep the latest address and items Amazon has.
             return current.evolve(

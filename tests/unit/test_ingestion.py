@@ -284,11 +284,7 @@ def test_backfill_stores_each_merchant_order_once_and_enqueues_ready_ones_once()
     stored = world.stored()
     assert set(stored) == {world.ref(o["orderId"]) for o in mfn}
     assert len(world.store.order_writes) == len(mfn)
-    shippable = {
-        world.ref(o["orderId"])
-        for o in mfn
-        if o["fulfillment"]["fulfillmentStatus"] in ("UNSHIPPED", "PARTIALLY_SHIPPED")
-    }
+    shippable = {world.ref(o["orderId"]) for o in mfn if o["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"}
     assert sorted(m.ref for m in ready) == sorted(shippable)
     assert all(stored[r]["stage"] == Stage.READY for r in shippable)
     cancelled = [world.ref(o["orderId"]) for o in mfn if o["fulfillment"]["fulfillmentStatus"] == "CANCELLED"]

@@ -11,7 +11,7 @@ from shared.amazon_orders import order_from_api
 from shared.document_store import StoreUnavailable
 from shared.domain import Buyer
 from shared.errors import TransientError
-from shared.ingestion import REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
+from shared.ingestion import PARTIALLY_SHIPPED, REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
 from shared.messages import ShipOrder
 from shared.order_record import OrderPii, Stage
 from shared.pii import Pii
@@ -134,7 +134,7 @@ def test_a_correction_survives_amazons_next_update_and_the_rest_follows_amazon(f
     privacy = PrivacyService(world.store, cipher=world.cipher, blobs=MemoryBlobs(), policy=POLICY)
     privacy.correct(ref, {"shipTo.line1": Pii("Corrected Street 1"), "buyer.email": None}, world.now())
 
-    amazon_changes(world, order["orderId"], "PARTIALLY_SHIPPED")
+    amazon_changes(world, order["orderId"], "UNSHIPPED")  # any update of Amazon's
     world.poll()
 
     record = world.repo.get(ref)
@@ -171,3 +171,18 @@ def test_an_order_that_cannot_be_read_is_held_for_a_person_and_read_again_when_i
     assert world.poll() == [ShipOrder(ref)]
     record = world.repo.get(ref)
     assert record is not None and record.stage is Stage.READY and record.attention is None
+
+
+def test_a_partially_shipped_order_goes_to_a_person_not_to_shipping() -> None:
+    """Some units left outside this app: labelling and confirming the whole order again would
+    ship them twice."""
+    arrives_partial, becomes_partial = one_order("PARTIALLY_SHIPPED", seed=1), one_order("UNSHIPPED", seed=2)
+    world = World([arrives_partial, becomes_partial])
+    assert world.poll() == [ShipOrder(world.ref(becomes_partial["orderId"]))]
+    amazon_changes(world, becomes_partial["orderId"], "PARTIALLY_SHIPPED")
+    world.poll()
+    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    assert world.poll() == []  # nothing redriven either
+    for order in (arrives_partial, becomes_partial):
+        doc = world.stored()[world.ref(order["orderId"])]
+        assert (doc["stage"], doc["attention"]) == (Stage.ATTENTION.value, PARTIALLY_SHIPPED)
