@@ -14,11 +14,26 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+
 from shared.document_store import STATE, DocumentStore, WriteConflict
+from shared.errors import AppError
 from shared.invoices.ports import BlobStore, ByteSealer
 
 ARCHIVE_KEY_REF = "invoice-archive"
 INDEX_PARTITION = "invoice-archive"
+
+
+class ArchiveUnreadable(AppError):
+    """An archived copy that does not open for its number: swapped, or tampered with."""
+
+    code = "invoice_archive_unreadable"
+
+
+def _bound_to(number_text: str) -> str:
+    """What a copy is sealed for (its associated data): the archive and the invoice number, so
+    a copy moved to another number's name does not open."""
+    return f"{ARCHIVE_KEY_REF}:{number_text}"
 
 
 def _kept_until(issued: datetime, years: int) -> datetime:
@@ -65,7 +80,7 @@ class InvoiceArchive:
             return None
         name = f"invoice-archive/{number_text}.pdf"
         until = _kept_until(now, years).isoformat()
-        self._blobs.put(name, self._sealer.seal_bytes(ARCHIVE_KEY_REF, pdf, now))
+        self._blobs.put(name, self._sealer.seal_bytes(_bound_to(number_text), pdf, now))
         entry: dict[str, Any] = {
             "id": index_id(number_text),
             "pk": INDEX_PARTITION,
@@ -83,7 +98,12 @@ class InvoiceArchive:
     def read(self, number_text: str) -> bytes | None:
         """For the archive role only (tax audits)."""
         sealed = self._blobs.get(f"invoice-archive/{number_text}.pdf")
-        return self._sealer.open_bytes(ARCHIVE_KEY_REF, sealed) if sealed is not None else None
+        if sealed is None:
+            return None
+        try:
+            return self._sealer.open_bytes(_bound_to(number_text), sealed)
+        except (InvalidTag, ValueError):
+            raise ArchiveUnreadable("the archived copy does not open for this number") from None
 
     def forget(self, number_text: str) -> None:
         """Drop the copy of a document that was never issued after all (its order erased or

@@ -1117,3 +1117,23 @@ def test_an_export_shows_the_vat_id_of_the_country_the_goods_leave() -> None:
     world.issue("ref-export")
     text = world.pdf_text("ref-export")
     assert "DE123456789" in text and "GB123456789" not in text
+
+
+def test_an_archived_copy_opens_only_under_its_own_number() -> None:
+    """Sealed for "invoice-archive:<number>": a copy moved to another number's name, or a
+    tampered one, is refused with a reason code, never opened as the other invoice."""
+    from shared.invoices.archive import ArchiveUnreadable
+
+    world = World(archive_years={"DE": 10})
+    de_consumer(world, "ref-one")
+    de_consumer(world, "ref-two")
+    world.issue("ref-one")
+    world.issue("ref-two")
+    copies = world.archive_memory.blobs
+    first, second = ("invoice-archive", "INV2026-000001.pdf"), ("invoice-archive", "INV2026-000002.pdf")
+    copies[second] = copies[first]
+    with pytest.raises(ArchiveUnreadable):
+        world.archive.read("INV2026-000002")
+    copies[first] = copies[first][:-1] + bytes([copies[first][-1] ^ 1])
+    with pytest.raises(ArchiveUnreadable):
+        world.archive.read("INV2026-000001")
