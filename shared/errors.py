@@ -51,6 +51,12 @@ def ends_in_poison(exc: BaseException, dequeue_count: int, max_dequeue_count: in
         return False
     if isinstance(exc, InvalidInput):
         return True
-    if isinstance(exc, AppError) and exc.transient and getattr(exc, "retry_after_s", None) is not None:
+    if retry_delay(exc) is not None:
         return False
     return dequeue_count >= max_dequeue_count
+
+
+def retry_delay(exc: BaseException) -> float | None:
+    """The wait a dependency named (throttling), after which the message is tried again."""
+    delay = getattr(exc, "retry_after_s", None) if isinstance(exc, AppError) and exc.transient else None
+    return None if delay is None else float(delay)

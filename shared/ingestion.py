@@ -61,6 +61,7 @@ from shared.order_record import (
     PiiCipher,
     ReferenceMaker,
     Stage,
+    left_ready,
 )
 from shared.order_repository import OrderRepository
 from shared.privacy import with_corrections
@@ -110,6 +111,7 @@ FORGOTTEN = frozenset({AuditAction.PURGED.value, AuditAction.ERASED.value})
 _AWAITING = {FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY}
 _SHIPPABLE = {FulfillmentStatus.UNSHIPPED}
 _STOPPED = {FulfillmentStatus.CANCELLED, FulfillmentStatus.UNFULFILLABLE}
+_SENT_ELSEWHERE = {FulfillmentStatus.SHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED}
 # ORDER_CHANGE's `Summary.OrderStatus` values (its schema's enum) for a stopped order.
 STOPPED_SUMMARY_STATUSES = frozenset({"Canceled", "Unfulfillable"})
 # Stages before a label exists for the order: a cancellation takes the buyer's data at once.
@@ -569,19 +571,20 @@ class IngestionService:
             fresh = self._new_record(current.ref, order, now)
             pii = self._keeping_corrections(current, order, now) if fresh.pii is not None else None
             return fresh.evolve(etag=current.etag, pii=pii, extra={**current.extra, **fresh.extra})
-        shipped_elsewhere = order.fulfillment_status is FulfillmentStatus.SHIPPED and not current.shipment
-        if current.stage is Stage.READY and shipped_elsewhere:
-            # Shipped outside this app (in Seller Central, say) before shipping began here:
-            # never buy a second label. Retention tracks it as any shipped order.
-            shipped = current.evolve(stage=Stage.SHIPPED, due_at=None, purge_after=None, ttl=None, **amazon)
-            extra = {k: v for k, v in shipped.extra.items() if k != READY_AT}
-            return shipped.evolve(extra={**extra, SHIPPED_ELSEWHERE: True})
-        partially = order.fulfillment_status is FulfillmentStatus.PARTIALLY_SHIPPED and not current.shipment
-        if current.stage is Stage.READY and partially:
-            extra = {k: v for k, v in current.extra.items() if k != READY_AT}
-            return current.evolve(
-                stage=Stage.ATTENTION, attention=PARTIALLY_SHIPPED, **{**amazon, "extra": extra}
-            )
+        if (
+            current.stage is Stage.READY
+            and not current.shipment
+            and order.fulfillment_status in _SENT_ELSEWHERE
+        ):
+            # Shipped, wholly or in part, outside this app (in Seller Central, say) before
+            # shipping began here: never buy a label for it. Wholly: retention tracks it as any
+            # shipped order. In part: the rest needs a person (the unshipped quantities).
+            updated = current.evolve(**amazon)
+            left = updated.evolve(extra=left_ready(updated.extra))
+            if order.fulfillment_status is FulfillmentStatus.PARTIALLY_SHIPPED:
+                return left.evolve(stage=Stage.ATTENTION, attention=PARTIALLY_SHIPPED)
+            shipped = left.evolve(stage=Stage.SHIPPED, due_at=None, purge_after=None, ttl=None)
+            return shipped.evolve(extra={**shipped.extra, SHIPPED_ELSEWHERE: True})
         if current.stage is Stage.READY:
             # Not shipped yet: keep the latest address and items Amazon has.
             return current.evolve(

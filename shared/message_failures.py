@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import azure.functions as func
 
-from shared.errors import AppError, InvalidInput
+from shared.errors import InvalidInput, ends_in_poison, retry_delay
 from shared.pii import REDACTED
 from shared.redaction import redact_text
 from shared.telemetry import SCHEMA_VERSION, error_code
@@ -175,19 +175,17 @@ class MessageFailures:
     def guard(self, queue: str, msg: func.QueueMessage) -> Iterator[None]:
         try:
             yield
-        except InvalidInput as exc:
-            self.poison(queue, msg, exc.code)
-        except AppError as exc:
-            delay = getattr(exc, "retry_after_s", None)
-            if exc.transient and delay is not None and self._requeue(queue, msg, delay):
-                return
-            if (msg.dequeue_count or 1) >= self._max:
-                self.poison(queue, msg, f"retries_exhausted:{exc.code}")
-                return
-            raise
         except Exception as exc:
-            if (msg.dequeue_count or 1) >= self._max:
-                self.poison(queue, msg, f"retries_exhausted:{error_code(exc)}")
+            # The decision the failure record states too (`ends_in_poison`); a wait that cannot
+            # be re-queued (a body in no text encoding) takes the host's retries like the rest.
+            dequeue_count = msg.dequeue_count or 1
+            delay = retry_delay(exc)
+            if delay is not None and self._requeue(queue, msg, delay):
+                return
+            if ends_in_poison(exc, dequeue_count, self._max) or dequeue_count >= self._max:
+                code = error_code(exc)
+                reason = code if isinstance(exc, InvalidInput) else f"retries_exhausted:{code}"
+                self.poison(queue, msg, reason)
                 return
             raise
 

@@ -24,6 +24,14 @@ ERASURE = "erasure"
 # The `extra` key of a ready order whose shipping has not started: when it became ready. The
 # redrive of lost shipping messages reads this index; shipping removes it with its intent.
 READY_AT = "readyAt"
+
+
+def left_ready(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`extra` out of the redrive's index: shipping began here, or the order is no longer ours
+    to ship."""
+    return {k: v for k, v in extra.items() if k != READY_AT}
+
+
 # The `extra` key naming the buyer fields a person corrected ("shipTo.line1", ...): Amazon's
 # later updates of the order keep them as corrected.
 CORRECTED = "corrected"

@@ -53,7 +53,7 @@ from shared.carriers.base import (
 from shared.domain import Address, OrderItem
 from shared.errors import AppError, TransientError
 from shared.messages import IssueInvoice, ShipOrder
-from shared.order_record import READY_AT, OrderPii, OrderRecord, PiiCipher, Stage
+from shared.order_record import READY_AT, OrderPii, OrderRecord, PiiCipher, Stage, left_ready
 from shared.order_repository import OrderRepository
 from shared.shipping_rules import NoRoute, ShippingRules
 from shared.telemetry import record_stage
@@ -205,10 +205,11 @@ class ShippingService:
 
     def ship(self, request: ShipOrder, now: datetime) -> Sequence[IssueInvoice]:
         record = self._orders.get(request.ref)
-        if record is None:
-            # Purged or erased: a label this message's earlier delivery stored after the order's
-            # files were deleted must not outlive it.
+        if record is None or record.being_erased:
+            # Purged or erased: a label an earlier delivery of this message stored after the
+            # order's files were deleted must not outlive it.
             self._labels.delete(request.ref)
+        if record is None:
             return self._outcome("order_not_found", [])
         reason = _skip_reason(record)
         if reason == "already_shipped" and record.shipment is None:
@@ -317,11 +318,10 @@ class ShippingService:
             try:
                 self._confirm(record, shipment)
             except Exception:
+                # The retry ships, or finds the order gone or erased and deletes the label.
                 if not recorded:
                     with contextlib.suppress(AppError):  # the confirmation's error is the news
                         self._write_purchase(record.ref, str(shipment["intentId"]), shipment)
-                    with contextlib.suppress(AppError):
-                        self._discard_label_if_erased(record.ref)
                 raise
 
         def shipped(current: OrderRecord) -> OrderRecord | None:
@@ -343,16 +343,10 @@ class ShippingService:
 
         # `record` carries the etag of the intent's write (or of the read that found it).
         final = self._orders.update_from(record, shipped)
-        if final is None or final.being_erased:
-            # Erased (or purged) while the label was bought: the label holds the buyer's
-            # address and must not outlive the order; nothing else is left to record it on.
-            self._labels.delete(record.ref)
-            return self._outcome("order_erased_while_shipping", [])
-        if final.stage is not Stage.SHIPPED:
-            if not recorded:
-                # Cancelled or changed meanwhile: the label exists all the same.
-                self._write_purchase(record.ref, str(shipment["intentId"]), shipment)
-            return self._outcome("changed_before_shipped", [])
+        if final is None or final.stage is not Stage.SHIPPED:
+            return self._stopped(
+                record.ref, final, shipment, recorded=recorded, outcome="changed_before_shipped"
+            )
         return self._outcome("shipped", [IssueInvoice(record.ref)])
 
     def _confirm(self, record: OrderRecord, shipment: Mapping[str, Any]) -> None:
@@ -378,29 +372,29 @@ class ShippingService:
             if current.stage is not Stage.READY or current.shipment:
                 return None
             # Shipping started: out of the redrive's index (its message and intent finish it).
-            extra = {k: v for k, v in current.extra.items() if k != READY_AT}
-            return current.evolve(shipment=dict(intent), extra=extra)
+            return current.evolve(shipment=dict(intent), extra=left_ready(current.extra))
 
         return self._orders.update_from(record, change)
 
     def _stopped(
-        self, ref: str, latest: OrderRecord | None, shipment: Mapping[str, Any], *, recorded: bool
+        self,
+        ref: str,
+        latest: OrderRecord | None,
+        shipment: Mapping[str, Any],
+        *,
+        recorded: bool,
+        outcome: str = "stopped_before_confirm",
     ) -> Sequence[IssueInvoice]:
-        """Nothing is confirmed for an order stopped while its label was bought. Gone or being
-        erased: the label goes with it. Cancelled, restricted or changed: the purchase is put on
-        the order (if it is not yet), so a person sees the label to void."""
+        """An order stopped while its label was bought is not (or no longer) written shipped.
+        Gone or being erased: the label, which holds the buyer's address, goes with it.
+        Cancelled, restricted or changed: the purchase is put on the order (if it is not yet),
+        so a person sees the label to void."""
         if latest is None or latest.being_erased:
             self._labels.delete(ref)
             return self._outcome("order_erased_while_shipping", [])
         if not recorded:
             self._write_purchase(ref, str(shipment["intentId"]), shipment)
-        return self._outcome("stopped_before_confirm", [])
-
-    def _discard_label_if_erased(self, ref: str) -> None:
-        """The label just stored must not outlive an order erased (or purged) meanwhile."""
-        current = self._orders.get(ref)
-        if current is None or current.being_erased:
-            self._labels.delete(ref)
+        return self._outcome(outcome, [])
 
     def _write_purchase(self, ref: str, intent_id: str, purchased: Mapping[str, Any]) -> None:
         def change(current: OrderRecord) -> OrderRecord | None:
