@@ -1,16 +1,30 @@
 # The project's commands. `make test` and `make run` work from a fresh clone: they install what
-# they need (a venv from the hash-pinned requirements, the npm stand-ins).
+# they need (a venv from the hash-pinned requirements, the npm stand-ins). Each lock is complete
+# (pip-compile), so it installs with --no-deps and then `pip check`: no resolver runs, and the pip
+# that `python3.11 -m venv` brings installs it whatever releases appear upstream.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 ORDERS ?=
 OUT ?=
 
-.PHONY: test run bench lint install lock clean
+.PHONY: test run bench lint install test-install lock clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --require-hashes -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip check
+	touch $@
+
+# Microsoft's Python worker library needs Python 3.13 (pyenv has it on these machines); it only
+# indexes function_app.py in the tests (tests/unit/test_worker_indexing.py).
+PYTHON_WORKER ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
+WORKER_VENV := .venv-worker
+
+$(WORKER_VENV)/.installed: requirements-worker.txt
+	test -x $(WORKER_VENV)/bin/python || $(PYTHON_WORKER) -m venv $(WORKER_VENV)
+	$(WORKER_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements-worker.txt
+	$(WORKER_VENV)/bin/python -m pip check
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -19,12 +33,14 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
+test-install: install $(WORKER_VENV)/.installed
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict shared
 
-test: install lint
+test: test-install lint
 	$(PY) -m pytest
 
 run: install
@@ -37,9 +53,13 @@ bench: install
 lock: $(VENV)/.installed
 	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
 	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
+	rm -rf .venv-lock313 && $(PYTHON_WORKER) -m venv .venv-lock313
+	.venv-lock313/bin/python -m pip install --quiet pip-tools==7.6.2
+	.venv-lock313/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-worker.txt requirements-worker.in
+	rm -rf .venv-lock313
 
 clean:
-	rm -rf $(VENV) node_modules .run .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(WORKER_VENV) node_modules .run .mypy_cache .ruff_cache .pytest_cache
 
 # --- Security gates and supply chain (docs/security.md) ---------------------------------------
 # checkov pins packages that clash with requirements.txt (packaging<24, ...), so it has its own venv.
@@ -51,7 +71,8 @@ test: security checkov sbom-check
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip check
 	touch $@
 
 # bandit fails on any finding of medium severity or above without an inline `# nosec BXXX` and

@@ -1,6 +1,8 @@
 """Order ingestion: a timer polls the Selling Partner API; ORDER_CHANGE notifications arrive on
 a queue. Orders that became ready to ship go to `shipments`."""
 
+from typing import List  # the worker refuses Out[list[str]]: see pyproject.toml
+
 import azure.functions as func
 
 from shared import runtime
@@ -11,7 +13,7 @@ bp = func.Blueprint()
 
 @bp.timer_trigger(arg_name="timer", schedule="%POLL_ORDERS_SCHEDULE%", run_on_startup=False)
 @bp.queue_output(arg_name="shipments", queue_name=SHIPMENTS, connection=STORAGE_CONNECTION)
-def poll_orders(timer: func.TimerRequest, shipments: func.Out[list[str]]) -> None:
+def poll_orders(timer: func.TimerRequest, shipments: func.Out[List[str]]) -> None:
     rt = runtime.current()
     with rt.telemetry.invocation("poll_orders") as record:
         ready = rt.ingestion.poll(rt.clock())
@@ -22,7 +24,7 @@ def poll_orders(timer: func.TimerRequest, shipments: func.Out[list[str]]) -> Non
 
 @bp.queue_trigger(arg_name="msg", queue_name=ORDER_NOTIFICATIONS, connection=STORAGE_CONNECTION)
 @bp.queue_output(arg_name="shipments", queue_name=SHIPMENTS, connection=STORAGE_CONNECTION)
-def ingest_notification(msg: func.QueueMessage, shipments: func.Out[list[str]]) -> None:
+def ingest_notification(msg: func.QueueMessage, shipments: func.Out[List[str]]) -> None:
     rt = runtime.current()
     with (
         rt.failures.guard(ORDER_NOTIFICATIONS, msg),

@@ -5,9 +5,12 @@ trigger and bindings from `app.get_functions()` and:
 - fires timer triggers when their NCRONTAB schedule (resolved from `%SETTING%`) comes due on a
   simulated clock;
 - feeds queue triggers from Azurite in batches of host.json's `batchSize`, base64-decoding as
-  the trigger does, passing `dequeue_count`; on failure makes the message visible again and,
-  past `maxDequeueCount`, moves it to `<queue>-poison` as the host does;
+  the trigger does; on failure makes the message visible again and, past `maxDequeueCount`,
+  moves it to `<queue>-poison` as the host does;
 - sends what a function set on its queue output bindings (base64, as the host writes them).
+Trigger values and output values pass through the azure-functions library's own converters
+(`QueueMessageInConverter`, `TimerRequestConverter`, `QueueMessageOutConverter`), with the
+trigger metadata the host sends, as Microsoft's worker does.
 Messages sent with a visibility delay (throttling back-off) are held until the simulated clock
 reaches their time, because Azurite's visibility timeouts run on the wall clock.
 """
@@ -27,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
+from azure.functions import meta
 from azure.functions.decorators.function_app import Function
-from azure.functions.queue import QueueMessage
+from azure.functions.queue import QueueMessageInConverter, QueueMessageOutConverter
+from azure.functions.timer import TimerRequestConverter
 from azure.storage.queue import QueueServiceClient, TextBase64EncodePolicy
 
 from shared.schedules import NCronTab
@@ -45,10 +50,6 @@ class Out:
 
     def get(self) -> Any:
         return self.value
-
-
-class TimerStub:
-    past_due = False
 
 
 @dataclass
@@ -141,7 +142,7 @@ class LocalHost:
         for fn in self._functions:
             name = fn.get_function_name()
             if name in self._schedules and self._next_fire.get(name, now + timedelta(days=1)) <= now:
-                self._invoke(fn, TimerStub())
+                self._invoke(fn, _timer_request())
                 self._next_fire[name] = self._schedules[name].next_after(now)
                 fired.append(name)
         return fired
@@ -167,10 +168,7 @@ class LocalHost:
         for raw in batch:
             count += 1
             body = base64.b64decode(raw.content)
-            message = QueueMessage(
-                id=raw.id, body=body, dequeue_count=raw.dequeue_count, pop_receipt=raw.pop_receipt
-            )
-            if self._invoke(fn, message):
+            if self._invoke(fn, _queue_message(raw, body)):
                 client.delete_message(raw)
             elif raw.dequeue_count >= self.max_dequeue:
                 self._client(f"{queue}-poison").send_message(body.decode("utf-8", errors="replace"))
@@ -200,7 +198,42 @@ class LocalHost:
         finally:
             self.stats.function_cpu_s += time.thread_time() - started
         for queue, out in outputs.values():
-            values = out.get()
-            for value in values if isinstance(values, list) else ([values] if values else []):
+            for value in _output_messages(out.get()):
                 self._client(queue).send_message(value)
         return True
+
+
+def _timer_request() -> Any:
+    """A timer trigger's value, decoded by the library from the JSON the host sends."""
+    payload = json.dumps({"IsPastDue": False, "ScheduleStatus": {}, "Schedule": {"AdjustForDST": True}})
+    return TimerRequestConverter.decode(meta.Datum(payload, "json"), trigger_metadata=None)
+
+
+def _queue_message(raw: Any, body: bytes) -> Any:
+    """A queue trigger's value, decoded by the library from the body and trigger metadata."""
+
+    def timestamp(value: datetime | None) -> meta.Datum | None:
+        return meta.Datum(value.isoformat(), "string") if value else None
+
+    metadata = {
+        "Id": meta.Datum(raw.id, "string"),
+        "DequeueCount": meta.Datum(raw.dequeue_count, "int"),
+        "PopReceipt": meta.Datum(raw.pop_receipt, "string"),
+        "InsertionTime": timestamp(raw.inserted_on),
+        "ExpirationTime": timestamp(raw.expires_on),
+        "NextVisibleTime": timestamp(raw.next_visible_on),
+    }
+    present = {key: datum for key, datum in metadata.items() if datum is not None}
+    return QueueMessageInConverter.decode(meta.Datum(body, "bytes"), trigger_metadata=present)
+
+
+def _output_messages(value: Any) -> list[str]:
+    """What the host writes for a queue output binding's value, encoded by the library."""
+    if value is None:
+        return []
+    datum = QueueMessageOutConverter.encode(value, expected_type=None)
+    if datum.type == "json":
+        decoded = json.loads(datum.value)
+        items = decoded if isinstance(decoded, list) else [decoded]
+        return [item if isinstance(item, str) else item["body"] for item in items]
+    return [datum.value if isinstance(datum.value, str) else datum.value.decode("utf-8")]

@@ -14,6 +14,27 @@ from shared.document_store import CosmosDocumentStore, ensure_local_containers
 
 AMAZON_MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "amazon-models"
 
+#: What each outside judge checked in this session (name -> count), printed at the end.
+_JUDGED: dict[str, str] = {}
+
+
+@pytest.fixture
+def judged() -> Callable[[str, str], None]:
+    """Records what an outside judge checked, e.g. `judged("worker indexing", "7 functions")`;
+    `make test` prints every record in its summary, so a run shows its counts."""
+
+    def record(judge: str, what: str) -> None:
+        _JUDGED[judge] = what
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _JUDGED:
+        terminalreporter.section("judged by code nobody here wrote")
+        for judge, what in sorted(_JUDGED.items()):
+            terminalreporter.write_line(f"{judge}: {what}")
+
 
 @pytest.fixture(scope="session")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu.Emulators]:

@@ -3,40 +3,19 @@
 import json
 
 from shared import messages
+from tests.function_table import FUNCTIONS, by_name
 from tests.registry import registered
-
-EXPECTED = {
-    "poll_orders": ("timerTrigger", "%POLL_ORDERS_SCHEDULE%"),
-    "ingest_notification": ("queueTrigger", messages.ORDER_NOTIFICATIONS),
-    "ship_order": ("queueTrigger", messages.SHIPMENTS),
-    "issue_invoice": ("queueTrigger", messages.INVOICES),
-    "track_deliveries": ("timerTrigger", "%TRACK_DELIVERIES_SCHEDULE%"),
-    "purge_expired": ("timerTrigger", "%PURGE_EXPIRED_SCHEDULE%"),
-    "handle_privacy_request": ("queueTrigger", messages.PRIVACY_REQUESTS),
-}
 
 
 def _bindings() -> dict[str, list[dict[str, object]]]:
     return {fn.get_function_name(): json.loads(fn.get_function_json())["bindings"] for fn in registered()}
 
 
-def _trigger(bindings: list[dict[str, object]]) -> dict[str, object]:
-    (trigger,) = [b for b in bindings if str(b["type"]).endswith("Trigger")]
-    return trigger
-
-
-def test_every_function_has_its_trigger_and_source() -> None:
+def test_every_function_has_exactly_the_bindings_of_the_table() -> None:
     found = _bindings()
-    assert set(found) == set(EXPECTED)
-    for name, (kind, source) in EXPECTED.items():
-        trigger = _trigger(found[name])
-        assert trigger["type"] == kind, name
-        if kind == "timerTrigger":
-            assert trigger["schedule"] == source, name
-            assert trigger["runOnStartup"] is False, name
-        else:
-            assert trigger["queueName"] == source, name
-            assert trigger["connection"] == messages.STORAGE_CONNECTION, name
+    assert set(found) == set(FUNCTIONS)
+    for name, expected in FUNCTIONS.items():
+        assert by_name(found[name]) == by_name(expected), name
 
 
 def test_queue_triggers_have_no_retry_policy() -> None:

@@ -10,6 +10,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 GITHUB = ROOT / ".github" / "workflows" / "security.yml"
 AZURE = ROOT / "azure-pipelines.yml"
+INSTALL = ROOT / ".github" / "workflows" / "install.yml"
 MAKE = re.compile(r"^\s*make\s+([^\n]*)", re.MULTILINE)
 GATES = {"security", "checkov", "sbom-check"}
 
@@ -80,3 +81,14 @@ def test_both_audit_every_requirements_file_against_osv_and_pypi() -> None:
     listed = " ".join(_github_commands())
     for requirements in ROOT.glob("requirements*.txt"):
         assert requirements.name in listed, f"{requirements.name} is not audited"
+
+
+def test_a_daily_workflow_installs_every_lock_in_clean_venvs() -> None:
+    install = _load(INSTALL)
+    triggers = install.get("on", install.get(True))
+    assert any(s["cron"].split()[2:] == ["*", "*", "*"] for s in triggers["schedule"])
+    commands = [step["run"] for job in install["jobs"].values() for step in job["steps"] if "run" in step]
+    assert _make_targets(commands) == {"test-install", ".venv-checkov/.installed"}
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert makefile.count("--require-hashes --no-deps") == 3
+    assert makefile.count("-m pip check") == 3
