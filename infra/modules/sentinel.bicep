@@ -1,6 +1,13 @@
 // Microsoft Sentinel on the Log Analytics workspace, and the scheduled analytics rules. Each
 // rule's query lives in infra/rules/<id>.kql; its runbook is docs/security.md
 // "Incident response runbooks" under the same id.
+//
+// Incidents group a rule's alerts by their entities (matchingMethod AllEntities), so each such rule
+// maps the entity columns its query projects (Microsoft Sentinel entity types and identifiers:
+// Account by AadUserId, the Entra object id; AzureResource by ResourceId). pipeline-silent reports
+// sources that sent nothing, so it has no entity to map: its alerts group into one incident
+// (AnyAlert). tests/unit/test_infra.py and tests/unit/test_kusto_analysis.py check the mappings
+// against the queries.
 
 @description('The Log Analytics workspace that Sentinel watches.')
 param workspaceName string
@@ -32,6 +39,18 @@ var rules = [
     frequency: 'PT15M'
     period: 'PT15M'
     query: loadTextContent('../rules/pii-in-traces.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
   }
   {
     id: 'pipeline-silent'
@@ -44,6 +63,8 @@ var rules = [
     frequency: 'PT30M'
     period: 'PT2H'
     query: loadTextContent('../rules/pipeline-silent.kql')
+    grouping: 'AnyAlert'
+    entities: []
   }
   {
     id: 'purge-lateness'
@@ -55,6 +76,18 @@ var rules = [
     frequency: 'PT1H'
     period: 'PT1H'
     query: loadTextContent('../rules/purge-lateness.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
   }
   {
     id: 'privacy-request-overdue'
@@ -66,6 +99,18 @@ var rules = [
     frequency: 'PT1H'
     period: 'P14D'
     query: loadTextContent('../rules/privacy-request-overdue.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
   }
   {
     id: 'poison-queue-growth'
@@ -77,6 +122,27 @@ var rules = [
     frequency: 'PT15M'
     period: 'PT1H'
     query: loadTextContent('../rules/poison-queue-growth.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'AppResourceId'
+          }
+        ]
+      }
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'StorageResourceId'
+          }
+        ]
+      }
+    ]
   }
   {
     id: 'spapi-throttling-storm'
@@ -88,6 +154,18 @@ var rules = [
     frequency: 'PT15M'
     period: 'PT1H'
     query: loadTextContent('../rules/spapi-throttling-storm.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
   }
   {
     id: 'unexpected-principal'
@@ -100,6 +178,27 @@ var rules = [
     frequency: 'PT15M'
     period: 'PT15M'
     query: replace(loadTextContent('../rules/unexpected-principal.kql'), '__EXPECTED_PRINCIPALS__', string(expectedPrincipals))
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'Account'
+        fieldMappings: [
+          {
+            identifier: 'AadUserId'
+            columnName: 'Principal'
+          }
+        ]
+      }
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
   }
   {
     id: 'unusual-data-read'
@@ -112,6 +211,18 @@ var rules = [
     frequency: 'PT1H'
     period: 'P14D'
     query: loadTextContent('../rules/unusual-data-read.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'Account'
+        fieldMappings: [
+          {
+            identifier: 'AadUserId'
+            columnName: 'Principal'
+          }
+        ]
+      }
+    ]
   }
 ]
 
@@ -130,6 +241,7 @@ resource alertRules 'Microsoft.SecurityInsights/alertRules@2023-02-01' = [
       severity: rule.severity
       tactics: rule.tactics
       query: rule.query
+      entityMappings: empty(rule.entities) ? null : rule.entities
       queryFrequency: rule.frequency
       queryPeriod: rule.period
       triggerOperator: 'GreaterThan'
@@ -145,7 +257,7 @@ resource alertRules 'Microsoft.SecurityInsights/alertRules@2023-02-01' = [
           enabled: true
           reopenClosedIncident: false
           lookbackDuration: 'PT24H'
-          matchingMethod: 'AllEntities'
+          matchingMethod: rule.grouping
         }
       }
     }

@@ -1,7 +1,9 @@
 """The Bicep in infra/: it parses (pycep, the parser checkov uses), every Sentinel query file is
 used by a rule (the telemetry dimensions the queries read: test_telemetry_dimensions.py), the app
-settings match the app's, the retention numbers add up to Amazon's bound, and the function
-identity holds exactly the data-plane roles docs/security.md lists."""
+settings match the app's, the retention numbers add up to Amazon's bound, the function identity
+holds exactly the data-plane roles docs/security.md lists, and every rule whose incidents group
+by entities maps an entity its query projects (test_kusto_analysis.py checks the same mappings
+against the result columns Microsoft's Kusto analyzer computes)."""
 
 import json
 import re
@@ -48,6 +50,29 @@ ROLE_IDS = {
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
+# Microsoft Sentinel entity types and the identifiers an analytics rule can map for them
+# (learn.microsoft.com/azure/sentinel/entities-reference, "Entity types and identifiers").
+ENTITY_IDENTIFIERS = {
+    "Account": {
+        "Name",
+        "FullName",
+        "NTDomain",
+        "DnsDomain",
+        "UPNSuffix",
+        "Sid",
+        "AadTenantId",
+        "AadUserId",
+        "PUID",
+        "IsDomainJoined",
+        "DisplayName",
+        "ObjectGuid",
+    },
+    "AzureResource": {"ResourceId"},
+    "CloudApplication": {"AppId", "Name", "InstanceName"},
+    "IP": {"Address", "AddressScope"},
+    "URL": {"Url"},
+}
+MATCHING_METHODS = {"AllEntities", "AnyAlert", "Selected"}
 CONTROL_PLANE_ROLES = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",  # Owner
     "b24988ac-6180-42a0-ab88-20f7382dd24c",  # Contributor
@@ -221,3 +246,91 @@ def test_every_checkov_skip_says_why() -> None:
                 skips.append(match.group(1))
                 assert match.group(2) and len(match.group(2).strip()) > 20, f"{bicep.name}: {line.strip()}"
     assert skips, "expected the documented skips"
+
+
+def _sentinel_rules() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    sentinel = _parse(INFRA / "modules" / "sentinel.bicep")
+    properties = sentinel["resources"]["alertRules"]["config"]["config"]["properties"]
+    rules: list[dict[str, Any]] = sentinel["variables"]["rules"]["value"]
+    return properties, rules
+
+
+def _rule_value(expression: Any, rule: dict[str, Any]) -> Any:
+    """A literal, or `rule.<field>` read from the rule object."""
+    if isinstance(expression, dict) and expression.get("operator", {}).get("type") == "property_accessor":
+        operands = expression["operator"]["operands"]
+        assert operands["operand_1"] == "rule", expression
+        return rule[operands["operand_2"]]
+    return expression
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _output_name(item: str) -> str:
+    # `Name = expr`, a bare column, or bin(Column, ...) whose result keeps the column's name.
+    assignment = re.match(r"(\w+)\s*=(?!=)", item)
+    if assignment:
+        return assignment.group(1)
+    call = re.match(r"\w+\(\s*(\w+)", item)
+    return call.group(1) if call else item
+
+
+def _projected_columns(query: str) -> set[str]:
+    """The columns the query's last project or summarize outputs, plus any column extended after
+    it: a textual reading good enough for the rules here (the analyzer test is the exact one)."""
+    text = re.sub(r"//[^\n]*", "", query)
+    operators = list(re.finditer(r"\|\s*(project|summarize)\b", text))
+    assert operators, "the query neither projects nor summarizes"
+    last = operators[-1]
+    rest = text[last.end() :]
+    stage = re.split(r"\|", rest, maxsplit=1)[0].split(";", 1)[0]
+    if last.group(1) == "summarize":
+        aggregates, _, by = stage.partition(" by ")
+        items = _split_top_level(aggregates) + _split_top_level(by)
+    else:
+        items = _split_top_level(stage)
+    names = {_output_name(item) for item in items}
+    names |= set(re.findall(r"\|\s*extend\s+(\w+)\s*=", rest))
+    return names
+
+
+def test_rules_grouped_by_entities_map_an_entity_their_query_projects() -> None:
+    properties, rules = _sentinel_rules()
+    method = properties["incidentConfiguration"]["groupingConfiguration"]["matchingMethod"]
+    assert "entities" in json.dumps(properties["entityMappings"]), "entityMappings must come from the rule"
+    grouped = 0
+    for rule in rules:
+        grouping = _rule_value(method, rule)
+        assert grouping in MATCHING_METHODS, f"{rule['id']}: {grouping}"
+        for entity in rule["entities"]:
+            identifiers = ENTITY_IDENTIFIERS.get(entity["entityType"])
+            assert identifiers, f"{rule['id']}: unknown entity type {entity['entityType']}"
+            assert 1 <= len(entity["fieldMappings"]) <= 3
+            for field in entity["fieldMappings"]:
+                assert field["identifier"] in identifiers, (
+                    f"{rule['id']}: {entity['entityType']}.{field['identifier']}"
+                )
+        if grouping == "AnyAlert":
+            continue
+        grouped += 1
+        projected = _projected_columns((RULES / f"{rule['id']}.kql").read_text(encoding="utf-8"))
+        mapped = [f["columnName"] for e in rule["entities"] for f in e["fieldMappings"]]
+        assert mapped, f"{rule['id']}: incidents grouped by {grouping} but no entity mappings"
+        assert set(mapped) <= projected, (
+            f"{rule['id']}: maps {mapped}, the query projects {sorted(projected)}"
+        )
+    assert grouped >= 1
