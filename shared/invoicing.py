@@ -2,7 +2,10 @@
 deliver it to Amazon where configured, and record every step on the order by compare-and-swap.
 
 Steps of `issue`, each safe to repeat when the message is redelivered:
-1. read the order; skip (recording why) when no invoice is required or allowed;
+1. read the order; skip (recording why) when no invoice is required or allowed; refuse when
+   Amazon's data does not establish the VAT the document would state (`invoice_tax_unknown`,
+   `invoice_rate_unrecognised`): no number is taken, the order's `attention` and
+   `invoice.skipped` say why, and a person issues it;
 2. allocate the number for claim "<ref>:<kind>" (the same claim always gets the same number;
    the counter drops the claim in a later allocation, once it is a week old and the order
    holds the number);
@@ -58,7 +61,16 @@ from shared.invoices.feeds import (
     VatInvoiceUploader,
     feed_options,
 )
-from shared.invoices.model import CREDIT_NOTE, INVOICE, build_invoice, check_priced, money
+from shared.invoices.model import (
+    CREDIT_NOTE,
+    INVOICE,
+    InvoiceRefused,
+    RateUnrecognised,
+    TaxUnknown,
+    build_invoice,
+    check_priced,
+    money,
+)
 from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.ports import BlobStore, ByteSealer
 from shared.invoices.profile import VAT_UPLOAD_MARKETPLACES, SellerProfile
@@ -84,6 +96,10 @@ FEED_DOCUMENT_TYPES = {INVOICE: "Invoice", CREDIT_NOTE: "CreditNote"}
 # Set on an order's `extra` by whoever learns of them; both carry no personal data.
 BUYER_REQUEST_FLAG = "invoiceRequested"
 REFUND_TRANSACTION_ID = "refundTransactionId"
+
+# The order's `attention` while Amazon's data does not establish its invoice's VAT: a person
+# issues the document (docs/invoices.md, "When Amazon's data does not establish the VAT").
+REFUSALS = frozenset({TaxUnknown.code, RateUnrecognised.code})
 
 UPLOADING = "uploading"
 PENDING = "pending"
@@ -212,6 +228,8 @@ class InvoicingService:
         """Number, render, store and (where it goes to Amazon) upload the document, then record
         it on the order in one write with the upload's outcome."""
         check_priced(record)
+        if not self._established(record, kind, now):
+            return  # no number taken: a person issues it
         claim = f"{record.ref}:{kind}"
         series = self._series(record, kind, claim, now)
         allocation = self._counter.allocate(series, claim, now, self._claim_verdict)
@@ -234,15 +252,23 @@ class InvoicingService:
         if record.pii is None:
             raise InvoiceUnavailable("buyer data deleted while issuing")
         pii = self._cipher.open(record.ref, record.pii)
-        data = build_invoice(
-            record,
-            pii,
-            self._profile,
-            kind=kind,
-            number_text=number_text,
-            issued_on=now.date(),
-            original=_doc(record, INVOICE) if kind == CREDIT_NOTE else None,
-        )
+        try:
+            data = build_invoice(
+                record,
+                pii,
+                self._profile,
+                kind=kind,
+                number_text=number_text,
+                issued_on=now.date(),
+                issued_at=now,
+                original=_doc(record, INVOICE) if kind == CREDIT_NOTE else None,
+            )
+        except InvoiceRefused as refused:
+            # The order changed since the check (a re-read above): the number goes void, so
+            # the register accounts for it, and a person issues the document.
+            self._counter.void(series, claim, now)
+            self._refer(record.ref, kind, refused.code)
+            return
         pdf = self._renderer.render(data)
         entry: dict[str, Any] = {
             "kind": kind,
@@ -283,6 +309,27 @@ class InvoicingService:
         self._record(record, kind, {**entry, "delivery": delivery}, now)
         if error is not None:
             raise error
+
+    def _established(self, record: OrderRecord, kind: str, now: datetime) -> bool:
+        """Whether Amazon's data establishes everything the document would state (its rates, a
+        zero rate and its ground). If not, nothing is numbered or issued: the order is flagged
+        for a person with the reason, and the message completes."""
+        if record.pii is None:
+            raise InvoiceUnavailable("buyer data deleted while issuing")
+        try:
+            build_invoice(
+                record,
+                self._cipher.open(record.ref, record.pii),
+                self._profile,
+                kind=kind,
+                number_text="",
+                issued_on=now.date(),
+                original=_doc(record, INVOICE) if kind == CREDIT_NOTE else None,
+            )
+        except InvoiceRefused as refused:
+            self._refer(record.ref, kind, refused.code)
+            return False
+        return True
 
     def _still_to_send(
         self, ref: str, kind: str, entry: Mapping[str, Any], now: datetime
@@ -464,6 +511,24 @@ class InvoicingService:
 
         self._orders.update(ref, change)
 
+    def _refer(self, ref: str, kind: str, code: str) -> None:
+        """Flag the order for a person: `attention` holds the reason (unless it holds another
+        one already), as does `invoice.skipped.<kind>`. The order keeps its stage, so delivery
+        tracking and the 7-day purge go on as for any shipped order."""
+        record_stage(code)
+
+        def change(rec: OrderRecord) -> OrderRecord | None:
+            invoice = dict(rec.invoice or {})
+            skipped = dict(invoice.get("skipped") or {})
+            attention = code if rec.attention is None or rec.attention in REFUSALS else rec.attention
+            if skipped.get(kind) == code and rec.attention == attention:
+                return None
+            skipped[kind] = code
+            invoice["skipped"] = skipped
+            return rec.evolve(invoice=invoice, attention=attention)
+
+        self._orders.update(ref, change)
+
     def _record_document(
         self, record: OrderRecord, kind: str, entry: Mapping[str, Any]
     ) -> OrderRecord | None:
@@ -475,7 +540,8 @@ class InvoicingService:
             skipped = dict(invoice.get("skipped") or {})
             skipped.pop(kind, None)
             invoice["skipped"] = skipped
-            return rec.evolve(invoice=invoice)
+            attention = None if rec.attention in REFUSALS else rec.attention  # a person's fix worked
+            return rec.evolve(invoice=invoice, attention=attention)
 
         stored = self._orders.update_from(record, change)
         return stored if stored is not None and _doc(stored, kind) is not None else None

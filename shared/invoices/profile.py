@@ -33,29 +33,6 @@ EU_COUNTRIES = frozenset(
     }
 )
 
-# Standard and reduced VAT rates (percent) used to recognise the rate behind Amazon's tax
-# amounts, which are rounded per line. A profile's "vatRates" overrides a country's list.
-DEFAULT_VAT_RATES: Mapping[str, tuple[Decimal, ...]] = {
-    country: tuple(Decimal(r) for r in rates.split())
-    for country, rates in {
-        "AT": "20 13 10",
-        "BE": "21 12 6",
-        "DE": "19 7",
-        "DK": "25",
-        "ES": "21 10 4",
-        "FI": "25.5 14 10",
-        "FR": "20 10 5.5 2.1",
-        "GB": "20 5",
-        "IE": "23 13.5 9 4.8",
-        "IT": "22 10 5 4",
-        "LU": "17 14 8 3",
-        "NL": "21 9",
-        "PL": "23 8 5",
-        "PT": "23 13 6",
-        "SE": "25 12 6",
-    }.items()
-}
-
 
 @dataclass(frozen=True, slots=True)
 class SellerAddress:
@@ -72,7 +49,7 @@ class SellerProfile:
     vat_ids: Mapping[str, str]  # country code -> VAT id (the seller's registrations)
     invoice_prefix: str
     credit_note_prefix: str
-    prices_include_vat: bool
+    # Country -> the rates the seller's goods can bear there (narrows the statutory table).
     vat_rates: Mapping[str, tuple[Decimal, ...]]
     exemption_note: str | None
     extra_lines: tuple[str, ...]
@@ -87,8 +64,9 @@ class SellerProfile:
             return self.vat_ids[country]
         return self.vat_ids.get(self.establishment_country)
 
-    def rates_for(self, country: str | None) -> tuple[Decimal, ...]:
-        return self.vat_rates.get(country or "", ()) or self.vat_rates.get(self.establishment_country, ())
+    def rates_for(self, country: str) -> tuple[Decimal, ...] | None:
+        """The rates the seller listed for `country` (None: every statutory rate may apply)."""
+        return self.vat_rates.get(country)
 
 
 def _text(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
@@ -109,12 +87,11 @@ def parse_profile(data: Mapping[str, Any]) -> SellerProfile:
     vat_ids = data.get("vatIds", {})
     if not isinstance(vat_ids, dict) or not all(isinstance(v, str) for v in vat_ids.values()):
         raise SettingsError("SELLER_PROFILE.vatIds must map country codes to VAT ids")
-    rates = dict(DEFAULT_VAT_RATES)
     custom = data.get("vatRates", {})
-    if not isinstance(custom, dict):
+    if not isinstance(custom, dict) or not all(isinstance(v, list) for v in custom.values()):
         raise SettingsError("SELLER_PROFILE.vatRates must map country codes to lists of rates")
     try:
-        rates.update({str(k): tuple(Decimal(str(r)) for r in v) for k, v in custom.items()})
+        rates = {str(k).upper(): tuple(Decimal(str(r)) for r in v) for k, v in custom.items()}
     except (TypeError, ArithmeticError):
         raise SettingsError("SELLER_PROFILE.vatRates must map country codes to lists of rates") from None
     series = data.get("series", {})
@@ -135,7 +112,6 @@ def parse_profile(data: Mapping[str, Any]) -> SellerProfile:
         vat_ids={str(k).upper(): v.strip() for k, v in vat_ids.items()},
         invoice_prefix=_text(series, "invoice", "INV"),
         credit_note_prefix=_text(series, "creditNote", "CN"),
-        prices_include_vat=bool(data.get("pricesIncludeVat", True)),
         vat_rates=rates,
         exemption_note=note.strip() if isinstance(note, str) and note.strip() else None,
         extra_lines=tuple(extra),

@@ -380,8 +380,9 @@ def test_rate_is_recognised_despite_per_line_rounding() -> None:
     rates = (Decimal(19), Decimal(7))
     assert recognise_rate(Decimal("1.60"), Decimal("8.39"), rates) == Decimal(19)
     assert recognise_rate(Decimal("0.65"), Decimal("9.34"), rates) == Decimal(7)
-    assert recognise_rate(Decimal("0"), Decimal("9.34"), rates) == Decimal(0)
-    assert recognise_rate(Decimal("3.00"), Decimal("10.00"), rates) == Decimal("30.0")
+    # Never a ratio: no tax where the rates are 19 and 7, or 30 %, matches no statutory rate.
+    assert recognise_rate(Decimal("0"), Decimal("9.34"), rates) is None
+    assert recognise_rate(Decimal("3.00"), Decimal("10.00"), rates) is None
     # A cheap line: 0.05 on 0.24 reads 20.8 %, but 19 % of 0.24 is 0.05 to the cent.
     assert recognise_rate(Decimal("0.05"), Decimal("0.24"), rates) == Decimal(19)
 
