@@ -15,6 +15,7 @@ import random
 import string
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,74 @@ def _money(amount: float, currency: str) -> dict[str, str]:
     return {"amount": f"{amount:.2f}", "currencyCode": currency}
 
 
-def _item(rng: random.Random, index: int, currency: str) -> dict[str, Any]:
+# The money, as docs/invoices.md ("What Amazon's amounts mean") sets out: on the EU and UK
+# marketplaces prices include VAT and TAX is the VAT in them (proceedsTotal = ITEM + SHIPPING);
+# on Amazon.com TAX is sales tax added on top (proceedsTotal = ITEM + SHIPPING + TAX); grandTotal
+# is the sum of the items' totals. The seller ships from Germany: a sale to another EU country
+# is taxed there (OSS), and Amazon charges no VAT to an Amazon Business buyer with a VAT number
+# in another EU country (reverse charge). Rates: the destination's standard rate, a reduced one
+# for one item in five (shared/invoices/vat_rates.json).
+VAT_RATES: dict[str, tuple[str, str]] = {  # country: (standard, reduced)
+    "DE": ("19", "7"),
+    "FR": ("20", "5.5"),
+    "IT": ("22", "10"),
+    "ES": ("21", "10"),
+    "GB": ("20", "5"),
+}
+US_SALES_TAX = ("0", "6.25", "7.25", "8.875")  # percent, a few US states' rates
+SELLER_COUNTRY = "DE"
+SHIPPING_FEE = Decimal("4.99")
+CENT = Decimal("0.01")
+
+
+def _amount(value: Decimal, currency: str) -> dict[str, str]:
+    return {"amount": str(value.quantize(CENT, ROUND_HALF_UP)), "currencyCode": currency}
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+def _proceeds(
+    money_rng: random.Random, price: float, quantity: int, *, country: str, currency: str, business: bool
+) -> dict[str, Any]:
+    """An item's proceeds under its marketplace's convention; `money_rng` is the item's own,
+    so the choices here leave the order's other random values as they were."""
+    item = _cents(Decimal(str(price)) * quantity)
+    shipping = SHIPPING_FEE if money_rng.random() < 0.4 else Decimal(0)
+    parts = {"ITEM": item, "SHIPPING": shipping}
+    if country == "US":
+        rate = Decimal(money_rng.choice(US_SALES_TAX))
+        taxes = {k: _cents(v * rate / 100) for k, v in parts.items()}  # added on top
+        added = True
+    else:
+        standard, reduced = VAT_RATES[country]
+        rate = Decimal(reduced if money_rng.random() < 0.2 else standard)
+        if business and country not in (SELLER_COUNTRY, "GB"):
+            rate = Decimal(0)  # intra-Community supply to a VAT-registered business
+        taxes = {k: _cents(v * rate / (100 + rate)) for k, v in parts.items()}  # VAT in the price
+        added = False
+    breakdowns: list[dict[str, Any]] = [
+        {"type": kind, "subtotal": _amount(value, currency)} for kind, value in parts.items() if value
+    ]
+    tax = sum(taxes.values(), Decimal(0))
+    if rate or not added:  # Amazon.com lists no TAX where it adds none
+        details = [
+            {"subtype": kind, "value": _amount(taxes[kind], currency)}
+            for kind, value in parts.items()
+            if value
+        ]
+        breakdowns.append({"type": "TAX", "subtotal": _amount(tax, currency), "detailedBreakdowns": details})
+    total = item + shipping + (tax if added else Decimal(0))
+    return {"proceedsTotal": _amount(total, currency), "breakdowns": breakdowns}
+
+
+def _item(rng: random.Random, index: int, country: str, currency: str, business: bool) -> dict[str, Any]:
     price = round(rng.uniform(3, 250), 2)
     quantity = rng.randint(1, 3)
-    tax = round(price * quantity * 0.19, 2)
+    item_id = f"{rng.randint(10**13, 10**14 - 1)}{index}"
     return {
-        "orderItemId": f"{rng.randint(10**13, 10**14 - 1)}{index}",
+        "orderItemId": item_id,
         "quantityOrdered": quantity,
         "product": {
             "asin": "B0" + _token(rng, 8).upper(),
@@ -69,13 +132,9 @@ def _item(rng: random.Random, index: int, currency: str) -> dict[str, Any]:
             "condition": {"conditionType": "NEW"},
             "price": {"unitPrice": _money(price, currency)},
         },
-        "proceeds": {
-            "proceedsTotal": _money(price * quantity + tax, currency),
-            "breakdowns": [
-                {"type": "ITEM", "subtotal": _money(price * quantity, currency)},
-                {"type": "TAX", "subtotal": _money(tax, currency)},
-            ],
-        },
+        "proceeds": _proceeds(
+            random.Random(item_id), price, quantity, country=country, currency=currency, business=business
+        ),
         "fulfillment": {"quantityFulfilled": 0, "quantityUnfulfilled": quantity},
         "promotion": {"breakdowns": [{"promotionId": f"PROMO-{_token(rng, 4)}"}]},
     }
@@ -106,7 +165,7 @@ def order(
 ) -> dict[str, Any]:
     """One order in the full shape Amazon returns with every `includedData` set."""
     country, currency, name = MARKETPLACES[marketplace_id]
-    items = [_item(rng, i, currency) for i in range(rng.randint(1, 3))]
+    items = [_item(rng, i, country, currency, business) for i in range(rng.randint(1, 3))]
     updated = created + timedelta(minutes=rng.randint(0, 600))
     data: dict[str, Any] = {
         "orderId": _order_id(rng),
@@ -124,8 +183,8 @@ def order(
             "deliveryPreference": {"addressInstruction": f"Instruction-{_token(rng)}"},
         },
         "proceeds": {
-            "grandTotal": _money(
-                sum(float(i["proceeds"]["proceedsTotal"]["amount"]) for i in items), currency
+            "grandTotal": _amount(
+                sum((Decimal(i["proceeds"]["proceedsTotal"]["amount"]) for i in items), Decimal(0)), currency
             )
         },
         "payment": {"paymentExecutions": [{"paymentMethod": "CREDIT_CARD"}]},
