@@ -15,6 +15,10 @@ timer, drives the registered functions through `LocalHost`, and plays one scenar
 
 Everything lands in OUT (see `local/run.py`). Stage counts come from what the app left behind
 (audit records, documents, blobs, Amazon's record of confirmations), not from the scenarios.
+
+One `ModelJudge` (`self.judge`, local/amazon_models.py) is shared by the SP-API, Shipping v2 and
+Feeds stand-ins: Amazon's models judge every request the app sends them and every answer they
+give, and the run keeps one list of violations and one count of exchanges judged.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from local import appinsights_server, carrier_servers, emulators, keyvault_server
+from local.amazon_models import ModelJudge
 from local.function_host import LocalHost
 from local.spapi_feeds import FeedsStandIn
 from local.spapi_server import SimClock, SpApiStandIn
@@ -237,9 +242,10 @@ class Pipeline:
         self.emulators = self._stack.enter_context(emulators.running(work / "emulator-logs", blob_dir))
         self.vault = keyvault_server.start(work / "kv")
         self._stack.callback(self.vault.stop)
-        self.shipping_v2 = ShippingV2StandIn()
-        self.feeds = FeedsStandIn()
-        self.spapi = SpApiStandIn(clock=self.clock, handlers=[self.shipping_v2, self.feeds])
+        self.judge = ModelJudge.default()
+        self.shipping_v2 = ShippingV2StandIn(judge=self.judge)
+        self.feeds = FeedsStandIn(judge=self.judge)
+        self.spapi = SpApiStandIn(clock=self.clock, handlers=[self.shipping_v2, self.feeds], judge=self.judge)
         self.spapi.add_orders(self._cancel_before_ingest(self.orders))
         self.spapi.start()
         self._stack.callback(self.spapi.stop)

@@ -5,7 +5,9 @@
 FILE is a searchOrders response body ({"orders": [...]}); by default local/sample-orders.json.
 DIR receives summary.json, telemetry.jsonl, app.log, store-before-purge.jsonl,
 store-after-purge.jsonl and invoices/; by default a new temporary directory (its path is printed).
-Exits 1 when an order is not in a final state or the stage counts disagree.
+Exits 1 when an order is not in a final state, the stage counts disagree, or an exchange with
+the SP-API stand-ins broke Amazon's models (../shared/amazon-models, local/amazon_models.py):
+each kind of violation is printed with its operation and JSON pointer, never a value.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from azure.storage.queue import TextBase64DecodePolicy
 
+from local.amazon_models import MODELS_DIR
 from local.pipeline import Pipeline, RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +63,22 @@ def _telemetry_operations(path: Path) -> Counter[str]:
         if props.get("operation") and props.get("outcome"):
             counts[f"{props['operation']}.{props['outcome']}"] += 1
     return counts
+
+
+def judged(p: Pipeline) -> tuple[dict[str, Any], list[str]]:
+    """What Amazon's models judged in the run, and the problems: a violation, or no models."""
+    exchanges, violations = p.judge.snapshot()
+    summary = {
+        "exchanges": exchanges,
+        "byOperation": dict(sorted(p.judge.exchanges.items())),
+        "violations": len(violations),
+    }
+    if p.judge.missing:
+        return summary, [f"Amazon's models not found in {MODELS_DIR}: no exchange was judged"]
+    if violations:
+        lines = p.judge.report().splitlines()
+        return summary, [f"{len(violations)} violations of Amazon's models", *lines]
+    return summary, []
 
 
 def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]]:
@@ -105,10 +124,13 @@ def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]
     if duplicated or len(p.spapi.confirmations) != len(confirmed):
         problems.append("a label, invoice or confirmation was duplicated")
     poison = _poison(p)
+    models, model_problems = judged(p)
+    problems += model_problems
     summary = {
         "orders": orders,
         "scenarios": dict(scenarios),
         "spapiCalls": dict(p.spapi.calls),
+        "amazonModels": models,
         "carrierLabels": {n: c.purchases for n, c in p.carriers.all().items()},
         "invoiceFeeds": len(p.feeds.feeds),
         "storeOperations": dict(sorted(p.store.counts.items())),
@@ -132,6 +154,8 @@ def _table(summary: dict[str, Any]) -> str:
     rows += [
         ("poison messages", len(summary["poisonMessages"])),
         ("SP-API calls", sum(summary["spapiCalls"].values())),
+        ("exchanges judged by Amazon's models", summary["amazonModels"]["exchanges"]),
+        ("violations of Amazon's models", summary["amazonModels"]["violations"]),
         ("store writes", sum(v for k, v in summary["storeOperations"].items() if k.endswith(".write"))),
         ("simulated days", summary["simulatedDays"]),
         ("wall seconds", summary["wallSeconds"]),

@@ -140,8 +140,13 @@ def _item(rng: random.Random, index: int, country: str, currency: str, business:
     }
 
 
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    """Amazon omits an absent optional field: its models have no null (a null string breaks them)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def _address(rng: random.Random, country: str) -> dict[str, Any]:
-    return {
+    address = {
         "name": f"Name-{_token(rng)}",
         "addressLine1": f"Street-{_token(rng)} {rng.randint(1, 200)}",
         "addressLine2": f"Flat-{_token(rng)}" if rng.random() < 0.3 else None,
@@ -152,6 +157,7 @@ def _address(rng: random.Random, country: str) -> dict[str, Any]:
         "phone": f"+{rng.randint(10**9, 10**10 - 1)}",
         "addressType": rng.choice(("RESIDENTIAL", "COMMERCIAL")),
     }
+    return _present(address)
 
 
 def order(
@@ -173,11 +179,13 @@ def order(
         "lastUpdatedTime": _iso(updated),
         "programs": ["AMAZON_BUSINESS"] if business else [],
         "salesChannel": {"channelName": "AMAZON", "marketplaceId": marketplace_id, "marketplaceName": name},
-        "buyer": {
-            "buyerName": f"Buyer-{_token(rng)}",
-            "buyerEmail": f"{_token(rng)}@marketplace.amazon.example",
-            "buyerCompanyName": f"Company-{_token(rng)}" if business else None,
-        },
+        "buyer": _present(
+            {
+                "buyerName": f"Buyer-{_token(rng)}",
+                "buyerEmail": f"{_token(rng)}@marketplace.amazon.example",
+                "buyerCompanyName": f"Company-{_token(rng)}" if business else None,
+            }
+        ),
         "recipient": {
             "deliveryAddress": _address(rng, country),
             "deliveryPreference": {"addressInstruction": f"Instruction-{_token(rng)}"},

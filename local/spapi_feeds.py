@@ -7,6 +7,9 @@ getFeed, getFeeds and cancelFeed, with the status codes and bodies of Amazon's m
 (marketplace, required feedOptions keys, accepted characters, a PDF document). The SP-API
 stand-in (local/spapi_server.py) mounts it; `serve()` runs it alone, with a minimal LWA token
 endpoint, on 127.0.0.1 and a free port for this module's own tests.
+
+Amazon's model judges every Feeds API exchange `handle` answers (`judge`, a
+`local.amazon_models.ModelJudge`); the presigned upload is not an SP-API operation.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from local.amazon_models import ModelJudge
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -69,6 +74,7 @@ class FeedsStandIn:
     failures: list[int] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(50001))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    judge: ModelJudge = field(default_factory=ModelJudge.default)
 
     def fail_next(self, status: int, times: int = 1) -> None:
         """Answer the next `times` Feeds calls with `status` (429 throttles, 503 outages)."""
@@ -94,6 +100,21 @@ class FeedsStandIn:
             return self._upload(method, path[len(UPLOAD_PREFIX) :], headers, body)
         if not path.startswith(PREFIX + "/"):
             return None
+        answer = self._answer(method, path, query, headers, body, base_url)
+        self.judge.judge(
+            method, path, query=query, headers=headers, body=body, status=answer[0], response=answer[2]
+        )
+        return answer
+
+    def _answer(  # noqa: PLR0917 - handle's arguments
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+        base_url: str,
+    ) -> Response:
         lowered = {k.lower(): v for k, v in headers.items()}
         if not lowered.get("x-amz-access-token"):
             return _error(403, "Unauthorized", "Access to requested resource is denied.")

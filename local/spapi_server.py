@@ -20,6 +20,10 @@ What it imitates, from Amazon's models (orders_2026-01-01.json, ordersV0.json):
 - Fault injection: `fail_next(operation, status, count)`.
 
 Extra handlers (Shipping v2, Feeds, ... stand-ins) are tried, in order, before a 404.
+
+Amazon's own models judge every exchange this stand-in answers itself (`judge`, a
+`local.amazon_models.ModelJudge`): the request the client sent and the JSON it is served. The
+extra handlers judge theirs; pass one judge to all of them to keep one list of violations.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
+
+from local.amazon_models import ModelJudge
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -244,7 +250,11 @@ class SpApiStandIn:
         handlers: Sequence[ExtraHandler] = (),
         plans: Mapping[str, Plan] | None = None,
         lwa_clients: Mapping[str, str] | None = None,
+        judge: ModelJudge | None = None,
     ) -> None:
+        """`judge`: checks every exchange against Amazon's models (by default a new judge with
+        the models beside the repository)."""
+        self.judge = judge if judge is not None else ModelJudge.default()
         self.clock: Callable[[], datetime] = clock or SimClock(datetime(2026, 11, 1, tzinfo=UTC))
         self.handlers: list[ExtraHandler] = list(handlers)
         self.plans: dict[str, Plan] = dict(plans or DEFAULT_PLANS)
@@ -535,11 +545,12 @@ class SpApiStandIn:
                     "packageReferenceId": str(package["packageReferenceId"]),
                     "packageStatus": {"status": "SHIPPED"},
                     "carrier": package.get("carrierName") or package["carrierCode"],
-                    "shippingService": package.get("shippingMethod"),
                     "trackingNumber": package["trackingNumber"],
                     "shipTime": package["shipDate"],
                 }
             )
+            if package.get("shippingMethod"):  # Amazon omits what it was not told (never null)
+                packages[-1]["shippingService"] = str(package["shippingMethod"])
             order["packages"] = packages
             self._touch(order)
         return 204, {"x-amzn-RequestId": str(uuid.uuid4())}, b""
@@ -569,14 +580,29 @@ class SpApiStandIn:
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query, keep_blank_values=True)
         if method == "POST" and path == TOKEN_PATH:
-            return self._token(body)
-        found = self._operation(method, path)
-        if found is None:
+            return self._token(body)  # LWA, which no SP-API model describes
+        if self._operation(method, path) is None:
             lowered = {k.lower(): v for k, v in headers.items()}
             for handler in self.handlers:
                 answer = handler.handle(method, path, query, lowered, body, base_url)
                 if answer is not None:
-                    return answer
+                    return answer  # judged by the handler
+        answer = self._answer(method, path, query, headers, body)
+        self.judge.judge(
+            method, path, query=query, headers=headers, body=body, status=answer[0], response=answer[2]
+        )
+        return answer
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Response:
+        found = self._operation(method, path)
+        if found is None:
             return _errors(404, "NotFound", "Resource not found.")
         operation, subject = found
         limit = {"x-amzn-RateLimit-Limit": _rate_text(self.plans[operation].rate)}

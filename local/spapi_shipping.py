@@ -12,6 +12,9 @@ Behaviour, after Amazon's model (shippingV2.json):
   shipment and buys nothing more. `purchases` counts real purchases.
 - getTracking, cancelShipment for shipments bought here.
 - `fail_next(n)` answers the next n purchases 503.
+
+Amazon's model judges every exchange `handle` answers (`judge`, a
+`local.amazon_models.ModelJudge`): the request the client sent and the JSON it is served.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from local.amazon_models import ModelJudge
 from local.carrier_servers import label_pdf
 
 Result = tuple[int, dict[str, str], bytes]
@@ -64,6 +68,7 @@ class ShippingV2StandIn:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _fail: int = 0
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    judge: ModelJudge = field(default_factory=ModelJudge.default)
 
     def fail_next(self, n: int) -> None:
         with self.lock:
@@ -80,6 +85,15 @@ class ShippingV2StandIn:
     ) -> Result | None:
         if not path.startswith("/shipping/v2/"):
             return None
+        result = self._answer(method, path, query, headers, body)
+        self.judge.judge(
+            method, path, query=query, headers=headers, body=body, status=result[0], response=result[2]
+        )
+        return result
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes
+    ) -> Result:
         lower = {k.lower(): v for k, v in headers.items()}
         if not lower.get("x-amz-access-token"):
             return _error(403, "Unauthorized", "access token missing")

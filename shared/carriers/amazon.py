@@ -189,9 +189,13 @@ def _tracking(tracking_number: str, result: Mapping[str, Any]) -> TrackingInfo:
     mapped = {"Delivered": "delivered", "InTransit": "in_transit", "PreTransit": "pending"}.get(status)
     delivered_at = None
     if mapped == "delivered":
-        times = [
-            e.get("eventTime") for e in result.get("eventHistory") or [] if e.get("eventCode") == "Delivered"
-        ]
+        delivered = [e for e in result.get("eventHistory") or [] if e.get("eventCode") == "Delivered"]
+        # An event's shipmentType tells the way to the buyer (FORWARD) from the way back to the
+        # seller (RETURNS): a package delivered only on its way back never reached the buyer.
+        forward = [e for e in delivered if e.get("shipmentType") != "RETURNS"]
+        if delivered and not forward:
+            return TrackingInfo(tracking_number, "exception")
+        times = [e.get("eventTime") for e in forward]
         delivered_at = datetime.fromisoformat(str(times[-1]).replace("Z", "+00:00")) if times else None
     return TrackingInfo(tracking_number, mapped or ("exception" if status else "unknown"), delivered_at)
 

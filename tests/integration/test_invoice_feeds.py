@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sp_api.auth import AccessTokenClient
 
+from local.amazon_models import ModelJudge
 from local.spapi_feeds import FeedsStandIn, RunningFeeds, serve
 from shared.invoices.feeds import (
     FeedRejected,
@@ -130,7 +131,7 @@ def test_feed_options_refuse_characters_amazon_rejects() -> None:
 
 
 def test_stand_in_refuses_calls_without_a_token_and_unknown_paths() -> None:
-    stand_in = FeedsStandIn()
+    stand_in = FeedsStandIn(judge=ModelJudge.off())  # sends what Amazon's model forbids, on purpose
     assert stand_in.handle("GET", "/orders/2026-01-01/orders", {}, {}, b"", "http://x") is None
     status, _, body = stand_in.handle("POST", "/feeds/2021-06-30/documents", {}, {}, b"{}", "http://x")  # type: ignore[misc]
     assert status == 403 and b"errors" in body

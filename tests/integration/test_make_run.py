@@ -80,6 +80,14 @@ def test_every_order_lives_its_whole_life(tmp_path: Path) -> None:
     assert set(labels.values()) == {1} and set(invoices.values()) == {1}
     assert len(list((tmp_path / "invoices").glob("*.pdf"))) == shipped
     assert summary["poisonMessages"] == []
+    # Amazon's models judged every exchange with the SP-API stand-ins (local/amazon_models.py).
+    models = summary["amazonModels"]
+    print(f"Amazon's models judged {models['exchanges']} exchanges of the run: {models['byOperation']}")
+    assert models["violations"] == 0
+    assert models["exchanges"] == sum(models["byOperation"].values()) > 0
+    assert {"searchOrders", "confirmShipment", "createFeedDocument", "createFeed", "getFeed"} <= set(
+        models["byOperation"]
+    )
 
     tokens = _pii_tokens(orders)
     for name in ("telemetry.jsonl", "app.log", "store-after-purge.jsonl", "store-before-purge.jsonl"):
