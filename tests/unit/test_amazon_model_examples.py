@@ -38,6 +38,8 @@ from shared.settings import load_settings
 from shared.spapi_gateway import SpApiGateway, SpApiRejected
 
 DE = "A1PA6795UKMFR9"
+SELLER = {"sellerId": "S1", "marketplaceIds": [DE], "refreshTokenSecret": "rt"}  # pragma: allowlist secret
+EXAMPLE_TRACKING_ID = "23AA47DE2B3B6"  # pragma: allowlist secret - getTracking's example id
 CREDS = {
     "lwa_app_id": "amzn1.application-oa2-client.example",
     "lwa_client_secret": "x",
@@ -136,9 +138,7 @@ class OfflineGateway(SpApiGateway):
                 "STORAGE": "UseDevelopmentStorage=true",
                 "COSMOS_ENDPOINT": "https://127.0.0.1:1",
                 "KEY_VAULT_URL": "https://127.0.0.1:1",
-                "SELLERS": json.dumps(
-                    [{"sellerId": "S1", "marketplaceIds": [DE], "refreshTokenSecret": "rt"}]
-                ),
+                "SELLERS": json.dumps([SELLER]),
             }
         )
         super().__init__(settings, lambda _seller: CREDS)
@@ -328,7 +328,7 @@ def test_tracking_examples(models: AmazonModels, wire: Wire) -> None:
     carrier = _shipping(wire)
     for body in _both_forms(tracking):
         wire.queue(200, body)
-        info = carrier.track("23AA47DE2B3B6")
+        info = carrier.track(EXAMPLE_TRACKING_ID)
         # Amazon's example: the package was Undeliverable on its way to the buyer, and the
         # "Delivered" events are of its return (shipmentType RETURNS) to the seller. The summary
         # says Delivered, but the buyer never got it: not a delivery (which would start the
@@ -340,7 +340,7 @@ def test_tracking_examples(models: AmazonModels, wire: Wire) -> None:
         event["shipmentType"] = "FORWARD"
     for body in _both_forms(forward):
         wire.queue(200, body)
-        info = carrier.track("23AA47DE2B3B6")
+        info = carrier.track(EXAMPLE_TRACKING_ID)
         assert info.status == "delivered"
         assert info.delivered_at == datetime(2024, 2, 13, 4, 9, 5, 513000, tzinfo=UTC)
         REPLAYED["getTracking"] += 1
@@ -349,7 +349,7 @@ def test_tracking_examples(models: AmazonModels, wire: Wire) -> None:
             continue
         wire.queue(int(status), declared["examples"]["application/json"])
         with pytest.raises(AppError) as refused:
-            carrier.track("23AA47DE2B3B6")
+            carrier.track(EXAMPLE_TRACKING_ID)
         assert refused.value.code in ("amazon_shipping_refused", "carrier_not_reached", "carrier_unavailable")
         REPLAYED["getTracking"] += 1
 
