@@ -74,6 +74,59 @@ param tags object = {
   workload: 'mfn-fulfilment'
 }
 
+// --- Network (infra/modules/network.bicep; docs/security.md "Network") -----------------------
+
+@description('Disabled (the default): Storage, Cosmos DB and Key Vault answer only on their private endpoints. Enabled: for a first trial only, their public endpoints answer too, to trialAllowedIpRanges only.')
+@allowed([
+  'Disabled'
+  'Enabled'
+])
+param publicNetworkAccess string = 'Disabled'
+
+@description('Public IP addresses or CIDR ranges (an operator\'s own) admitted to the data services while publicNetworkAccess is Enabled.')
+param trialAllowedIpRanges array = []
+
+param vnetAddressPrefix string = '10.42.0.0/16'
+param appSubnetPrefix string = '10.42.1.0/24'
+param privateEndpointSubnetPrefix string = '10.42.2.0/24'
+
+// --- Response (docs/security.md "From rule to notice") ----------------------------------------
+
+@description('E-mail addresses of the security on-call: PII incidents and the 24-hour clock to notify Amazon.')
+@minLength(1)
+param securityOnCallEmails array
+
+@description('E-mail addresses of the operations on-call: pipeline-silent, purge-lateness, poison-queue-growth, privacy-request-overdue.')
+@minLength(1)
+param operationsOnCallEmails array
+
+@description('Entra object id of the user who owns security incidents (Sentinel incident owner).')
+param securityOwnerObjectId string = ''
+
+@description('Entra object id of the user who owns operational incidents.')
+param operationsOwnerObjectId string = ''
+
+@description('Object id in this tenant of the "Azure Security Insights" service principal: az ad sp show --id 98785600-1bb7-4fb9-b9fa-19afe2c8a360 --query id -o tsv')
+param sentinelAutomationPrincipalId string
+
+@description('Entra object ids of the break-glass accounts: any sign-in raises an incident.')
+param breakGlassAccountIds array = []
+
+@description('Send the subscription\'s Activity log to the workspace (a subscription-level diagnostic setting; needs Monitoring Contributor on the subscription). False if it already goes there.')
+param deploySubscriptionActivityLog bool = true
+
+// --- Audit trail and privileged access --------------------------------------------------------
+
+@description('Days each audit blob (deletion confirmations, purge and erasure records) stays immutable; docs/retention.md keeps audit records at least 12 months.')
+@minValue(365)
+param auditRetentionDays int = 365
+
+@description('True once the audit container\'s immutability policy is locked (docs/security.md): Bicep then leaves the policy alone.')
+param auditPolicyLocked bool = false
+
+@description('Privileged access groups printed by infra/identity/setup_access.py: resourceGroupOwner, resourceGroupContributor, keyVaultSecretsOfficer, cosmosDataContributor -> group object id.')
+param privilegedAccessGroups object = {}
+
 // Continuous7Days is the shortest Cosmos continuous-backup tier (modules/cosmos.bicep).
 var cosmosBackupRetentionDays = 7
 var recoverabilityDays = retentionDays + keyEpochDays + cosmosBackupRetentionDays + keyVaultSoftDeleteDays
@@ -90,6 +143,8 @@ var dataContainers = [
   'exports'
   'invoice-archive'
 ]
+// WORM: deletion confirmations, purge and erasure records (docs/security.md "Audit trail").
+var auditContainer = 'audit'
 var suffix = uniqueString(resourceGroup().id, prefix)
 
 module monitoring 'modules/monitoring.bicep' = {
@@ -98,6 +153,18 @@ module monitoring 'modules/monitoring.bicep' = {
     location: location
     prefix: prefix
     logRetentionDays: logRetentionDays
+    tags: tags
+  }
+}
+
+module network 'modules/network.bicep' = {
+  name: 'network'
+  params: {
+    location: location
+    prefix: prefix
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
     tags: tags
   }
 }
@@ -112,6 +179,16 @@ module hostStorage 'modules/storage.bicep' = {
     ]
     workspaceId: monitoring.outputs.workspaceId
     tags: tags
+    publicNetworkAccess: publicNetworkAccess
+    allowedIpRanges: trialAllowedIpRanges
+    privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneIds: network.outputs.dnsZoneIds
+    // The Functions host keeps leases and timer state in blobs and may use queues and tables.
+    privateEndpointServices: [
+      'blob'
+      'queue'
+      'table'
+    ]
   }
 }
 
@@ -131,6 +208,13 @@ module dataStorage 'modules/storage.bicep' = {
     deleteAfterDays: blobBackstopDays
     workspaceId: monitoring.outputs.workspaceId
     tags: tags
+    publicNetworkAccess: publicNetworkAccess
+    allowedIpRanges: trialAllowedIpRanges
+    privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneIds: network.outputs.dnsZoneIds
+    auditContainer: auditContainer
+    auditRetentionDays: auditRetentionDays
+    auditPolicyLocked: auditPolicyLocked
   }
 }
 
@@ -141,6 +225,10 @@ module cosmos 'modules/cosmos.bicep' = {
     prefix: prefix
     workspaceId: monitoring.outputs.workspaceId
     tags: tags
+    publicNetworkAccess: publicNetworkAccess
+    allowedIpRanges: trialAllowedIpRanges
+    privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.dnsZoneIds.Sql
   }
 }
 
@@ -152,6 +240,10 @@ module keyVault 'modules/keyvault.bicep' = {
     softDeleteDays: keyVaultSoftDeleteDays
     workspaceId: monitoring.outputs.workspaceId
     tags: tags
+    publicNetworkAccess: publicNetworkAccess
+    allowedIpRanges: trialAllowedIpRanges
+    privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.dnsZoneIds.vault
   }
 }
 
@@ -170,6 +262,7 @@ module functionApp 'modules/functionapp.bicep' = {
     cosmosDatabaseName: cosmos.outputs.databaseName
     keyVaultUri: keyVault.outputs.uri
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    virtualNetworkSubnetId: network.outputs.appSubnetId
     maximumInstanceCount: maximumInstanceCount
     appSettings: {
       SELLERS: sellers
@@ -199,10 +292,43 @@ module rbac 'modules/rbac.bicep' = {
     hostStorageName: hostStorage.outputs.name
     dataStorageName: dataStorage.outputs.name
     dataContainers: dataContainers
+    auditContainer: auditContainer
     cosmosAccountName: cosmos.outputs.name
     cosmosDatabaseName: cosmos.outputs.databaseName
     keyVaultName: keyVault.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+module operatorAccess 'modules/operator-access.bicep' = {
+  name: 'operator-access'
+  params: {
+    privilegedAccessGroups: privilegedAccessGroups
+    keyVaultName: keyVault.outputs.name
+    cosmosAccountName: cosmos.outputs.name
+    cosmosDatabaseName: cosmos.outputs.databaseName
+  }
+}
+
+// The subscription's Activity log to the workspace: a subscription-level setting, so this module
+// deploys at subscription scope.
+module activityLog 'modules/activitylog.bicep' = if (deploySubscriptionActivityLog) {
+  name: 'activity-log-${suffix}'
+  scope: subscription()
+  params: {
+    workspaceId: monitoring.outputs.workspaceId
+    settingName: 'activity-log-to-${prefix}-log'
+  }
+}
+
+module playbook 'modules/playbook.bicep' = {
+  name: 'pii-playbook'
+  params: {
+    location: location
+    prefix: prefix
+    tags: tags
+    workspaceName: monitoring.outputs.workspaceName
+    sentinelAutomationPrincipalId: sentinelAutomationPrincipalId
   }
 }
 
@@ -213,6 +339,22 @@ module sentinel 'modules/sentinel.bicep' = {
     expectedPrincipals: concat([
       functionApp.outputs.principalId
     ], operatorPrincipalIds)
+    securityOwnerObjectId: securityOwnerObjectId
+    operationsOwnerObjectId: operationsOwnerObjectId
+    playbookId: playbook.outputs.id
+    breakGlassAccountIds: breakGlassAccountIds
+  }
+}
+
+module notifications 'modules/notifications.bicep' = {
+  name: 'notifications'
+  params: {
+    location: location
+    prefix: prefix
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+    securityEmails: securityOnCallEmails
+    operationsEmails: operationsOnCallEmails
   }
 }
 
@@ -230,3 +372,6 @@ output keyVaultName string = keyVault.outputs.name
 output dataStorageName string = dataStorage.outputs.name
 output notificationsQueueUrl string = '${dataStorage.outputs.queueEndpoint}order-notifications'
 output recoverabilityDays int = recoverabilityDays
+output auditContainerUrl string = '${dataStorage.outputs.blobEndpoint}${auditContainer}'
+output playbookName string = playbook.outputs.name
+output playbookPrincipalId string = playbook.outputs.principalId

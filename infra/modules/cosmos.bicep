@@ -1,12 +1,30 @@
 // Cosmos DB for the order store: Entra ID only (local keys off), TLS 1.2, continuous backup with
 // the shortest window (7 days, part of the recoverability bound), and the three containers the
 // app uses with item-level TTL enabled (defaultTtl -1). Data-plane RBAC cannot create
-// containers, so they are declared here.
+// containers, so they are declared here. Reached through a private endpoint (group Sql, zone
+// privatelink.documents.azure.com); the public endpoint is off unless a first trial turns it on,
+// and even then only `allowedIpRanges` get through.
 
 param location string
 param prefix string
 param workspaceId string
 param tags object = {}
+
+@description('Disabled: only the private endpoint reaches the account. Enabled (first trial only): the public endpoint answers too, to allowedIpRanges only.')
+@allowed([
+  'Disabled'
+  'Enabled'
+])
+param publicNetworkAccess string = 'Disabled'
+
+@description('Public IP addresses or CIDR ranges admitted when publicNetworkAccess is Enabled.')
+param allowedIpRanges array = []
+
+@description('Subnet of the private endpoints (infra/modules/network.bicep).')
+param privateEndpointSubnetId string
+
+@description('Private DNS zone privatelink.documents.azure.com.')
+param privateDnsZoneId string
 
 @description('Database name (COSMOS_DATABASE).')
 param databaseName string = 'fulfilment'
@@ -19,8 +37,6 @@ param containers object = {
 }
 
 resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
-  // checkov:skip=CKV_AZURE_99: Flex Consumption reaches Cosmos over the public endpoint unless a VNet is added; every request needs an Entra ID token (disableLocalAuth), see docs/security.md "Network".
-  // checkov:skip=CKV_AZURE_101: Same reason as CKV_AZURE_99.
   name: '${prefix}-cosmos'
   location: location
   tags: tags
@@ -45,7 +61,15 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
     minimalTlsVersion: 'Tls12'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
+    // One write region. (checkov's CKV_AZURE_99 passes on this property alone; what restricts
+    // access is publicNetworkAccess, the private endpoint and ipRules: the trial's addresses only.)
+    enableMultipleWriteLocations: false
+    ipRules: [
+      for ip in allowedIpRanges: {
+        ipAddressOrRange: ip
+      }
+    ]
     backupPolicy: {
       type: 'Continuous'
       continuousModeProperties: {
@@ -125,6 +149,43 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
       {
         category: 'Requests'
         enabled: true
+      }
+    ]
+  }
+}
+
+resource privateEndpoint 'Microsoft.Network/privateEndpoints@2023-11-01' = {
+  name: '${account.name}-sql-pe'
+  location: location
+  tags: tags
+  properties: {
+    subnet: {
+      id: privateEndpointSubnetId
+    }
+    privateLinkServiceConnections: [
+      {
+        name: '${account.name}-sql'
+        properties: {
+          privateLinkServiceId: account.id
+          groupIds: [
+            'Sql'
+          ]
+        }
+      }
+    ]
+  }
+}
+
+resource privateDnsGroup 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = {
+  parent: privateEndpoint
+  name: 'default'
+  properties: {
+    privateDnsZoneConfigs: [
+      {
+        name: 'Sql'
+        properties: {
+          privateDnsZoneId: privateDnsZoneId
+        }
       }
     ]
   }

@@ -1,6 +1,8 @@
 // The Function App on Flex Consumption: Python 3.11, system-assigned managed identity (the only
 // credential it has), HTTPS only, TLS 1.2, FTP and basic publishing credentials off. The app
-// settings carry endpoints, Key Vault secret names and tuning, never a secret value.
+// settings carry endpoints, Key Vault secret names and tuning, never a secret value. The app joins
+// the VNet (infra/modules/network.bicep) and sends all its outbound traffic through it, so it
+// reaches Storage, Cosmos DB and Key Vault on their private endpoints.
 
 param location string
 param prefix string
@@ -19,6 +21,9 @@ param cosmosEndpoint string
 param cosmosDatabaseName string
 param keyVaultUri string
 param appInsightsConnectionString string
+
+@description('Subnet the app joins (delegated to Microsoft.App/environments).')
+param virtualNetworkSubnetId string
 
 @description('App settings of the app itself (name -> value), see docs/deploy.md.')
 param appSettings object
@@ -62,7 +67,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: Public access stays on for zip deployment from the seller's CI; no HTTP trigger sits behind it, see docs/security.md "Network".
+  // checkov:skip=CKV_AZURE_222: Inbound only: the app has no HTTP trigger, and the deployment endpoint (SCM, Entra ID only, basic auth off) stays reachable so the seller's CI can publish; all data traffic is outbound over the VNet, see docs/security.md "Network".
   // checkov:skip=CKV_AZURE_17: No HTTP triggers (timers and queues only), so no client to authenticate by certificate.
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero per function; queues hold work while an instance starts.
   // checkov:skip=CKV_AZURE_213: No HTTP endpoint to probe; liveness is the heartbeat Sentinel rule (pipeline-silent).
@@ -75,6 +80,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
   properties: {
     serverFarmId: plan.id
+    virtualNetworkSubnetId: virtualNetworkSubnetId
     httpsOnly: true
     clientCertEnabled: false
     siteConfig: {
@@ -82,6 +88,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
+      vnetRouteAllEnabled: true
       appSettings: [
         for s in items(allSettings): {
           name: s.key

@@ -1,6 +1,9 @@
 // Key Vault for the key-encryption keys, the order-reference key and the seller credentials:
 // RBAC authorisation (no access policies), purge protection, and soft-delete days equal to
-// KEY_VAULT_SOFT_DELETE_DAYS (part of the recoverability bound).
+// KEY_VAULT_SOFT_DELETE_DAYS (part of the recoverability bound). Reached through a private
+// endpoint (zone privatelink.vaultcore.azure.net); the public endpoint is off unless a first trial
+// turns it on, and even then only `allowedIpRanges` get through. Audit events go to the
+// resource-specific table AZKVAuditLogs.
 
 param location string
 param prefix string
@@ -12,9 +15,23 @@ param tags object = {}
 @maxValue(90)
 param softDeleteDays int = 7
 
+@description('Disabled: only the private endpoint reaches the vault. Enabled (first trial only): the public endpoint answers too, to allowedIpRanges only.')
+@allowed([
+  'Disabled'
+  'Enabled'
+])
+param publicNetworkAccess string = 'Disabled'
+
+@description('Public IP addresses or CIDR ranges admitted when publicNetworkAccess is Enabled.')
+param allowedIpRanges array = []
+
+@description('Subnet of the private endpoints (infra/modules/network.bicep).')
+param privateEndpointSubnetId string
+
+@description('Private DNS zone privatelink.vaultcore.azure.net.')
+param privateDnsZoneId string
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109: Flex Consumption reaches Key Vault over the public endpoint unless a VNet is added; every call needs an Entra ID token with an RBAC role, see docs/security.md "Network".
-  // checkov:skip=CKV_AZURE_189: Same reason as CKV_AZURE_109.
   name: '${prefix}-kv'
   location: location
   tags: tags
@@ -28,10 +45,15 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableSoftDelete: true
     softDeleteRetentionInDays: softDeleteDays
     enablePurgeProtection: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: 'Deny'
       bypass: 'AzureServices'
+      ipRules: [
+        for ip in allowedIpRanges: {
+          value: ip
+        }
+      ]
     }
   }
 }
@@ -41,6 +63,8 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
   scope: vault
   properties: {
     workspaceId: workspaceId
+    // Resource-specific table AZKVAuditLogs (the unexpected-principal rule reads it).
+    logAnalyticsDestinationType: 'Dedicated'
     logs: [
       {
         categoryGroup: 'audit'
@@ -51,6 +75,43 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
       {
         category: 'AllMetrics'
         enabled: true
+      }
+    ]
+  }
+}
+
+resource privateEndpoint 'Microsoft.Network/privateEndpoints@2023-11-01' = {
+  name: '${vault.name}-pe'
+  location: location
+  tags: tags
+  properties: {
+    subnet: {
+      id: privateEndpointSubnetId
+    }
+    privateLinkServiceConnections: [
+      {
+        name: '${vault.name}-vault'
+        properties: {
+          privateLinkServiceId: vault.id
+          groupIds: [
+            'vault'
+          ]
+        }
+      }
+    ]
+  }
+}
+
+resource privateDnsGroup 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = {
+  parent: privateEndpoint
+  name: 'default'
+  properties: {
+    privateDnsZoneConfigs: [
+      {
+        name: 'vault'
+        properties: {
+          privateDnsZoneId: privateDnsZoneId
+        }
       }
     ]
   }

@@ -7,6 +7,9 @@ param principalId string
 param hostStorageName string
 param dataStorageName string
 param dataContainers array
+
+@description('The WORM audit container of the data account: the identity may add and read blobs there, nothing else.')
+param auditContainer string
 param cosmosAccountName string
 param cosmosDatabaseName string
 param keyVaultName string
@@ -43,6 +46,11 @@ resource dataContainerResources 'Microsoft.Storage/storageAccounts/blobServices/
     name: c
   }
 ]
+
+resource auditContainerResource 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: dataBlobService
+  name: auditContainer
+}
 
 resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' existing = {
   name: cosmosAccountName
@@ -90,6 +98,45 @@ resource dataBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
     }
   }
 ]
+
+// Audit trail blobs: add and read, never overwrite or delete. Put Blob of a new blob needs only
+// blobs/add/action; overwriting needs blobs/write and deleting blobs/delete, which this role
+// lacks (learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory,
+// permissions per operation). The container's immutability policy refuses both anyway, to every
+// role, while a blob is inside its retention period.
+resource auditAppenderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'fulfilment-audit-appender')
+  properties: {
+    roleName: 'Fulfilment audit appender (${uniqueString(resourceGroup().id)})'
+    description: 'Add and read blobs in the fulfilment app\'s audit container; no overwrite, no delete.'
+    type: 'CustomRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+        ]
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+resource auditAppender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(auditContainerResource.id, principalId, 'fulfilment-audit-appender')
+  scope: auditContainerResource
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    // Role definitions live at subscription level whatever scope deploys them.
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', auditAppenderRole.name)
+  }
+}
 
 // The order store: read and write items in the one database.
 resource cosmosData 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {

@@ -1,6 +1,14 @@
-// Microsoft Sentinel on the Log Analytics workspace, and the scheduled analytics rules. Each
-// rule's query lives in infra/rules/<id>.kql; its runbook is docs/security.md
-// "Incident response runbooks" under the same id.
+// Microsoft Sentinel on the Log Analytics workspace, the scheduled analytics rules, and what
+// happens when one opens an incident. Each rule's query lives in infra/rules/<id>.kql; its runbook
+// is docs/security.md "Incident response runbooks" under the same id.
+//
+// Response: one automation rule per analytics rule runs when that rule's incident is created. It
+// assigns the owner of the rule's team (security or operations), labels the incident with its rule
+// and, unless the rule only informs, notify:<team> (an Azure Monitor log alert turns that label
+// into an e-mail through the team's action group: infra/modules/notifications.bicep), adds the
+// runbook's steps as incident tasks, and, for rules whose incidents may involve personal data
+// (personalData), runs the PII playbook (infra/modules/playbook.bicep), which starts the 24-hour
+// clock for the notice to Amazon.
 //
 // Incidents group a rule's alerts by their entities (matchingMethod AllEntities), so each such rule
 // maps the entity columns its query projects (Microsoft Sentinel entity types and identifiers:
@@ -8,6 +16,10 @@
 // sources that sent nothing, so it has no entity to map: its alerts group into one incident
 // (AnyAlert). tests/unit/test_infra.py and tests/unit/test_kusto_analysis.py check the mappings
 // against the queries.
+//
+// Fields of a rule besides the analytics rule's own: team (who owns its incidents), personalData
+// (its incidents may involve buyer data: run the PII playbook), page (notify the team's action
+// group; false for rules that only inform).
 
 @description('The Log Analytics workspace that Sentinel watches.')
 param workspaceName string
@@ -16,6 +28,18 @@ param workspaceName string
 param expectedPrincipals array
 
 param runbookUrl string = 'docs/security.md#incident-response-runbooks'
+
+@description('Entra object id of the user who owns security incidents; empty leaves them unassigned.')
+param securityOwnerObjectId string = ''
+
+@description('Entra object id of the user who owns operational incidents; empty leaves them unassigned.')
+param operationsOwnerObjectId string = ''
+
+@description('Resource id of the PII incident playbook (Logic App).')
+param playbookId string
+
+@description('Entra object ids of the break-glass (emergency access) accounts, for the break-glass-sign-in rule.')
+param breakGlassAccountIds array = []
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {
   name: workspaceName
@@ -36,6 +60,9 @@ var rules = [
       'Collection'
       'Exfiltration'
     ]
+    team: 'security'
+    personalData: true
+    page: true
     frequency: 'PT15M'
     period: 'PT15M'
     query: loadTextContent('../rules/pii-in-traces.kql')
@@ -60,6 +87,9 @@ var rules = [
       'Impact'
       'DefenseEvasion'
     ]
+    team: 'operations'
+    personalData: false
+    page: true
     frequency: 'PT30M'
     period: 'PT2H'
     query: loadTextContent('../rules/pipeline-silent.kql')
@@ -73,6 +103,9 @@ var rules = [
     tactics: [
       'Collection'
     ]
+    team: 'operations'
+    personalData: false
+    page: true
     frequency: 'PT1H'
     period: 'PT1H'
     query: loadTextContent('../rules/purge-lateness.kql')
@@ -96,6 +129,9 @@ var rules = [
     tactics: [
       'Collection'
     ]
+    team: 'operations'
+    personalData: false
+    page: true
     frequency: 'PT1H'
     period: 'P14D'
     query: loadTextContent('../rules/privacy-request-overdue.kql')
@@ -119,6 +155,9 @@ var rules = [
     tactics: [
       'Impact'
     ]
+    team: 'operations'
+    personalData: false
+    page: true
     frequency: 'PT15M'
     period: 'PT1H'
     query: loadTextContent('../rules/poison-queue-growth.kql')
@@ -151,6 +190,9 @@ var rules = [
     tactics: [
       'Impact'
     ]
+    team: 'operations'
+    personalData: false
+    page: false
     frequency: 'PT15M'
     period: 'PT1H'
     query: loadTextContent('../rules/spapi-throttling-storm.kql')
@@ -175,6 +217,9 @@ var rules = [
       'CredentialAccess'
       'Discovery'
     ]
+    team: 'security'
+    personalData: true
+    page: true
     frequency: 'PT15M'
     period: 'PT15M'
     query: replace(loadTextContent('../rules/unexpected-principal.kql'), '__EXPECTED_PRINCIPALS__', string(expectedPrincipals))
@@ -208,6 +253,9 @@ var rules = [
       'Exfiltration'
       'Collection'
     ]
+    team: 'security'
+    personalData: true
+    page: true
     frequency: 'PT1H'
     period: 'P14D'
     query: loadTextContent('../rules/unusual-data-read.kql')
@@ -224,6 +272,372 @@ var rules = [
       }
     ]
   }
+  {
+    id: 'break-glass-sign-in'
+    title: 'Break-glass account sign-in'
+    severity: 'High'
+    tactics: [
+      'InitialAccess'
+      'PrivilegeEscalation'
+    ]
+    team: 'security'
+    personalData: false
+    page: true
+    frequency: 'PT15M'
+    // 14 days so the Watchlist rows (refreshed every 12 days) are inside the query period.
+    period: 'P14D'
+    query: loadTextContent('../rules/break-glass-sign-in.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'Account'
+        fieldMappings: [
+          {
+            identifier: 'AadUserId'
+            columnName: 'UserId'
+          }
+        ]
+      }
+    ]
+  }
+  {
+    id: 'role-assignment-outside-deployment'
+    title: 'Role assignment made outside a deployment'
+    severity: 'Medium'
+    tactics: [
+      'Persistence'
+      'PrivilegeEscalation'
+    ]
+    team: 'security'
+    personalData: false
+    page: true
+    frequency: 'PT1H'
+    period: 'P1D'
+    query: loadTextContent('../rules/role-assignment-outside-deployment.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'Account'
+        fieldMappings: [
+          {
+            identifier: 'AadUserId'
+            columnName: 'CallerObjectId'
+          }
+        ]
+      }
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
+  }
+]
+
+
+// Incident tasks per rule, in the order of `rules`: the steps of the rule's runbook in
+// docs/security.md, as automation-rule actions (orders 2.., after the owner; the playbook runs last).
+// Written out as actions because Bicep has no nested loops (tests/unit/test_infra_response.py
+// checks each list against the runbook).
+var taskActions = [
+  // pii-in-traces
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Find the records and confirm real buyer data or a false match'
+          description: 'Run the rule query for the window; read Operations and Pattern; look at the matching AppTraces/AppExceptions records.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Purge the records from the workspace'
+          description: 'Log Analytics data purge API on AppTraces or AppExceptions, filtered on the time window and operation; note the purge operation id in a comment.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Fix the leaking code path and deploy'
+          description: 'shared/redaction.py or the telemetry call, with a test that reproduces the leak.'
+        }
+      }
+      {
+        order: 5
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Decide within 4 h whether Amazon data may have been exposed'
+          description: 'Buyer PII or Amazon information that may have left our control makes this a security incident involving Amazon data: notify Amazon within 24 h of discovery (policy clause 9). Record the decision and its reasons in a comment.'
+        }
+      }
+      {
+        order: 6
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Notify Amazon by the deadline, then tag the incident notified-amazon'
+          description: 'If Amazon data may have been exposed: send the report (the playbook drafted it in the comments; docs/security.md Report to Amazon) to security@amazon.com before the deadline the playbook recorded (detection + 24 h). Then add the tag notified-amazon, or a comment starting Notified Amazon, with the date and the message reference: that stops the reminders.'
+        }
+      }
+  ]
+  // pipeline-silent
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Check the Function App, its last deployment and FunctionAppLogs'
+          description: 'Source names the silent timer (poll_orders, track_deliveries, purge_expired).'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Check the identity role assignments and Key Vault / Cosmos DB availability'
+          description: 'A lost role assignment or an unreachable private endpoint silences every timer.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'If purge_expired stays down past a retention deadline, follow purge-lateness'
+          description: 'The 7-day deletion promise is at risk while purge_expired is silent.'
+        }
+      }
+  ]
+  // purge-lateness
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Find why the purge was late or failed'
+          description: 'WorstLatenessS, FailedRuns, OrdersFailed, Invocations; look for purge_expired failures, Cosmos DB throttling, Key Vault errors.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Fix the cause and confirm the backlog drains'
+          description: 'Watch the next purge_expired runs until no late or failed run remains.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Record a policy breach past 7 days; past 30 days treat it as an Amazon notice'
+          description: 'Lateness beyond 7 days is a policy breach to record; beyond Amazon 30 days it is an incident to report to Amazon within 24 h.'
+        }
+      }
+  ]
+  // privacy-request-overdue
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Find the queue message and its request'
+          description: 'MessageId is the invocation_id of the attempts and of the poison record; read requestId and type from privacy-requests-poison or the queue.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Complete the request with the ops CLI and send the confirmation'
+          description: 'The audit trail has the request steps; our own target is 24 h.'
+        }
+      }
+  ]
+  // poison-queue-growth
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Read the reason codes and fix the cause'
+          description: 'Reasons holds the poison records reason_code values.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Replay the poison messages with the ops CLI, or discard the obsolete ones'
+          description: 'Messages carry refs only; no data exposure.'
+        }
+      }
+  ]
+  // spapi-throttling-storm
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Check whether another tool shares the seller quota'
+          description: 'Compare the throttled operation with the apps rate budget; WaitS and MaxInvocationWaitS sum the Retry-After delays.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Lower the timer frequency or maximumInstanceCount if the app is the cause'
+          description: 'Redeploy with the new parameters.'
+        }
+      }
+  ]
+  // unexpected-principal
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Identify the principal, its operations and addresses'
+          description: 'Entra ID sign-in and audit logs (SigninLogs, AuditLogs) for the Principal object id.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'If not a known operator: disable it, revoke sessions and role assignments'
+          description: 'Then rotate every secret it could read: LWA client secret, refresh tokens, carrier credentials, the current KEK epoch.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'If a legitimate operator: add the object id to operatorPrincipalIds and redeploy'
+          description: 'Close as benign with the reason.'
+        }
+      }
+      {
+        order: 5
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Decide within 4 h whether Amazon data may have been exposed'
+          description: 'Buyer PII or Amazon information that may have left our control makes this a security incident involving Amazon data: notify Amazon within 24 h of discovery (policy clause 9). Record the decision and its reasons in a comment.'
+        }
+      }
+      {
+        order: 6
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Notify Amazon by the deadline, then tag the incident notified-amazon'
+          description: 'If Amazon data may have been exposed: send the report (the playbook drafted it in the comments; docs/security.md Report to Amazon) to security@amazon.com before the deadline the playbook recorded (detection + 24 h). Then add the tag notified-amazon, or a comment starting Notified Amazon, with the date and the message reference: that stops the reminders.'
+        }
+      }
+  ]
+  // unusual-data-read
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Identify the principal and what it read'
+          description: 'If it is the app, correlate with a backlog or a bug.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Otherwise contain and rotate as for unexpected-principal'
+          description: 'Disable the principal, revoke sessions and role assignments, rotate the secrets it could read.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Decide within 4 h whether Amazon data may have been exposed'
+          description: 'Buyer PII or Amazon information that may have left our control makes this a security incident involving Amazon data: notify Amazon within 24 h of discovery (policy clause 9). Record the decision and its reasons in a comment.'
+        }
+      }
+      {
+        order: 5
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Notify Amazon by the deadline, then tag the incident notified-amazon'
+          description: 'If Amazon data may have been exposed: send the report (the playbook drafted it in the comments; docs/security.md Report to Amazon) to security@amazon.com before the deadline the playbook recorded (detection + 24 h). Then add the tag notified-amazon, or a comment starting Notified Amazon, with the date and the message reference: that stops the reminders.'
+        }
+      }
+  ]
+  // break-glass-sign-in
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Confirm with the account custodians that the use was planned'
+          description: 'Who opened the safe, when, and why; an unplanned sign-in is a compromised emergency account.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'If unplanned: reset the password, revoke sessions, review what the account changed'
+          description: 'AuditLogs and AzureActivity for the account object id since FirstSeen.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Return the credentials to the safe and record the use'
+          description: 'A new long random password, sealed; note the reason in a comment.'
+        }
+      }
+      {
+        order: 5
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Decide within 4 h whether Amazon data may have been exposed'
+          description: 'Buyer PII or Amazon information that may have left our control makes this a security incident involving Amazon data: notify Amazon within 24 h of discovery (policy clause 9). Record the decision and its reasons in a comment.'
+        }
+      }
+  ]
+  // role-assignment-outside-deployment
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Identify who assigned which role to whom, and why'
+          description: 'CallerObjectId, Roles (role definition ids), Assignees; ask the caller.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Remove the assignment unless a reviewed change request covers it'
+          description: 'Access for people goes through PIM for Groups; lasting grants go into the Bicep and a deployment.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Decide within 4 h whether Amazon data may have been exposed'
+          description: 'Buyer PII or Amazon information that may have left our control makes this a security incident involving Amazon data: notify Amazon within 24 h of discovery (policy clause 9). Record the decision and its reasons in a comment.'
+        }
+      }
+  ]
 ]
 
 resource alertRules 'Microsoft.SecurityInsights/alertRules@2023-02-01' = [
@@ -264,4 +678,105 @@ resource alertRules 'Microsoft.SecurityInsights/alertRules@2023-02-01' = [
   }
 ]
 
+
+// Break-glass accounts, by Entra object id (the watchlist's SearchKey), for break-glass-sign-in.
+// Edit the list here (breakGlassAccountIds) or in Sentinel's Watchlist page.
+resource breakGlassWatchlist 'Microsoft.SecurityInsights/watchlists@2024-03-01' = if (!empty(breakGlassAccountIds)) {
+  name: 'break-glass-accounts'
+  scope: workspace
+  dependsOn: [
+    onboarding
+  ]
+  properties: {
+    displayName: 'Break-glass accounts'
+    description: 'Emergency access accounts; any sign-in raises an incident.'
+    provider: 'infra/modules/sentinel.bicep'
+    source: 'Local file'
+    watchlistAlias: 'break-glass-accounts'
+    itemsSearchKey: 'ObjectId'
+    contentType: 'text/csv'
+    numberOfLinesToSkip: 0
+    rawContent: 'ObjectId\n${join(breakGlassAccountIds, '\n')}'
+  }
+}
+
+var owners = {
+  security: securityOwnerObjectId
+  operations: operationsOwnerObjectId
+}
+
+// The first action of every rule's automation: owner and labels.
+var ownerActions = [
+  for rule in rules: {
+    order: 1
+    actionType: 'ModifyProperties'
+    actionConfiguration: {
+      owner: empty(owners[rule.team]) ? null : {
+        objectId: owners[rule.team]
+        ownerType: 'User'
+      }
+      labels: (rule.page) ? [
+        {
+          labelName: 'rule:${rule.id}'
+        }
+        {
+          labelName: 'team:${rule.team}'
+        }
+        {
+          labelName: 'notify:${rule.team}'
+        }
+      ] : [
+        {
+          labelName: 'rule:${rule.id}'
+        }
+        {
+          labelName: 'team:${rule.team}'
+        }
+      ]
+    }
+  }
+]
+
+// The last action for rules whose incidents may involve personal data.
+var playbookActions = [
+  {
+    order: 50
+    actionType: 'RunPlaybook'
+    actionConfiguration: {
+      logicAppResourceId: playbookId
+      tenantId: subscription().tenantId
+    }
+  }
+]
+
+resource automationRules 'Microsoft.SecurityInsights/automationRules@2024-03-01' = [
+  for (rule, i) in rules: {
+    name: guid(workspace.id, rule.id, 'automation')
+    scope: workspace
+    properties: {
+      displayName: 'Respond to ${rule.id}: owner, labels, runbook tasks${rule.personalData ? ', PII playbook' : ''}'
+      order: i + 1
+      triggeringLogic: {
+        isEnabled: true
+        triggersOn: 'Incidents'
+        triggersWhen: 'Created'
+        conditions: [
+          {
+            conditionType: 'Property'
+            conditionProperties: {
+              propertyName: 'IncidentRelatedAnalyticRuleIds'
+              operator: 'Contains'
+              propertyValues: [
+                alertRules[i].id
+              ]
+            }
+          }
+        ]
+      }
+      actions: concat([ownerActions[i]], taskActions[i], (rule.personalData) ? playbookActions : [])
+    }
+  }
+]
+
 output ruleIds array = [for rule in rules: rule.id]
+output personalDataRuleIds array = [for rule in rules: rule.personalData ? rule.id : '']

@@ -1,7 +1,8 @@
 """The Bicep in infra/: it parses (pycep, the parser checkov uses), every Sentinel query file is
 used by a rule (the telemetry dimensions the queries read: test_telemetry_dimensions.py), the app
 settings match the app's, the retention numbers add up to Amazon's bound, the function identity
-holds exactly the data-plane roles docs/security.md lists, and every rule whose incidents group
+holds exactly the data-plane roles docs/security.md lists (and, on the audit container, only the
+add-and-read custom role: test_infra_audit.py), and every rule whose incidents group
 by entities maps an entity its query projects (test_kusto_analysis.py checks the same mappings
 against the result columns Microsoft's Kusto analyzer computes)."""
 
@@ -189,6 +190,10 @@ def test_hardening_properties_are_set() -> None:
         assert needle in text["cosmos"]
     for needle in ("enableRbacAuthorization: true", "enablePurgeProtection: true"):
         assert needle in text["keyvault"]
+    # Private by default (tests/unit/test_infra_network.py reads the structure).
+    for module in ("storage", "cosmos", "keyvault"):
+        assert "publicNetworkAccess: publicNetworkAccess" in text[module], module
+        assert "param publicNetworkAccess string = 'Disabled'" in text[module], module
     for needle in (
         "httpsOnly: true",
         "minTlsVersion: '1.2'",
@@ -201,7 +206,7 @@ def test_hardening_properties_are_set() -> None:
 
 
 def test_every_monitored_resource_sends_diagnostics() -> None:
-    for module in ("storage", "cosmos", "keyvault", "functionapp", "monitoring"):
+    for module in ("storage", "cosmos", "keyvault", "functionapp", "monitoring", "playbook"):
         resources = _parse(INFRA / "modules" / f"{module}.bicep")["resources"]
         diagnosed = {
             r["config"]["scope"]
@@ -221,6 +226,7 @@ def test_every_monitored_resource_sends_diagnostics() -> None:
                 "Microsoft.Web/sites",
                 "Microsoft.OperationalInsights/workspaces",
                 "Microsoft.Insights/components",
+                "Microsoft.Logic/workflows",
             )
             and not r["existing"]
         }
@@ -233,7 +239,7 @@ def test_function_identity_holds_exactly_the_listed_data_plane_roles() -> None:
     assert guids - {"00000000-0000-0000-0000-000000000002"} == set(ROLE_IDS)
     assert not guids & CONTROL_PLANE_ROLES
     security = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
-    for role in [*ROLE_IDS.values(), "Cosmos DB Built-in Data Contributor"]:
+    for role in [*ROLE_IDS.values(), "Cosmos DB Built-in Data Contributor", "Fulfilment audit appender"]:
         assert role in security, f"docs/security.md does not explain {role}"
 
 
