@@ -38,7 +38,7 @@ test-install: install $(WORKER_VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict shared
+	$(VENV)/bin/mypy --strict shared ops
 
 test: test-install lint
 	$(PY) -m pytest
@@ -78,7 +78,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 # bandit fails on any finding of medium severity or above without an inline `# nosec BXXX` and
 # its reason; ruff's S rules (flake8-bandit) also run in `lint`; then the secret scan.
 security: $(VENV)/.installed
-	$(VENV)/bin/bandit --quiet --recursive --severity-level medium shared functions function_app.py
+	$(VENV)/bin/bandit --quiet --recursive --severity-level medium shared ops functions function_app.py
 	$(VENV)/bin/ruff check --quiet --select S .
 	$(MAKE) --no-print-directory secret-scan
 

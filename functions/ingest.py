@@ -5,8 +5,8 @@ from typing import List  # the worker refuses Out[list[str]]: see pyproject.toml
 
 import azure.functions as func
 
-from shared import runtime
-from shared.messages import ORDER_NOTIFICATIONS, SHIPMENTS, STORAGE_CONNECTION
+from shared.app import runtime
+from shared.orders.messages import ORDER_NOTIFICATIONS, SHIPMENTS, STORAGE_CONNECTION
 
 bp = func.Blueprint()
 

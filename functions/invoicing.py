@@ -2,8 +2,8 @@
 
 import azure.functions as func
 
-from shared import runtime
-from shared.messages import INVOICES, STORAGE_CONNECTION, IssueInvoice
+from shared.app import runtime
+from shared.orders.messages import INVOICES, STORAGE_CONNECTION, IssueInvoice
 
 bp = func.Blueprint()
 

@@ -2,8 +2,8 @@
 
 import azure.functions as func
 
-from shared import runtime
-from shared.messages import PRIVACY_REQUESTS, STORAGE_CONNECTION
+from shared.app import runtime
+from shared.orders.messages import PRIVACY_REQUESTS, STORAGE_CONNECTION
 
 bp = func.Blueprint()
 

@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared import runtime
+from shared.app import runtime
 
 bp = func.Blueprint()
 

@@ -5,8 +5,8 @@ from typing import List  # the worker refuses Out[list[str]]: see pyproject.toml
 
 import azure.functions as func
 
-from shared import runtime
-from shared.messages import INVOICES, SHIPMENTS, STORAGE_CONNECTION, ShipOrder
+from shared.app import runtime
+from shared.orders.messages import INVOICES, SHIPMENTS, STORAGE_CONNECTION, ShipOrder
 
 bp = func.Blueprint()
 

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
-from shared.domain import Address, Buyer
-from shared.envelope import EnvelopeCipher, _decode, _encode
-from shared.key_epochs import KeyEpochs
-from shared.key_vault import MemorySecretStore
-from shared.order_record import OrderPii
-from shared.pii import Pii
+from shared.crypto.envelope import EnvelopeCipher, _decode, _encode
+from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_vault import MemorySecretStore
+from shared.crypto.pii import Pii
+from shared.orders.domain import Address, Buyer
+from shared.orders.record import OrderPii
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 REF = "bench-ref-0000000001"

@@ -30,8 +30,8 @@ from typing import Any
 
 from local import sample_orders
 from local.pipeline import Pipeline
-from shared.audit import AuditAction
-from shared.document_store import AUDIT, ORDERS
+from shared.storage.audit import AuditAction
+from shared.storage.document_store import AUDIT, ORDERS
 
 MARKETPLACES = ["A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4", "A1F83G8C2ARO7P"]
 DEFAULT_ORDERS = 60  # ~60 s on the shared 2-core machine

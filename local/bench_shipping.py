@@ -41,16 +41,16 @@ def _serve_standins(conn: Connection) -> None:
 
 
 def _shipping_run(endpoints: dict[str, str]) -> Iterator[dict[str, object]]:
-    from shared.blob_store import LabelStore, MemoryBlobStore
-    from shared.carriers.karrio_adapter import KarrioCarrier
-    from shared.document_store import MemoryDocumentStore
-    from shared.envelope import EnvelopeCipher
-    from shared.key_epochs import KeyEpochs
-    from shared.key_vault import MemorySecretStore
-    from shared.messages import ShipOrder
-    from shared.order_repository import OrderRepository
-    from shared.shipping import ShippingService
-    from shared.shipping_rules import ShippingRules
+    from shared.crypto.envelope import EnvelopeCipher
+    from shared.crypto.key_epochs import KeyEpochs
+    from shared.crypto.key_vault import MemorySecretStore
+    from shared.orders.messages import ShipOrder
+    from shared.orders.repository import OrderRepository
+    from shared.shipping.carriers.karrio_adapter import KarrioCarrier
+    from shared.shipping.rules import ShippingRules
+    from shared.shipping.service import ShippingService
+    from shared.storage.blob_store import LabelStore, MemoryBlobStore
+    from shared.storage.document_store import MemoryDocumentStore
     from tests.integration.test_shipping_handoff import CREDENTIALS, LEVELS, RULES, RecordingConfirmer, build
 
     store = MemoryDocumentStore()
@@ -142,7 +142,7 @@ def run() -> Iterator[dict[str, object]]:
         "karrio_loaded": karrio,
     }
     probe = (
-        "shared.carriers.karrio_adapter as k; k._karrio(); "
+        "shared.shipping.carriers.karrio_adapter as k; k._karrio(); "
         "[k._settings_class(c) for c in ('usps', 'fedex', 'ups')]"
     )
     seconds, karrio = _cold_import(probe)

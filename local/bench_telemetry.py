@@ -18,8 +18,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from local.appinsights_server import start as start_ingestion
-from shared.pii import Pii
-from shared.telemetry import EXPORTER_CALLS_HOME_OFF, AppTelemetry, configure_telemetry
+from shared.crypto.pii import Pii
+from shared.telemetry.invocations import EXPORTER_CALLS_HOME_OFF, AppTelemetry, configure_telemetry
 
 INVOCATIONS = 400
 WARMUP = 20

@@ -36,7 +36,7 @@ from azure.functions.queue import QueueMessageInConverter, QueueMessageOutConver
 from azure.functions.timer import TimerRequestConverter
 from azure.storage.queue import QueueServiceClient, TextBase64EncodePolicy
 
-from shared.schedules import NCronTab
+from shared.app.schedules import NCronTab
 
 
 class Out:

@@ -261,7 +261,7 @@ class Pipeline:
         self._build()
 
     def _attach_log(self) -> None:
-        from shared.redaction import install_redaction
+        from shared.telemetry.redaction import install_redaction
 
         handler = logging.FileHandler(self.out / "app.log", encoding="utf-8")
         handler.setLevel(logging.NOTSET)
@@ -292,7 +292,7 @@ class Pipeline:
         (cosmosdb-server closes each one), which with certifi's ~150 roots cost ~40 ms a call.
         For the same reason the exporter's own calls to Microsoft are off (its usage statistics
         and its remote-configuration thread, docs/operations.md): they would leave the machine."""
-        from shared.telemetry import EXPORTER_CALLS_HOME_OFF
+        from shared.telemetry.invocations import EXPORTER_CALLS_HOME_OFF
 
         bundle = work / "ca-bundle.pem"
         bundle.write_text("\n".join([Path(self.spapi.ca_file).read_text(), self.vault.ca_path.read_text()]))
@@ -356,7 +356,7 @@ class Pipeline:
         return env
 
     def secret_store(self) -> Any:
-        from shared.key_vault import AzureSecretStore
+        from shared.crypto.key_vault import AzureSecretStore
 
         return AzureSecretStore.connect(self.vault.url, self.vault.credential(), **self._vault_options())
 
@@ -364,7 +364,7 @@ class Pipeline:
         return {"verify_challenge_resource": False, "connection_verify": str(self.vault.ca_path)}
 
     def _prepare_storage(self) -> None:
-        from shared.document_store import ensure_local_containers
+        from shared.storage.document_store import ensure_local_containers
 
         secrets = self.secret_store()
         secrets.set("lwa-client-id", "amzn1.application-oa2-client.local")
@@ -383,11 +383,11 @@ class Pipeline:
         self.queue_service = QueueServiceClient.from_connection_string(self.env["STORAGE"])
 
     def _build(self) -> None:
-        from shared import composition, runtime
-        from shared.adapters import OrderBytesSealer
-        from shared.document_store import CountingStore, DocumentStore
-        from shared.envelope import EnvelopeCipher
-        from shared.key_epochs import KeyEpochs
+        from shared.app import composition, runtime
+        from shared.app.adapters import OrderBytesSealer
+        from shared.crypto.envelope import EnvelopeCipher
+        from shared.crypto.key_epochs import KeyEpochs
+        from shared.storage.document_store import CountingStore, DocumentStore
         from tests.registry import registered
 
         self.host = LocalHost(registered(), self.env, self.queue_service, ROOT / "host.json", self.clock)
@@ -484,7 +484,7 @@ class Pipeline:
     def snapshot(self, path: Path) -> int:
         """Every Cosmos document and blob (name, size and metadata) as stored, one JSON object a
         line."""
-        from shared.document_store import CONTAINERS
+        from shared.storage.document_store import CONTAINERS
 
         lines = 0
         with path.open("w", encoding="utf-8") as f:
@@ -499,8 +499,8 @@ class Pipeline:
         return lines
 
     def purge_would_act(self) -> bool:
-        from shared.document_store import ORDERS
-        from shared.retention import PURGEABLE_STAGES
+        from shared.retention.service import PURGEABLE_STAGES
+        from shared.storage.document_store import ORDERS
 
         now = self.clock()
         due = self.store.inner.due_in(
@@ -509,7 +509,7 @@ class Pipeline:
         return any(d.get("purgeAfter") and _parse(str(d["purgeAfter"])) <= now for d in due)
 
     def remaining_orders(self) -> int:
-        from shared.document_store import ORDERS
+        from shared.storage.document_store import ORDERS
 
         return sum(1 for _ in self.store.inner.scan(ORDERS))
 

@@ -33,7 +33,7 @@ EXPECTED_SOURCE = {"amazon_delivered": "amazon", "carrier_delivered": "carrier",
 
 
 def _audit_purges(p: Pipeline) -> list[dict[str, Any]]:
-    from shared.document_store import AUDIT
+    from shared.storage.document_store import AUDIT
 
     return [d for d in p.documents(AUDIT) if d.get("action") == "purged"]
 
@@ -83,7 +83,7 @@ def judged(p: Pipeline) -> tuple[dict[str, Any], list[str]]:
 
 def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]]:
     """The summary and the list of problems (empty when every count agrees)."""
-    from shared.document_store import ORDERS
+    from shared.storage.document_store import ORDERS
 
     purges = _audit_purges(p)
     remaining = p.documents(ORDERS)

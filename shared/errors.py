@@ -43,7 +43,7 @@ class TransientError(AppError):
 
 def ends_in_poison(exc: BaseException, dequeue_count: int, max_dequeue_count: int) -> bool:
     """Whether a queue message whose handling raised `exc` goes to its poison queue now (as
-    `shared.message_failures` decides): input that can never succeed at once; a dependency
+    `shared.telemetry.message_failures` decides): input that can never succeed at once; a dependency
     that named a wait (throttling) never, since the message is re-queued with that wait;
     anything else on the last attempt host.json allows. A timer (`dequeue_count` 0) has no
     message."""

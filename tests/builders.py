@@ -4,7 +4,7 @@ care about filled in, no buyer data unless the test gives some."""
 from datetime import datetime
 from typing import Any
 
-from shared.order_record import OrderRecord, Stage
+from shared.orders.record import OrderRecord, Stage
 
 
 def order_record(*, at: datetime, **fields: Any) -> OrderRecord:

@@ -10,7 +10,7 @@ import pytest
 from azure.cosmos import CosmosClient
 
 from local import emulators as emu
-from shared.document_store import CosmosDocumentStore, ensure_local_containers
+from shared.storage.document_store import CosmosDocumentStore, ensure_local_containers
 
 AMAZON_MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "amazon-models"
 

@@ -4,7 +4,13 @@ reproduce exactly."""
 
 from typing import Any
 
-from shared.messages import INVOICES, ORDER_NOTIFICATIONS, PRIVACY_REQUESTS, SHIPMENTS, STORAGE_CONNECTION
+from shared.orders.messages import (
+    INVOICES,
+    ORDER_NOTIFICATIONS,
+    PRIVACY_REQUESTS,
+    SHIPMENTS,
+    STORAGE_CONNECTION,
+)
 
 
 def _timer(schedule_setting: str) -> dict[str, Any]:

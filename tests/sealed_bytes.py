@@ -12,8 +12,8 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.blob_store import MemoryBlobStore
 from shared.errors import AppError
+from shared.storage.blob_store import MemoryBlobStore
 
 NONCE_BYTES = 12
 

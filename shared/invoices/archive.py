@@ -16,9 +16,9 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from shared.document_store import STATE, DocumentStore, WriteConflict
 from shared.errors import AppError
 from shared.invoices.ports import BlobStore, ByteSealer
+from shared.storage.document_store import STATE, DocumentStore, WriteConflict
 
 ARCHIVE_KEY_REF = "invoice-archive"
 INDEX_PARTITION = "invoice-archive"

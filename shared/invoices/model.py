@@ -1,7 +1,7 @@
 """The content of one invoice or credit note (Art. 226 of Directive 2006/112/EC), computed from
 the order's items and the seller profile. Buyer fields stay `Pii` until the renderer draws them.
 
-Amounts follow what Amazon's proceeds mean on the order's marketplace (`shared.amazon_proceeds`,
+Amounts follow what Amazon's proceeds mean on the order's marketplace (`shared.orders.proceeds`,
 docs/invoices.md): on the EU and UK marketplaces the prices include VAT and an item's TAX is the
 VAT in them (net = price - tax); on Amazon.com TAX is sales tax added on top, which is not VAT.
 Either way the invoice's total is what the buyer paid.
@@ -22,13 +22,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
-from shared.amazon_proceeds import UNRECONCILED, TaxConvention, tax_convention
-from shared.domain import Address, OrderItem
+from shared.crypto.pii import Pii
 from shared.errors import AppError, InvalidInput
 from shared.invoices.profile import EU_COUNTRIES, SellerProfile
 from shared.invoices.rates import covered, statutory_rates
-from shared.order_record import OrderPii, OrderRecord
-from shared.pii import Pii
+from shared.orders.domain import Address, OrderItem
+from shared.orders.proceeds import UNRECONCILED, TaxConvention, tax_convention
+from shared.orders.record import OrderPii, OrderRecord
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)

@@ -38,8 +38,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from shared.document_store import STATE, Document, DocumentStore, WriteConflict
 from shared.errors import TransientError
+from shared.storage.document_store import STATE, Document, DocumentStore, WriteConflict
 
 MAX_ATTEMPTS = 400
 BACKOFF_CAP_S = 2.0

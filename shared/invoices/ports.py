@@ -1,8 +1,8 @@
 """The small interfaces the invoicing service needs from storage and crypto.
 
-`BlobStore` is `shared.adapters.PathBlobs` over `shared.blob_store` (Azure Blob Storage, or its
-in-memory store in unit tests); `ByteSealer` is `shared.adapters.OrderBytesSealer` over
-`shared.envelope` (unit tests use `tests.sealed_bytes.LocalByteSealer`).
+`BlobStore` is `shared.app.adapters.PathBlobs` over `shared.storage.blob_store` (Azure Blob Storage, or its
+in-memory store in unit tests); `ByteSealer` is `shared.app.adapters.OrderBytesSealer` over
+`shared.crypto.envelope` (unit tests use `tests.sealed_bytes.LocalByteSealer`).
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from local.sample_orders import generate
 from local.spapi_feeds import FeedsStandIn
 from local.spapi_server import SimClock, SpApiStandIn
 from local.spapi_shipping import ShippingV2StandIn
-from shared.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
-from shared.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom
+from shared.ingestion.spapi_gateway import SpApiGateway, token_client_class
 from shared.invoices.feeds import SpApiVatInvoiceUploader, feed_options, sp_api_feeds_factory
 from shared.settings import load_settings
-from shared.spapi_gateway import SpApiGateway, token_client_class
+from shared.shipping.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
+from shared.shipping.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 1, tzinfo=UTC)

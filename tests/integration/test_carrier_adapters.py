@@ -10,9 +10,16 @@ from decimal import Decimal
 import pytest
 
 from local import carrier_servers
-from shared.carriers import AddressProblem, CarrierUnavailable, LabelRequest, Parcel, Recipient, ShipFrom
-from shared.carriers.karrio_adapter import KarrioCarrier
-from shared.pii import Pii
+from shared.crypto.pii import Pii
+from shared.shipping.carriers import (
+    AddressProblem,
+    CarrierUnavailable,
+    LabelRequest,
+    Parcel,
+    Recipient,
+    ShipFrom,
+)
+from shared.shipping.carriers.karrio_adapter import KarrioCarrier
 from tests.integration.test_shipping_handoff import CREDENTIALS
 
 pytestmark = pytest.mark.integration
@@ -90,7 +97,7 @@ def test_unreachable_carrier_is_transient() -> None:
 
 
 def test_loopback_settings_override_only_the_host() -> None:
-    from shared.carriers.karrio_adapter import _settings_class
+    from shared.shipping.carriers.karrio_adapter import _settings_class
 
     settings = _settings_class("usps")(client_id="c", client_secret="s", base_url="http://127.0.0.1:1")
     assert settings.server_url == "http://127.0.0.1:1"

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.document_store import (
+from shared.orders.record import OrderRecord, Stage
+from shared.orders.repository import OrderRepository
+from shared.storage.document_store import (
     CosmosDocumentStore,
     MemoryDocumentStore,
     WriteConflict,
 )
-from shared.order_record import OrderRecord, Stage
-from shared.order_repository import OrderRepository
 from tests.builders import order_record
 
 pytestmark = pytest.mark.integration

@@ -30,10 +30,10 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from local import sample_orders
 from local.pipeline import Pipeline
-from shared.blob_store import INVOICES as INVOICE_BLOBS
-from shared.blob_store import LABELS, AzureBlobStore
-from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore, DocumentStore
-from shared.messages import INVOICES, ORDER_NOTIFICATIONS, SHIPMENTS, IssueInvoice, ShipOrder
+from shared.orders.messages import INVOICES, ORDER_NOTIFICATIONS, SHIPMENTS, IssueInvoice, ShipOrder
+from shared.storage.blob_store import INVOICES as INVOICE_BLOBS
+from shared.storage.blob_store import LABELS, AzureBlobStore
+from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore, DocumentStore
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def after_confirm_shipment(old: Mapping[str, Any] | None, new: Mapping[str, Any]
 
 
 def after_feed_upload(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    # The document is recorded once, with the upload's outcome (shared/invoicing.py).
+    # The document is recorded once, with the upload's outcome (shared/invoices/service.py).
     return _invoice(old) is None and _delivery(new) == "submitted"
 
 
@@ -177,8 +177,8 @@ class FaultStore:
 class BlobCrash:
     """The process dies at the first blob write of `container` in the run (patched into
     `AzureBlobStore.<method>`): `before` it (a label bought, its blob, the purchase's record,
-    never stored: shared/shipping.py) or right after it (an invoice's blob stored, the upload
-    not begun: shared/invoicing.py)."""
+    never stored: shared/shipping/service.py) or right after it (an invoice's blob stored, the upload
+    not begun: shared/invoices/service.py)."""
 
     container: str
     method: str  # "put" or "create"
@@ -211,7 +211,7 @@ class BlobCrash:
 class CosmosFaults:
     """Counts calls to the Cosmos container clients and raises the SDK's own
     `CosmosHttpResponseError` on a burst of consecutive calls every `every` calls, so the
-    app's mapping (`shared.document_store._mapped`) turns it into what it would in Azure."""
+    app's mapping (`shared.storage.document_store._mapped`) turns it into what it would in Azure."""
 
     METHODS = ("read_item", "create_item", "replace_item", "delete_item", "query_items")
 
@@ -333,7 +333,7 @@ def evidence(
 ) -> Evidence:
     """The invariants' evidence and every problem found. `complete=False` after a short run:
     orders are still on their way, so final states and deadlines are not judged."""
-    from shared.order_reference import OrderReferencer
+    from shared.orders.reference import OrderReferencer
 
     referencer = OrderReferencer(p.secret_store())
     refs = {str(o["orderId"]): referencer.ref(str(o["orderId"])) for o in p.orders}
@@ -563,7 +563,7 @@ def test_crash_after_invoice_feed_upload_does_not_upload_twice(tmp_path: Path) -
 
 def test_crash_after_poll_stored_orders_before_their_messages_were_sent(tmp_path: Path) -> None:
     """The poll dies after storing orders and before the host sends their shipments messages:
-    the ready orders are sent again (shared/ingestion.py), shipped once each."""
+    the ready orders are sent again (shared/ingestion/service.py), shipped once each."""
     wrap = _journaled(crash_after_creates=2)
     with Pipeline(_orders(4, seed=16), tmp_path, wrap_store=wrap) as p:
         p.run(limit=SHORT_RUN)

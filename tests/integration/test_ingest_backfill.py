@@ -13,17 +13,17 @@ import pytest
 
 from local.sample_orders import generate, pii_values
 from local.spapi_server import SimClock, SpApiStandIn
-from shared.document_store import ORDERS, CosmosDocumentStore, CountingStore
-from shared.envelope import EnvelopeCipher
-from shared.ingestion import IngestionService
-from shared.key_epochs import KeyEpochs
-from shared.key_vault import MemorySecretStore
-from shared.order_record import OrderRecord
-from shared.order_reference import OrderReferencer
-from shared.order_repository import OrderRepository
-from shared.rate_budget import SEARCH_ORDERS, RateBudget
+from shared.crypto.envelope import EnvelopeCipher
+from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_vault import MemorySecretStore
+from shared.ingestion.rate_budget import SEARCH_ORDERS, RateBudget
+from shared.ingestion.service import IngestionService
+from shared.ingestion.spapi_gateway import SpApiGateway
+from shared.orders.record import OrderRecord
+from shared.orders.reference import OrderReferencer
+from shared.orders.repository import OrderRepository
 from shared.settings import load_settings
-from shared.spapi_gateway import SpApiGateway
+from shared.storage.document_store import ORDERS, CosmosDocumentStore, CountingStore
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 1, tzinfo=UTC)

@@ -19,7 +19,7 @@ from shared.invoices.feeds import (
     feed_options,
     sp_api_feeds_factory,
 )
-from shared.invoicing import InvoicingService
+from shared.invoices.service import InvoicingService
 from tests.sealed_bytes import stored
 from tests.unit.test_invoices import DE, US, World, de_consumer
 

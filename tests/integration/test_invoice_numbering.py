@@ -9,16 +9,16 @@ from datetime import timedelta
 
 import pytest
 
-from shared.adapters import PathBlobs
-from shared.audit import AuditLog
-from shared.blob_store import MemoryBlobStore
-from shared.document_store import CosmosDocumentStore
+from shared.app.adapters import PathBlobs
 from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import ReportlabRenderer
-from shared.invoicing import InvoicingService
-from shared.messages import IssueInvoice
-from shared.order_repository import OrderRepository
+from shared.invoices.service import InvoicingService
+from shared.orders.messages import IssueInvoice
+from shared.orders.repository import OrderRepository
+from shared.storage.audit import AuditLog
+from shared.storage.blob_store import MemoryBlobStore
+from shared.storage.document_store import CosmosDocumentStore
 from tests.sealed_bytes import LocalByteSealer
 from tests.unit.test_invoices import DE, NOW, PROFILE, World, de_consumer
 

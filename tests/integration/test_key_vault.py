@@ -16,13 +16,13 @@ import pytest
 from azure.keyvault.secrets import SecretClient
 
 from local.keyvault_server import RESOURCE, KeyVaultServer, StaticTokenCredential, start
-from shared.domain import Address, Buyer
-from shared.envelope import EnvelopeCipher, EnvelopeShredded
-from shared.key_epochs import KeyEpochs
-from shared.key_vault import AzureSecretStore, Destroyed, SecretStoreDenied
-from shared.order_record import OrderPii
-from shared.order_reference import OrderReferencer
-from shared.pii import Pii
+from shared.crypto.envelope import EnvelopeCipher, EnvelopeShredded
+from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_vault import AzureSecretStore, Destroyed, SecretStoreDenied
+from shared.crypto.pii import Pii
+from shared.orders.domain import Address, Buyer
+from shared.orders.record import OrderPii
+from shared.orders.reference import OrderReferencer
 
 pytestmark = pytest.mark.integration
 

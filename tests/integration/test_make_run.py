@@ -58,7 +58,7 @@ def test_every_order_lives_its_whole_life(tmp_path: Path) -> None:
 
     assert problems == []
     # The exporter's own calls to Microsoft are off: no remote-configuration thread (the run
-    # stays on loopback; shared.telemetry.EXPORTER_CALLS_HOME_OFF).
+    # stays on loopback; shared.telemetry.invocations.EXPORTER_CALLS_HOME_OFF).
     assert "ConfigurationWorker" not in threads
     counts = summary["orders"]
     scenarios = Counter(summary["scenarios"])

@@ -12,10 +12,10 @@ from azure.storage.queue import QueueClient
 
 from local import keyvault_server
 from local.emulators import Emulators
-from shared import ops
-from shared.composition import LocalOverrides
-from shared.messages import PRIVACY_REQUESTS
-from shared.privacy import parse_request
+from ops import cli as ops
+from shared.app.composition import LocalOverrides
+from shared.orders.messages import PRIVACY_REQUESTS
+from shared.privacy.service import parse_request
 
 pytestmark = pytest.mark.integration
 ORDER_ID = "302-7654321-7654321"

@@ -22,16 +22,16 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
 from local.emulators import Emulators
-from shared.audit import AuditAction, AuditEvent, AuditLog
-from shared.blob_store import AzureBlobStore
-from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore
-from shared.order_repository import OrderRepository
-from shared.retention import (
+from shared.orders.repository import OrderRepository
+from shared.retention.service import (
     ORDER_BLOB_CONTAINERS,
     RetentionPolicy,
     RetentionService,
     mark_cancelled,
 )
+from shared.storage.audit import AuditAction, AuditEvent, AuditLog
+from shared.storage.blob_store import AzureBlobStore
+from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore
 from tests.unit.test_retention_fakes import FakeCipher, FakeShredder, FakeSignal, epoch_of, shipped_record
 
 pytestmark = pytest.mark.integration

@@ -13,13 +13,13 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
 from local.emulators import Emulators
-from shared.blob_store import AzureBlobStore
-from shared.document_store import AUDIT, ORDERS, CosmosDocumentStore
 from shared.errors import AppError
-from shared.order_record import Stage
-from shared.order_repository import OrderRepository
-from shared.privacy import PrivacyService
-from shared.retention import RetentionPolicy
+from shared.orders.record import Stage
+from shared.orders.repository import OrderRepository
+from shared.privacy.service import PrivacyService
+from shared.retention.service import RetentionPolicy
+from shared.storage.blob_store import AzureBlobStore
+from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore
 from tests.unit.test_retention_fakes import FakeCipher, shipped_record, token
 
 pytestmark = pytest.mark.integration

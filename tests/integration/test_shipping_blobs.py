@@ -10,10 +10,10 @@ from azure.storage.blob import BlobServiceClient
 
 from local import carrier_servers
 from local.emulators import Emulators
-from shared.blob_store import LABELS, AzureBlobStore, LabelStore, label_blob_name
-from shared.envelope import EnvelopeCipher
-from shared.key_epochs import KeyEpochs
-from shared.key_vault import MemorySecretStore
+from shared.crypto.envelope import EnvelopeCipher
+from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_vault import MemorySecretStore
+from shared.storage.blob_store import LABELS, AzureBlobStore, LabelStore, label_blob_name
 
 pytestmark = pytest.mark.integration
 

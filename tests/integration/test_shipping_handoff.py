@@ -19,21 +19,21 @@ from typing import Any
 import pytest
 
 from local import carrier_servers, spapi_shipping
-from shared.blob_store import LABELS, LabelStore
-from shared.carriers import Carrier, Label, LabelRequest
-from shared.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
-from shared.carriers.karrio_adapter import KarrioCarrier
-from shared.document_store import MemoryDocumentStore
-from shared.domain import Address, Buyer, OrderItem
-from shared.envelope import EnvelopeCipher
-from shared.key_epochs import KeyEpochs
-from shared.key_vault import MemorySecretStore
-from shared.messages import IssueInvoice, ShipOrder
-from shared.order_record import OrderPii, Stage
-from shared.order_repository import OrderRepository
-from shared.pii import Pii
-from shared.shipping import ShippingService
-from shared.shipping_rules import ShippingRules
+from shared.crypto.envelope import EnvelopeCipher
+from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_vault import MemorySecretStore
+from shared.crypto.pii import Pii
+from shared.orders.domain import Address, Buyer, OrderItem
+from shared.orders.messages import IssueInvoice, ShipOrder
+from shared.orders.record import OrderPii, Stage
+from shared.orders.repository import OrderRepository
+from shared.shipping.carriers import Carrier, Label, LabelRequest
+from shared.shipping.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
+from shared.shipping.carriers.karrio_adapter import KarrioCarrier
+from shared.shipping.rules import ShippingRules
+from shared.shipping.service import ShippingService
+from shared.storage.blob_store import LABELS, LabelStore
+from shared.storage.document_store import MemoryDocumentStore
 from tests.builders import order_record
 
 pytestmark = pytest.mark.integration

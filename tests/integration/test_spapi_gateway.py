@@ -12,9 +12,8 @@ import pytest
 
 from local.sample_orders import generate
 from local.spapi_server import SimClock, SpApiStandIn
-from shared.rate_budget import CONFIRM_SHIPMENT, GET_ORDER, SEARCH_ORDERS
-from shared.settings import load_settings
-from shared.spapi_gateway import (
+from shared.ingestion.rate_budget import CONFIRM_SHIPMENT, GET_ORDER, SEARCH_ORDERS
+from shared.ingestion.spapi_gateway import (
     SpApiAuthFailed,
     SpApiGateway,
     SpApiNotFound,
@@ -22,6 +21,7 @@ from shared.spapi_gateway import (
     SpApiThrottled,
     SpApiUnavailable,
 )
+from shared.settings import load_settings
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 1, tzinfo=UTC)

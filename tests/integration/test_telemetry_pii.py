@@ -27,15 +27,14 @@ from azure.functions.queue import QueueMessage
 
 from local.appinsights_server import IngestionServer
 from local.appinsights_server import start as start_ingestion
-from shared import runtime
+from shared.app import runtime
+from shared.app.runtime import Runtime
+from shared.crypto.pii import Pii
 from shared.errors import AppError
-from shared.message_failures import MessageFailures
-from shared.messages import IssueInvoice, ShipOrder
-from shared.pii import Pii
-from shared.retention import PurgeReport, TrackReport
-from shared.runtime import Runtime
+from shared.orders.messages import IssueInvoice, ShipOrder
+from shared.retention.service import PurgeReport, TrackReport
 from shared.settings import load_settings
-from shared.telemetry import (
+from shared.telemetry.invocations import (
     EXPORTER_CALLS_HOME_OFF,
     INVOCATION_DIMENSIONS,
     TELEMETRY_LOGGER,
@@ -43,6 +42,7 @@ from shared.telemetry import (
     TelemetryExport,
     configure_telemetry,
 )
+from shared.telemetry.message_failures import MessageFailures
 from tests.log_capture import Capture
 from tests.registry import registered
 
@@ -183,7 +183,7 @@ def pipeline_step(buyer: Buyer, ingestion: IngestionServer) -> None:
     )
     logging.getLogger("urllib3.connectionpool").warning("Retrying %s", f"/label?phone={pii[5].reveal()}")
     logging.getLogger("azure_functions_worker").info("processing for %s", pii[1].reveal())
-    logging.getLogger("shared.shipping").info(
+    logging.getLogger("shared.shipping.service").info(
         "ship", extra={"custom_dimensions": {"to": address, "who": pii[3]}, "payload": {"p": pii[6].reveal()}}
     )
     logging.info("root logger sees %s / %s", pii[2].reveal(), pii[7].reveal(), stack_info=True)

@@ -4,20 +4,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.adapters import (
+from shared.app.adapters import (
     CarrierDeliveryTracker,
     OrderBytesSealer,
     PathBlobs,
     VaultKeySealer,
 )
-from shared.blob_store import MemoryBlobStore
-from shared.carriers import TrackingInfo
-from shared.envelope import EnvelopeCipher
+from shared.crypto.envelope import EnvelopeCipher
+from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_vault import MemorySecretStore
 from shared.errors import AppError
-from shared.key_epochs import KeyEpochs
-from shared.key_vault import MemorySecretStore
-from shared.order_record import OrderRecord, Stage
-from shared.retention import AmazonPackageStatus
+from shared.orders.record import OrderRecord, Stage
+from shared.retention.service import AmazonPackageStatus
+from shared.shipping.carriers import TrackingInfo
+from shared.storage.blob_store import MemoryBlobStore
 from tests.builders import order_record
 
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)

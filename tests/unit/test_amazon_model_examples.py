@@ -28,14 +28,14 @@ from sp_api.api import Orders
 from sp_api.base import Marketplaces
 
 from local.amazon_models import MODELS_DIR, AmazonModels, ModelJudge, ModelsMissing, Violation, load_models
-from shared.amazon_orders import order_from_api
-from shared.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
-from shared.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom
 from shared.errors import AppError
+from shared.ingestion.amazon_orders import order_from_api
+from shared.ingestion.notifications import NotificationRejected, parse_order_change
+from shared.ingestion.spapi_gateway import SpApiGateway, SpApiRejected
 from shared.invoices.feeds import FeedRejected, SpApiVatInvoiceUploader, feed_options, sp_api_feeds_factory
-from shared.notifications import NotificationRejected, parse_order_change
 from shared.settings import load_settings
-from shared.spapi_gateway import SpApiGateway, SpApiRejected
+from shared.shipping.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
+from shared.shipping.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom
 
 DE = "A1PA6795UKMFR9"
 SELLER = {"sellerId": "S1", "marketplaceIds": [DE], "refreshTokenSecret": "rt"}  # pragma: allowlist secret

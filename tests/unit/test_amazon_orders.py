@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.amazon_orders import order_from_api
-from shared.domain import Charge, FulfillmentStatus, PackageState
+from shared.crypto.pii import Pii
 from shared.errors import OrderMappingError
-from shared.order_record import OrderPii
-from shared.pii import Pii
+from shared.ingestion.amazon_orders import order_from_api
+from shared.orders.domain import Charge, FulfillmentStatus, PackageState
+from shared.orders.record import OrderPii
 
 
 def _sandbox_orders(model: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.audit import AuditLog, AuditValueRejected
-from shared.deletion_confirmation import DeletionConfirmation, confirmation_text, load, save
-from shared.document_store import MemoryDocumentStore
-from shared.pii import Pii
+from shared.crypto.pii import Pii
+from shared.privacy.deletion_confirmation import DeletionConfirmation, confirmation_text, load, save
+from shared.storage.audit import AuditLog, AuditValueRejected
+from shared.storage.document_store import MemoryDocumentStore
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from local.bench_pipeline import writes_by_path
-from shared.document_store import AUDIT
+from shared.storage.document_store import AUDIT
 from tests.unit.test_retention import T0, World
 
 

@@ -5,9 +5,9 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from shared.invoicing import UPLOAD_MARK_STALE_AFTER
-from shared.message_failures import MAX_DEQUEUE_COUNT
+from shared.invoices.service import UPLOAD_MARK_STALE_AFTER
 from shared.settings import load_settings
+from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain import Address, Buyer
-from shared.envelope import (
+from shared.crypto.envelope import (
     ADDRESS_LAYOUT,
     BUYER_LAYOUT,
     EnvelopeCipher,
@@ -23,10 +22,11 @@ from shared.envelope import (
     EnvelopeUnknownEpoch,
     epoch_of,
 )
-from shared.key_epochs import KeyEpochs
-from shared.key_vault import MemorySecretStore
-from shared.order_record import OrderPii
-from shared.pii import Pii
+from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_vault import MemorySecretStore
+from shared.crypto.pii import Pii
+from shared.orders.domain import Address, Buyer
+from shared.orders.record import OrderPii
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 REF = "ref-AAAAAAAAAAAAAAAA"

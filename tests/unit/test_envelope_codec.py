@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain import Address, Buyer
-from shared.envelope import ADDRESS_LAYOUT, EnvelopeMalformed, _dumps, _loads, _unb64
-from shared.pii import Pii, RecordLayout, tracking
+from shared.crypto.envelope import ADDRESS_LAYOUT, EnvelopeMalformed, _dumps, _loads, _unb64
+from shared.crypto.pii import Pii, RecordLayout, tracking
+from shared.orders.domain import Address, Buyer
 
 B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n "
 

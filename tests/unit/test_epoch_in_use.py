@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.adapters import EpochShredder, OrderBytesSealer
-from shared.blob_store import LabelStore, MemoryBlobStore
-from shared.document_store import MemoryDocumentStore
-from shared.envelope import EnvelopeCipher
-from shared.key_epochs import KeyEpochs
-from shared.key_vault import MemorySecretStore
-from shared.order_record import OrderRecord, Stage
-from shared.order_repository import OrderRepository
-from shared.retention import RetentionPolicy, RetentionService
+from shared.app.adapters import EpochShredder, OrderBytesSealer
+from shared.crypto.envelope import EnvelopeCipher
+from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_vault import MemorySecretStore
+from shared.orders.record import OrderRecord, Stage
+from shared.orders.repository import OrderRepository
+from shared.retention.service import RetentionPolicy, RetentionService
+from shared.storage.blob_store import LabelStore, MemoryBlobStore
+from shared.storage.document_store import MemoryDocumentStore
 from tests.builders import order_record
 from tests.unit.test_key_epochs import pii
 from tests.unit.test_retention_fakes import FakeSignal

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from shared.blob_store import LABELS
 from shared.errors import TransientError
-from shared.ingestion import SHIPPED_ELSEWHERE
-from shared.messages import ShipOrder
-from shared.order_record import Stage
-from shared.privacy import PrivacyService
-from shared.retention import RetentionPolicy
+from shared.ingestion.service import SHIPPED_ELSEWHERE
+from shared.orders.messages import ShipOrder
+from shared.orders.record import Stage
+from shared.privacy.service import PrivacyService
+from shared.retention.service import RetentionPolicy
+from shared.storage.blob_store import LABELS
 from tests.unit import test_privacy
 from tests.unit.test_ingestion import World as IngestWorld
 from tests.unit.test_ingestion import one_order

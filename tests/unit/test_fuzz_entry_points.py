@@ -30,19 +30,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sp_api.base._core import parse_response
 
-from shared import runtime
-from shared.amazon_orders import order_from_api
-from shared.carriers import amazon as buy_shipping
-from shared.carriers import karrio_adapter
-from shared.carriers.base import CarrierError, CarrierUnavailable, LabelRequest, Parcel, ShipFrom
+from shared.app import runtime
 from shared.errors import AppError, InvalidInput, OrderMappingError, TransientError
-from shared.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
-from shared.messages import IssueInvoice, MalformedMessage, ShipOrder
-from shared.notifications import NotificationRejected, parse_order_change
-from shared.privacy import parse_request
+from shared.ingestion.amazon_orders import order_from_api
+from shared.ingestion.notifications import NotificationRejected, parse_order_change
+from shared.ingestion.spapi_gateway import ORDERS_VERSION, SpApiGateway, _parse_rate, _parse_time
+from shared.orders.messages import IssueInvoice, MalformedMessage, ShipOrder
+from shared.privacy.service import parse_request
 from shared.settings import Settings, load_settings
-from shared.spapi_gateway import ORDERS_VERSION, SpApiGateway, _parse_rate, _parse_time
-from shared.telemetry import AppTelemetry
+from shared.shipping.carriers import amazon as buy_shipping
+from shared.shipping.carriers import karrio_adapter
+from shared.shipping.carriers.base import CarrierError, CarrierUnavailable, LabelRequest, Parcel, ShipFrom
+from shared.telemetry.invocations import AppTelemetry
+from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
 from tests.registry import registered
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.core.pipeline.transport import RequestsTransport
 
-from shared.composition import _cosmos_transport, http_options
+from shared.app.composition import _cosmos_transport, http_options
 
 
 def test_without_a_proxy_the_environment_is_read_once_here() -> None:

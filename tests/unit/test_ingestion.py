@@ -21,8 +21,9 @@ from azure.functions.queue import QueueMessage
 
 from local.sample_orders import generate
 from local.spapi_server import Plan, SimClock, SpApiStandIn
-from shared.document_store import ORDERS, STATE, Document, MemoryDocumentStore
-from shared.ingestion import (
+from shared.ingestion.notifications import NotificationRejected
+from shared.ingestion.rate_budget import GET_ORDER, SEARCH_ORDERS, RateBudget
+from shared.ingestion.service import (
     CURSOR_HEARTBEAT,
     NOT_FOUND_RETRIES,
     IngestionService,
@@ -33,14 +34,7 @@ from shared.ingestion import (
     UnknownMarketplace,
     UnknownSeller,
 )
-from shared.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
-from shared.messages import ORDER_NOTIFICATIONS, ShipOrder
-from shared.notifications import NotificationRejected
-from shared.order_record import OrderPii, Stage
-from shared.order_repository import OrderRepository
-from shared.rate_budget import GET_ORDER, SEARCH_ORDERS, RateBudget
-from shared.settings import Settings, load_settings
-from shared.spapi_gateway import (
+from shared.ingestion.spapi_gateway import (
     INCLUDED_DATA,
     FetchedOrder,
     SearchPage,
@@ -49,6 +43,12 @@ from shared.spapi_gateway import (
     SpApiThrottled,
     SpApiUnavailable,
 )
+from shared.orders.messages import ORDER_NOTIFICATIONS, ShipOrder
+from shared.orders.record import OrderPii, Stage
+from shared.orders.repository import OrderRepository
+from shared.settings import Settings, load_settings
+from shared.storage.document_store import ORDERS, STATE, Document, MemoryDocumentStore
+from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
 from tests.unit.test_message_failures import Sender
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -643,7 +643,7 @@ def test_a_full_replay_from_an_empty_cursor_stores_and_sends_nothing() -> None:
 
 
 def test_a_ready_order_whose_message_was_lost_is_sent_again_then_handed_to_a_person() -> None:
-    from shared.ingestion import MAX_REDRIVES, REDRIVE_AFTER, SHIPMENT_NOT_STARTED
+    from shared.ingestion.service import MAX_REDRIVES, REDRIVE_AFTER, SHIPMENT_NOT_STARTED
 
     world = World(orders_in(3, afn_share=0.0))
     first = world.poll()  # the host dies before sending these: they are lost

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.document_store import ORDERS, Document, StoreUnavailable
+from shared.storage.document_store import ORDERS, Document, StoreUnavailable
 from tests.unit.test_ingestion import World, orders_in
 
 
@@ -39,7 +39,7 @@ def test_messages_of_stored_orders_survive_a_store_failure_later_in_the_poll() -
 def test_a_forgotten_order_is_not_stored_again_when_amazon_changes_it(
     action: str, once_key: str, by: str
 ) -> None:
-    from shared.audit import AuditAction, AuditLog
+    from shared.storage.audit import AuditAction, AuditLog
 
     order = orders_in(1, statuses={"UNSHIPPED": 1.0}, afn_share=0.0)[0]
     world = World([order])
@@ -59,8 +59,8 @@ def test_a_forgotten_order_is_not_stored_again_when_amazon_changes_it(
 def test_a_restrict_request_for_an_order_not_yet_seen_holds_it_restricted() -> None:
     """Not forgotten (the order is stored), but held as restricted: nothing is sent to
     shipping, now or by the redrive."""
-    from shared.audit import AuditAction, AuditLog
-    from shared.ingestion import REDRIVE_AFTER
+    from shared.ingestion.service import REDRIVE_AFTER
+    from shared.storage.audit import AuditAction, AuditLog
 
     order = orders_in(1, statuses={"UNSHIPPED": 1.0}, afn_share=0.0)[0]
     world = World([order])
@@ -72,8 +72,8 @@ def test_a_restrict_request_for_an_order_not_yet_seen_holds_it_restricted() -> N
 
 
 def test_a_notification_whose_marker_write_fails_still_sends_its_order_on() -> None:
-    from shared.document_store import STATE
-    from shared.messages import ShipOrder
+    from shared.orders.messages import ShipOrder
+    from shared.storage.document_store import STATE
     from tests.unit.test_ingestion import notification, one_order
 
     order = one_order("UNSHIPPED")

@@ -7,17 +7,17 @@ import json
 
 import pytest
 
-from shared.amazon_orders import order_from_api
-from shared.document_store import StoreUnavailable
-from shared.domain import Buyer
+from shared.crypto.pii import Pii
 from shared.errors import TransientError
-from shared.ingestion import PARTIALLY_SHIPPED, REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
-from shared.messages import ShipOrder
-from shared.order_record import OrderPii, Stage
-from shared.pii import Pii
-from shared.privacy import PrivacyService
-from shared.rate_budget import GET_ORDER
-from shared.retention import RetentionPolicy, RetentionSchedule, first_delivery_check
+from shared.ingestion.amazon_orders import order_from_api
+from shared.ingestion.rate_budget import GET_ORDER
+from shared.ingestion.service import PARTIALLY_SHIPPED, REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
+from shared.orders.domain import Buyer
+from shared.orders.messages import ShipOrder
+from shared.orders.record import OrderPii, Stage
+from shared.privacy.service import PrivacyService
+from shared.retention.service import RetentionPolicy, RetentionSchedule, first_delivery_check
+from shared.storage.document_store import StoreUnavailable
 from tests.unit.test_ingestion import SELLER, World, notification, one_order
 from tests.unit.test_retention_fakes import MemoryBlobs
 

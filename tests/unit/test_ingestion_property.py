@@ -8,9 +8,9 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.ingestion import IngestThrottled
-from shared.messages import ShipOrder
-from shared.order_record import Stage
+from shared.ingestion.service import IngestThrottled
+from shared.orders.messages import ShipOrder
+from shared.orders.record import Stage
 from tests.unit.test_ingestion import World, notification, one_order
 
 STATUSES = ("PENDING", "UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")

@@ -3,10 +3,10 @@
 import pytest
 from sp_api.base import exceptions as sp_errors
 
-from shared.rate_budget import CONFIRM_SHIPMENT
-from shared.redaction import redact_text
-from shared.spapi_gateway import SpApiGateway, SpApiThrottled
-from shared.telemetry import AppTelemetry
+from shared.ingestion.rate_budget import CONFIRM_SHIPMENT
+from shared.ingestion.spapi_gateway import SpApiGateway, SpApiThrottled
+from shared.telemetry.invocations import AppTelemetry
+from shared.telemetry.redaction import redact_text
 
 
 def test_an_sp_api_429_is_counted_on_the_invocation() -> None:

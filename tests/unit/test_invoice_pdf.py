@@ -14,10 +14,10 @@ import reportlab
 from PyPDF2 import PdfReader
 from PyPDF2.generic import DictionaryObject
 
+from shared.crypto.pii import Pii
 from shared.invoices import render
 from shared.invoices.model import InvoiceData, Line, Party, RateTotal
 from shared.invoices.render import LEFT, RIGHT, ReportlabRenderer, width
-from shared.pii import Pii
 from tests.sealed_bytes import stored
 from tests.unit.test_invoices import World, de_consumer
 

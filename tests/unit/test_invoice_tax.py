@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from local.sample_orders import generate
-from shared.amazon_orders import order_from_api
-from shared.domain import Buyer, OrderItem
+from shared.crypto.pii import Pii
+from shared.ingestion.amazon_orders import order_from_api
 from shared.invoices.model import (
     EXPORT_NOTE,
     REVERSE_CHARGE_NOTE,
@@ -28,8 +28,8 @@ from shared.invoices.model import (
 )
 from shared.invoices.profile import parse_profile
 from shared.invoices.rates import TABLE, parse_table, statutory_rates, table
-from shared.order_record import OrderPii
-from shared.pii import Pii
+from shared.orders.domain import Buyer, OrderItem
+from shared.orders.record import OrderPii
 from tests.builders import order_record
 from tests.sealed_bytes import stored
 from tests.unit.test_invoices import DE, FR, NOW, PROFILE, UK, US, World, address, assert_has, normalise

@@ -13,11 +13,8 @@ from typing import Any
 import pytest
 from PyPDF2 import PdfReader
 
-from shared.adapters import PathBlobs
-from shared.audit import AuditAction, AuditLog
-from shared.blob_store import MemoryBlobStore
-from shared.document_store import ORDERS, STATE, CountingStore, MemoryDocumentStore, StoreUnavailable
-from shared.domain import Address, Buyer, Charge, Money, OrderItem
+from shared.app.adapters import PathBlobs
+from shared.crypto.pii import Pii
 from shared.errors import SettingsError
 from shared.invoices.archive import ARCHIVE_KEY_REF, InvoiceArchive
 from shared.invoices.feeds import FeedOutcomeUnknown, FeedReceipt, FeedRejected, FeedUnavailable
@@ -25,7 +22,7 @@ from shared.invoices.model import UnpricedOrder, recognise_rate
 from shared.invoices.numbering import SETTLE_CHECKS, ClaimVerdict, InvoiceCounter, counter_id
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import FpdfRenderer, ReportlabRenderer
-from shared.invoicing import (
+from shared.invoices.service import (
     DOC_KEYS,
     REFUND_TRANSACTION_ID,
     UPLOAD_MARK_STALE_AFTER,
@@ -33,10 +30,13 @@ from shared.invoicing import (
     InvoiceUploadInProgress,
     InvoicingService,
 )
-from shared.messages import IssueInvoice
-from shared.order_record import OrderPii, OrderRecord, Stage
-from shared.order_repository import OrderRepository
-from shared.pii import Pii
+from shared.orders.domain import Address, Buyer, Charge, Money, OrderItem
+from shared.orders.messages import IssueInvoice
+from shared.orders.record import OrderPii, OrderRecord, Stage
+from shared.orders.repository import OrderRepository
+from shared.storage.audit import AuditAction, AuditLog
+from shared.storage.blob_store import MemoryBlobStore
+from shared.storage.document_store import ORDERS, STATE, CountingStore, MemoryDocumentStore, StoreUnavailable
 from tests.builders import order_record
 from tests.sealed_bytes import KeyShredded, LocalByteSealer, stored
 
@@ -996,8 +996,8 @@ def test_an_order_erased_before_invoicing_gets_no_number_and_no_document() -> No
 def test_a_deletion_confirmation_names_the_invoice_the_legal_archive_keeps() -> None:
     """The archive is the one exception to deletion: the confirmation says so, by number and
     date, instead of claiming everything went."""
-    from shared.privacy import PrivacyService
-    from shared.retention import RetentionPolicy
+    from shared.privacy.service import PrivacyService
+    from shared.retention.service import RetentionPolicy
 
     world = World(archive_years={"DE": 10})
     de_consumer(world)
@@ -1036,7 +1036,7 @@ def test_a_document_never_issued_leaves_no_copy_in_the_legal_archive(
 
 
 def test_the_purge_timer_deletes_archived_invoices_whose_keeping_ended() -> None:
-    from shared.retention import RetentionPolicy, RetentionService
+    from shared.retention.service import RetentionPolicy, RetentionService
     from tests.unit.test_retention_fakes import FakeShredder, FakeSignal, MemoryBlobs
 
     world = World(archive_years={"DE": 10})

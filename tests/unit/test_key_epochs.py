@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.domain import Address, Buyer, OrderItem
-from shared.envelope import EnvelopeCipher, EnvelopeShredded
-from shared.key_epochs import Epoch, EpochShredded, KeyEpochs, UnknownEpoch, recoverability_report
-from shared.key_vault import Destroyed, MemorySecretStore
-from shared.order_record import OrderPii, OrderRecord, Stage
-from shared.pii import Pii
+from shared.crypto.envelope import EnvelopeCipher, EnvelopeShredded
+from shared.crypto.key_epochs import Epoch, EpochShredded, KeyEpochs, UnknownEpoch, recoverability_report
+from shared.crypto.key_vault import Destroyed, MemorySecretStore
+from shared.crypto.pii import Pii
+from shared.orders.domain import Address, Buyer, OrderItem
+from shared.orders.record import OrderPii, OrderRecord, Stage
 from shared.settings import load_settings
 from tests.builders import order_record
 

@@ -9,8 +9,8 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 from shared.errors import InvalidInput, TransientError
-from shared.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
-from shared.telemetry import AppTelemetry
+from shared.telemetry.invocations import AppTelemetry
+from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
 from tests.log_capture import Capture
 
 

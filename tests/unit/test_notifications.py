@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.notifications import SCHEMA, NotificationRejected, parse_order_change
+from shared.ingestion.notifications import SCHEMA, NotificationRejected, parse_order_change
 
 
 def _subset(mine: dict[str, Any], theirs: dict[str, Any], path: str = "$") -> None:

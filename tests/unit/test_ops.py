@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from shared import ops
+from ops import cli as ops
 from tests.unit import test_privacy
 from tests.unit.test_settings import BASE
 

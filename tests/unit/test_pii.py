@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.domain import Address, Buyer, FulfillmentStatus, Order, OrderItem
-from shared.order_record import OrderPii
-from shared.pii import REDACTED, Pii, json_default, tracked_values, tracking
+from shared.crypto.pii import REDACTED, Pii, json_default, tracked_values, tracking
+from shared.orders.domain import Address, Buyer, FulfillmentStatus, Order, OrderItem
+from shared.orders.record import OrderPii
 
 # Bracketed by characters nothing else prints, so finding the value can only mean a leak.
 secret_text = st.text(min_size=1, max_size=40).map(lambda s: f"\u27e6{s}\u27e7")

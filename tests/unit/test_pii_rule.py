@@ -10,7 +10,7 @@ import re
 import uuid
 from pathlib import Path
 
-from shared.telemetry import AppTelemetry
+from shared.telemetry.invocations import AppTelemetry
 from tests.log_capture import Capture
 
 RULE = Path(__file__).resolve().parents[2] / "infra" / "rules" / "pii-in-traces.kql"

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.audit import AuditAction, AuditLog
-from shared.document_store import AUDIT, MemoryDocumentStore, WriteConflict
+from shared.crypto.pii import Pii
 from shared.errors import InvalidInput, TransientError
-from shared.order_record import OrderPii, Stage
-from shared.order_repository import OrderRepository
-from shared.pii import Pii
-from shared.privacy import PrivacyService, encode_recipient_key, open_export
-from shared.retention import RetentionPolicy
+from shared.orders.record import OrderPii, Stage
+from shared.orders.repository import OrderRepository
+from shared.privacy.service import PrivacyService, encode_recipient_key, open_export
+from shared.retention.service import RetentionPolicy
+from shared.storage.audit import AuditAction, AuditLog
+from shared.storage.document_store import AUDIT, MemoryDocumentStore, WriteConflict
 from tests.unit.test_retention_fakes import FakeCipher, MemoryBlobs, epoch_of, shipped_record, token
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

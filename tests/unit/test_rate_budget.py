@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.document_store import STATE, MemoryDocumentStore
-from shared.rate_budget import CONFIRM_SHIPMENT, GET_ORDER, SEARCH_ORDERS, RateBudget
+from shared.ingestion.rate_budget import CONFIRM_SHIPMENT, GET_ORDER, SEARCH_ORDERS, RateBudget
+from shared.storage.document_store import STATE, MemoryDocumentStore
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
-from shared import redaction
-from shared.pii import REDACTED, Pii, tracking
-from shared.redaction import install_redaction, redact_text, sanitized_exception
+from shared.crypto.pii import REDACTED, Pii, tracking
+from shared.telemetry import redaction
+from shared.telemetry.redaction import install_redaction, redact_text, sanitized_exception
 from tests.log_capture import Capture
 
 

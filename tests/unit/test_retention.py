@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 
-from shared.audit import AuditAction, AuditLog
-from shared.document_store import ORDERS, CountingStore, MemoryDocumentStore, StoreUnavailable
-from shared.order_record import OrderRecord, Stage
-from shared.order_repository import OrderRepository
-from shared.retention import (
+from shared.orders.record import OrderRecord, Stage
+from shared.orders.repository import OrderRepository
+from shared.retention.service import (
     RetentionIncomplete,
     RetentionPolicy,
     RetentionService,
@@ -21,6 +19,8 @@ from shared.retention import (
     purge_summary,
     ttl_seconds,
 )
+from shared.storage.audit import AuditAction, AuditLog
+from shared.storage.document_store import ORDERS, CountingStore, MemoryDocumentStore, StoreUnavailable
 from tests.unit.test_retention_fakes import (
     FakeShredder,
     FakeSignal,

@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.domain import Address, Buyer, OrderItem
+from shared.crypto.pii import Pii
 from shared.errors import TransientError
-from shared.order_record import OrderPii, OrderRecord, Stage
-from shared.pii import Pii
+from shared.orders.domain import Address, Buyer, OrderItem
+from shared.orders.record import OrderPii, OrderRecord, Stage
 from tests.builders import order_record
 
 EPOCH0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday

@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.document_store import MemoryDocumentStore
-from shared.order_record import OrderRecord, Stage
-from shared.order_repository import OrderRepository
-from shared.retention import RetentionPolicy, RetentionSchedule
+from shared.orders.record import OrderRecord, Stage
+from shared.orders.repository import OrderRepository
+from shared.retention.service import RetentionPolicy, RetentionSchedule
+from shared.storage.document_store import MemoryDocumentStore
 from tests.builders import order_record
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)

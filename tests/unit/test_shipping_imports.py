@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
     [
         "function_app",
         "functions.shipping",
-        "shared.carriers",
-        "shared.carriers.karrio_adapter",
-        "shared.shipping",
+        "shared.shipping.carriers",
+        "shared.shipping.carriers.karrio_adapter",
+        "shared.shipping.service",
     ],
 )
 def test_importing_does_not_load_karrio(module: str) -> None:

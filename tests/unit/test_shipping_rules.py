@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from shared.domain import OrderItem
 from shared.errors import SettingsError
-from shared.shipping_rules import NoRoute, ShippingRules
+from shared.orders.domain import OrderItem
+from shared.shipping.rules import NoRoute, ShippingRules
 
 US = "ATVPDKIKX0DER"
 UK = "A1F83G8C2ARO7P"

@@ -10,8 +10,14 @@ from typing import Any
 
 import pytest
 
-from shared.blob_store import LABELS, LabelStore, MemoryBlobStore
-from shared.carriers import (
+from shared.crypto.pii import Pii
+from shared.errors import TransientError
+from shared.orders.domain import Address, Buyer, OrderItem
+from shared.orders.messages import IssueInvoice, ShipOrder
+from shared.orders.record import READY_AT, OrderPii, OrderRecord, Stage
+from shared.orders.repository import OrderRepository
+from shared.retention.service import RetentionPolicy, RetentionSchedule
+from shared.shipping.carriers import (
     AddressProblem,
     CarrierTimeout,
     CarrierUnavailable,
@@ -19,16 +25,10 @@ from shared.carriers import (
     LabelRequest,
     TrackingInfo,
 )
-from shared.document_store import CountingStore, MemoryDocumentStore
-from shared.domain import Address, Buyer, OrderItem
-from shared.errors import TransientError
-from shared.messages import IssueInvoice, ShipOrder
-from shared.order_record import READY_AT, OrderPii, OrderRecord, Stage
-from shared.order_repository import OrderRepository
-from shared.pii import Pii
-from shared.retention import RetentionPolicy, RetentionSchedule
-from shared.shipping import ShippingService
-from shared.shipping_rules import ShippingRules
+from shared.shipping.rules import ShippingRules
+from shared.shipping.service import ShippingService
+from shared.storage.blob_store import LABELS, LabelStore, MemoryBlobStore
+from shared.storage.document_store import CountingStore, MemoryDocumentStore
 from tests.builders import order_record
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from shared.carriers.amazon import AmazonBuyShipping
-from shared.carriers.base import CarrierTimeout, Label, LabelRequest
-from shared.domain import OrderItem
 from shared.errors import AppError
-from shared.messages import ShipOrder
-from shared.order_record import OrderRecord, Stage
-from shared.order_repository import OrderRepository
+from shared.orders.domain import OrderItem
+from shared.orders.messages import ShipOrder
+from shared.orders.record import OrderRecord, Stage
+from shared.orders.repository import OrderRepository
+from shared.shipping.carriers.amazon import AmazonBuyShipping
+from shared.shipping.carriers.base import CarrierTimeout, Label, LabelRequest
 from tests.unit.test_shipping_service import NOW, REF, FakeCarrier, World, address
 
 UK = "A1F83G8C2ARO7P"
@@ -53,7 +53,7 @@ def test_a_buy_shipping_answer_without_a_tracking_id_never_buys_a_second_label()
 
 
 def test_a_connection_lost_after_the_request_leaves_the_outcome_unknown() -> None:
-    from shared.carriers.karrio_adapter import KarrioCarrier
+    from shared.shipping.carriers.karrio_adapter import KarrioCarrier
 
     def reset() -> None:
         raise http.client.RemoteDisconnected("Remote end closed connection without response")

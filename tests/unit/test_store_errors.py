@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from azure.cosmos import exceptions as cosmos_errors
 
-from shared.document_store import StoreThrottled, StoreUnavailable, _mapped
+from shared.storage.document_store import StoreThrottled, StoreUnavailable, _mapped
 
 
 def test_throttling_carries_a_delay_so_the_message_is_requeued_not_retried() -> None:

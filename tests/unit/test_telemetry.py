@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 from azure.functions.queue import QueueMessage
 
+from shared.crypto.pii import Pii, tracked_values
 from shared.errors import AppError, OrderMappingError, SettingsError, TransientError
-from shared.pii import Pii, tracked_values
-from shared.telemetry import (
+from shared.telemetry.invocations import (
     FAILURE_DIMENSIONS,
     INVOCATION_DIMENSIONS,
     TELEMETRY_LOGGER,
@@ -224,8 +224,8 @@ def test_a_buy_shipping_429_counts_as_throttling_on_the_invocation(records: Reco
     the workbook read throttle_events for both."""
     from sp_api.base.exceptions import SellingApiRequestThrottledException
 
-    from shared.carriers.amazon import SpApiShippingV2
-    from shared.carriers.base import CarrierUnavailable
+    from shared.shipping.carriers.amazon import SpApiShippingV2
+    from shared.shipping.carriers.base import CarrierUnavailable
 
     api = object.__new__(SpApiShippingV2)  # no client: the call below raises on its own
 
@@ -245,7 +245,7 @@ def test_the_opencensus_exporter_signs_with_the_managed_identity_when_entra_id_i
     OpenCensus ignores APPLICATIONINSIGHTS_AUTHENTICATION_STRING, so it is handed the credential."""
     from azure.identity import ManagedIdentityCredential
 
-    from shared.telemetry import _entra_credential
+    from shared.telemetry.invocations import _entra_credential
 
     assert _entra_credential("") is None
     assert isinstance(_entra_credential("Authorization=AAD"), ManagedIdentityCredential)

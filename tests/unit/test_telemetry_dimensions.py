@@ -2,8 +2,8 @@
 
 Chain checked: every `Properties.<name>` (or `customDimensions.<name>`) a rule in infra/rules or
 the workbook reads is declared in infra/rules/dimensions.json; every declared name is emitted by
-shared/telemetry.py (`EMITTED_DIMENSIONS`, or a `count_<name>` counter some function records) or
-by the poison record of shared/message_failures.py (`POISON_DIMENSIONS`); and those constants
+shared/telemetry/invocations.py (`EMITTED_DIMENSIONS`, or a `count_<name>` counter some function records) or
+by the poison record of shared/telemetry/message_failures.py (`POISON_DIMENSIONS`); and those constants
 match what the code actually logs. The values the queries compare `event` and `outcome` with are
 values the code writes."""
 
@@ -19,9 +19,9 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 from shared.errors import InvalidInput, TransientError
-from shared.message_failures import POISON_DIMENSIONS, MessageFailures
-from shared.messages import PRIVACY_REQUESTS
-from shared.telemetry import COUNTER_PREFIX, EMITTED_DIMENSIONS, AppTelemetry
+from shared.orders.messages import PRIVACY_REQUESTS
+from shared.telemetry.invocations import COUNTER_PREFIX, EMITTED_DIMENSIONS, AppTelemetry
+from shared.telemetry.message_failures import POISON_DIMENSIONS, MessageFailures
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "infra" / "rules"

@@ -2,7 +2,7 @@
 
 import json
 
-from shared import messages
+from shared.orders import messages
 from tests.function_table import FUNCTIONS, by_name
 from tests.registry import registered
 

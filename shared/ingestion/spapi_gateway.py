@@ -1,0 +1,328 @@
+"""The Selling Partner API through python-amazon-sp-api: searchOrders, getOrder, confirmShipment.
+
+One client per seller and API (Orders v2026-01-01 for reads, Orders v0 for confirmShipment),
+built from credentials the caller supplies as values (the LWA client id and secret and the
+seller's refresh token, fetched from Key Vault by the composition root), so no secret ever
+sits in settings or the environment. `Settings.spapi_endpoint` / `lwa_endpoint` point the
+clients at a stand-in; in Azure both are unset and Amazon's regional endpoints are used.
+
+Errors come back typed, with a reason code and never Amazon's message text (which can quote
+input): 429 -> `SpApiThrottled` (transient, carries the live rate and a retry delay), 5xx and
+network failures -> `SpApiUnavailable` (transient), 401/403 and LWA failures ->
+`SpApiAuthFailed` (transient: a rotated secret or a revoked grant is fixed outside the
+message), 404 -> `SpApiNotFound`, other 4xx -> `SpApiRejected` (invalid input).
+
+The library logs access tokens and whole responses (buyer data) at DEBUG and httpx logs every
+URL (Amazon order ids) at INFO: both are pinned at WARNING here.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sp_api.api import Orders
+from sp_api.auth import AccessTokenClient
+from sp_api.auth.exceptions import AuthorizationError
+from sp_api.base import Marketplaces
+from sp_api.base import exceptions as sp_errors
+from sp_api.base.credential_provider import FromCodeCredentialProvider
+
+from shared.errors import AppError, InvalidInput, TransientError
+from shared.ingestion.rate_budget import CONFIRM_SHIPMENT, DEFAULT_PLANS, GET_ORDER, SEARCH_ORDERS
+from shared.settings import SellerAccount, Settings
+from shared.telemetry.invocations import current_invocation
+
+#: What the pipeline reads: buyer and recipient (shipping, invoices), fulfillment (status,
+#: service level, windows), packages (delivery signals), proceeds (item tax) and tax (buyer VAT).
+INCLUDED_DATA: tuple[str, ...] = ("BUYER", "RECIPIENT", "FULFILLMENT", "PACKAGES", "PROCEEDS", "TAX")
+MAX_RESULTS_PER_PAGE = 100
+ORDERS_VERSION = "2026-01-01"
+QUIET_LOGGERS = ("sp_api", "httpx", "httpcore")
+
+#: Credentials for one seller: {"lwa_app_id", "lwa_client_secret", "refresh_token"}.
+Credentials = Mapping[str, str]
+CredentialsProvider = Callable[[str], Credentials]
+
+
+class SpApiThrottled(TransientError):
+    code = "spapi_throttled"
+
+    def __init__(self, operation: str, retry_after_s: float, rate: float | None) -> None:
+        super().__init__(f"{operation} throttled, retry after {retry_after_s:.1f}s")
+        self.operation = operation
+        self.retry_after_s = retry_after_s
+        self.rate = rate
+
+
+class SpApiUnavailable(TransientError):
+    code = "spapi_unavailable"
+
+
+class SpApiAuthFailed(TransientError):
+    code = "spapi_auth_failed"
+
+
+class SpApiRejected(InvalidInput):
+    code = "spapi_rejected"
+
+
+class SpApiNotFound(SpApiRejected):
+    code = "spapi_not_found"
+
+
+class UnknownSeller(InvalidInput):
+    code = "unknown_seller"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    orders: list[dict[str, Any]]
+    next_token: str | None
+    #: Amazon's upper bound of the search ("lastUpdatedBefore" in the response), if sent.
+    last_updated_before: datetime | None
+    rate: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedOrder:
+    order: dict[str, Any]
+    rate: float | None
+
+
+def quiet_library_loggers() -> None:
+    """Pin python-amazon-sp-api's loggers (some set their own level at import) and httpx's."""
+    manager = logging.Logger.manager
+    for name in list(manager.loggerDict):
+        if name.split(".")[0] in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def amazon_time(value: datetime) -> str:
+    """ISO 8601 in UTC to the second (rounded down, so a window only ever widens)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_rate(headers: object) -> float | None:
+    getter = getattr(headers, "get", None)
+    raw = getter("x-amzn-RateLimit-Limit") if callable(getter) else None
+    try:
+        rate = float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+    return rate if rate is not None and rate > 0 else None
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def token_client_class(lwa_endpoint: str | None) -> Any:
+    """AccessTokenClient, or a subclass whose scheme/host/path point at `lwa_endpoint`."""
+    if not lwa_endpoint:
+        return AccessTokenClient
+    parts = urlsplit(lwa_endpoint)
+    attrs = {
+        "scheme": f"{parts.scheme}://",
+        "host": parts.netloc,
+        "path": parts.path if parts.path not in ("", "/") else AccessTokenClient.path,
+    }
+    return type("ConfiguredAccessTokenClient", (AccessTokenClient,), attrs)
+
+
+def _marketplace(seller: SellerAccount) -> Any:
+    for marketplace in Marketplaces:
+        if marketplace.marketplace_id == seller.marketplace_ids[0]:
+            return marketplace
+    raise InvalidInput(
+        "seller's first marketplace id is not an Amazon marketplace", code="unknown_marketplace"
+    )
+
+
+class SpApiGateway:
+    """Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        credentials: CredentialsProvider,
+        *,
+        verify: bool | str | ssl.SSLContext | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        """`verify`: None uses `settings.spapi_verify_tls`; a path names a CA bundle (the
+        stand-in's throw-away CA in tests and the local run)."""
+        quiet_library_loggers()
+        self._settings = settings
+        self._credentials = credentials
+        chosen = settings.spapi_verify_tls if verify is None else verify
+        self._verify = ssl.create_default_context(cafile=chosen) if isinstance(chosen, str) else chosen
+        self._timeout = timeout_s
+        self._token_class = token_client_class(settings.lwa_endpoint)
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    # ---- operations ------------------------------------------------------------------------
+
+    def search_orders(
+        self,
+        seller_id: str,
+        marketplace_ids: Sequence[str],
+        *,
+        last_updated_after: datetime,
+        pagination_token: str | None = None,
+        included_data: Sequence[str] = INCLUDED_DATA,
+        fulfilled_by: Sequence[str] = ("MERCHANT",),
+    ) -> SearchPage:
+        params: dict[str, Any] = {
+            "lastUpdatedAfter": amazon_time(last_updated_after),
+            "marketplaceIds": list(marketplace_ids),
+            "fulfilledBy": list(fulfilled_by),
+            "maxResultsPerPage": MAX_RESULTS_PER_PAGE,
+            "includedData": list(included_data),
+        }
+        if pagination_token:
+            params["paginationToken"] = pagination_token
+        client = self._client(seller_id, ORDERS_VERSION)
+        response = self._call(SEARCH_ORDERS, lambda: client.search_orders(**params))
+        payload = response.payload if isinstance(response.payload, dict) else {}
+        orders = payload.get("orders")
+        if not isinstance(orders, list):
+            raise SpApiUnavailable("searchOrders answered without an orders list")
+        if response.next_token and not isinstance(response.next_token, str):
+            raise SpApiUnavailable("searchOrders answered with a malformed next token")
+        return SearchPage(
+            orders=orders,
+            next_token=response.next_token or None,
+            last_updated_before=_parse_time(payload.get("lastUpdatedBefore")),
+            rate=_parse_rate(response.headers),
+        )
+
+    def get_order(
+        self, seller_id: str, order_id: str, *, included_data: Sequence[str] = INCLUDED_DATA
+    ) -> FetchedOrder:
+        client = self._client(seller_id, ORDERS_VERSION)
+        response = self._call(GET_ORDER, lambda: client.get_order(order_id, includedData=list(included_data)))
+        payload = response.payload if isinstance(response.payload, dict) else {}
+        order = payload.get("order")
+        if not isinstance(order, dict):
+            raise SpApiUnavailable("getOrder answered without an order")
+        return FetchedOrder(order, _parse_rate(response.headers))
+
+    def confirm_shipment(  # noqa: PLR0917 - positional, as the carriers code calls it
+        self,
+        seller_id: str,
+        marketplace_id: str,
+        order_id: str,
+        package_reference: str,
+        carrier_code: str,
+        carrier_name: str,
+        shipping_method: str,
+        tracking_number: str,
+        ship_date: datetime,
+        items: Sequence[tuple[str, int]],
+    ) -> float | None:
+        """v0 confirmShipment (204). Returns the live rate Amazon reported, if any."""
+        package = {
+            "packageReferenceId": package_reference,
+            "carrierCode": carrier_code,
+            "carrierName": carrier_name,
+            "shippingMethod": shipping_method,
+            "trackingNumber": tracking_number,
+            "shipDate": amazon_time(ship_date),
+            "orderItems": [{"orderItemId": item_id, "quantity": qty} for item_id, qty in items],
+        }
+        client = self._client(seller_id, "v0")
+        response = self._call(
+            CONFIRM_SHIPMENT,
+            lambda: client.confirm_shipment(order_id, marketplaceId=marketplace_id, packageDetail=package),
+        )
+        return _parse_rate(response.headers)
+
+    # ---- plumbing --------------------------------------------------------------------------
+
+    def _client(self, seller_id: str, version: str) -> Any:
+        key = (seller_id, version)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._build(seller_id, version)
+                self._clients[key] = client
+            return client
+
+    def _build(self, seller_id: str, version: str) -> Any:
+        seller = self._settings.seller(seller_id)
+        if seller is None:
+            raise UnknownSeller("seller is not configured")
+        creds = self._credentials(seller_id)
+        client = Orders(
+            _marketplace(seller),
+            version=version,
+            refresh_token=creds["refresh_token"],
+            credentials={"lwa_app_id": creds["lwa_app_id"], "lwa_client_secret": creds["lwa_client_secret"]},
+            credential_providers=[FromCodeCredentialProvider],
+            auth_token_client_class=self._token_class,
+            verify=self._verify,
+            timeout=self._timeout,
+        )
+        if self._settings.spapi_endpoint:
+            client.endpoint = self._settings.spapi_endpoint.rstrip("/")
+        return client
+
+    def forget(self, seller_id: str) -> None:
+        """Drop a seller's clients (after credentials rotate): the next call rebuilds them."""
+        with self._lock:
+            for key in [k for k in self._clients if k[0] == seller_id]:
+                self._clients.pop(key).close()
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+    @staticmethod
+    def _call(operation: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except sp_errors.SellingApiRequestThrottledException as exc:
+            rate = _parse_rate(exc.headers)
+            wait = 1.0 / (rate or DEFAULT_PLANS[operation].rate)
+            record = current_invocation()
+            if record is not None:
+                record.throttled(operation, wait)
+            raise SpApiThrottled(operation, wait, rate) from None
+        except (sp_errors.SellingApiForbiddenException, AuthorizationError):
+            raise SpApiAuthFailed(f"{operation} refused the credentials") from None
+        except sp_errors.SellingApiNotFoundException:
+            raise SpApiNotFound(f"{operation} found no such resource") from None
+        except sp_errors.SellingApiException as exc:
+            raise _mapped(operation, exc) from None
+        except httpx.HTTPError as exc:
+            raise SpApiUnavailable(f"{operation} transport failure: {type(exc).__name__}") from None
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError, RecursionError) as exc:
+            # The library parses the body before returning or raising, and fails on a malformed
+            # one (an errors field that is not a list of objects, a body that is not UTF-8 JSON).
+            raise SpApiUnavailable(f"{operation} answer unreadable: {type(exc).__name__}") from None
+
+
+def _mapped(operation: str, exc: Any) -> AppError:
+    status = int(getattr(exc, "code", 0) or 0)
+    if 400 <= status < 500 and status not in (401, 408):
+        return SpApiRejected(f"{operation} rejected the request with status {status}")
+    return SpApiUnavailable(f"{operation} failed with status {status}")

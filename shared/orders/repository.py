@@ -1,0 +1,75 @@
+"""Orders in the document store: read, create once, and change by compare-and-swap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.orders.record import OrderRecord
+from shared.storage.document_store import ORDERS, DocumentStore, WriteConflict
+
+MAX_CAS_ATTEMPTS = 5
+
+
+class OrderRepository:
+    """`schedule` (the retention schedule in the app) is applied to every record written, so
+    each order always carries its deadline whichever stage wrote it."""
+
+    def __init__(
+        self, store: DocumentStore, schedule: Callable[[OrderRecord], OrderRecord] | None = None
+    ) -> None:
+        self._store = store
+        self._schedule = schedule or (lambda record: record)
+
+    def get(self, ref: str) -> OrderRecord | None:
+        doc = self._store.read(ORDERS, ref, ref)
+        return OrderRecord.from_doc(doc) if doc else None
+
+    def create(self, record: OrderRecord) -> OrderRecord:
+        """Raises `WriteConflict` when the order already exists."""
+        return OrderRecord.from_doc(self._store.create(ORDERS, self._schedule(record).to_doc()))
+
+    def replace(self, record: OrderRecord) -> OrderRecord:
+        """Write `record` if nobody changed it since it was read; else `WriteConflict`."""
+        if record.etag is None:
+            raise ValueError("replace needs the etag the record was read with")
+        scheduled = self._schedule(record)
+        return OrderRecord.from_doc(self._store.replace(ORDERS, scheduled.to_doc(), record.etag))
+
+    def update(self, ref: str, change: Callable[[OrderRecord], OrderRecord | None]) -> OrderRecord | None:
+        """Re-read and re-apply `change` until the write wins. `change` returns None to leave
+        the order as it is; the result is the stored record (None if the order is gone)."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            current = self.get(ref)
+            if current is None:
+                return None
+            try:
+                return self._apply(current, change)
+            except WriteConflict:
+                continue
+        raise WriteConflict("order kept changing")
+
+    def update_from(
+        self, record: OrderRecord, change: Callable[[OrderRecord], OrderRecord | None]
+    ) -> OrderRecord | None:
+        """`update`, starting from `record` as the caller already read it (with its etag): the
+        common case costs one write and no read; only a conflict re-reads."""
+        try:
+            return self._apply(record, change)
+        except WriteConflict:
+            return self.update(record.ref, change)
+
+    def _apply(
+        self, current: OrderRecord, change: Callable[[OrderRecord], OrderRecord | None]
+    ) -> OrderRecord:
+        """`change` written over `current` (`WriteConflict` if it moved on); `current` if None."""
+        changed = change(current)
+        return current if changed is None else self.replace(changed)
+
+    def delete(self, ref: str) -> bool:
+        return self._store.delete(ORDERS, ref, ref)
+
+    def due(self, now: datetime, limit: int = 500) -> list[OrderRecord]:
+        """Orders whose next time-based action (delivery check, purge) is due."""
+        docs = self._store.due(ORDERS, "dueAt", now.isoformat(), limit)
+        return [OrderRecord.from_doc(d) for d in docs]

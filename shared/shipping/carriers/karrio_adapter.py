@@ -1,0 +1,306 @@
+"""USPS, FedEx and UPS labels through karrio (`karrio.sdk` with karrio.usps/fedex/ups, unmodified).
+
+karrio is imported inside the functions below, never at module import: it pulls in every
+carrier schema and costs most of a second, which only `ship_order` should pay.
+
+Loopback hosts: each karrio carrier builds its URLs from the `server_url` property of its
+settings class (production host, or the sandbox host when `test_mode`). `KarrioCarrier`
+passes karrio a subclass of that very settings class whose `server_url` returns `base_url`
+when one is given, so the unmodified proxies call the local stand-ins instead.
+
+What leaves the app: the recipient's name, company, address lines, city, region, postal code,
+country and phone (FedEx requires the phone); never the e-mail, which the neutral request does
+not even carry. karrio records every request body in its tracer and logs through loguru; the
+adapter gives it a tracer that keeps nothing and silences the `karrio` loguru namespace, so no
+address outlives the call in memory or in a log.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.client
+import urllib.error
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shared.shipping.carriers.base import (
+    AddressProblem,
+    CarrierError,
+    CarrierTimeout,
+    CarrierUnavailable,
+    Label,
+    LabelRequest,
+    Recipient,
+    ShipFrom,
+    TrackingInfo,
+)
+
+CARRIER_NAMES: Mapping[str, str] = {"usps": "USPS", "fedex": "FedEx", "ups": "UPS"}
+
+# Carrier error codes that mean "this address will not work": documented in docs/shipping.md.
+# FedEx uses dotted codes naming the field, USPS JSON codes, UPS 1202xx for ship-to fields.
+ADDRESS_MARKERS = ("ADDRESS", "POSTAL", "ZIP", "RECIPIENT", "SHIPTO", "STATE", "CITY")
+UPS_ADDRESS_PREFIX = "1202"
+COUNTRY_CODES = ("SHIPPING_SDK_DESTINATION_NOT_SERVICED_ERROR",)
+TRANSIENT_MARKERS = ("INTERNAL.SERVER", "SERVICE.UNAVAILABLE", "SERVICE_UNAVAILABLE", "SYSTEM.UNAVAILABLE")
+# karrio reports a body it cannot parse (a gateway's plain-text 502/503 page) as its own
+# internal error; with no carrier code at all, the failure is treated as transient too, and a
+# persistent one ends on the poison queue after maxDequeueCount attempts.
+SDK_INTERNAL = "SHIPPING_SDK_INTERNAL_ERROR"
+
+
+def _classify(carrier: str, codes: Sequence[str]) -> CarrierError | CarrierUnavailable:
+    """Map carrier error codes to the app's errors; only codes travel, never message text."""
+    upper = [c.upper() for c in codes]
+    if (
+        not upper
+        or upper == [SDK_INTERNAL]
+        or any(c.isdigit() and c.startswith("5") and len(c) == 3 for c in upper)
+        or any(m in c for c in upper for m in TRANSIENT_MARKERS)
+    ):
+        return CarrierUnavailable(f"{carrier} unavailable")
+    if any(c in COUNTRY_CODES for c in upper):
+        return AddressProblem(f"{carrier} does not serve the country", code="country_unsupported")
+    if any(m in c for c in upper for m in ADDRESS_MARKERS) or any(
+        c.startswith(UPS_ADDRESS_PREFIX) for c in upper
+    ):
+        return AddressProblem(f"{carrier} rejected the address")
+    return CarrierError(f"{carrier} refused the request", code=f"carrier_refused_{carrier}")
+
+
+def _error_codes(messages: Sequence[Any]) -> list[str]:
+    """Error codes, plus the field a USPS error names (`source.parameter`), never the text."""
+    codes: list[str] = []
+    for m in messages:
+        if (m.level or "error") != "error":
+            continue
+        code = m.code.get("code") if isinstance(m.code, dict) else m.code
+        codes.append(str(code or ""))
+        source = (m.details or {}).get("source")
+        if isinstance(source, dict) and source.get("parameter"):
+            codes.append(str(source["parameter"]))
+    return codes
+
+
+@functools.cache
+def _karrio() -> Any:
+    """Load karrio once per process, with its logging and tracing made PII-safe."""
+    from loguru import logger
+
+    # karrio logs payloads at debug level and failed operations with the request in the
+    # traceback: keep all of it out, before the first import logs anything.
+    logger.disable("karrio")
+
+    from karrio import lib, sdk
+
+    class ForgetfulTracer(lib.Tracer):  # type: ignore[misc]
+        """karrio's tracer keeps every request body (with the address) for later inspection;
+        this one keeps nothing."""
+
+        def trace(self, data: Any, key: str, metadata: Any = None, format: Any = None) -> Any:
+            return data
+
+    return sdk, lib, ForgetfulTracer
+
+
+@functools.cache
+def _settings_class(carrier: str) -> Any:
+    """The carrier's own karrio settings class, with `server_url` overridable by `base_url`."""
+    import attr
+
+    module = __import__(f"karrio.mappers.{carrier}.settings", fromlist=["Settings"])
+    base = module.Settings
+
+    @attr.s(auto_attribs=True)
+    class LoopbackAwareSettings(base):  # type: ignore[misc, valid-type]
+        base_url: str | None = None
+
+        @property
+        def server_url(self) -> str:
+            return self.base_url or str(super().server_url)
+
+    return LoopbackAwareSettings
+
+
+def _address(sdk_models: Any, recipient: Recipient) -> Any:
+    """The revealed minimum a label needs; built only for the request body."""
+
+    def text(value: Any) -> str | None:
+        return value.reveal() if value is not None else None
+
+    second = " ".join(t for t in (text(recipient.line2), text(recipient.line3)) if t) or None
+    return sdk_models.Address(
+        person_name=recipient.name.reveal(),
+        company_name=text(recipient.company),
+        address_line1=recipient.line1.reveal(),
+        address_line2=second,
+        city=recipient.city.reveal(),
+        state_code=text(recipient.state_or_region),
+        postal_code=recipient.postal_code.reveal(),
+        country_code=recipient.country_code,
+        phone_number=text(recipient.phone),
+    )
+
+
+def _shipper(sdk_models: Any, ship_from: ShipFrom) -> Any:
+    return sdk_models.Address(
+        person_name=ship_from.name,
+        company_name=ship_from.company,
+        address_line1=ship_from.line1,
+        address_line2=ship_from.line2,
+        city=ship_from.city,
+        state_code=ship_from.state_or_region,
+        postal_code=ship_from.postal_code,
+        country_code=ship_from.country_code,
+        phone_number=ship_from.phone,
+    )
+
+
+class KarrioCarrier:
+    """One karrio carrier account (usps, fedex or ups).
+
+    `credentials` are the karrio settings fields of that carrier, read by the caller from Key
+    Vault: usps client_id, client_secret, account_number, CRID, MID, manifest_MID; fedex
+    api_key, secret_key, account_number (track_api_key, track_secret_key for tracking); ups
+    client_id, client_secret, account_number. `base_url` points the carrier at another host
+    (the local stand-ins). `replay_safe` says whether the account's API de-duplicates on the
+    customer reference; the real USPS, FedEx and UPS APIs do not (docs/shipping.md), so it is
+    False unless the caller knows better (the local stand-ins do).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        credentials: Mapping[str, str],
+        *,
+        base_url: str | None = None,
+        test_mode: bool = False,
+        replay_safe: bool = False,
+    ) -> None:
+        if name not in CARRIER_NAMES:
+            raise CarrierError("unknown karrio carrier", code="carrier_unknown")
+        self.name = name
+        self.replay_safe = replay_safe
+        self.requires_phone = name == "fedex"
+        self._credentials = dict(credentials)
+        self._base_url = base_url.rstrip("/") if base_url else None
+        self._test_mode = test_mode
+        self._gateway: Any = None
+
+    def _gw(self) -> Any:
+        # One gateway per carrier account: it holds the OAuth token cache between labels.
+        if self._gateway is None:
+            sdk, lib, tracer_class = _karrio()
+            settings = _settings_class(self.name)(
+                **self._credentials, base_url=self._base_url, test_mode=self._test_mode
+            )
+            self._gateway = sdk.gateway[self.name].create(settings, tracer=tracer_class(), cache=lib.Cache())
+        return self._gateway
+
+    def _call(self, build: Any) -> tuple[Any, list[str]]:
+        try:
+            result, messages = build()
+        except TimeoutError:
+            raise CarrierTimeout(f"{self.name} did not answer") from None
+        except urllib.error.URLError as exc:
+            # urllib wraps what fails while connecting and sending: nothing was carried out.
+            if isinstance(exc.reason, TimeoutError):
+                raise CarrierTimeout(f"{self.name} did not answer") from None
+            raise CarrierUnavailable(f"{self.name} unreachable") from None
+        except (OSError, http.client.HTTPException):
+            # Raised unwrapped while reading the answer (the connection reset or closed, a
+            # broken status line): the request was sent, so a label may have been bought.
+            raise CarrierTimeout(f"{self.name} connection lost after the request") from None
+        return result, _error_codes(messages)
+
+    def create_label(self, request: LabelRequest) -> Label:
+        if request.recipient is None:
+            raise CarrierError("a karrio label needs a recipient", code="recipient_missing")
+        sdk, _lib, _ = _karrio()
+        from karrio.core import errors as karrio_errors
+        from karrio.core import models
+
+        gateway = self._gw()
+        payload = models.ShipmentRequest(
+            shipper=_shipper(models, request.ship_from),
+            recipient=_address(models, request.recipient),
+            parcels=[
+                models.Parcel(
+                    weight=float(request.parcel.weight_kg),
+                    weight_unit="KG",
+                    length=float(request.parcel.length_cm),
+                    width=float(request.parcel.width_cm),
+                    height=float(request.parcel.height_cm),
+                    dimension_unit="CM",
+                )
+            ],
+            service=request.service,
+            payment=models.Payment(paid_by="sender"),
+            # FedEx and USPS read `shipment_date`, UPS `shipping_date`; without them karrio
+            # would use the wall clock.
+            options={
+                "shipment_date": request.ship_date.isoformat(),
+                "shipping_date": f"{request.ship_date.isoformat()}T09:00",
+            },
+            reference=request.idempotency_key,
+            label_type="PDF",
+        )
+        try:
+            shipment, codes = self._call(lambda: sdk.Shipment.create(payload).from_(gateway).parse())
+        except karrio_errors.ShippingSDKError as exc:
+            raise _classify(self.name, [str(getattr(exc, "code", ""))]) from None
+        if shipment is None or not shipment.docs or not shipment.docs.label:
+            raise _classify(self.name, codes)
+        return Label(
+            carrier=self.name,
+            carrier_name=CARRIER_NAMES[self.name],
+            service=request.service,
+            tracking_number=str(shipment.tracking_number),
+            shipment_id=str(shipment.shipment_identifier),
+            document=base64.b64decode(shipment.docs.label),
+            document_format=str(shipment.label_type or "PDF"),
+        )
+
+    def cancel_label(self, shipment_id: str) -> bool:
+        sdk, _lib, _ = _karrio()
+        from karrio.core import models
+
+        gateway = self._gw()
+        request = models.ShipmentCancelRequest(shipment_identifier=shipment_id)
+        confirmation, codes = self._call(lambda: sdk.Shipment.cancel(request).from_(gateway).parse())
+        if confirmation is None and codes:
+            raise _classify(self.name, codes)
+        return bool(confirmation and confirmation.success)
+
+    def track(self, tracking_number: str) -> TrackingInfo:
+        sdk, _lib, _ = _karrio()
+        from karrio.core import models
+
+        gateway = self._gw()
+        request = models.TrackingRequest(tracking_numbers=[tracking_number])
+        details, codes = self._call(lambda: sdk.Tracking.fetch(request).from_(gateway).parse())
+        found = [d for d in details or [] if d.tracking_number == tracking_number]
+        if not found:
+            if codes:
+                raise _classify(self.name, codes)
+            return TrackingInfo(tracking_number, "unknown")
+        return _tracking(found[0])
+
+
+def _tracking(details: Any) -> TrackingInfo:
+    from datetime import datetime
+
+    status = str(details.status or ("delivered" if details.delivered else "unknown"))
+    delivered_at = None
+    if status == "delivered" and details.events:
+        latest = details.events[0]
+        stamp = f"{latest.date or ''}T{latest.time or '00:00'}"
+        try:
+            delivered_at = datetime.fromisoformat(stamp)
+        except ValueError:
+            delivered_at = None
+    neutral = status if status in ("delivered", "in_transit", "pending") else "unknown"
+    if status in ("delivery_failed", "return_to_sender", "on_hold"):
+        neutral = "exception"
+    return TrackingInfo(details.tracking_number, neutral, delivered_at)

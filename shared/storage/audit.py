@@ -1,0 +1,132 @@
+"""The append-only audit trail: what happened, when, to which pseudonymous reference, by whom.
+
+Audit records outlive the orders they describe (logs are kept at least 12 months), so they hold
+no personal data: the partition key is the order's pseudonymous reference, and `details` accepts
+only scalars and lists of text, never a `Pii` value. Nothing here updates or deletes a record.
+Records written once per fact (a purge, a privacy request) carry a deterministic id, so a
+retried invocation finds its record already there instead of writing a second one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.crypto.pii import Pii
+from shared.errors import AppError
+from shared.storage.document_store import AUDIT, DocumentStore, WriteConflict
+
+Scalar = str | int | float | bool | None
+
+
+class AuditAction(StrEnum):
+    PURGED = "purged"
+    EPOCH_SHREDDED = "epoch_shredded"
+    ACCESS_EXPORTED = "access_exported"
+    CORRECTED = "corrected"
+    RESTRICTED = "restricted"
+    ERASED = "erased"
+    # An invoice that reached Amazon (or may have) for an order erased before it was recorded.
+    INVOICE_UNRECORDED = "invoice_unrecorded"
+
+
+class AuditValueRejected(AppError):
+    """A caller tried to put something other than plain scalars into an audit record."""
+
+    code = "audit_value_rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    ref: str
+    action: str
+    at: datetime
+    function: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ref": self.ref,
+            "kind": "audit",
+            "action": self.action,
+            "at": self.at.isoformat(),
+            "function": self.function,
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> AuditEvent:
+        return cls(
+            ref=doc["ref"],
+            action=doc["action"],
+            at=datetime.fromisoformat(doc["at"]),
+            function=doc["function"],
+            details=doc.get("details") or {},
+            id=doc["id"],
+        )
+
+
+def _checked(details: Mapping[str, object]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in details.items():
+        if isinstance(value, (list, tuple)):
+            if not all(isinstance(v, str) and not isinstance(v, Pii) for v in value):
+                raise AuditValueRejected(f"details[{key}] must be a list of text")
+            out[key] = list(value)
+        elif isinstance(value, Pii) or not isinstance(value, Scalar):
+            raise AuditValueRejected(f"details[{key}] must be a plain scalar")
+        else:
+            out[key] = value
+    return out
+
+
+class AuditLog:
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
+
+    def record(
+        self,
+        ref: str,
+        action: str,
+        at: datetime,
+        function: str,
+        details: Mapping[str, object] | None = None,
+        *,
+        once_key: str | None = None,
+    ) -> AuditEvent:
+        """Append one record. With `once_key`, the record is written at most once per
+        (ref, action, once_key): a repeat returns the record already stored."""
+        doc_id = f"{action}:{once_key}" if once_key is not None else f"{action}:{uuid.uuid4().hex}"
+        event = AuditEvent(ref, action, at, function, _checked(details or {}), doc_id)
+        try:
+            return AuditEvent.from_doc(self._store.create(AUDIT, event.to_doc()))
+        except WriteConflict:
+            existing = self._store.read(AUDIT, ref, doc_id)
+            if existing is None:
+                raise
+            return AuditEvent.from_doc(existing)
+
+    def put_document(self, ref: str, doc_id: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Store a PII-free document (a deletion confirmation) once; return what is stored."""
+        doc = {**body, "id": doc_id, "ref": ref}
+        try:
+            return self._store.create(AUDIT, doc)
+        except WriteConflict:
+            existing = self._store.read(AUDIT, ref, doc_id)
+            if existing is None:
+                raise
+            return existing
+
+    def get_document(self, ref: str, doc_id: str) -> Mapping[str, Any] | None:
+        return self._store.read(AUDIT, ref, doc_id)
+
+    def trail(self, ref: str) -> list[AuditEvent]:
+        """Every audit event of one reference, oldest first (a single-partition query)."""
+        docs = [d for d in self._store.in_partition(AUDIT, ref) if d.get("kind") == "audit"]
+        return sorted((AuditEvent.from_doc(d) for d in docs), key=lambda e: e.at)
