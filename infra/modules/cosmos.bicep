@@ -29,7 +29,7 @@ param privateDnsZoneId string
 @description('Database name (COSMOS_DATABASE).')
 param databaseName string = 'fulfilment'
 
-@description('Container name -> partition key path; must match shared/document_store.py CONTAINERS.')
+@description('Container name -> partition key path; must match shared/storage/document_store.py CONTAINERS.')
 param containers object = {
   orders: '/id'
   state: '/pk'

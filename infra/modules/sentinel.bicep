@@ -367,7 +367,7 @@ var taskActions = [
         actionType: 'AddIncidentTask'
         actionConfiguration: {
           title: 'Fix the leaking code path and deploy'
-          description: 'shared/redaction.py or the telemetry call, with a test that reproduces the leak.'
+          description: 'shared/telemetry/redaction.py or the telemetry call, with a test that reproduces the leak.'
         }
       }
       {
