@@ -348,6 +348,10 @@ module sentinel 'modules/sentinel.bicep' = {
 
 module notifications 'modules/notifications.bicep' = {
   name: 'notifications'
+  // The alerts read Sentinel's SecurityIncident table.
+  dependsOn: [
+    sentinel
+  ]
   params: {
     location: location
     prefix: prefix

@@ -1,8 +1,11 @@
 // The Function App on Flex Consumption: Python 3.11, system-assigned managed identity (the only
 // credential it has), HTTPS only, TLS 1.2, FTP and basic publishing credentials off. The app
 // settings carry endpoints, Key Vault secret names and tuning, never a secret value. The app joins
-// the VNet (infra/modules/network.bicep) and sends all its outbound traffic through it, so it
-// reaches Storage, Cosmos DB and Key Vault on their private endpoints.
+// the VNet (infra/modules/network.bicep): the private DNS zones linked to it resolve Storage,
+// Cosmos DB and Key Vault to their private endpoints, so that traffic stays on the VNet. Calls to
+// the internet (SP-API, carriers, Entra ID) leave as the platform routes them; routing those
+// through the VNet too (vnetRouteAllEnabled) would need a NAT gateway for egress, which this
+// template does not add.
 
 param location string
 param prefix string
@@ -88,7 +91,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      vnetRouteAllEnabled: true
       appSettings: [
         for s in items(allSettings): {
           name: s.key

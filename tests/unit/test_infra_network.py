@@ -169,7 +169,6 @@ def test_the_function_app_joins_the_vnet() -> None:
     [site] = _of_type("functionapp.bicep", "Microsoft.Web/sites").values()
     properties = site["config"]["properties"]
     assert properties["virtualNetworkSubnetId"] == "virtualNetworkSubnetId"
-    assert properties["siteConfig"]["vnetRouteAllEnabled"] is True
 
 
 def test_no_network_skip_is_left_and_every_skip_says_why() -> None:
