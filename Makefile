@@ -39,6 +39,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict shared ops
+	$(PY) -m pytest --quiet --no-header -p no:cacheprovider tests/unit/test_import_rules.py
 
 test: test-install lint
 	$(PY) -m pytest

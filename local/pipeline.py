@@ -504,7 +504,12 @@ class Pipeline:
 
         now = self.clock()
         due = self.store.inner.due_in(
-            ORDERS, "dueAt", now.isoformat(), 20, key="stage", values=PURGEABLE_STAGES
+            ORDERS,
+            "dueAt",
+            now.isoformat(),
+            20,
+            key="stage",
+            values=[stage.value for stage in PURGEABLE_STAGES],
         )
         return any(d.get("purgeAfter") and _parse(str(d["purgeAfter"])) <= now for d in due)
 

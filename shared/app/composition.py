@@ -45,10 +45,12 @@ from shared.invoices.numbering import InvoiceCounter
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import ReportlabRenderer
 from shared.invoices.service import InvoicingService
+from shared.orders.deadlines import AmazonPackageStatus, RetentionPolicy
+from shared.orders.lifecycle import Settle
 from shared.orders.reference import OrderReferencer
 from shared.orders.repository import OrderRepository
 from shared.privacy.service import PrivacyService
-from shared.retention.service import AmazonPackageStatus, RetentionPolicy, RetentionSchedule, RetentionService
+from shared.retention.service import RetentionService
 from shared.settings import Settings, load_settings
 from shared.shipping.carriers import Carrier
 from shared.shipping.rules import ShippingRules
@@ -166,7 +168,7 @@ def build_runtime(
     policy = RetentionPolicy.from_settings(
         settings, purge_interval=_period(env, "PURGE_EXPIRED_SCHEDULE", now)
     )
-    orders = OrderRepository(store, RetentionSchedule(policy, clock))
+    orders = OrderRepository(store, Settle(policy, clock))
     values = SecretValues(clients.secrets)
     epochs = KeyEpochs(clients.secrets, clock, epoch_days=settings.key_epoch_days)
     cipher = EnvelopeCipher(epochs)
@@ -239,8 +241,11 @@ def build_runtime(
             shredder=EpochShredder(epochs),
             policy=policy,
             archive=archive,
+            orders=orders,
         ),
-        privacy=PrivacyService(store, cipher=cipher, blobs=blob_store, policy=policy),
+        privacy=PrivacyService(
+            store, cipher=cipher, blobs=blob_store, policy=policy, archive=archive, orders=orders
+        ),
     )
 
 

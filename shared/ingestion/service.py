@@ -50,6 +50,8 @@ from shared.ingestion.spapi_gateway import (
     SpApiThrottled,
     UnknownSeller,
 )
+from shared.orders import lifecycle
+from shared.orders.corrections import with_corrections
 from shared.orders.domain import Buyer, FulfillmentStatus, Order, Package
 from shared.orders.messages import ShipOrder
 from shared.orders.record import (
@@ -63,12 +65,10 @@ from shared.orders.record import (
     left_ready,
 )
 from shared.orders.repository import OrderRepository
-from shared.privacy.service import with_corrections
 from shared.settings import SellerAccount, Settings
 from shared.storage.audit import AuditAction
 from shared.storage.document_store import (
     AUDIT,
-    ORDERS,
     STATE,
     Document,
     DocumentStore,
@@ -88,7 +88,6 @@ CURSOR_ID = "orders-cursor"
 # A poll that finds nothing writes nothing; the cursor is written at least this often all the
 # same, which bounds the next search's window.
 CURSOR_HEARTBEAT = timedelta(hours=6)
-NO_ADDRESS = "order_without_address"
 # `amazonStatus` of an order held because its data could not be read (`order_unmappable`).
 UNREADABLE_STATUS = "UNREADABLE"
 # On an order Amazon reported shipped before this app began shipping it (no label of ours).
@@ -100,22 +99,13 @@ SHIPPED_ELSEWHERE = "shippedElsewhere"
 REDRIVE_AFTER = timedelta(hours=6)
 MAX_REDRIVES = 3
 SHIPMENT_NOT_STARTED = "shipment_not_started"
-# Some units shipped outside this app: labelling the rest would need the unshipped quantities
-# per line, and confirming the whole order again would double what Amazon shows. A person.
-PARTIALLY_SHIPPED = "partially_shipped_elsewhere"
 # Audit actions after which an order must never be stored again: purged at its deadline, or
 # erased on request. Amazon still knows the order and may mention it in a late poll or
 # notification; we must not learn the buyer again.
 FORGOTTEN = frozenset({AuditAction.PURGED.value, AuditAction.ERASED.value})
 
-_AWAITING = {FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY}
-_SHIPPABLE = {FulfillmentStatus.UNSHIPPED}
-_STOPPED = {FulfillmentStatus.CANCELLED, FulfillmentStatus.UNFULFILLABLE}
-_SENT_ELSEWHERE = {FulfillmentStatus.SHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED}
 # ORDER_CHANGE's `Summary.OrderStatus` values (its schema's enum) for a stopped order.
 STOPPED_SUMMARY_STATUSES = frozenset({"Canceled", "Unfulfillable"})
-# Stages before a label exists for the order: a cancellation takes the buyer's data at once.
-_NOT_SHIPPED = {Stage.AWAITING, Stage.READY, Stage.ATTENTION}
 
 
 class OrdersGateway(Protocol):
@@ -155,7 +145,7 @@ class UnknownMarketplace(InvalidInput):
 
 
 class OrderWithoutAddress(InvalidInput):
-    code = NO_ADDRESS
+    code = lifecycle.NO_ADDRESS
 
 
 class OrderNotFound(InvalidInput):
@@ -248,19 +238,10 @@ class IngestionService:
     def _redrive_stuck(self, now: datetime) -> list[ShipOrder]:
         """Re-send ShipOrder for ready orders whose shipment never started (see REDRIVE_AFTER).
         One indexed query per poll; a write only for an order actually re-sent."""
-        docs = self._store.due_in(
-            ORDERS,
-            f"extra.{READY_AT}",
-            (now - REDRIVE_AFTER).isoformat(),
-            100,
-            key="stage",
-            values=[Stage.READY.value],
-        )
         resent: list[ShipOrder] = []
-        for doc in docs:
-            if doc.get("shipment") or doc.get("restricted"):
+        for stuck in self._repo.ready_since(now - REDRIVE_AFTER):
+            if stuck.shipment or stuck.restricted:
                 continue  # a guard: shipping started (its intent removed the index), or must not
-            stuck = OrderRecord.from_doc(doc)
             redrives = int(stuck.extra.get("redrives", 0))
 
             def change(
@@ -269,7 +250,7 @@ class IngestionService:
                 if current.stage is not Stage.READY or current.shipment or current.extra != stuck.extra:
                     return None
                 if redrives >= MAX_REDRIVES:
-                    return current.evolve(stage=Stage.ATTENTION, attention=SHIPMENT_NOT_STARTED)
+                    return lifecycle.needs_attention(current, SHIPMENT_NOT_STARTED)
                 extra = {**current.extra, READY_AT: now.isoformat(), "redrives": redrives + 1}
                 return current.evolve(extra=extra)
 
@@ -480,11 +461,12 @@ class IngestionService:
         if requests & FORGOTTEN:
             return
         created = identity.created_at or now
+        stage, attention = lifecycle.unreadable_stage(OrderMappingError.code)
         record = OrderRecord(
             ref=ref,
             seller_id=seller.seller_id,
             marketplace_id=identity.marketplace_id,
-            stage=Stage.ATTENTION,
+            stage=stage,
             amazon_status=UNREADABLE_STATUS,
             # Any readable version of the order is newer than this one.
             amazon_updated_at=identity.last_updated_at or created,
@@ -496,7 +478,7 @@ class IngestionService:
             latest_delivery_at=None,
             items=(),
             pii=self._cipher.seal(ref, OrderPii(identity.order_id, Buyer(), None), now),
-            attention=OrderMappingError.code,
+            attention=attention,
             restricted=AuditAction.RESTRICTED.value in requests,
         )
         with contextlib.suppress(WriteConflict):  # stored meanwhile: that version stands
@@ -505,18 +487,6 @@ class IngestionService:
     def _privacy_requests(self, ref: str) -> set[str]:
         """The actions in the order's own audit partition: one query, empty for a new order."""
         return {str(doc.get("action")) for doc in self._store.in_partition(AUDIT, ref)}
-
-    def _stage_of(self, order: Order) -> tuple[Stage, str | None]:
-        status = order.fulfillment_status
-        if status in _AWAITING:
-            return Stage.AWAITING, None
-        if status in _SHIPPABLE:
-            return (Stage.READY, None) if order.ship_to is not None else (Stage.ATTENTION, NO_ADDRESS)
-        if status in _STOPPED:
-            return Stage.CANCELLED, None
-        if status is FulfillmentStatus.PARTIALLY_SHIPPED:
-            return Stage.ATTENTION, PARTIALLY_SHIPPED
-        return Stage.SHIPPED, None  # shipped before this app saw it (backfill)
 
     def _sealed(self, ref: str, order: Order, stage: Stage, now: datetime) -> Mapping[str, Any] | None:
         return None if stage is Stage.CANCELLED else self._cipher.seal(ref, OrderPii.of(order), now)
@@ -530,7 +500,7 @@ class IngestionService:
         return self._cipher.seal(current.ref, fresh, now)
 
     def _new_record(self, ref: str, order: Order, now: datetime) -> OrderRecord:
-        stage, attention = self._stage_of(order)
+        stage, attention = lifecycle.entry_stage(order)
         return OrderRecord(
             ref=ref,
             seller_id=order.seller_id,
@@ -557,15 +527,16 @@ class IngestionService:
             "amazon_updated_at": order.last_updated_at,
             "extra": {**current.extra, "packages": _packages(order.packages)},
         }
-        not_shipped = current.stage in _NOT_SHIPPED
-        if not_shipped and order.fulfillment_status in _STOPPED:
+        not_shipped = current.stage in lifecycle.NOT_SHIPPED
+        if not_shipped and order.fulfillment_status in lifecycle.STOPPED_STATUSES:
             # The pipeline stops here and the buyer's data goes at once.
-            return current.evolve(stage=Stage.CANCELLED, pii=None, attention=None, **amazon)
+            return lifecycle.cancelled(current, attention=None, **amazon)
         if current.restricted:
             # Processing is restricted: nothing new about the buyer is learnt or acted on.
             return current.evolve(**amazon)
         reevaluate = current.stage is Stage.AWAITING or (
-            current.stage is Stage.ATTENTION and current.attention in (NO_ADDRESS, OrderMappingError.code)
+            current.stage is Stage.ATTENTION
+            and current.attention in (lifecycle.NO_ADDRESS, OrderMappingError.code)
         )
         if reevaluate:
             fresh = self._new_record(current.ref, order, now)
@@ -574,7 +545,7 @@ class IngestionService:
         if (
             current.stage is Stage.READY
             and not current.shipment
-            and order.fulfillment_status in _SENT_ELSEWHERE
+            and order.fulfillment_status in lifecycle.SENT_ELSEWHERE_STATUSES
         ):
             # Shipped, wholly or in part, outside this app (in Seller Central, say) before
             # shipping began here: never buy a label for it. Wholly: retention tracks it as any
@@ -582,8 +553,8 @@ class IngestionService:
             updated = current.evolve(**amazon)
             left = updated.evolve(extra=left_ready(updated.extra))
             if order.fulfillment_status is FulfillmentStatus.PARTIALLY_SHIPPED:
-                return left.evolve(stage=Stage.ATTENTION, attention=PARTIALLY_SHIPPED)
-            shipped = left.evolve(stage=Stage.SHIPPED, due_at=None, purge_after=None, ttl=None)
+                return lifecycle.needs_attention(left, lifecycle.PARTIALLY_SHIPPED)
+            shipped = lifecycle.shipped(left, ttl=None)
             return shipped.evolve(extra={**shipped.extra, SHIPPED_ELSEWHERE: True})
         if current.stage is Stage.READY:
             # Not shipped yet: keep the latest address and items Amazon has.
@@ -632,7 +603,7 @@ class IngestionService:
         order = self._fetch(change, seller, dequeue_count, now)
         if not order.is_merchant_fulfilled:
             return []
-        if order.fulfillment_status in _SHIPPABLE and order.ship_to is None:
+        if order.fulfillment_status in lifecycle.SHIPPABLE_STATUSES and order.ship_to is None:
             raise OrderWithoutAddress("order to ship has no delivery address")
         _, message = self._store_order(order, now)
         return [message] if message else []

@@ -68,6 +68,10 @@ class InvoiceArchive:
         self._sealer = sealer
         self._years = {k.upper(): v for k, v in years_by_country.items()}
 
+    def kept_until(self, number_text: str) -> str | None:
+        """Until when the archive keeps the document numbered `number_text` (None: not kept)."""
+        return archived_until(self._store, number_text)
+
     def years_for(self, countries: tuple[str, ...]) -> int:
         """The longest duty among the countries whose law covers the invoice (the seller's
         establishment and the taxing country, e.g. OSS records)."""

@@ -73,8 +73,9 @@ from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.ports import BlobStore, ByteSealer
 from shared.invoices.profile import VAT_UPLOAD_MARKETPLACES, SellerProfile
 from shared.invoices.render import Renderer
+from shared.orders import lifecycle
 from shared.orders.messages import IssueInvoice
-from shared.orders.record import OrderRecord, PiiCipher, Stage
+from shared.orders.record import OrderRecord, PiiCipher
 from shared.orders.repository import OrderRepository
 from shared.storage.audit import AuditAction, AuditLog
 from shared.storage.blob_store import INVOICES, invoice_blob_name
@@ -167,16 +168,12 @@ class InvoicingService:
         )
 
     def _skip_reason(self, record: OrderRecord, kind: str) -> str | None:
-        if record.restricted:
-            return "restricted"
-        if record.pii is None:
-            return "pii_deleted"
-        if kind == CREDIT_NOTE:
-            return None if _doc(record, INVOICE) else "no_invoice_to_credit"
-        if record.stage is Stage.CANCELLED:
-            return "cancelled"
-        if record.stage in (Stage.AWAITING, Stage.READY):
-            return "not_shipped"
+        credit_note = kind == CREDIT_NOTE
+        reason = lifecycle.invoicing_skip_reason(
+            record, credit_note=credit_note, has_invoice=bool(_doc(record, INVOICE))
+        )
+        if reason is not None or credit_note:
+            return reason
         return None if self.required(record) else "not_required"
 
     def _uploads(self, record: OrderRecord) -> bool:

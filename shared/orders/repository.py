@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from shared.orders.record import OrderRecord
+from shared.orders.record import READY_AT, OrderRecord, Stage
 from shared.storage.document_store import ORDERS, DocumentStore, WriteConflict
 
 MAX_CAS_ATTEMPTS = 5
+# Where an order records the key epochs its sealed data depends on: its buyer data, its label
+# (sealed when shipped, perhaps in a later epoch) and its invoice and credit note. An epoch is
+# shredded only when no stored order names it in any of them.
+EPOCH_FIELDS = ("pii.epoch", "shipment.labelEpoch", "invoice.invoice.epoch", "invoice.creditNote.epoch")
 
 
 class OrderRepository:
@@ -69,7 +73,26 @@ class OrderRepository:
     def delete(self, ref: str) -> bool:
         return self._store.delete(ORDERS, ref, ref)
 
-    def due(self, now: datetime, limit: int = 500) -> list[OrderRecord]:
-        """Orders whose next time-based action (delivery check, purge) is due."""
-        docs = self._store.due(ORDERS, "dueAt", now.isoformat(), limit)
+    def due(
+        self, now: datetime, limit: int = 500, stages: Sequence[Stage] | None = None
+    ) -> list[OrderRecord]:
+        """Orders (of these stages) whose next time-based action (delivery check, purge) is due:
+        one indexed range query on `dueAt`."""
+        if stages is None:
+            docs = self._store.due(ORDERS, "dueAt", now.isoformat(), limit)
+        else:
+            values = [stage.value for stage in stages]
+            docs = self._store.due_in(ORDERS, "dueAt", now.isoformat(), limit, key="stage", values=values)
         return [OrderRecord.from_doc(d) for d in docs]
+
+    def ready_since(self, before: datetime, limit: int = 100) -> list[OrderRecord]:
+        """Ready orders whose shipping has not begun and that became ready at `before` or
+        earlier (the redrive's index, `extra.readyAt`)."""
+        docs = self._store.due_in(
+            ORDERS, f"extra.{READY_AT}", before.isoformat(), limit, key="stage", values=[Stage.READY.value]
+        )
+        return [OrderRecord.from_doc(d) for d in docs]
+
+    def epoch_in_use(self, epoch: str) -> bool:
+        """Whether any stored order's sealed data depends on key epoch `epoch`."""
+        return any(self._store.exists_where(ORDERS, field, epoch) for field in EPOCH_FIELDS)

@@ -26,7 +26,7 @@ import base64
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.crypto.pii import Pii
 from shared.errors import InvalidInput
-from shared.invoices.archive import archived_until
-from shared.orders.domain import Address, Buyer
+from shared.orders.corrections import CORRECTABLE, REQUIRED, applied
+from shared.orders.deadlines import RetentionPolicy, refresh_ttl
 from shared.orders.messages import REQUEST_ID_PATTERN, checked_ref, parse_json
 from shared.orders.record import CORRECTED, ERASURE, OrderPii, OrderRecord, PiiCipher, item_to_doc
 from shared.orders.repository import OrderRepository
@@ -49,9 +49,14 @@ from shared.privacy.deletion_confirmation import (
     load,
     save,
 )
-from shared.retention.service import ORDER_BLOB_CONTAINERS, RetentionPolicy, export_blob_name, refresh_ttl
 from shared.storage.audit import AuditAction, AuditLog
-from shared.storage.blob_store import EXPORTS, INVOICES, invoice_numbers_in
+from shared.storage.blob_store import (
+    EXPORTS,
+    INVOICES,
+    ORDER_BLOB_CONTAINERS,
+    export_blob_name,
+    invoice_numbers_in,
+)
 from shared.storage.document_store import DocumentStore
 
 FUNCTION = "handle_privacy_request"
@@ -167,16 +172,6 @@ def open_export(package: bytes, private_key: rsa.RSAPrivateKey) -> dict[str, Any
     return data
 
 
-# Correctable fields: "buyer.<field>" and "shipTo.<field>" for every personal field.
-_BUYER_FIELDS = {f.name for f in fields(Buyer)}
-_ADDRESS_FIELDS = {f.name for f in fields(Address)} - {"country_code", "address_type"}
-CORRECTABLE = frozenset({f"buyer.{n}" for n in _BUYER_FIELDS} | {f"shipTo.{n}" for n in _ADDRESS_FIELDS})
-
-
-# Fields an address cannot do without: a correction may change them, never remove them.
-REQUIRED = frozenset(f"shipTo.{f.name}" for f in fields(Address) if f.default is MISSING) & CORRECTABLE
-
-
 def _corrected(pii: OrderPii, changes: Mapping[str, Pii | None]) -> OrderPii:
     """`changes` applied; a None value removes the field (a wrong e-mail, say)."""
     unknown = set(changes) - CORRECTABLE
@@ -186,29 +181,9 @@ def _corrected(pii: OrderPii, changes: Mapping[str, Pii | None]) -> OrderPii:
         raise PrivacyRequestInvalid(
             "corrected values must be Pii, or None for a field that may be empty", code="privacy_bad_value"
         )
-    # Any: `replace` cannot type-check field names computed at run time; CORRECTABLE holds
-    # exactly the Pii-typed fields, so every value fits its field.
-    buyer: dict[str, Any] = {k.split(".", 1)[1]: v for k, v in changes.items() if k.startswith("buyer.")}
-    ship: dict[str, Any] = {k.split(".", 1)[1]: v for k, v in changes.items() if k.startswith("shipTo.")}
-    if ship and pii.ship_to is None:
+    if pii.ship_to is None and any(k.startswith("shipTo.") for k in changes):
         raise PrivacyRequestInvalid("the order has no address to correct", code="privacy_no_address")
-    return OrderPii(
-        order_id=pii.order_id,
-        buyer=replace(pii.buyer, **buyer),
-        ship_to=replace(pii.ship_to, **ship) if pii.ship_to is not None and ship else pii.ship_to,
-    )
-
-
-def with_corrections(fresh: OrderPii, corrected: OrderPii, names: Sequence[str]) -> OrderPii:
-    """Amazon's newer buyer data (`fresh`), with the fields a person corrected (`names`) kept as
-    `corrected` holds them (an address field only while Amazon still gives an address)."""
-    changes: dict[str, Pii | None] = {}
-    for name in set(names) & CORRECTABLE:
-        part, field_name = name.split(".", 1)
-        source = corrected.buyer if part == "buyer" else corrected.ship_to
-        if source is not None and (part == "buyer" or fresh.ship_to is not None):
-            changes[name] = getattr(source, field_name)
-    return _corrected(fresh, changes) if changes else fresh
+    return applied(pii, changes)
 
 
 def _order_facts(record: OrderRecord) -> dict[str, Any]:
@@ -260,6 +235,12 @@ class _Erasure:
         )
 
 
+class KeptCopies(Protocol):
+    """The legal archive's index (`shared.invoices.archive`): until when it keeps a document."""
+
+    def kept_until(self, number_text: str) -> str | None: ...
+
+
 class PrivacyService:
     """Implements `shared.app.runtime.Privacy`, plus the direct calls of the ops verbs."""
 
@@ -272,9 +253,14 @@ class PrivacyService:
         policy: RetentionPolicy,
         blob_containers: Sequence[str] = ORDER_BLOB_CONTAINERS,
         export_container: str = EXPORTS,
+        archive: KeptCopies | None = None,
+        orders: OrderRepository | None = None,
     ) -> None:
+        """`archive`: the seller's legal invoice archive, if it keeps one. `orders`: the app's
+        one repository (a plain one over `store` when not given)."""
+        self._archive = archive
         self._store = store
-        self._orders = OrderRepository(store)
+        self._orders = orders or OrderRepository(store)
         self._audit = AuditLog(store)
         self._cipher = cipher
         self._blobs = blobs
@@ -448,7 +434,7 @@ class PrivacyService:
         """The archived copies of the order's invoices, which the seller's tax law keeps."""
         kept = []
         for number in invoices:
-            until = archived_until(self._store, number)
+            until = self._archive.kept_until(number) if self._archive is not None else None
             if until is not None:
                 kept.append(f"tax document {number}: archived copy, kept until {until} (tax law)")
         return kept

@@ -14,46 +14,37 @@ docs/retention.md), so their cost grows with what is due, not with the orders st
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from shared.crypto.envelope import epoch_of
 from shared.errors import TransientError
-from shared.orders.domain import PackageState
+from shared.orders.deadlines import (
+    SOURCE_AMAZON,
+    SOURCE_BOUND,
+    SOURCE_CARRIER,
+    RetentionPolicy,
+    delivery_bound,
+)
+from shared.orders.lifecycle import delivered
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
-from shared.settings import Settings
 from shared.storage.audit import AuditAction, AuditLog
-from shared.storage.blob_store import EXPORTS, INVOICES, LABELS, invoice_numbers_in
-from shared.storage.document_store import ORDERS, DocumentStore
+from shared.storage.blob_store import INVOICES, ORDER_BLOB_CONTAINERS, invoice_numbers_in
+from shared.storage.document_store import DocumentStore
 from shared.telemetry.invocations import error_code
 
-#: Every blob container whose names start with "<ref>/": purged with the order.
-ORDER_BLOB_CONTAINERS: tuple[str, ...] = (LABELS, INVOICES, EXPORTS)
-
-# Where an order records the key epochs its sealed data depends on: its buyer data, its label
-# (sealed when shipped, perhaps in a later epoch) and its invoice and credit note. An epoch is
-# shredded only when no stored order names it in any of them.
-EPOCH_FIELDS = ("pii.epoch", "shipment.labelEpoch", "invoice.invoice.epoch", "invoice.creditNote.epoch")
-SOURCE_AMAZON = "amazon"
-SOURCE_CARRIER = "carrier"
-SOURCE_BOUND = "bound"
-
-PURGEABLE_STAGES: tuple[str, ...] = (
-    Stage.DELIVERED.value,
-    Stage.CANCELLED.value,
+PURGEABLE_STAGES: tuple[Stage, ...] = (
+    Stage.DELIVERED,
+    Stage.CANCELLED,
     # Orders that never ship (pending forever, needing attention, stuck before shipping) are
-    # bounded too: `RetentionSchedule` gives them a deadline from their latest delivery date.
-    Stage.AWAITING.value,
-    Stage.ATTENTION.value,
-    Stage.READY.value,
+    # bounded too: the lifecycle gives them a deadline from their latest delivery date.
+    Stage.AWAITING,
+    Stage.ATTENTION,
+    Stage.READY,
 )
-
-
-_UNSHIPPED = (Stage.AWAITING, Stage.ATTENTION, Stage.READY)
 
 
 class AmazonOrderStatus(Protocol):
@@ -86,158 +77,6 @@ class LegalArchive(Protocol):
     def purge_expired(self, now: datetime, limit: int = 500) -> int:
         """Delete the archived documents whose legal keeping ended; return how many."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionPolicy:
-    retention_days: int
-    delivery_grace_days: int
-    recoverability_days: int
-    #: Used when an order has no latest delivery date: shipped date + this, then + grace.
-    default_transit_days: int = 14
-    #: How long a shipped order waits before its delivery is checked again. The deadline is
-    #: counted from the reported delivery time, not from when we learn it, so a sparse check
-    #: costs no retention as long as it is shorter than the retention period (`recheck`).
-    check_interval: timedelta = timedelta(days=3)
-    #: The purge timer's period: the most a deadline can be overrun by the timer.
-    purge_interval: timedelta = timedelta(hours=1)
-
-    @property
-    def recheck(self) -> timedelta:
-        """The check interval, never longer than the retention period: a delivery is then
-        always learnt before its deadline, so learning it late never delays the purge."""
-        return min(self.check_interval, timedelta(days=self.retention_days))
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        check_interval: timedelta = timedelta(days=3),
-        purge_interval: timedelta = timedelta(hours=1),
-    ) -> RetentionPolicy:
-        return cls(
-            retention_days=settings.retention_days,
-            delivery_grace_days=settings.delivery_grace_days,
-            recoverability_days=settings.recoverability_days,
-            check_interval=check_interval,
-            purge_interval=purge_interval,
-        )
-
-
-def ttl_seconds(expire_at: datetime, now: datetime) -> int:
-    """Cosmos `ttl` counts seconds from the item's last write (about `now`): floor, so the item
-    never outlives `expire_at`; at least 1, since 0 is not a valid item ttl."""
-    return max(1, math.floor((expire_at - now).total_seconds()))
-
-
-def expiry_ttl(purge_after: datetime, now: datetime, policy: RetentionPolicy) -> int:
-    """TTL for an order with a deadline. Cosmos hides an expired item from every read, so if
-    TTL fired at `purge_after` the purge timer would never see the order, and its blobs (which
-    have no TTL) and audit record would be left behind. The purge timer, which runs every
-    interval, purges the order within one interval of its deadline; TTL fires two intervals
-    after the deadline, so a timer run that starts late, or is missed once, still gets there
-    first. TTL is the backstop for a purge that stopped altogether."""
-    return ttl_seconds(purge_after + 2 * policy.purge_interval, now)
-
-
-def refresh_ttl(record: OrderRecord, now: datetime, policy: RetentionPolicy) -> OrderRecord:
-    """Every write restarts the TTL clock: a writer of an order that has a deadline must call
-    this so the item still expires at its deadline, not `ttl` seconds after the later write."""
-    if record.purge_after is None:
-        return record
-    return record.evolve(ttl=expiry_ttl(record.purge_after, now, policy))
-
-
-def with_deadline(
-    record: OrderRecord, purge_after: datetime, now: datetime, policy: RetentionPolicy
-) -> OrderRecord:
-    return record.evolve(
-        purge_after=purge_after, due_at=purge_after, ttl=expiry_ttl(purge_after, now, policy)
-    )
-
-
-def mark_delivered(
-    record: OrderRecord, delivered_at: datetime, source: str, now: datetime, policy: RetentionPolicy
-) -> OrderRecord:
-    delivered = record.evolve(stage=Stage.DELIVERED, delivered_at=delivered_at, delivery_source=source)
-    return with_deadline(delivered, delivered_at + timedelta(days=policy.retention_days), now, policy)
-
-
-def mark_cancelled(record: OrderRecord, now: datetime, policy: RetentionPolicy) -> OrderRecord:
-    """For ingestion: a cancelled order loses its buyer data at once; the PII-free document
-    stays until `retention_days` later (so a late notification cannot re-create it with PII),
-    then is purged like any other."""
-    cancelled = record.evolve(stage=Stage.CANCELLED, pii=None)
-    return with_deadline(cancelled, now + timedelta(days=policy.retention_days), now, policy)
-
-
-class AmazonPackageStatus:
-    """Amazon's own delivery signal, as polls and notifications stored it on the order.
-
-    Every package DELIVERED means delivered; Amazon gives no delivery time, so the time of the
-    update that reported it stands in (never later than the truth by more than a poll)."""
-
-    def delivered_at(self, record: OrderRecord) -> datetime | None:
-        packages = record.extra.get("packages") or []
-        if packages and all(p.get("status") == PackageState.DELIVERED.value for p in packages):
-            return record.amazon_updated_at
-        return None
-
-
-class RetentionSchedule:
-    """Applied by `OrderRepository` to every order it writes, so no stage can forget retention:
-    a cancelled order loses its PII at once; an order without a deadline that has not shipped
-    gets the bound (latest delivery date + grace + retention); a shipped order that Amazon
-    reports delivered is marked so at once, otherwise it gets its first delivery check
-    (`first_delivery_check`); and any order with a deadline has its Cosmos `ttl` restarted."""
-
-    def __init__(self, policy: RetentionPolicy, clock: Callable[[], datetime]) -> None:
-        self._policy = policy
-        self._clock = clock
-        self._amazon = AmazonPackageStatus()
-
-    def __call__(self, record: OrderRecord) -> OrderRecord:
-        now = self._clock()
-        if record.stage is Stage.CANCELLED and record.purge_after is None:
-            return mark_cancelled(record, now, self._policy)
-        if record.stage in _UNSHIPPED and record.purge_after is None:
-            bound = delivery_bound(record, self._policy) + timedelta(days=self._policy.retention_days)
-            return with_deadline(record, max(bound, now), now, self._policy)
-        if record.stage is Stage.SHIPPED:
-            # Amazon's DELIVERED arrives with a poll: take it in the same write.
-            delivered = self._amazon.delivered_at(record)
-            if delivered is not None:
-                return mark_delivered(record, min(delivered, now), SOURCE_AMAZON, now, self._policy)
-            if record.due_at is None:
-                first_check = first_delivery_check(record, now, self._policy)
-                return refresh_ttl(record.evolve(due_at=first_check), now, self._policy)
-        return refresh_ttl(record, now, self._policy)
-
-
-def first_delivery_check(record: OrderRecord, now: datetime, policy: RetentionPolicy) -> datetime:
-    """When `track_deliveries` first asks whether a just-shipped order arrived: on Amazon's
-    latest delivery date (the date promised to the buyer, so most orders are found delivered at
-    the first look: one write), never later than one `recheck` from now (a delivery is then
-    always learnt before its deadline, which counts from the reported delivery time, not from
-    the check) nor than the bound, and never in the past."""
-    promised = record.latest_delivery_at or now + policy.recheck
-    return max(now, min(promised, now + policy.recheck, delivery_bound(record, policy)))
-
-
-def delivery_bound(record: OrderRecord, policy: RetentionPolicy) -> datetime:
-    """The instant an order counts as delivered if no one ever confirms it."""
-    latest = record.latest_delivery_at
-    if latest is None:
-        latest = _shipped_at(record) + timedelta(days=policy.default_transit_days)
-    return latest + timedelta(days=policy.delivery_grace_days)
-
-
-def _shipped_at(record: OrderRecord) -> datetime:
-    raw = (record.shipment or {}).get("shippedAt")
-    if isinstance(raw, str) and raw:
-        return datetime.fromisoformat(raw)
-    return record.latest_ship_at or record.created_at
 
 
 def _epoch(record: OrderRecord) -> str | None:
@@ -318,12 +157,14 @@ class RetentionService:
         blob_containers: Sequence[str] = ORDER_BLOB_CONTAINERS,
         batch_size: int = 200,
         archive: LegalArchive | None = None,
+        orders: OrderRepository | None = None,
     ) -> None:
         """`archive`: the invoice archive, when the seller keeps one (its documents are deleted
-        when their legal keeping ends, by the same timer)."""
+        when their legal keeping ends, by the same timer). `orders`: the app's one repository
+        (a plain one over `store` when not given)."""
         self._store = store
         self._archive = archive
-        self._orders = OrderRepository(store)
+        self._orders = orders or OrderRepository(store)
         self._audit = AuditLog(store)
         self._amazon = amazon
         self._carrier = carrier
@@ -345,7 +186,7 @@ class RetentionService:
 
     def track(self, now: datetime) -> TrackReport:
         report = TrackReport()
-        for record in self._due((Stage.SHIPPED.value,), now):
+        for record in self._due((Stage.SHIPPED,), now):
             try:
                 self._track_one(record, now, report)
             except Exception as exc:
@@ -365,7 +206,7 @@ class RetentionService:
                 return None  # another writer moved it on
             if found is None:
                 return current.evolve(due_at=next_check)
-            return mark_delivered(current, found[0], found[1], now, self._policy)
+            return delivered(current, found[0], found[1], now, self._policy)
 
         # The due query returned the record with its etag: one write, a re-read only on conflict.
         stored = self._orders.update_from(record, change)
@@ -447,10 +288,7 @@ class RetentionService:
         )
 
     def _shred(self, now: datetime) -> list[str]:
-        def epoch_in_use(epoch: str) -> bool:
-            return any(self._store.exists_where(ORDERS, field, epoch) for field in EPOCH_FIELDS)
-
-        shredded = self._shredder.shred_unused(now, epoch_in_use)
+        shredded = self._shredder.shred_unused(now, self._orders.epoch_in_use)
         for epoch in shredded:
             self._audit.record(
                 f"key-epoch-{epoch}",
@@ -464,22 +302,20 @@ class RetentionService:
 
     # --- due work --------------------------------------------------------------------------
 
-    def _due(self, stages: Sequence[str], now: datetime) -> Iterator[OrderRecord]:
+    def _due(self, stages: Sequence[Stage], now: datetime) -> Iterator[OrderRecord]:
         """Every due order of these stages, batch by batch. The caller handles each order before
         the next batch is read; handling moves its `dueAt` forward or deletes it, so each batch
         is new work. An order that could not be moved (its write kept conflicting) is not
         offered twice in one run."""
         seen: set[str] = set()
         while True:
-            docs = self._store.due_in(
-                ORDERS, "dueAt", now.isoformat(), self._batch, key="stage", values=stages
-            )
-            fresh = [OrderRecord.from_doc(d) for d in docs if d["id"] not in seen]
+            batch = self._orders.due(now, self._batch, stages)
+            fresh = [r for r in batch if r.ref not in seen]
             if not fresh:
                 return
             seen.update(r.ref for r in fresh)
             yield from fresh
-            if len(docs) < self._batch:
+            if len(batch) < self._batch:
                 return
 
 
@@ -491,8 +327,3 @@ def purge_summary(report: PurgeReport) -> dict[str, int | float]:
         "epochsShredded": len(report.shredded_epochs),
         "maxLatenessSeconds": max((p.lateness_seconds for p in report.purged), default=0.0),
     }
-
-
-def export_blob_name(ref: str, request_id: str) -> str:
-    """Blob names of an order start with its reference, so purge and erasure sweep them."""
-    return f"{ref}/{request_id}.bin"

@@ -38,6 +38,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from shared.errors import AppError, TransientError
+from shared.orders import lifecycle
 from shared.orders.domain import Address, OrderItem
 from shared.orders.messages import IssueInvoice, ShipOrder
 from shared.orders.record import READY_AT, OrderPii, OrderRecord, PiiCipher, Stage, left_ready
@@ -123,8 +124,7 @@ def _stopped_while_buying(current: OrderRecord, shipment: Mapping[str, Any]) -> 
     held = current.shipment or {}
     return (
         current.stage is not Stage.READY
-        or current.restricted
-        or current.being_erased
+        or lifecycle.untouchable(current)
         or held.get("intentId") != shipment["intentId"]
     )
 
@@ -165,22 +165,6 @@ def _purchased(intent: Mapping[str, Any], label: Label, blob: str, now: datetime
     }
 
 
-def _skip_reason(record: OrderRecord) -> str | None:
-    if record.restricted:
-        return "restricted"
-    if record.stage is Stage.CANCELLED:
-        return "cancelled"
-    if record.stage in (Stage.SHIPPED, Stage.DELIVERED):
-        return "already_shipped"
-    if record.stage is Stage.AWAITING:
-        return "not_ready"
-    if record.stage is Stage.ATTENTION:
-        return "needs_attention"
-    if record.pii is None:
-        return "pii_deleted"
-    return None
-
-
 class ShippingService:
     """Implements `shared.app.runtime.Shipping`."""
 
@@ -211,7 +195,7 @@ class ShippingService:
             self._labels.delete(request.ref)
         if record is None:
             return self._outcome("order_not_found", [])
-        reason = _skip_reason(record)
+        reason = lifecycle.shipping_skip_reason(record)
         if reason == "already_shipped" and record.shipment is None:
             return self._outcome("shipped_elsewhere", [])  # not by this app: nothing to invoice
         if reason == "already_shipped":
@@ -330,16 +314,10 @@ class ShippingService:
             now_shipment = current.shipment or {}
             if now_shipment.get("state") not in (INTENT, PURCHASED):
                 return None
-            return current.evolve(
-                stage=Stage.SHIPPED,
-                shipment={**shipment, "state": SHIPPED, "shippedAt": now.isoformat()},
-                # No due time and no deadline: the retention schedule sets the first delivery
-                # check; the deadline comes with the delivery. (The unshipped order's deadline,
-                # and the TTL from it, may fall before the parcel arrives.)
-                due_at=None,
-                purge_after=None,
-                ttl=None,
-            )
+            # The unshipped order's deadline, and the TTL from it, may fall before the parcel
+            # arrives: the lifecycle drops both and sets the first delivery check instead.
+            shipment_now = {**shipment, "state": SHIPPED, "shippedAt": now.isoformat()}
+            return lifecycle.shipped(current, shipment=shipment_now, ttl=None)
 
         # `record` carries the etag of the intent's write (or of the read that found it).
         final = self._orders.update_from(record, shipped)
@@ -423,7 +401,7 @@ class ShippingService:
             shipment = current.shipment or {}
             # A known-unbought intent is dropped; an unresolved one stays for the person.
             keep = shipment if code == INTENT_UNRESOLVED else None
-            return current.evolve(stage=Stage.ATTENTION, attention=code, shipment=keep)
+            return lifecycle.needs_attention(current, code, shipment=keep)
 
         self._orders.update(ref, change)
         return self._outcome(code, [])

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 LABELS = "labels"
 INVOICES = "invoices"
 EXPORTS = "exports"
+#: Every blob container whose names start with "<ref>/": purged and erased with the order.
+ORDER_BLOB_CONTAINERS: tuple[str, ...] = (LABELS, INVOICES, EXPORTS)
+
+
+def export_blob_name(ref: str, request_id: str) -> str:
+    """Blob names of an order start with its reference, so purge and erasure sweep them."""
+    return f"{ref}/{request_id}.bin"
+
+
 LABEL_PURPOSE = "shipping-label"
 PURCHASE_METADATA = "purchase"
 

@@ -23,12 +23,10 @@ from azure.storage.blob import BlobServiceClient
 
 from local.emulators import Emulators
 from shared.orders.repository import OrderRepository
-from shared.retention.service import (
-    ORDER_BLOB_CONTAINERS,
-    RetentionPolicy,
-    RetentionService,
-    mark_cancelled,
-)
+from shared.retention.service import RetentionService
+from shared.orders.deadlines import RetentionPolicy
+from shared.orders.lifecycle import cancelled_now
+from shared.storage.blob_store import ORDER_BLOB_CONTAINERS
 from shared.storage.audit import AuditAction, AuditEvent, AuditLog
 from shared.storage.blob_store import AzureBlobStore
 from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore
@@ -138,7 +136,7 @@ def test_every_order_is_gone_by_its_deadline_plus_one_purge_interval(
     while now <= end:
         for ref, o in list(cancel_pending.items()):
             if o.event_at <= now:  # ingestion sees the cancellation
-                repo.update(ref, lambda r, at=o.event_at: mark_cancelled(r, at, POLICY))
+                repo.update(ref, lambda r, at=o.event_at: cancelled_now(r, at, POLICY))
                 del cancel_pending[ref]
         service.track_deliveries(now)
         for purged in service.purge(now).purged:

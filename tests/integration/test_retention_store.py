@@ -17,7 +17,7 @@ from shared.errors import AppError
 from shared.orders.record import Stage
 from shared.orders.repository import OrderRepository
 from shared.privacy.service import PrivacyService
-from shared.retention.service import RetentionPolicy
+from shared.orders.deadlines import RetentionPolicy
 from shared.storage.blob_store import AzureBlobStore
 from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore
 from tests.unit.test_retention_fakes import FakeCipher, shipped_record, token

@@ -15,7 +15,7 @@ from shared.crypto.key_epochs import KeyEpochs
 from shared.crypto.key_vault import MemorySecretStore
 from shared.errors import AppError
 from shared.orders.record import OrderRecord, Stage
-from shared.retention.service import AmazonPackageStatus
+from shared.orders.deadlines import AmazonPackageStatus
 from shared.shipping.carriers import TrackingInfo
 from shared.storage.blob_store import MemoryBlobStore
 from tests.builders import order_record

@@ -14,7 +14,8 @@ from shared.crypto.key_epochs import KeyEpochs
 from shared.crypto.key_vault import MemorySecretStore
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
-from shared.retention.service import RetentionPolicy, RetentionService
+from shared.retention.service import RetentionService
+from shared.orders.deadlines import RetentionPolicy
 from shared.storage.blob_store import LabelStore, MemoryBlobStore
 from shared.storage.document_store import MemoryDocumentStore
 from tests.builders import order_record

@@ -12,7 +12,7 @@ from shared.ingestion.service import SHIPPED_ELSEWHERE
 from shared.orders.messages import ShipOrder
 from shared.orders.record import Stage
 from shared.privacy.service import PrivacyService
-from shared.retention.service import RetentionPolicy
+from shared.orders.deadlines import RetentionPolicy
 from shared.storage.blob_store import LABELS
 from tests.unit import test_privacy
 from tests.unit.test_ingestion import World as IngestWorld

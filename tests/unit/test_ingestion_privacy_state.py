@@ -11,12 +11,13 @@ from shared.crypto.pii import Pii
 from shared.errors import TransientError
 from shared.ingestion.amazon_orders import order_from_api
 from shared.ingestion.rate_budget import GET_ORDER
-from shared.ingestion.service import PARTIALLY_SHIPPED, REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
+from shared.ingestion.service import REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
+from shared.orders.deadlines import RetentionPolicy, first_delivery_check
 from shared.orders.domain import Buyer
+from shared.orders.lifecycle import PARTIALLY_SHIPPED, Settle
 from shared.orders.messages import ShipOrder
 from shared.orders.record import OrderPii, Stage
 from shared.privacy.service import PrivacyService
-from shared.retention.service import RetentionPolicy, RetentionSchedule, first_delivery_check
 from shared.storage.document_store import StoreUnavailable
 from tests.unit.test_ingestion import SELLER, World, notification, one_order
 from tests.unit.test_retention_fakes import MemoryBlobs
@@ -103,7 +104,7 @@ def test_an_order_shipped_outside_the_app_is_never_sent_to_shipping_again() -> N
     # Its unshipped deadline is dropped, so the app's retention schedule (which this test's
     # repository does not apply) tracks it as a shipped order: a first delivery check.
     assert (record.purge_after, record.due_at) == (None, None)
-    scheduled = RetentionSchedule(POLICY, world.now)(record)
+    scheduled = Settle(POLICY, world.now)(record)
     assert scheduled.due_at == first_delivery_check(record, world.now(), POLICY)
 
 

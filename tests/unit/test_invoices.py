@@ -997,7 +997,7 @@ def test_a_deletion_confirmation_names_the_invoice_the_legal_archive_keeps() -> 
     """The archive is the one exception to deletion: the confirmation says so, by number and
     date, instead of claiming everything went."""
     from shared.privacy.service import PrivacyService
-    from shared.retention.service import RetentionPolicy
+    from shared.orders.deadlines import RetentionPolicy
 
     world = World(archive_years={"DE": 10})
     de_consumer(world)
@@ -1007,6 +1007,7 @@ def test_a_deletion_confirmation_names_the_invoice_the_legal_archive_keeps() -> 
         cipher=world.cipher,
         blobs=world.memory,
         policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
+        archive=world.archive,
     )
     confirmation = privacy.delete("ref-de-consumer-1", "amzn-del-0001", NOW, request_type="amazon_delete")
 
@@ -1036,7 +1037,8 @@ def test_a_document_never_issued_leaves_no_copy_in_the_legal_archive(
 
 
 def test_the_purge_timer_deletes_archived_invoices_whose_keeping_ended() -> None:
-    from shared.retention.service import RetentionPolicy, RetentionService
+    from shared.retention.service import RetentionService
+    from shared.orders.deadlines import RetentionPolicy
     from tests.unit.test_retention_fakes import FakeShredder, FakeSignal, MemoryBlobs
 
     world = World(archive_years={"DE": 10})

@@ -15,7 +15,7 @@ from shared.errors import InvalidInput, TransientError
 from shared.orders.record import OrderPii, Stage
 from shared.orders.repository import OrderRepository
 from shared.privacy.service import PrivacyService, encode_recipient_key, open_export
-from shared.retention.service import RetentionPolicy
+from shared.orders.deadlines import RetentionPolicy
 from shared.storage.audit import AuditAction, AuditLog
 from shared.storage.document_store import AUDIT, MemoryDocumentStore, WriteConflict
 from tests.unit.test_retention_fakes import FakeCipher, MemoryBlobs, epoch_of, shipped_record, token

@@ -9,16 +9,9 @@ import pytest
 
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
-from shared.retention.service import (
-    RetentionIncomplete,
-    RetentionPolicy,
-    RetentionService,
-    delivery_bound,
-    expiry_ttl,
-    mark_cancelled,
-    purge_summary,
-    ttl_seconds,
-)
+from shared.retention.service import RetentionIncomplete, RetentionService, purge_summary
+from shared.orders.deadlines import RetentionPolicy, delivery_bound, expiry_ttl, ttl_seconds
+from shared.orders.lifecycle import cancelled_now
 from shared.storage.audit import AuditAction, AuditLog
 from shared.storage.document_store import ORDERS, CountingStore, MemoryDocumentStore, StoreUnavailable
 from tests.unit.test_retention_fakes import (
@@ -199,7 +192,7 @@ def test_every_due_order_is_handled_across_batches_and_kinds_do_not_starve() -> 
 
 def test_cancelled_order_loses_pii_at_once_and_is_purged_at_its_deadline(world: World) -> None:
     ref = world.ship(1)
-    world.orders.update(ref, lambda r: mark_cancelled(r, T0, POLICY))
+    world.orders.update(ref, lambda r: cancelled_now(r, T0, POLICY))
     rec = world.orders.get(ref)
     assert rec is not None and rec.pii is None and rec.purge_after == T0 + timedelta(days=7)
     world.now = T0 + timedelta(days=7)

@@ -6,7 +6,8 @@ import pytest
 
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
-from shared.retention.service import RetentionPolicy, RetentionSchedule
+from shared.orders.deadlines import RetentionPolicy
+from shared.orders.lifecycle import Settle
 from shared.storage.document_store import MemoryDocumentStore
 from tests.builders import order_record
 
@@ -27,7 +28,7 @@ def _record(stage: Stage, **extra: object) -> OrderRecord:
 
 @pytest.fixture
 def repo() -> OrderRepository:
-    return OrderRepository(MemoryDocumentStore(), RetentionSchedule(POLICY, lambda: NOW))
+    return OrderRepository(MemoryDocumentStore(), Settle(POLICY, lambda: NOW))
 
 
 @pytest.mark.parametrize("stage", [Stage.AWAITING, Stage.READY, Stage.ATTENTION])
@@ -61,7 +62,7 @@ def test_shipped_orders_are_first_checked_when_they_should_have_arrived(
 
 def test_ttl_restarts_on_every_write(repo: OrderRepository) -> None:
     stored = repo.create(_record(Stage.READY))
-    later = OrderRepository(MemoryDocumentStore(), RetentionSchedule(POLICY, lambda: NOW + timedelta(days=1)))
+    later = OrderRepository(MemoryDocumentStore(), Settle(POLICY, lambda: NOW + timedelta(days=1)))
     assert later.create(stored.evolve(etag=None)).ttl == stored.ttl - 86400  # type: ignore[operator]
 
 

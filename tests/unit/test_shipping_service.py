@@ -16,7 +16,8 @@ from shared.orders.domain import Address, Buyer, OrderItem
 from shared.orders.messages import IssueInvoice, ShipOrder
 from shared.orders.record import READY_AT, OrderPii, OrderRecord, Stage
 from shared.orders.repository import OrderRepository
-from shared.retention.service import RetentionPolicy, RetentionSchedule
+from shared.orders.deadlines import RetentionPolicy
+from shared.orders.lifecycle import Settle
 from shared.shipping.carriers import (
     AddressProblem,
     CarrierTimeout,
@@ -520,7 +521,7 @@ def test_through_the_retention_schedule_a_shipped_order_is_due_for_its_delivery_
     w = World()
     w.add(REF)
     policy = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
-    scheduled = OrderRepository(w.store, RetentionSchedule(policy, lambda: NOW))
+    scheduled = OrderRepository(w.store, Settle(policy, lambda: NOW))
     service = ShippingService(
         scheduled,
         w.cipher,

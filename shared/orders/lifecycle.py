@@ -1,0 +1,163 @@
+"""The order's lifecycle: every stage transition, every rule on whether an order may still be
+shipped, invoiced or changed, and the deadlines each write carries. No other module writes a
+stage (tests/unit/test_import_rules.py); docs/architecture.md draws the stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.orders.deadlines import (
+    SOURCE_AMAZON,
+    AmazonPackageStatus,
+    RetentionPolicy,
+    delivery_bound,
+    first_delivery_check,
+    refresh_ttl,
+    with_deadline,
+)
+from shared.orders.domain import FulfillmentStatus, Order
+from shared.orders.record import OrderRecord, Stage
+
+# Attention codes the lifecycle itself sets.
+NO_ADDRESS = "order_without_address"
+PARTIALLY_SHIPPED = "partially_shipped_elsewhere"
+
+AWAITING_STATUSES = frozenset({FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY})
+SHIPPABLE_STATUSES = frozenset({FulfillmentStatus.UNSHIPPED})
+STOPPED_STATUSES = frozenset({FulfillmentStatus.CANCELLED, FulfillmentStatus.UNFULFILLABLE})
+SENT_ELSEWHERE_STATUSES = frozenset({FulfillmentStatus.SHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED})
+NOT_SHIPPED = frozenset({Stage.AWAITING, Stage.READY, Stage.ATTENTION})
+_UNSHIPPED = (Stage.AWAITING, Stage.ATTENTION, Stage.READY)
+
+
+# --- where an order enters ------------------------------------------------------------------
+
+
+def entry_stage(order: Order) -> tuple[Stage, str | None]:
+    """The stage (and attention code) an order takes from Amazon's fulfilment status."""
+    status = order.fulfillment_status
+    if status in AWAITING_STATUSES:
+        return Stage.AWAITING, None
+    if status in SHIPPABLE_STATUSES:
+        return (Stage.READY, None) if order.ship_to is not None else (Stage.ATTENTION, NO_ADDRESS)
+    if status in STOPPED_STATUSES:
+        return Stage.CANCELLED, None
+    if status is FulfillmentStatus.PARTIALLY_SHIPPED:
+        return Stage.ATTENTION, PARTIALLY_SHIPPED
+    return Stage.SHIPPED, None  # shipped before this app saw it (backfill)
+
+
+def unreadable_stage(code: str) -> tuple[Stage, str]:
+    """An order the app cannot read is held for a person with the mapping error's code."""
+    return Stage.ATTENTION, code
+
+
+# --- transitions --------------------------------------------------------------------------
+
+
+def needs_attention(record: OrderRecord, code: str, **changes: Any) -> OrderRecord:
+    """A person must act; `code` says why."""
+    return record.evolve(stage=Stage.ATTENTION, attention=code, **changes)
+
+
+def shipped(record: OrderRecord, **changes: Any) -> OrderRecord:
+    """Label bought and shipment confirmed (here or elsewhere). No due time and no deadline:
+    `settle` sets the first delivery check; the deadline comes with the delivery."""
+    return record.evolve(stage=Stage.SHIPPED, due_at=None, purge_after=None, **changes)
+
+
+def cancelled(record: OrderRecord, **changes: Any) -> OrderRecord:
+    """Cancelled at Amazon before it shipped: the buyer's data goes at once."""
+    return record.evolve(stage=Stage.CANCELLED, pii=None, **changes)
+
+
+def delivered(
+    record: OrderRecord, delivered_at: datetime, source: str, now: datetime, policy: RetentionPolicy
+) -> OrderRecord:
+    """Delivered (by Amazon's, the carrier's or the bound's word): forgotten `retention_days`
+    after `delivered_at`."""
+    done = record.evolve(stage=Stage.DELIVERED, delivered_at=delivered_at, delivery_source=source)
+    return with_deadline(done, delivered_at + timedelta(days=policy.retention_days), now, policy)
+
+
+def cancelled_now(record: OrderRecord, now: datetime, policy: RetentionPolicy) -> OrderRecord:
+    """A cancelled order's deadline: its PII-free document stays `retention_days` (so a late
+    notification cannot re-create it with PII), then is purged like any other."""
+    gone = cancelled(record)
+    return with_deadline(gone, now + timedelta(days=policy.retention_days), now, policy)
+
+
+# --- may this order be touched --------------------------------------------------------------
+
+
+def untouchable(record: OrderRecord) -> bool:
+    """Processing is restricted, or a deletion request is erasing it: nothing may be added."""
+    return record.restricted or record.being_erased
+
+
+def shipping_skip_reason(record: OrderRecord) -> str | None:
+    """Why shipping must leave this order alone, or None if it may buy its label."""
+    if record.restricted:
+        return "restricted"
+    if record.stage is Stage.CANCELLED:
+        return "cancelled"
+    if record.stage in (Stage.SHIPPED, Stage.DELIVERED):
+        return "already_shipped"
+    if record.stage is Stage.AWAITING:
+        return "not_ready"
+    if record.stage is Stage.ATTENTION:
+        return "needs_attention"
+    if record.pii is None:
+        return "pii_deleted"
+    return None
+
+
+def invoicing_skip_reason(record: OrderRecord, *, credit_note: bool, has_invoice: bool) -> str | None:
+    """Why invoicing must leave this order alone (before asking whether an invoice is required),
+    or None."""
+    if record.restricted:
+        return "restricted"
+    if record.pii is None:
+        return "pii_deleted"
+    if credit_note:
+        return None if has_invoice else "no_invoice_to_credit"
+    if record.stage is Stage.CANCELLED:
+        return "cancelled"
+    if record.stage in (Stage.AWAITING, Stage.READY):
+        return "not_shipped"
+    return None
+
+
+# --- the deadlines every write carries -------------------------------------------------------
+
+
+class Settle:
+    """Applied to every order the repository writes, so no stage can forget retention: a
+    cancelled order loses its PII at once; an order without a deadline that has not shipped
+    gets the bound (latest delivery date + grace + retention); a shipped order that Amazon
+    reports delivered is marked so at once, otherwise it gets its first delivery check; and any
+    order with a deadline has its Cosmos `ttl` restarted."""
+
+    def __init__(self, policy: RetentionPolicy, clock: Callable[[], datetime]) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._amazon = AmazonPackageStatus()
+
+    def __call__(self, record: OrderRecord) -> OrderRecord:
+        now = self._clock()
+        if record.stage is Stage.CANCELLED and record.purge_after is None:
+            return cancelled_now(record, now, self._policy)
+        if record.stage in _UNSHIPPED and record.purge_after is None:
+            bound = delivery_bound(record, self._policy) + timedelta(days=self._policy.retention_days)
+            return with_deadline(record, max(bound, now), now, self._policy)
+        if record.stage is Stage.SHIPPED:
+            # Amazon's DELIVERED arrives with a poll: take it in the same write.
+            at = self._amazon.delivered_at(record)
+            if at is not None:
+                return delivered(record, min(at, now), SOURCE_AMAZON, now, self._policy)
+            if record.due_at is None:
+                first_check = first_delivery_check(record, now, self._policy)
+                return refresh_ttl(record.evolve(due_at=first_check), now, self._policy)
+        return refresh_ttl(record, now, self._policy)
