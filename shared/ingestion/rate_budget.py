@@ -1,27 +1,6 @@
 """A token bucket per seller and SP-API operation, shared by every function instance.
 
-Amazon meters each operation per selling partner and application with a token bucket (a rate
-in requests per second and a burst). Several function instances (timer, notification workers
-scaled out) spend the same bucket, so its state lives in the Cosmos `state` container, one
-small document per seller and operation, changed only by compare-and-swap on `_etag`:
-
-    {"id": "budget|getOrder", "pk": "seller|A1SELLER", "tokens": 29.0, "at": "...",
-     "rate": 0.5, "burst": 30}
-
-searchOrders is the exception: only the polling timer calls it, so its bucket travels inside
-the poll cursor document (`shared.ingestion.service`) and costs no write of its own.
-
-Why Cosmos and not a blob lease: a lease serialises callers (one holder, the rest wait or
-poll), while a CAS'd counter lets every instance take a token in one read and one conditional
-write, and a loser simply re-reads; the state is a few bytes in a container the app already
-uses, with no lease to renew or break after a crash. Nothing here sleeps: `try_acquire`
-answers "granted" or "wait N seconds", and the caller stops (the timer continues next time) or
-re-queues its message with that visibility delay.
-
-Amazon's `x-amzn-RateLimit-Limit` header reports the live rate; `observe` adopts it. A 429
-means our view was optimistic (another application on the same seller, a clock step): `throttled`
-empties the bucket so every instance backs off for one token interval.
-"""
+Design notes: docs/ingestion.md ("Design notes: `shared.ingestion.rate_budget`")."""
 
 from __future__ import annotations
 

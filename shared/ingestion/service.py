@@ -1,34 +1,6 @@
 """Order ingestion: the timer's searchOrders backfill and ORDER_CHANGE notifications.
 
-Polling. Per seller one cursor document in the `state` container (CAS on `_etag`):
-
-    {"id": "orders-cursor", "pk": "seller|A1SELLER", "watermark": "...", "lastPollAt": "...",
-     "cycle": {"after": "...", "token": "<nextToken>", "before": "...", "startedAt": "..."},
-     "budget": {"tokens": 19.0, "at": "...", "rate": 0.0056, "burst": 20}}
-
-`budget` is searchOrders' token bucket (`shared.ingestion.rate_budget.Bucket`): only this timer calls
-searchOrders, so the bucket travels with the cursor and a page costs one write, not two. A
-poll that finds nothing new writes nothing, as long as the token it spent is back before the
-next poll (see `_poll_seller`); the cursor is written at least every `CURSOR_HEARTBEAT` all
-the same, so the search window stays short.
-
-A cycle searches `lastUpdatedAfter = watermark - OVERLAP` (clock skew between Amazon and us)
-page by page, 100 orders a page, merchant-fulfilled only. After each page is stored, the
-cursor saves the page's `nextToken`, so the next timer continues where this one stopped when
-the budget runs out. Amazon does not promise an order within a cycle, so the watermark moves
-only when the last page is stored: to Amazon's `lastUpdatedBefore`, the upper bound of the
-search. A page is never skipped: when storing fails the cursor stays where it was.
-
-Storing is idempotent: an order is written only when its `lastUpdatedTime` is newer than the
-stored one, by CAS; PII is sealed before the first write; the document id is the order's
-pseudonymous reference. Exactly one `ShipOrder` per order, emitted by the write that moved it
-to READY.
-
-Notifications are deduplicated by NotificationId (a marker document with a TTL, written after
-the work is done, so a failed attempt is retried, never dropped). A change the next poll
-returns anyway costs no getOrder (coalescing). Throttling raises `IngestThrottled` with
-`retry_after_s`; the caller re-queues the message with that delay. Nothing here sleeps.
-"""
+Design notes: docs/ingestion.md ("Design notes: `shared.ingestion.service`")."""
 
 from __future__ import annotations
 

@@ -1,20 +1,6 @@
 """The Selling Partner API through python-amazon-sp-api: searchOrders, getOrder, confirmShipment.
 
-One client per seller and API (Orders v2026-01-01 for reads, Orders v0 for confirmShipment),
-built from credentials the caller supplies as values (the LWA client id and secret and the
-seller's refresh token, fetched from Key Vault by the composition root), so no secret ever
-sits in settings or the environment. `Settings.spapi_endpoint` / `lwa_endpoint` point the
-clients at a stand-in; in Azure both are unset and Amazon's regional endpoints are used.
-
-Errors come back typed, with a reason code and never Amazon's message text (which can quote
-input): 429 -> `SpApiThrottled` (transient, carries the live rate and a retry delay), 5xx and
-network failures -> `SpApiUnavailable` (transient), 401/403 and LWA failures ->
-`SpApiAuthFailed` (transient: a rotated secret or a revoked grant is fixed outside the
-message), 404 -> `SpApiNotFound`, other 4xx -> `SpApiRejected` (invalid input).
-
-The library logs access tokens and whole responses (buyer data) at DEBUG and httpx logs every
-URL (Amazon order ids) at INFO: both are pinned at WARNING here.
-"""
+Design notes: docs/ingestion.md ("Design notes: `shared.ingestion.spapi_gateway`")."""
 
 from __future__ import annotations
 

@@ -1,31 +1,6 @@
 """Gap-free invoice numbers per series: a compare-and-swap counter in the Cosmos `state` container.
 
-One counter document per series (`id` = `pk` = "invoice-series:<series>") holds `next` (the
-next number to hand out) and `claims` ({claim key: [number, claimed at]}: the numbers handed
-out, each with its owner, the order reference and document kind). Allocation is one CAS that
-increments `next` and writes the claim in the same write, so a number is never handed out
-without its owner being written down beside it:
-
-- a delivery of the same message (a redelivery, or a copy racing the first) gets the number
-  its claim already holds: never a second one, and no gap from a crash between allocating and
-  recording the number on the order;
-- a claim stays for at least `RECENT_DAYS`. After that a later allocation settles it in its
-  own write, as the claim's owner (invoicing) judges it: dropped when its number is accounted
-  for (on its order, or on the audit record of the order's purge or erasure), moved to
-  `voided` when its order is gone without ever holding the number, kept when its order still
-  waits for it (a poisoned message, replayed weeks later, still gets its own number). So
-  recording an invoice costs no counter write of its own, and the document stays about a
-  week of invoices long: each allocation settles at most `SETTLE_CHECKS` old claims, those
-  checked longest ago first, and a claim kept is stamped so the next ones get their turn;
-- a claim whose order disappeared before recording is moved to `voided` with the date, so the
-  register explains the number instead of reusing it (numbers are never reused).
-
-Cosmos has no transaction across two documents here, so this single-document design is what
-makes "allocate then record" safe. Concurrent writers lose the CAS and retry with jittered
-backoff; every successful write hands out at most one number. Within one process the writers
-of a series also queue on a local lock first, so the CAS only arbitrates between processes
-(instances), and a burst of N messages on one worker costs N round trips instead of ~N^2.
-"""
+Design notes: docs/invoices.md ("Design notes: `shared.invoices.numbering`")."""
 
 from __future__ import annotations
 

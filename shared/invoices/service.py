@@ -1,46 +1,7 @@
 """Issue the tax invoice (or credit note) of an order, number it without gaps, store it sealed,
 deliver it to Amazon where configured, and record every step on the order by compare-and-swap.
 
-Steps of `issue`, each safe to repeat when the message is redelivered:
-1. read the order; skip (recording why) when no invoice is required or allowed; refuse when
-   Amazon's data does not establish the VAT the document would state (`invoice_tax_unknown`,
-   `invoice_rate_unrecognised`): no number is taken, the order's `attention` and
-   `invoice.skipped` say why, and a person issues it;
-2. allocate the number for claim "<ref>:<kind>" (the same claim always gets the same number;
-   the counter drops the claim in a later allocation, once it is a week old and the order
-   holds the number);
-3. open the buyer's data in memory, render the PDF, and archive a copy where the seller's tax
-   law requires it (`shared.invoices.archive`);
-4. store the PDF sealed under the order's data key (so it is crypto-shredded with the order:
-   the 7-day rule), creating the blob only if none exists, with the document's entry and
-   delivery plan as its metadata (no personal data). Only one delivery of the message gets
-   past this step, and the blob is the mark that an upload may be under way;
-5. upload it with the UPLOAD_VAT_INVOICE feed where it goes to Amazon;
-6. record the document on the order with the upload's outcome: one CAS write. An answer that
-   proves nothing was sent (throttled, unavailable) is recorded `pending` and raises a
-   transient error: the redelivered message takes an `uploading` mark (a write) and sends it.
-
-A delivery that finds the number claimed, no document on the order and the blob stored was
-preceded by one that ended (or has not yet ended) between steps 4 and 6. If the plan was an
-upload, the message is re-queued until `UPLOAD_MARK_STALE_AFTER` after the blob's time
-(`invoice_upload_in_progress`); after that, whether Amazon has the invoice is unknown, so it is
-never sent again: the document is recorded from the blob's metadata with delivery `manual`
-(`invoice_feed_upload_unknown`) for a person to check in Seller Central. An `uploading` mark on
-the order (taken from `pending`) is settled the same way.
-
-The order is read once more right before `createFeed`: one gone, stripped by an erasure under
-way, or restricted gets nothing sent, and its blob is deleted. A restricted order's number is
-voided at once; an erased order's is left to the claim's settlement, since the erasure lists
-the invoice blobs it finds and may have listed it. A document is never recorded on an order
-without buyer data; if the order goes during the upload, an `invoice_unrecorded` audit record
-accounts for the number instead.
-
-The order document's `invoice` mapping (no personal data):
-  {"invoice": DOC, "creditNote": DOC, "skipped": {"invoice": REASON, ...}}
-  DOC = {series, number, numberText, kind, issuedAt, blob, currency, totalAmount, totalVat,
-         archiveUntil?, delivery: {status, attempt?, since?, feedId?, processingStatus?, error?}}
-  delivery status: not_configured | uploading | pending | submitted | failed | manual
-"""
+Design notes: docs/invoices.md ("Design notes: `shared.invoices.service`")."""
 
 from __future__ import annotations
 

@@ -1,22 +1,6 @@
 """What the money in an Orders API v2026-01-01 order means, marketplace by marketplace.
 
-Amazon's model gives each order item `proceeds.breakdowns` (ITEM, SHIPPING, GIFT_WRAP, COD_FEE,
-OTHER, DISCOUNT and TAX subtotals) and a `proceedsTotal`, and the order a `grandTotal`; it does
-not say whether ITEM and SHIPPING include the tax. docs/invoices.md ("What Amazon's amounts
-mean") gives the sources. What this app takes, and checks on every order against Amazon's own
-totals (`shared.ingestion.amazon_orders`):
-
-- `TaxConvention.INCLUDED` (the EU marketplaces and Amazon.co.uk, where buyers are charged
-  VAT-inclusive prices): ITEM, SHIPPING, ... are what the buyer pays, VAT included; TAX is the
-  VAT contained in them. An item's `proceedsTotal` is the sum of its breakdowns without TAX,
-  and `grandTotal` the sum of the items' totals.
-- `TaxConvention.ADDED` (Amazon.com, where sales tax is added at checkout): ITEM, SHIPPING, ...
-  exclude the tax; TAX is the sales tax added on top; `proceedsTotal` is the sum of all the
-  breakdowns, TAX included, and `grandTotal` the sum of the items' totals.
-
-Either way `grandTotal` also holds the order-level categories no item carries (`DELIVERY_TIP`).
-A marketplace not listed has no convention here: its tax amounts are never read as VAT.
-"""
+Design notes: docs/invoices.md ("Design notes: `shared.orders.proceeds`")."""
 
 from __future__ import annotations
 

@@ -1,32 +1,6 @@
 """`ship_order`: buy exactly one label for a ready order, store it sealed, confirm to Amazon.
 
-The order document moves through these shipment states, each written by compare-and-swap:
-
-    (none) --intent--> {"state": "intent", "intentId", carrier, service, parcel}
-           --label bought and stored, confirmShipment--> stage SHIPPED, {"state": "shipped",
-             carrier, tracking, ..., "shippedAt"}
-
-The intent is persisted before the carrier is called and its id travels as the carrier's
-idempotency key (or customer reference). The label is sealed into blob storage as soon as the
-carrier answers, with its purchase (carrier, service, tracking number, intent id: no personal
-data) as the blob's metadata: that blob is the purchase's record, so the order is written once
-more only after confirmShipment. A message redelivered after a crash anywhere past the blob
-finds the intent, reads the purchase beside the label and confirms again (the same package
-reference edits the same confirmation): nothing is bought twice. A crash between the
-carrier's answer and the blob leaves an intent without a label: the purchase is replayed with
-the same key, which returns the first label, on carriers whose API honours it
-(`Carrier.replay_safe`); on any other carrier an unresolved intent is never bought again, and
-the order goes to a person (`label_intent_unresolved`). A carrier answer that proves nothing
-was bought (5xx, refused) clears the intent first, so the retry starts clean. When the
-confirmation fails, or the order changed before the shipped write, the purchase is written on
-the order (`"state": "purchased"`) before the error propagates, so a person sees what was
-bought.
-
-The address is decrypted in memory for the one call that needs it, and the carrier receives
-only the label minimum (`shared.shipping.carriers.Recipient`: no e-mail). Address problems mark the
-order `needs_attention` with a reason code and end the message (no retry loop); transient
-failures raise `TransientError` so the queue retries, then poisons.
-"""
+Design notes: docs/shipping.md ("Design notes: `shared.shipping.service`")."""
 
 from __future__ import annotations
 

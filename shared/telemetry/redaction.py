@@ -1,24 +1,6 @@
 """Log redaction that no code path can forget: a filter on the root logger and on every handler.
 
-A filter on a logger only sees records logged to that very logger, never those propagated from
-its children, so the filter also sits on every handler of every logger (the Functions worker's,
-the exporters', and any a library added). `install_redaction()` is idempotent and is called again
-at the start of every invocation, so handlers added since are covered too.
-
-For each record, in the thread that logs it (exporters format later, on their own threads, where
-the invocation's taint set is out of reach), the filter:
-
-(a) removes every PII value seen in the current invocation (`shared.crypto.pii.tracked_values()`), with
-    its distinctive tokens, both Unicode normal forms, a phone's bare digits (with and without
-    its country code), and their JSON and URL escapes, compared caselessly (Unicode case folding),
-    since libraries and carriers echo fragments (a surname, an upper-cased street line with "ß"
-    as "SS", a phone without separators, a percent-encoded query);
-(b) masks e-mail, phone and street-address patterns, for values never wrapped as Pii;
-(c) applies both to the message (formatted, then args dropped), to every extra attribute
-    (custom dimensions included), to stack_info, and to exceptions: exc_info is replaced by a
-    stand-in chain whose messages and notes are redacted and exc_text is rendered from it, so
-    no handler can render the original text again.
-"""
+Design notes: docs/operations.md ("Design notes: `shared.telemetry.redaction`")."""
 
 from __future__ import annotations
 
