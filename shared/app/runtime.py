@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import azure.functions as func
 
 if TYPE_CHECKING:  # what only annotations need stays out of the functions' cold start
+    from shared.ingestion.sqs_bridge import DrainReport
     from shared.orders.messages import IssueInvoice, ShipOrder
     from shared.retention.service import PurgeReport, TrackReport
     from shared.settings import Settings
@@ -67,6 +68,12 @@ class Privacy(Protocol):
     def handle(self, body: bytes, now: datetime) -> None: ...
 
 
+class NotificationBridge(Protocol):
+    """Amazon's SQS queues -> `order-notifications` (shared/ingestion/sqs_bridge.py)."""
+
+    def drain(self) -> DrainReport: ...
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -78,6 +85,8 @@ class Runtime:
     invoicing: Invoicing
     retention: Retention
     privacy: Privacy
+    #: None where no bridge was built (a test's runtime): drain_notifications then moves nothing.
+    notifications: NotificationBridge | None = None
 
 
 _current: Runtime | None = None
