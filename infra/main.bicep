@@ -58,6 +58,9 @@ param lwaClientSecretSecretName string = 'lwa-client-secret'
 @description('SHIPPING_RULES app setting (JSON object, docs/shipping.md).')
 param shippingRules string = '{}'
 
+@description('CARRIERS app setting (JSON object: the karrio carrier accounts the rules may name, each with its Key Vault secret and sandbox switch; docs/shipping.md).')
+param carriers string = '{}'
+
 @description('SELLER_PROFILE app setting (JSON object, docs/invoices.md).')
 param sellerProfile string = '{}'
 
@@ -278,6 +281,7 @@ module functionApp 'modules/functionapp.bicep' = {
       DELIVERY_GRACE_DAYS: string(deliveryGraceDays)
       TELEMETRY_EXPORTER: 'opentelemetry'
       SHIPPING_RULES: shippingRules
+      CARRIERS: carriers
       SELLER_PROFILE: sellerProfile
       INVOICE_MARKETPLACES: invoiceMarketplaces
       INVOICE_ARCHIVE_YEARS: invoiceArchiveYears

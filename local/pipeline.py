@@ -348,6 +348,7 @@ class Pipeline:
                 "APPLICATIONINSIGHTS_CONNECTION_STRING": self.insights.connection_string,
                 "SHIPPING_RULES": json.dumps(shipping_rules(self.orders)),
                 "CARRIER_ENDPOINTS": json.dumps(self.carriers.endpoints()),
+                "CARRIERS": json.dumps({n.removeprefix("carrier-"): {"secret": n} for n in CARRIER_SECRETS}),
                 "SELLER_PROFILE": json.dumps(SELLER_PROFILE),
                 "INVOICE_MARKETPLACES": ",".join(m for m in self.marketplaces() if m != "ATVPDKIKX0DER"),
                 "INVOICE_ARCHIVE_YEARS": "{}",

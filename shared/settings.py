@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import SettingsError
@@ -27,6 +27,21 @@ class SellerAccount:
     marketplace_ids: tuple[str, ...]
     region: str
     refresh_token_secret: str
+
+
+#: The carriers karrio serves (shared.shipping.carriers.karrio_adapter); Amazon Buy Shipping
+#: needs no entry in CARRIERS: it uses the seller's own SP-API authorisation.
+KARRIO_CARRIERS = ("usps", "fedex", "ups")
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierAccount:
+    """One carrier account from CARRIERS: the Key Vault secret holding its credentials as JSON
+    (docs/shipping.md), read on first use, and whether it talks to the carrier's sandbox."""
+
+    name: str
+    secret: str
+    sandbox: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +72,7 @@ class Settings:
     seller_profile: Mapping[str, Any]
     invoice_marketplaces: tuple[str, ...]
     invoice_archive_years: Mapping[str, int]
+    carriers: Mapping[str, CarrierAccount] = field(default_factory=dict)
 
     @property
     def recoverability_days(self) -> int:
@@ -153,6 +169,25 @@ def _mapping(env: Mapping[str, str], name: str) -> Mapping[str, Any]:
     return value
 
 
+def _carriers(env: Mapping[str, str]) -> Mapping[str, CarrierAccount]:
+    """CARRIERS: {"usps": {"secret": "carrier-usps", "sandbox": false}, ...}; `secret`
+    defaults to carrier-<name>, `sandbox` to false."""
+    accounts: dict[str, CarrierAccount] = {}
+    for name, raw in _mapping(env, "CARRIERS").items():
+        if name not in KARRIO_CARRIERS:
+            raise SettingsError(f"CARRIERS names {name}; the carriers are {', '.join(KARRIO_CARRIERS)}")
+        entry = raw if isinstance(raw, dict) else None
+        secret = (entry or {}).get("secret", f"carrier-{name}")
+        sandbox = (entry or {}).get("sandbox", False)
+        if entry is None or not isinstance(secret, str) or not secret or not isinstance(sandbox, bool):
+            raise SettingsError(
+                f"CARRIERS.{name} must be an object with an optional secret (a name) "
+                "and sandbox (true or false)"
+            )
+        accounts[name] = CarrierAccount(name, secret, sandbox)
+    return accounts
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     storage = _optional(env, "STORAGE")
     blob_uri = _optional(env, "STORAGE__blobServiceUri")
@@ -197,6 +232,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             m.strip() for m in env.get("INVOICE_MARKETPLACES", "").split(",") if m.strip()
         ),
         invoice_archive_years={str(k): int(v) for k, v in archive.items()},
+        carriers=_carriers(env),
     )
     if settings.recoverability_days > MAX_RECOVERABLE_DAYS:
         raise SettingsError(

@@ -24,13 +24,12 @@ from azure.storage.queue import QueueServiceClient
 from shared.app.adapters import (
     CarrierDeliveryTracker,
     EpochShredder,
-    LazyCarriers,
     OrderBytesSealer,
     PathBlobs,
     SecretValues,
     VaultKeySealer,
-    json_secret,
 )
+from shared.app.carriers import carrier_directory
 from shared.app.runtime import Runtime
 from shared.app.schedules import NCronTab
 from shared.crypto.envelope import EnvelopeCipher
@@ -52,7 +51,6 @@ from shared.orders.repository import OrderRepository
 from shared.privacy.service import PrivacyService
 from shared.retention.service import RetentionService
 from shared.settings import Settings, load_settings
-from shared.shipping.carriers import Carrier
 from shared.shipping.rules import ShippingRules
 from shared.shipping.service import ShippingService
 from shared.storage.audit import AuditLog
@@ -62,13 +60,7 @@ from shared.storage.queues import StorageQueues
 from shared.telemetry.invocations import AppTelemetry, configure_telemetry
 from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, MessageFailures, QueueSender
 
-KARRIO_CARRIERS = ("usps", "fedex", "ups")
 ARCHIVE_KEY_SECRET = "invoice-archive-key"  # noqa: S105 - a secret name, not a value  # pragma: allowlist secret
-
-
-def carrier_secret(name: str) -> str:
-    """Key Vault secret holding a carrier account's credentials as JSON (docs/shipping.md)."""
-    return f"carrier-{name}"
 
 
 @dataclass(frozen=True)
@@ -118,41 +110,6 @@ def connect(settings: Settings, credential: TokenCredential, overrides: LocalOve
     return Clients(store, blobs, queues, secrets)
 
 
-def _carriers(
-    settings: Settings, values: SecretValues, overrides: LocalOverrides
-) -> Callable[[str], Mapping[str, Carrier]]:
-    from shared.shipping.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
-    from shared.shipping.carriers.karrio_adapter import KarrioCarrier
-
-    endpoints = settings.carrier_endpoints
-
-    def build(seller_id: str) -> Mapping[str, Carrier]:
-        seller = settings.seller(seller_id)
-        built: dict[str, Carrier] = {}
-        for name in KARRIO_CARRIERS:
-            built[name] = KarrioCarrier(
-                name,
-                {k: str(v) for k, v in json_secret(values, carrier_secret(name)).items()},
-                base_url=endpoints.get(name),
-                replay_safe=overrides.carriers_replay_safe,
-            )
-        if seller is not None:
-            built["amazon"] = AmazonBuyShipping(
-                SpApiShippingV2(
-                    refresh_token=values(seller.refresh_token_secret),
-                    lwa_client_id=values(settings.lwa_client_id_secret),
-                    lwa_client_secret=values(settings.lwa_client_secret_secret),
-                    marketplace_id=seller.marketplace_ids[0],
-                    endpoint=endpoints.get("amazon") or settings.spapi_endpoint,
-                    lwa_endpoint=settings.lwa_endpoint,
-                    verify=settings.spapi_verify_tls,
-                )
-            )
-        return built
-
-    return LazyCarriers(build)
-
-
 def build_runtime(
     env: Mapping[str, str],
     clock: Callable[[], datetime],
@@ -185,7 +142,8 @@ def build_runtime(
         }
 
     gateway = SpApiGateway(settings, spapi_credentials)
-    carriers = _carriers(settings, values, overrides)
+    rules = ShippingRules(settings.shipping_rules)
+    carriers = carrier_directory(settings, rules, values, replay_safe=overrides.carriers_replay_safe)
     blob_store = AzureBlobStore(clients.blobs)
     archive = (
         InvoiceArchive(
@@ -215,7 +173,7 @@ def build_runtime(
         shipping=ShippingService(
             orders,
             cipher,
-            ShippingRules(settings.shipping_rules),
+            rules,
             carriers,
             LabelStore(blob_store, cipher),
             gateway,

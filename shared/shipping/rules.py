@@ -18,6 +18,7 @@ from typing import Any
 
 from shared.errors import AppError, SettingsError
 from shared.orders.domain import OrderItem
+from shared.shipping.carriers.amazon_business import business_id
 from shared.shipping.carriers.base import Parcel, ShipFrom
 
 AMAZON = "amazon"
@@ -181,6 +182,31 @@ class ShippingRules:
         if not isinstance(rules, list):
             raise SettingsError("SHIPPING_RULES rules must be a list")
         self.rules: tuple[Rule, ...] = tuple(_rule(i, r) for i, r in enumerate(rules))
+        self._check_buy_shipping_businesses()
+
+    def _check_buy_shipping_businesses(self) -> None:
+        """Every marketplace the rules send to Buy Shipping has an Amazon shipping business
+        (`x-amzn-shipping-business-id`): refused here, at start, not at the first label."""
+        for marketplace in sorted(self.buy_marketplaces):
+            if business_id(marketplace) is None:
+                raise SettingsError(
+                    f"SHIPPING_RULES buyShipping.marketplaces lists {marketplace}, "
+                    "a marketplace with no Amazon Buy Shipping business"
+                )
+        for index, rule in enumerate(self.rules):
+            for marketplace in sorted(rule.marketplaces if rule.carrier == AMAZON else ()):
+                if business_id(marketplace) is None:
+                    raise SettingsError(
+                        f"SHIPPING_RULES rules[{index}].marketplaces lists {marketplace}, "
+                        "a marketplace with no Amazon Buy Shipping business"
+                    )
+
+    @property
+    def carriers(self) -> frozenset[str]:
+        """The carriers the rules can choose: the rules' carriers, and Amazon when Buy
+        Shipping is preferred anywhere."""
+        named = {rule.carrier for rule in self.rules}
+        return frozenset(named | ({AMAZON} if self.buy_marketplaces and self.buy_services else set()))
 
     def parcel(self, items: Sequence[OrderItem]) -> Parcel:
         """The largest package any line needs, and the weight of everything in it."""

@@ -250,6 +250,7 @@ class ShippingService:
             ),
             amazon_order_id=pii.order_id,
             items=tuple(LabelItem(i.order_item_id, i.quantity) for i in _shipped_items(record)),
+            marketplace_id=record.marketplace_id,
         )
         try:
             label = carrier.create_label(label_request)

@@ -15,10 +15,12 @@ idempotency header through the client's own `_request(..., headers=...)` paramet
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
+from shared.shipping.carriers.amazon_business import business_id
 from shared.shipping.carriers.base import (
     AddressProblem,
     CarrierError,
@@ -320,3 +322,43 @@ class SpApiShippingV2:
         return self._call(
             "getTracking", self._client.get_tracking, trackingId=tracking_id, carrierId=carrier_id
         )
+
+
+class MarketplaceBuyShipping:
+    """Buy Shipping for one seller across its marketplaces: each label goes through the
+    shipping business of the order's marketplace (`amazon_business.BUSINESS_IDS`), with one
+    Shipping v2 client per business, made on first use by `api_for(business_id)`.
+
+    Cancelling and tracking carry no marketplace: they use `default_marketplace` (the seller's
+    first marketplace with a business)."""
+
+    name = "amazon"
+    replay_safe = True
+    requires_phone = False
+
+    def __init__(self, api_for: Callable[[str], ShippingV2Api], default_marketplace: str) -> None:
+        self._api_for = api_for
+        self._default = default_marketplace
+        self._carriers: dict[str, AmazonBuyShipping] = {}
+        self._lock = threading.Lock()
+
+    def _carrier(self, marketplace_id: str | None) -> AmazonBuyShipping:
+        marketplace = marketplace_id or self._default
+        business = business_id(marketplace)
+        if business is None:
+            raise CarrierError(
+                "the marketplace has no Amazon Buy Shipping business", code="buy_shipping_unavailable"
+            )
+        with self._lock:
+            if business not in self._carriers:
+                self._carriers[business] = AmazonBuyShipping(self._api_for(business))
+            return self._carriers[business]
+
+    def create_label(self, request: LabelRequest) -> Label:
+        return self._carrier(request.marketplace_id).create_label(request)
+
+    def cancel_label(self, shipment_id: str) -> bool:
+        return self._carrier(None).cancel_label(shipment_id)
+
+    def track(self, tracking_number: str) -> TrackingInfo:
+        return self._carrier(None).track(tracking_number)

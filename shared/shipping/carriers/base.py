@@ -109,6 +109,8 @@ class LabelRequest:
     recipient: Recipient | None = None
     amazon_order_id: str | None = None
     items: Sequence[LabelItem] = ()
+    #: The order's marketplace: Buy Shipping picks its shipping business by it.
+    marketplace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,193 @@
+"""Each seller's carriers: only those the shipping rules can choose, each built on first use.
+
+A carrier is *configured* when the app settings say how to reach it: a karrio carrier (USPS,
+FedEx, UPS) by its CARRIERS entry (the Key Vault secret with its credentials, and its sandbox
+switch); Amazon Buy Shipping by the seller's own SP-API authorisation (SELLERS and the LWA
+secrets). `check_carriers` runs at start and refuses rules that name an unconfigured carrier,
+or send to Buy Shipping a seller marketplace that has no Amazon shipping business, with a
+`SettingsError` naming the setting. No secret is read until a carrier is first used, so a
+seller shipping only with Buy Shipping needs no karrio secret at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from shared.app.adapters import SecretValues, json_secret
+from shared.errors import SettingsError
+from shared.settings import KARRIO_CARRIERS, Settings
+from shared.shipping.carriers import Carrier
+from shared.shipping.carriers.amazon_business import business_id
+from shared.shipping.carriers.base import Label, LabelRequest, TrackingInfo
+from shared.shipping.rules import AMAZON, ShippingRules
+
+#: (seller id, shipping business id) -> the Shipping API v2 client for them.
+AmazonApiFactory = Callable[[str, str], Any]
+
+
+def carrier_secret(name: str) -> str:
+    """The default Key Vault secret of a carrier account's credentials (docs/shipping.md)."""
+    return f"carrier-{name}"
+
+
+def check_carriers(settings: Settings, rules: ShippingRules) -> None:
+    """Refuse, at start, rules that name a carrier the settings do not configure."""
+    for index, rule in enumerate(rules.rules):
+        if rule.carrier == AMAZON:
+            if not rule.marketplaces:
+                _check_sellers_have_businesses(settings, f"SHIPPING_RULES rules[{index}]")
+            continue
+        if rule.carrier not in KARRIO_CARRIERS:
+            raise SettingsError(
+                f"SHIPPING_RULES rules[{index}] names carrier {rule.carrier}; "
+                f"the carriers are {', '.join((*KARRIO_CARRIERS, AMAZON))}"
+            )
+        if rule.carrier not in settings.carriers:
+            raise SettingsError(
+                f"SHIPPING_RULES rules[{index}] names carrier {rule.carrier}, "
+                "which CARRIERS does not configure"
+            )
+
+
+def _check_sellers_have_businesses(settings: Settings, where: str) -> None:
+    for seller in settings.sellers:
+        for marketplace in seller.marketplace_ids:
+            if business_id(marketplace) is None:
+                raise SettingsError(
+                    f"{where} sends every marketplace to Buy Shipping, and SELLERS lists "
+                    f"{marketplace}, a marketplace with no Amazon Buy Shipping business "
+                    "(name the rule's marketplaces)"
+                )
+
+
+class SellerCarriers(Mapping[str, Carrier]):
+    """One seller's carriers by name. The names are known at start; each carrier (and its
+    secret) is made when first looked up, then kept for the process."""
+
+    def __init__(self, names: frozenset[str], make: Callable[[str], Carrier]) -> None:
+        self._names = names
+        self._make = make
+        self._made: dict[str, Carrier] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> Carrier:
+        if name not in self._names:
+            raise KeyError(name)
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = self._make(name)
+            return self._made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+
+class _UnavailableBuyShipping:
+    """Buy Shipping for a seller none of whose marketplaces has a shipping business: never
+    chosen by rules that passed `check_carriers`, so reaching it is a configuration slip."""
+
+    name = AMAZON
+    replay_safe = True
+    requires_phone = False
+
+    def _refuse(self) -> Any:
+        raise SettingsError("SELLERS: the seller has no marketplace with an Amazon Buy Shipping business")
+
+    def create_label(self, request: LabelRequest) -> Label:
+        return self._refuse()  # type: ignore[no-any-return]
+
+    def cancel_label(self, shipment_id: str) -> bool:
+        return self._refuse()  # type: ignore[no-any-return]
+
+    def track(self, tracking_number: str) -> TrackingInfo:
+        return self._refuse()  # type: ignore[no-any-return]
+
+
+def carrier_directory(
+    settings: Settings,
+    rules: ShippingRules,
+    values: SecretValues,
+    *,
+    replay_safe: bool = False,
+    amazon_api: AmazonApiFactory | None = None,
+) -> Callable[[str], Mapping[str, Carrier]]:
+    """seller id -> that seller's carriers: those the rules name, plus any CARRIERS configures
+    (so a shipment bought before a rule changed can still be tracked). Checks at once."""
+    check_carriers(settings, rules)
+    names = frozenset(rules.carriers | set(settings.carriers))
+    api = amazon_api or _sp_api_shipping(settings, values)
+    sellers: dict[str, SellerCarriers] = {}
+    lock = threading.Lock()
+
+    def make(seller_id: str, name: str) -> Carrier:
+        if name == AMAZON:
+            return _buy_shipping(settings, seller_id, api)
+        return _karrio(settings, values, name, replay_safe=replay_safe)
+
+    def directory(seller_id: str) -> Mapping[str, Carrier]:
+        with lock:
+            if seller_id not in sellers:
+                known = settings.seller(seller_id) is not None
+                sellers[seller_id] = SellerCarriers(
+                    names if known else names - {AMAZON}, lambda name: make(seller_id, name)
+                )
+            return sellers[seller_id]
+
+    return directory
+
+
+def _buy_shipping(settings: Settings, seller_id: str, api: AmazonApiFactory) -> Carrier:
+    from shared.shipping.carriers.amazon import MarketplaceBuyShipping
+
+    seller = settings.seller(seller_id)
+    marketplaces = [m for m in (seller.marketplace_ids if seller else ()) if business_id(m)]
+    if not marketplaces:
+        return _UnavailableBuyShipping()
+    return MarketplaceBuyShipping(lambda business: api(seller_id, business), marketplaces[0])
+
+
+def _karrio(settings: Settings, values: SecretValues, name: str, *, replay_safe: bool) -> Carrier:
+    from shared.shipping.carriers.karrio_adapter import KarrioCarrier
+
+    account = settings.carriers[name]
+    credentials = {k: str(v) for k, v in json_secret(values, account.secret).items()}
+    return KarrioCarrier(
+        name,
+        credentials,
+        base_url=settings.carrier_endpoints.get(name),
+        test_mode=account.sandbox,
+        replay_safe=replay_safe,
+    )
+
+
+def _sp_api_shipping(settings: Settings, values: SecretValues) -> AmazonApiFactory:
+    """The production factory: python-amazon-sp-api's Shipping v2 client for the seller's
+    authorisation and the given business; the secrets are read when it is first needed."""
+
+    def make(seller_id: str, business: str) -> Any:
+        from shared.shipping.carriers.amazon import SpApiShippingV2
+
+        seller = settings.seller(seller_id)
+        if seller is None:
+            raise KeyError(seller_id)
+        marketplace = next(m for m in seller.marketplace_ids if business_id(m) == business)
+        return SpApiShippingV2(
+            refresh_token=values(seller.refresh_token_secret),
+            lwa_client_id=values(settings.lwa_client_id_secret),
+            lwa_client_secret=values(settings.lwa_client_secret_secret),
+            marketplace_id=marketplace,
+            business_id=business,
+            endpoint=settings.carrier_endpoints.get(AMAZON) or settings.spapi_endpoint,
+            lwa_endpoint=settings.lwa_endpoint,
+            verify=settings.spapi_verify_tls,
+        )
+
+    return make
