@@ -168,7 +168,7 @@ def _checked(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     name no stored order, and a deletion would then confirm that nothing was held)."""
 
     def check(text: str) -> str:
-        if not pattern.match(text):
+        if not pattern.fullmatch(text):
             raise argparse.ArgumentTypeError(f"not {what}")
         return text
 

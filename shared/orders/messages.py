@@ -22,12 +22,18 @@ PRIVACY_REQUESTS = "privacy-requests"
 STORAGE_CONNECTION = "STORAGE"
 
 MAX_MESSAGE_BYTES = 64 * 1024  # Azure Storage queue limit
-#: What `shared.orders.reference` produces (base64url). Telemetry accepts only this as `order_ref`.
-REF_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+#: The length of what `shared.orders.reference` produces (base64url of a truncated HMAC).
+REF_LENGTH = 22
+# Every pattern here is used with `fullmatch` and spells its characters out in ASCII: `\d`
+# would accept Arabic-Indic or fullwidth digits, and `$` a trailing newline.
+#: What `shared.orders.reference` produces, exactly. Telemetry accepts only this as `order_ref`.
+REF_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{{REF_LENGTH}}}")
 # A privacy request's id: the operator's ticket or Amazon's request id.
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-# An Amazon order id as operators type it (3-7-7 digits).
-ORDER_ID_PATTERN = re.compile(r"^\d{3}-\d{7}-\d{7}$")
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+# An Amazon order id as operators type it (3-7-7 ASCII digits).
+ORDER_ID_PATTERN = re.compile(r"[0-9]{3}-[0-9]{7}-[0-9]{7}")
+# An order id anywhere in a text (a reference must never carry one).
+_ORDER_ID_INSIDE = re.compile(r"[0-9]{3}-[0-9]{7}-[0-9]{7}")
 
 
 class MalformedMessage(InvalidInput):
@@ -46,9 +52,28 @@ def parse_json(body: bytes | str) -> dict[str, Any]:
     return data
 
 
+def is_order_id(value: object) -> bool:
+    """Whether `value` is an Amazon order id exactly as Amazon writes it (3-7-7 ASCII digits)."""
+    return isinstance(value, str) and ORDER_ID_PATTERN.fullmatch(value) is not None
+
+
+def is_request_id(value: object) -> bool:
+    return isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value) is not None
+
+
+def is_ref(value: object) -> bool:
+    """Whether `value` has exactly the shape of a reference (and does not carry an order id)."""
+    return (
+        isinstance(value, str)
+        and REF_PATTERN.fullmatch(value) is not None
+        and _ORDER_ID_INSIDE.search(value) is None
+    )
+
+
 def checked_ref(value: object) -> str:
-    if not isinstance(value, str) or not REF_PATTERN.match(value):
+    if not is_ref(value):
         raise MalformedMessage("ref missing or not a reference", code="message_bad_ref")
+    assert isinstance(value, str)  # noqa: S101 - is_ref guarantees it
     return value
 
 

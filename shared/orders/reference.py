@@ -5,8 +5,11 @@ in base64url (22 characters). Without the key nobody can link a reference to an 
 by trying every possible id (their space is small); with it an operator turns an order id into
 its reference (the ops command) to find the trail in Log Analytics.
 
-The key is the Key Vault secret `order-ref-key`, created on first use. Documents are stored by
-reference, so the key must never be rotated: a new key would orphan every stored order.
+The key is the Key Vault secret `order-ref-key`, made once by `python -m ops init-keys` at
+deployment (`shared.app.keys`). The app never makes it: it refuses to start without it
+(`create_missing=False`), because two instances making it at once could make two keys and give
+one order two references. Documents are stored by reference, so the key must never be rotated:
+a new key would orphan every stored order.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ import threading
 
 from shared.crypto.key_vault import SecretStore
 from shared.errors import AppError
+from shared.orders.messages import REF_LENGTH
 
 ORDER_REF_SECRET = "order-ref-key"  # noqa: S105 - the secret's name, not its value
-REF_LENGTH = 22  # base64url characters: 132 bits, collisions negligible for any seller
+# REF_LENGTH (22 base64url characters: 132 bits, collisions negligible for any seller) lives
+# with the messages that carry references, which validate their exact shape.
+__all__ = ["ORDER_REF_SECRET", "REF_LENGTH", "OrderReferencer", "ReferenceKeyCorrupt"]
 KEY_BYTES = 32
 _DOMAIN = b"mfn-order-ref:v1:"
 
@@ -31,12 +37,22 @@ class ReferenceKeyCorrupt(AppError):
     code = "order_ref_key_corrupt"
 
 
-class OrderReferencer:
-    """Implements `shared.orders.record.ReferenceMaker`."""
+class ReferenceKeyMissing(AppError):
+    """The key has not been made: run `python -m ops init-keys` (the app never makes it)."""
 
-    def __init__(self, store: SecretStore, *, secret_name: str = ORDER_REF_SECRET) -> None:
+    code = "order_ref_key_missing"
+
+
+class OrderReferencer:
+    """Implements `shared.orders.record.ReferenceMaker`. `create_missing=False` (the app, the
+    operators' CLI) fails closed without the key; True is for tests and the local tools."""
+
+    def __init__(
+        self, store: SecretStore, *, secret_name: str = ORDER_REF_SECRET, create_missing: bool = True
+    ) -> None:
         self._store = store
         self._secret_name = secret_name
+        self._create_missing = create_missing
         self._key: bytes | None = None
         self._lock = threading.Lock()
 
@@ -60,6 +76,8 @@ class OrderReferencer:
 
     def _fetch_or_create(self) -> bytes:
         secret = self._store.get(self._secret_name)
+        if secret is None and not self._create_missing:
+            raise ReferenceKeyMissing(f"Key Vault secret {self._secret_name} is missing: run ops init-keys")
         if secret is None:
             value = base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
             self._store.set(self._secret_name, value)

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.storage.audit import AuditLog
+from shared.storage.audit import AuditAction, AuditEvent, AuditLog
 
 METHOD = (
     "NIST SP 800-88 purge: logical deletion of the order document and of every file under its "
     "reference, with cryptographic erase of the buyer data (its key-encryption-key epoch is "
     "destroyed once no live order uses it)"
 )
-NOTHING_HELD_METHOD = "none required: no data was held for this reference"
+NOTHING_HELD_METHOD = "none required: nothing is stored under this reference"
 
 
 def confirmation_id(request_id: str) -> str:
@@ -43,6 +43,9 @@ class DeletionConfirmation:
     # What the law makes the seller keep beyond the deletion (the invoice archive), by kind,
     # number and date: a confirmation never claims more was deleted than was.
     kept: tuple[str, ...] = ()
+    # When nothing was stored under the reference: what the audit log knows of it (a purge by
+    # retention, an earlier erasure), one line per record, so the answer says only what is true.
+    history: tuple[str, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -57,6 +60,7 @@ class DeletionConfirmation:
             "recoverableUntil": self.recoverable_until.isoformat(),
             "recoverabilityDays": self.recoverability_days,
             "kept": list(self.kept),
+            "history": list(self.history),
         }
 
     @classmethod
@@ -73,7 +77,20 @@ class DeletionConfirmation:
             recoverable_until=datetime.fromisoformat(doc["recoverableUntil"]),
             recoverability_days=int(doc["recoverabilityDays"]),
             kept=tuple(doc.get("kept") or ()),
+            history=tuple(doc.get("history") or ()),
         )
+
+
+def describe_event(event: AuditEvent) -> str:
+    """One audit record as a line of a confirmation: what happened, when, and the record's id."""
+    day = event.at.date().isoformat()
+    where = f"audit record '{event.id}' under reference {event.ref}"
+    if event.action == AuditAction.PURGED:
+        return f"purged by retention on {day} ({where})"
+    if event.action == AuditAction.ERASED:
+        request = event.details.get("requestId")
+        return f"erased on {day} at request {request} ({where})"
+    return f"{event.action} on {day} ({where})"
 
 
 def save(audit: AuditLog, confirmation: DeletionConfirmation) -> DeletionConfirmation:
@@ -92,7 +109,7 @@ def load(audit: AuditLog, ref: str, request_id: str) -> DeletionConfirmation | N
 def render(confirmation: DeletionConfirmation) -> str:
     """The printable confirmation (ops verb `deletion-confirmation`)."""
     if not confirmation.held:
-        outcome = "No data was held for this reference; nothing needed deleting."
+        outcome = "No order and no file is stored under this reference; nothing was deleted."
     elif confirmation.kept:
         outcome = (
             "All data held for this reference has been deleted, except what the law requires "
@@ -111,6 +128,11 @@ def render(confirmation: DeletionConfirmation) -> str:
         "Deleted:",
         *(f"  - {item}" for item in confirmation.deleted or ("(nothing)",)),
     ]
+    if not confirmation.held:
+        lines += [
+            "What the audit log records of this reference:",
+            *(f"  - {item}" for item in confirmation.history or ("no record of an order under it",)),
+        ]
     if confirmation.kept:
         lines += [
             "Kept under a legal obligation (not deleted):",

@@ -1,24 +1,6 @@
 """Privacy requests: access, correct, delete, restrict, and Amazon's deletion requests.
 
-Requests arrive on the `privacy-requests` queue as JSON: `requestId`, `type`
-(access | delete | amazon_delete | restrict) and `ref`, the order's pseudonymous reference (the
-ops CLI computes it from the order id, so no order id sits in the queue). `access` also carries
-`recipientKey`: the requester's RSA public key (base64 DER, 2048 bits or more).
-
-Design choices (docs/retention.md has the reasoning):
-- correct is a direct service call (`PrivacyService.correct`) from the ops CLI, never a queue
-  message: the corrected values are personal data, and a queue message sits outside our
-  encryption and retention, in `privacy-requests-poison` when it fails. The CLI already runs
-  with the operator's identity, so the call adds no access that the message would not need.
-- access seals its export to the requester's public key (RSA-OAEP-256 wrapping a fresh
-  AES-256-GCM key). The per-request key exists only inside the package, so no secret has to be
-  handed back through a queue, a log or telemetry. The package is a blob named
-  `<ref>/<requestId>.bin` in the `exports` container: under the order's reference, so the
-  order's purge or erasure deletes it too.
-- delete first empties the order document by compare-and-swap (a stage working on the order
-  at the same moment loses its write and, re-reading, finds nothing to do), then deletes every
-  blob under the reference, writes the deletion confirmation, and deletes the document.
-"""
+Design notes: docs/privacy.md ("Design notes: `shared.privacy.service`")."""
 
 from __future__ import annotations
 
@@ -38,7 +20,7 @@ from shared.crypto.pii import Pii
 from shared.errors import InvalidInput
 from shared.orders.corrections import CORRECTABLE, REQUIRED, applied
 from shared.orders.deadlines import RetentionPolicy, refresh_ttl
-from shared.orders.messages import REQUEST_ID_PATTERN, checked_ref, parse_json
+from shared.orders.messages import checked_ref, is_request_id, parse_json
 from shared.orders.record import CORRECTED, ERASURE, OrderPii, OrderRecord, PiiCipher, item_to_doc
 from shared.orders.repository import OrderRepository
 from shared.privacy.deletion_confirmation import (
@@ -46,6 +28,7 @@ from shared.privacy.deletion_confirmation import (
     NOTHING_HELD_METHOD,
     DeletionConfirmation,
     confirmation_text,
+    describe_event,
     load,
     save,
 )
@@ -120,7 +103,7 @@ def parse_request(body: bytes | str) -> PrivacyRequest:
     if set(data) - _FIELDS:
         raise PrivacyRequestInvalid("unexpected fields", code="privacy_unexpected_fields")
     request_id = data.get("requestId")
-    if not isinstance(request_id, str) or not REQUEST_ID_PATTERN.match(request_id):
+    if not isinstance(request_id, str) or not is_request_id(request_id):
         raise PrivacyRequestInvalid("requestId missing or malformed", code="privacy_bad_request_id")
     kind = data.get("type")
     if kind == "correct":
@@ -413,6 +396,9 @@ class PrivacyService:
         """Write the deletion confirmation (once per request id) and return what is stored."""
         deleted = held + [f"{n} file(s) in blob container '{c}'" for c, n in blobs.items() if n]
         found = bool(deleted)
+        # Nothing is stored under the reference: say what the audit log knows of it instead
+        # (a purge by retention, an earlier erasure), never that nothing was ever held.
+        history = () if found else tuple(self._history(ref, request_id))
         return save(
             self._audit,
             DeletionConfirmation(
@@ -427,8 +413,18 @@ class PrivacyService:
                 recoverable_until=now + timedelta(days=self._policy.recoverability_days),
                 recoverability_days=self._policy.recoverability_days,
                 kept=tuple(kept),
+                history=history,
             ),
         )
+
+    def _history(self, ref: str, request_id: str) -> list[str]:
+        """What the audit log records of `ref` (this request's own records aside), oldest first."""
+        lines = []
+        for event in self._audit.trail(ref):
+            if event.details.get("requestId") == request_id:
+                continue
+            lines.append(describe_event(event))
+        return lines
 
     def _kept(self, invoices: Sequence[str]) -> list[str]:
         """The archived copies of the order's invoices, which the seller's tax law keeps."""

@@ -32,7 +32,7 @@ import azure.functions as func
 
 from shared.crypto.pii import tracking
 from shared.errors import AppError, SettingsError, ends_in_poison
-from shared.orders.messages import REF_PATTERN
+from shared.orders.messages import is_ref
 from shared.telemetry.redaction import (
     AMAZON_ORDER_ID,
     install_redaction,
@@ -110,7 +110,7 @@ class InvocationRecorder:
     def order(self, ref: str) -> None:
         """The order's pseudonymous reference (an HMAC), never its Amazon order id."""
         # Only a reference is accepted; an Amazon order id (3-7-7 digits) in particular is refused.
-        if REF_PATTERN.match(ref) and not AMAZON_ORDER_ID.fullmatch(ref):
+        if is_ref(ref) and not AMAZON_ORDER_ID.fullmatch(ref):
             self.order_ref = ref
         else:
             self.order_ref_rejected = True
