@@ -10,7 +10,8 @@
   runtime without one.
 
 Poison records carry the reason code, the source queue, the message id and the dequeue count,
-and the original body (queue bodies hold references and enums only, never buyer data). The same
+and the body scrubbed by allow-list (`NOT_PERSONAL`): ids, types, timestamps and counts stay,
+every other value becomes its size and a digest. The same
 fields, without the body, go to telemetry as a warning whose `Properties.event` is `poison`.
 """
 
@@ -19,16 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 import azure.functions as func
 
-from shared.crypto.pii import REDACTED
 from shared.errors import InvalidInput, ends_in_poison, retry_delay
+from shared.orders.messages import REF_PATTERN, REQUEST_ID_PATTERN
 from shared.telemetry.invocations import SCHEMA_VERSION, error_code
-from shared.telemetry.redaction import redact_text
 
 MAX_DEQUEUE_COUNT = 5  # equals host.json extensions.queues.maxDequeueCount (a test checks it)
 MAX_RETRY_DELAY_S = 7 * 24 * 3600  # Azure Storage queues' visibility timeout limit
@@ -47,82 +49,117 @@ class QueueSender(Protocol):
     def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None: ...
 
 
-# Keys that can carry personal data in what arrives on our queues: ORDER_CHANGE notifications
-# hold the buyer's postal code; anything else here would be a forwarder's mistake, so every
-# buyer and address field of Amazon's Orders models (v0 and 2026-01-01) is listed, compared
-# without case or underscores. Country and address type stay: they identify no one.
-PII_KEYS = frozenset(
-    {
-        "destinationpostalcode",
-        "postalcode",
-        "name",
-        "companyname",
-        "addressline1",
-        "addressline2",
-        "addressline3",
-        "city",
-        "county",
-        "district",
-        "districtorcounty",
-        "municipality",
-        "stateorregion",
-        "phone",
-        "email",
-        "extendedfields",
-        "streetname",
-        "streetnumber",
-        "complement",
-        "neighborhood",
-        "geocoordinates",
-        "deliveryaddress",
-        "shippingaddress",
-        "defaultshipfromlocationaddress",
-        "deliverypreference",
-        "deliverypreferences",
-        "addressinstructions",
-        "dropofflocation",
-        "buyerinfo",
-        "buyername",
-        "buyeremail",
-        "buyercounty",
-        "buyercompanyname",
-        "buyertaxinfo",
-        "companylegalname",
-        "taxclassifications",
-        "taxingregion",
-        "purchaseordernumber",
-        "buyerpurchaseordernumber",
-    }
+# The poison record keeps a value only under a key that the app's own messages
+# (`shared.orders.messages`, the privacy requests) or Amazon's notification envelope
+# (OrderChangeNotification.json: its top level, metadata, summary and items) define as not
+# personal, and only when the value has that key's shape: an id, a type or enum, a timestamp,
+# a count or a flag. Keys are compared without case, underscores or hyphens. Every other value
+# (free text, an unknown key, a wrong shape) becomes its size and a digest, keyed per process
+# so a short value (a postal code) cannot be found by trying every candidate.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_ENUM = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?"
 )
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+ID, ENUM, TIME, REF, REQUEST = "id", "enum", "time", "ref", "request"
+_SHAPES: dict[str, re.Pattern[str]] = {
+    ID: _ID,
+    ENUM: _ENUM,
+    TIME: _TIME,
+    REF: REF_PATTERN,
+    REQUEST: REQUEST_ID_PATTERN,
+}
+NOT_PERSONAL: dict[str, str] = {
+    # the app's own messages
+    "ref": REF,
+    "kind": ENUM,
+    "requestid": REQUEST,
+    "type": ENUM,
+    # Amazon's notification envelope and its metadata
+    "notificationversion": ID,
+    "notificationtype": ENUM,
+    "payloadversion": ID,
+    "eventtime": TIME,
+    "applicationid": ID,
+    "subscriptionid": ID,
+    "publishtime": TIME,
+    "notificationid": ID,
+    # the ORDER_CHANGE payload: ids, enums, timestamps, counts
+    "notificationlevel": ENUM,
+    "sellerid": ID,
+    "amazonorderid": ID,
+    "orderchangetype": ENUM,
+    "timeoforderchange": TIME,
+    "marketplaceid": ID,
+    "orderstatus": ENUM,
+    "purchasedate": TIME,
+    "fulfillmenttype": ENUM,
+    "ordertype": ENUM,
+    "numberofitemsshipped": ENUM,
+    "numberofitemsunshipped": ENUM,
+    "earliestdeliverydate": TIME,
+    "latestdeliverydate": TIME,
+    "earliestshipdate": TIME,
+    "latestshipdate": TIME,
+    "cancelnotifydate": TIME,
+    "orderprograms": ENUM,
+    "shippingprograms": ENUM,
+    "easyshipshipmentstatus": ENUM,
+    "electronicinvoicestatus": ENUM,
+    "orderitemid": ID,
+    "sellersku": ID,
+    "supplysourceid": ID,
+    "orderitemstatus": ENUM,
+    "quantity": ENUM,
+    "quantityshipped": ENUM,
+    "isbuyerrequestedcancel": ENUM,
+    "itemearliestdeliverydate": TIME,
+    "itemlatestdeliverydate": TIME,
+}
 _NESTED_JSON = ("{", "[")
+_DIGEST_KEY = secrets.token_bytes(32)
 
 
-def _is_pii_key(key: object) -> bool:
-    return isinstance(key, str) and key.replace("_", "").replace("-", "").lower() in PII_KEYS
+def _shape(key: object) -> str | None:
+    if not isinstance(key, str):
+        return None
+    return NOT_PERSONAL.get(key.replace("_", "").replace("-", "").lower())
 
 
-def _scrub(value: Any, depth: int = 0) -> Any:
+def _digest(value: object) -> str:
+    """A value's size and keyed digest: two equal values in one instance's records compare equal."""
+    data = json.dumps(value, ensure_ascii=False).encode("utf-8", errors="replace")
+    digest = hashlib.blake2b(data, key=_DIGEST_KEY, digest_size=16).hexdigest()
+    return f"<{len(data)} bytes, digest {digest}>"
+
+
+def _scrub(value: Any, shape: str | None = None, depth: int = 0) -> Any:
+    """`value` as kept on a poison record, `shape` being what its key allows (None: nothing)."""
     if depth > 32:
-        return REDACTED
+        return _digest(value)
     if isinstance(value, dict):
-        return {k: REDACTED if _is_pii_key(k) else _scrub(v, depth + 1) for k, v in value.items()}
+        return {
+            (k if isinstance(k, str) and _KEY.fullmatch(k) else _digest(k)): _scrub(v, _shape(k), depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_scrub(v, depth + 1) for v in value]
+        return [_scrub(v, shape, depth + 1) for v in value]
     if isinstance(value, str):
-        return _scrub_text(value, depth)
-    return value
-
-
-def _scrub_text(text: str, depth: int) -> str:
-    """A string holding JSON (a notification wrapped in another message, say) is scrubbed as
-    JSON; any other text by pattern."""
-    if text.lstrip().startswith(_NESTED_JSON):
-        try:
-            nested = json.loads(text)
-        except (ValueError, RecursionError):
-            return _unreadable(text.encode("utf-8", errors="replace"))
-        return json.dumps(_scrub(nested, depth + 1), separators=(",", ":"), ensure_ascii=False)
-    return redact_text(text)
+        if value.lstrip().startswith(_NESTED_JSON):
+            # A notification wrapped as text in another message is judged key by key too.
+            try:
+                nested = json.loads(value)
+            except (ValueError, RecursionError):
+                return _digest(value)
+            if isinstance(nested, (dict, list)):
+                return json.dumps(_scrub(nested, None, depth + 1), separators=(",", ":"), ensure_ascii=False)
+        if shape is not None and _SHAPES[shape].fullmatch(value):
+            return value
+        return _digest(value)
+    if value is None or (shape is not None and isinstance(value, (bool, int, float))):
+        return value
+    return _digest(value)
 
 
 def _unreadable(body: bytes) -> str:
