@@ -365,6 +365,7 @@ class Pipeline:
         return {"verify_challenge_resource": False, "connection_verify": str(self.vault.ca_path)}
 
     def _prepare_storage(self) -> None:
+        from shared.app.keys import init_keys
         from shared.storage.document_store import ensure_local_containers
 
         secrets = self.secret_store()
@@ -373,6 +374,7 @@ class Pipeline:
         secrets.set(f"refresh-token-{SELLER_ID}", "Atzr|local-refresh-token")
         for name, value in CARRIER_SECRETS.items():
             secrets.set(name, json.dumps(value))
+        init_keys(secrets)  # the deployment step: the app never makes its keys
         cosmos = CosmosClient(
             self.env["COSMOS_ENDPOINT"], credential=self.env["COSMOS_KEY"], connection_verify=False
         )

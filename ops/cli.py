@@ -83,7 +83,16 @@ def _ref(env: Mapping[str, str], order_id: str) -> str:
     from shared.orders.reference import OrderReferencer
 
     secrets, _ = _clients(env)
-    return OrderReferencer(secrets).ref(order_id)
+    return OrderReferencer(secrets, create_missing=False).ref(order_id)
+
+
+def cmd_init_keys(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    """Make the order-reference key and the invoice archive key, once (never overwrites)."""
+    from shared.app.keys import init_keys
+
+    secrets, _ = _clients(env)
+    _print_json(out, dict(init_keys(secrets)))
+    return 0
 
 
 def cmd_ref(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -204,6 +213,7 @@ VERBS: dict[str, tuple[Verb, Callable[[argparse.ArgumentParser], None]]] = {
     "functions": (cmd_functions, lambda p: None),
     "check-settings": (cmd_check_settings, lambda p: None),
     "recoverability": (cmd_recoverability, lambda p: None),
+    "init-keys": (cmd_init_keys, lambda p: None),
     "ref": (cmd_ref, _order),
     "request": (cmd_request, _request),
     "correct": (cmd_correct, _correct),

@@ -165,14 +165,18 @@ class VaultKeySealer:
     separate key (a separate vault and role in production, docs/invoices.md), never shredded
     with the weekly epochs because the law may require keeping invoices for years."""
 
-    def __init__(self, store: SecretStore, secret_name: str) -> None:
+    def __init__(self, store: SecretStore, secret_name: str, *, create_missing: bool = True) -> None:
         self._store = store
         self._name = secret_name
         self._key: bytes | None = None
+        #: False in the app: the key is made once by `ops init-keys`, never on first use.
+        self._create_missing = create_missing
 
     def _load(self) -> bytes:
         if self._key is None:
             secret = self._store.get(self._name)
+            if secret is None and not self._create_missing:
+                raise SettingsError(f"Key Vault secret {self._name} is missing: run ops init-keys")
             if secret is None:
                 self._store.set(self._name, base64.b64encode(os.urandom(32)).decode())
                 secret = self._store.get(self._name)

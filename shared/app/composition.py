@@ -27,9 +27,9 @@ from shared.app.adapters import (
     OrderBytesSealer,
     PathBlobs,
     SecretValues,
-    VaultKeySealer,
 )
 from shared.app.carriers import carrier_directory
+from shared.app.keys import app_key_readers
 from shared.app.runtime import Runtime
 from shared.app.schedules import NCronTab
 from shared.crypto.envelope import EnvelopeCipher
@@ -46,7 +46,6 @@ from shared.invoices.render import ReportlabRenderer
 from shared.invoices.service import InvoicingService
 from shared.orders.deadlines import AmazonPackageStatus, RetentionPolicy
 from shared.orders.lifecycle import Settle
-from shared.orders.reference import OrderReferencer
 from shared.orders.repository import OrderRepository
 from shared.privacy.service import PrivacyService
 from shared.retention.service import RetentionService
@@ -59,8 +58,6 @@ from shared.storage.document_store import CosmosDocumentStore, DocumentStore
 from shared.storage.queues import StorageQueues
 from shared.telemetry.invocations import AppTelemetry, configure_telemetry
 from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, MessageFailures, QueueSender
-
-ARCHIVE_KEY_SECRET = "invoice-archive-key"  # noqa: S105 - a secret name, not a value  # pragma: allowlist secret
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,8 @@ def build_runtime(
     values = SecretValues(clients.secrets)
     epochs = KeyEpochs(clients.secrets, clock, epoch_days=settings.key_epoch_days)
     cipher = EnvelopeCipher(epochs)
-    refs = OrderReferencer(clients.secrets)
+    # Fail closed: the keys are made once by `ops init-keys`, never here (shared/app/keys.py).
+    refs, archive_sealer = app_key_readers(clients.secrets)
 
     def spapi_credentials(seller_id: str) -> Mapping[str, str]:
         seller = settings.seller(seller_id)
@@ -149,7 +147,7 @@ def build_runtime(
         InvoiceArchive(
             store,
             PathBlobs(blob_store),
-            VaultKeySealer(clients.secrets, ARCHIVE_KEY_SECRET),
+            archive_sealer,
             settings.invoice_archive_years,
         )
         if settings.invoice_archive_years
