@@ -14,6 +14,7 @@ from local import keyvault_server
 from local.emulators import Emulators
 from ops import cli as ops
 from shared.app.composition import LocalOverrides
+from shared.app.keys import APP_KEYS
 from shared.orders.messages import PRIVACY_REQUESTS
 from shared.privacy.service import parse_request
 
@@ -37,6 +38,8 @@ def env_and_overrides(
             queue.create_queue()
         except ResourceExistsError:
             queue.clear_messages()
+        # The deployment step: the keys are made once, before anything needs them.
+        assert json.loads(_run(["init-keys"], (env, overrides))) == dict.fromkeys(APP_KEYS, "created")
         yield env, overrides
     finally:
         keyvault_server.stop(vault)
@@ -55,6 +58,36 @@ def test_ref_is_stable_and_holds_no_order_id(
     first = _run(["ref", ORDER_ID], env_and_overrides).strip()
     assert first == _run(["ref", ORDER_ID], env_and_overrides).strip()
     assert ORDER_ID not in first and "7654321" not in first and len(first) >= 8
+
+
+def test_init_keys_again_changes_nothing_over_the_wire(
+    env_and_overrides: tuple[dict[str, str], LocalOverrides],
+) -> None:
+    ref = _run(["ref", ORDER_ID], env_and_overrides)
+    assert json.loads(_run(["init-keys"], env_and_overrides)) == dict.fromkeys(APP_KEYS, "exists")
+    assert _run(["ref", ORDER_ID], env_and_overrides) == ref
+
+
+def test_ref_fails_closed_without_the_key(
+    emulators: Emulators, base_env: dict[str, str], tmp_path: Path
+) -> None:
+    from shared.orders.reference import ReferenceKeyMissing
+
+    vault = keyvault_server.start(tmp_path)
+    try:
+        overrides = LocalOverrides(
+            credential=vault.credential(),
+            key_vault_options={"verify_challenge_resource": False, "connection_verify": str(vault.ca_path)},
+        )
+        with pytest.raises(ReferenceKeyMissing):
+            ops.main(
+                ["ref", ORDER_ID],
+                env={**base_env, "KEY_VAULT_URL": vault.url},
+                out=io.StringIO(),
+                overrides=overrides,
+            )
+    finally:
+        keyvault_server.stop(vault)
 
 
 def test_request_queues_a_reference_never_the_order_id(
