@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from shared.crypto.pii import tracking
-from shared.errors import AppError, SettingsError, ends_in_poison
+from shared.errors import AppError, SettingsError, connection_failure_code, ends_in_poison
 from shared.orders.messages import is_ref
 from shared.telemetry.redaction import (
     AMAZON_ORDER_ID,
@@ -190,8 +190,12 @@ def record_count(name: str, value: int = 1) -> None:
 
 
 def error_code(exc: BaseException) -> str:
-    """The documented reason code of an AppError, or the class name of any other exception."""
-    return exc.code if isinstance(exc, AppError) else type(exc).__name__
+    """The documented reason code of an AppError; for an SDK's connection failure the code of
+    the dependency it lost (`shared.errors.connection_failure_code`: never a library's class
+    name); the class name of any other exception (a bug in our code)."""
+    if isinstance(exc, AppError):
+        return exc.code
+    return connection_failure_code(exc) or type(exc).__name__
 
 
 def _new_id() -> str:
@@ -267,7 +271,8 @@ class AppTelemetry:
         extra: dict[str, Dimension] = {
             "error_code": code,
             "error_type": type(exc).__name__,
-            "error_transient": bool(getattr(exc, "transient", False)),
+            "error_transient": bool(getattr(exc, "transient", False))
+            or connection_failure_code(exc) is not None,
             "poisoned": poisoned,
         }
         clone = sanitized_exception(exc)
