@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,9 @@ INCLUDED_DATA: tuple[str, ...] = ("BUYER", "RECIPIENT", "FULFILLMENT", "PACKAGES
 MAX_RESULTS_PER_PAGE = 100
 ORDERS_VERSION = "2026-01-01"
 QUIET_LOGGERS = ("sp_api", "httpx", "httpcore")
+#: How long a client (and the credentials read for it) is kept: under the hour an LWA access
+#: token lives, so each token refresh runs on credentials read again from Key Vault.
+CREDENTIALS_MAX_AGE_S = 50 * 60
 
 #: Credentials for one seller: {"lwa_app_id", "lwa_client_secret", "refresh_token"}.
 Credentials = Mapping[str, str]
@@ -161,6 +165,7 @@ class SpApiGateway:
         self._timeout = timeout_s
         self._token_class = token_client_class(settings.lwa_endpoint)
         self._clients: dict[tuple[str, str], Any] = {}
+        self._built_at: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     # ---- operations ------------------------------------------------------------------------
@@ -184,8 +189,7 @@ class SpApiGateway:
         }
         if pagination_token:
             params["paginationToken"] = pagination_token
-        client = self._client(seller_id, ORDERS_VERSION)
-        response = self._call(SEARCH_ORDERS, lambda: client.search_orders(**params))
+        response = self._use(seller_id, ORDERS_VERSION, SEARCH_ORDERS, lambda c: c.search_orders(**params))
         payload = response.payload if isinstance(response.payload, dict) else {}
         orders = payload.get("orders")
         if not isinstance(orders, list):
@@ -202,8 +206,12 @@ class SpApiGateway:
     def get_order(
         self, seller_id: str, order_id: str, *, included_data: Sequence[str] = INCLUDED_DATA
     ) -> FetchedOrder:
-        client = self._client(seller_id, ORDERS_VERSION)
-        response = self._call(GET_ORDER, lambda: client.get_order(order_id, includedData=list(included_data)))
+        response = self._use(
+            seller_id,
+            ORDERS_VERSION,
+            GET_ORDER,
+            lambda c: c.get_order(order_id, includedData=list(included_data)),
+        )
         payload = response.payload if isinstance(response.payload, dict) else {}
         order = payload.get("order")
         if not isinstance(order, dict):
@@ -233,22 +241,44 @@ class SpApiGateway:
             "shipDate": amazon_time(ship_date),
             "orderItems": [{"orderItemId": item_id, "quantity": qty} for item_id, qty in items],
         }
-        client = self._client(seller_id, "v0")
-        response = self._call(
+        response = self._use(
+            seller_id,
+            "v0",
             CONFIRM_SHIPMENT,
-            lambda: client.confirm_shipment(order_id, marketplaceId=marketplace_id, packageDetail=package),
+            lambda c: c.confirm_shipment(order_id, marketplaceId=marketplace_id, packageDetail=package),
         )
         return _parse_rate(response.headers)
 
     # ---- plumbing --------------------------------------------------------------------------
 
+    def _use(self, seller_id: str, version: str, operation: str, call: Callable[[Any], Any]) -> Any:
+        """`call(client)`, mapped. A call refused as unauthorised (LWA refusing the token
+        refresh, or SP-API a 401/403) drops the seller's clients and is tried once more with
+        credentials read again from Key Vault: a rotated LWA secret is used from then on,
+        with no restart. A refused call was not carried out, so the retry cannot repeat it."""
+        client = self._client(seller_id, version)
+        try:
+            return self._call(operation, lambda: call(client))
+        except SpApiAuthFailed:
+            self.forget(seller_id)
+        client = self._client(seller_id, version)
+        return self._call(operation, lambda: call(client))
+
     def _client(self, seller_id: str, version: str) -> Any:
+        """The seller's client, made with credentials read when it is made. A client is kept
+        at most `CREDENTIALS_MAX_AGE_S`, shorter than an LWA access token lives, so every token
+        refresh happens on a client whose credentials were read afresh."""
         key = (seller_id, version)
+        now = time.monotonic()
         with self._lock:
             client = self._clients.get(key)
+            if client is not None and now - self._built_at.get(key, now) >= CREDENTIALS_MAX_AGE_S:
+                self._clients.pop(key).close()
+                client = None
             if client is None:
                 client = self._build(seller_id, version)
                 self._clients[key] = client
+                self._built_at[key] = now
             return client
 
     def _build(self, seller_id: str, version: str) -> Any:
