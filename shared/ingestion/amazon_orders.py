@@ -39,7 +39,6 @@ from shared.orders.proceeds import (
 )
 
 MAX_ITEMS_PER_ORDER = 500
-MAX_TEXT = 1000
 
 
 def parse_time(value: object, field_name: str) -> datetime:
@@ -79,8 +78,11 @@ def _text(value: object, field_name: str, *, required: bool = False) -> str:
         if required:
             raise OrderMappingError(f"{field_name} missing")
         return ""
-    if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise OrderMappingError(f"{field_name} not a string of at most {MAX_TEXT} characters")
+    # No length limit: Amazon's models set none on these fields (a buyer's name may be 2,000
+    # characters), so a long one is valid; a carrier's label shortens it for itself
+    # (`shared.shipping.carriers.karrio_adapter.LABEL_LIMITS`), the order and invoice keep it.
+    if not isinstance(value, str):
+        raise OrderMappingError(f"{field_name} not a string")
     return value
 
 

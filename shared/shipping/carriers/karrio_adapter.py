@@ -35,6 +35,7 @@ from shared.shipping.carriers.base import (
     ShipFrom,
     TrackingInfo,
 )
+from shared.telemetry.invocations import record_count
 
 CARRIER_NAMES: Mapping[str, str] = {"usps": "USPS", "fedex": "FedEx", "ups": "UPS"}
 
@@ -123,24 +124,52 @@ def _settings_class(carrier: str) -> Any:
     return LoopbackAwareSettings
 
 
-def _address(sdk_models: Any, recipient: Recipient) -> Any:
-    """The revealed minimum a label needs; built only for the request body."""
+# The longest text each carrier takes in a label's recipient fields (characters). FedEx Ship
+# API: personName, companyName, each of streetLines and city 35 (karrio's fedex mapper cuts the
+# names at 35 itself); UPS Shipping API: ShipTo Name and AttentionName 35, each AddressLine 35
+# (karrio cuts these at 35), City 30; USPS Labels API 3: kept within the same 35 and a city of
+# 28 (USPS Publication 28's city field). A longer value (Amazon sets no limit on a buyer's name)
+# is shortened for the label only, and counted in telemetry (`label_fields_shortened`); the
+# order keeps the full text, and so does the invoice.
+LABEL_LIMITS: Mapping[str, Mapping[str, int]] = {
+    "fedex": {"name": 35, "company": 35, "line": 35, "city": 35},
+    "ups": {"name": 35, "company": 35, "line": 35, "city": 30},
+    "usps": {"name": 35, "company": 35, "line": 35, "city": 28},
+}
+SHORTENED_COUNTER = "label_fields_shortened"
+
+
+def _address(sdk_models: Any, recipient: Recipient, carrier: str = "fedex") -> Any:
+    """The revealed minimum a label needs; built only for the request body, each field within
+    the carrier's limit (`LABEL_LIMITS`)."""
+    limits = LABEL_LIMITS[carrier]
+    shortened = 0
+
+    def fit(value: str | None, field: str) -> str | None:
+        nonlocal shortened
+        if value is None or len(value) <= limits[field]:
+            return value
+        shortened += 1
+        return value[: limits[field]].rstrip()
 
     def text(value: Any) -> str | None:
         return value.reveal() if value is not None else None
 
     second = " ".join(t for t in (text(recipient.line2), text(recipient.line3)) if t) or None
-    return sdk_models.Address(
-        person_name=recipient.name.reveal(),
-        company_name=text(recipient.company),
-        address_line1=recipient.line1.reveal(),
-        address_line2=second,
-        city=recipient.city.reveal(),
+    address = sdk_models.Address(
+        person_name=fit(recipient.name.reveal(), "name"),
+        company_name=fit(text(recipient.company), "company"),
+        address_line1=fit(recipient.line1.reveal(), "line"),
+        address_line2=fit(second, "line"),
+        city=fit(recipient.city.reveal(), "city"),
         state_code=text(recipient.state_or_region),
         postal_code=recipient.postal_code.reveal(),
         country_code=recipient.country_code,
         phone_number=text(recipient.phone),
     )
+    if shortened:
+        record_count(SHORTENED_COUNTER, shortened)
+    return address
 
 
 def _shipper(sdk_models: Any, ship_from: ShipFrom) -> Any:
@@ -224,7 +253,7 @@ class KarrioCarrier:
         gateway = self._gw()
         payload = models.ShipmentRequest(
             shipper=_shipper(models, request.ship_from),
-            recipient=_address(models, request.recipient),
+            recipient=_address(models, request.recipient, self.name),
             parcels=[
                 models.Parcel(
                     weight=float(request.parcel.weight_kg),
