@@ -95,6 +95,16 @@ def cmd_init_keys(args: argparse.Namespace, env: Mapping[str, str], out: TextIO)
     return 0
 
 
+def cmd_preflight(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    """Check the deployment (settings, secrets, keys, carriers): one line per check, no values."""
+    from ops.preflight import preflight
+
+    results = preflight(env, lambda settings: _clients(env)[0])
+    for check in results:
+        out.write(check.line() + "\n")
+    return 0 if all(check.ok for check in results) else 1
+
+
 def cmd_ref(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
     """Print an order's pseudonymous reference, to find its trail in Log Analytics."""
     out.write(_ref(env, args.order_id) + "\n")
@@ -214,6 +224,7 @@ VERBS: dict[str, tuple[Verb, Callable[[argparse.ArgumentParser], None]]] = {
     "check-settings": (cmd_check_settings, lambda p: None),
     "recoverability": (cmd_recoverability, lambda p: None),
     "init-keys": (cmd_init_keys, lambda p: None),
+    "preflight": (cmd_preflight, lambda p: None),
     "ref": (cmd_ref, _order),
     "request": (cmd_request, _request),
     "correct": (cmd_correct, _correct),

@@ -1,0 +1,120 @@
+"""`ops preflight` (issue 20): fails on each missing piece, one line per check, never a value;
+passes on a complete configuration."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from ops import cli
+from shared.app.keys import init_keys
+from shared.crypto.key_vault import Destroyed, Secret
+
+SELLER = {"sellerId": "S1", "marketplaceIds": ["ATVPDKIKX0DER"], "refreshTokenSecret": "rt-s1"}
+RULES = {
+    "shipFrom": {"name": "D", "line1": "1 St", "city": "Austin", "postalCode": "78701", "countryCode": "US"},
+    "packages": {"small": {"lengthCm": 20, "widthCm": 15, "heightCm": 10}},
+    "skus": {"MUG": {"weightKg": 0.5, "package": "small"}},
+    "buyShipping": {"marketplaces": ["ATVPDKIKX0DER"], "services": {"Standard": "*"}},
+    "rules": [{"countries": ["US"], "carrier": "usps", "service": "usps_ground_advantage"}],
+}
+ENV = {
+    "STORAGE": "UseDevelopmentStorage=true",
+    "COSMOS_ENDPOINT": "https://127.0.0.1:1",
+    "KEY_VAULT_URL": "https://vault.example/",
+    "SELLERS": json.dumps([SELLER]),
+    "SHIPPING_RULES": json.dumps(RULES),
+    "CARRIERS": json.dumps({"usps": {}}),
+}
+VALUES = {
+    "lwa-client-id": "amzn1.application-oa2-client.x",
+    "lwa-client-secret": "lwa-value-never-printed",  # pragma: allowlist secret
+    "rt-s1": "Atzr|refresh-value-never-printed",
+    "carrier-usps": json.dumps({"client_id": "c", "client_secret": "usps-value-never-printed"}),
+}
+
+
+class Vault:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = dict(values)
+
+    def get(self, name: str, version: str | None = None) -> Secret | None:
+        value = self.values.get(name)
+        return None if value is None else Secret(name, "v1", value)
+
+    def set(self, name: str, value: str) -> Secret:
+        self.values[name] = value
+        return Secret(name, "v1", value)
+
+    def names(self, prefix: str = "") -> list[str]:
+        return sorted(n for n in self.values if n.startswith(prefix))
+
+    def destroy(self, name: str) -> Destroyed:
+        self.values.pop(name, None)
+        return Destroyed.PURGED
+
+
+def complete() -> Vault:
+    vault = Vault(VALUES)
+    init_keys(vault)
+    return vault
+
+
+def run(vault: Vault, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    monkeypatch.setattr(cli, "_clients", lambda env: (vault, None))
+    out = io.StringIO()
+    code = cli.main(["preflight"], env=env, out=out)
+    text = out.getvalue()
+    for value in vault.values.values():
+        assert value not in text
+    return code, text
+
+
+def test_a_complete_configuration_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, text = run(complete(), ENV, monkeypatch)
+    assert code == 0, text
+    lines = text.splitlines()
+    assert len(lines) == 9 and all(line.startswith("ok") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("missing", "line"),
+    [
+        ("lwa-client-id", "FAIL secret lwa-client-id: missing"),
+        ("lwa-client-secret", "FAIL secret lwa-client-secret: missing"),
+        ("rt-s1", "FAIL secret rt-s1: missing"),
+        ("order-ref-key", "FAIL secret order-ref-key: missing"),
+        ("invoice-archive-key", "FAIL secret invoice-archive-key: missing"),
+        ("carrier-usps", "FAIL secret carrier-usps: missing"),
+    ],
+)
+def test_each_missing_secret_fails_on_its_own_line(
+    missing: str, line: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault = complete()
+    vault.destroy(missing)
+    code, text = run(vault, ENV, monkeypatch)
+    assert code == 1 and line in text.splitlines()
+    assert sum(not row.startswith("ok") for row in text.splitlines()) == 1
+
+
+def test_a_carrier_secret_that_does_not_parse_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    vault = complete()
+    vault.values["carrier-usps"] = "user:password-never-printed"  # pragma: allowlist secret
+    code, text = run(vault, ENV, monkeypatch)
+    assert code == 1 and "FAIL secret carrier-usps: not JSON" in text
+
+
+def test_a_rule_naming_an_unconfigured_carrier_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, text = run(complete(), {**ENV, "CARRIERS": "{}"}, monkeypatch)
+    assert code == 1
+    [line] = [row for row in text.splitlines() if row.startswith("FAIL")]
+    assert line.startswith("FAIL carriers in SHIPPING_RULES:") and "rules[0] names carrier usps" in line
+
+
+def test_settings_that_do_not_load_fail_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, text = run(complete(), {**ENV, "RETENTION_DAYS": "30"}, monkeypatch)
+    assert code == 1 and text.startswith("FAIL settings:") and "recoverability window is 51 days" in text
+    assert len(text.splitlines()) == 1
