@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
+from local.memory_stores import MemorySecretStore
 from shared.crypto.envelope import EnvelopeCipher, _decode, _encode
 from shared.crypto.key_epochs import KeyEpochs
-from shared.crypto.key_vault import MemorySecretStore
 from shared.crypto.pii import Pii
 from shared.orders.domain import Address, Buyer
 from shared.orders.record import OrderPii

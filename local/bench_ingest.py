@@ -21,18 +21,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from local.memory_stores import MemoryDocumentStore, MemorySecretStore
 from local.sample_orders import generate
 from local.spapi_server import SEARCH_ORDERS, SimClock, SpApiStandIn
 from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import KeyEpochs
-from shared.crypto.key_vault import MemorySecretStore
 from shared.ingestion.rate_budget import DEFAULT_PLANS, RateBudget
 from shared.ingestion.service import IngestionService
 from shared.ingestion.spapi_gateway import SpApiGateway
 from shared.orders.reference import OrderReferencer
 from shared.orders.repository import OrderRepository
 from shared.settings import load_settings
-from shared.storage.document_store import ORDERS, STATE, CountingStore, MemoryDocumentStore
+from shared.storage.document_store import ORDERS, STATE, CountingStore
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 SELLER = "A1SELLER"

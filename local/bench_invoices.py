@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
+from local.fpdf_renderer import FpdfRenderer
 from shared.crypto.pii import Pii
 from shared.invoices.model import InvoiceData, Line, Party, RateTotal
-from shared.invoices.render import FpdfRenderer, Renderer, ReportlabRenderer
+from shared.invoices.render import Renderer, ReportlabRenderer
 
 WARMUP = 5
 ROUNDS = {"reportlab": 200, "fpdf2": 30}  # fpdf2 is ~20x slower: fewer rounds keep the run short

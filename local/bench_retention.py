@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from local.memory_stores import MemoryDocumentStore
 from shared.orders.deadlines import RetentionPolicy
 from shared.orders.domain import OrderItem
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.retention.service import RetentionService
-from shared.storage.document_store import CountingStore, MemoryDocumentStore
+from shared.storage.document_store import CountingStore
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ORDERS = 2000

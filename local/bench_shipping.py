@@ -41,17 +41,17 @@ def _serve_standins(conn: Connection) -> None:
 
 
 def _shipping_run(endpoints: dict[str, str]) -> Iterator[dict[str, object]]:
+    from local.memory_stores import MemoryBlobStore, MemoryDocumentStore, MemorySecretStore
     from shared.crypto.envelope import EnvelopeCipher
     from shared.crypto.key_epochs import KeyEpochs
-    from shared.crypto.key_vault import MemorySecretStore
     from shared.orders.messages import ShipOrder
     from shared.orders.repository import OrderRepository
     from shared.shipping.carriers.karrio_adapter import KarrioCarrier
     from shared.shipping.rules import ShippingRules
     from shared.shipping.service import ShippingService
-    from shared.storage.blob_store import LabelStore, MemoryBlobStore
-    from shared.storage.document_store import MemoryDocumentStore
-    from tests.integration.test_shipping_handoff import CREDENTIALS, LEVELS, RULES, RecordingConfirmer, build
+    from shared.storage.blob_store import LabelStore
+    from tests.fakes import FakeConfirmer
+    from tests.worlds.handoff import CREDENTIALS, LEVELS, RULES, build
 
     store = MemoryDocumentStore()
     cipher = EnvelopeCipher(KeyEpochs(MemorySecretStore(), lambda: NOW))
@@ -65,7 +65,7 @@ def _shipping_run(endpoints: dict[str, str]) -> Iterator[dict[str, object]]:
         ShippingRules(RULES),
         lambda seller: carriers,
         LabelStore(MemoryBlobStore(), cipher),
-        RecordingConfirmer(),
+        FakeConfirmer(),
     )
     started = time.perf_counter()
     service.ship(ShipOrder(refs[0]), NOW)  # first label: karrio import, usps token

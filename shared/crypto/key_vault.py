@@ -1,16 +1,15 @@
-"""The one boundary to Key Vault secrets: a small `SecretStore` and its two implementations.
+"""The one boundary to Key Vault secrets: a small `SecretStore` and its implementation.
 
 The app keeps only secrets in Key Vault: the key-encryption keys of the key epochs
 (`shared.crypto.key_epochs`), the order-reference key (`shared.orders.reference`) and the seller
-credentials. `AzureSecretStore` wraps `azure.keyvault.secrets.SecretClient`; `MemorySecretStore`
-serves unit tests. Secret values never appear in a repr, a log record or an exception text: the
-errors name the operation and the HTTP status, never the value (names are not secret).
+credentials. `AzureSecretStore` wraps `azure.keyvault.secrets.SecretClient` (an in-memory
+store for tests and benchmarks is in local/memory_stores.py). Secret values never appear in a
+repr, a log record or an exception text: the errors name the operation and the HTTP status,
+never the value (names are not secret).
 """
 
 from __future__ import annotations
 
-import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,49 +73,6 @@ class SecretStore(Protocol):
     def destroy(self, name: str) -> Destroyed:
         """Delete every version and purge the deleted secret, so no copy stays recoverable."""
         ...
-
-
-class MemorySecretStore:
-    """In-memory vault for unit tests; `purge_protection` imitates a vault that refuses purges."""
-
-    def __init__(self, *, purge_protection: bool = False) -> None:
-        self._live: dict[str, list[Secret]] = {}
-        self._deleted: dict[str, list[Secret]] = {}
-        self._purge_protection = purge_protection
-        self._lock = threading.Lock()
-        self.calls: list[tuple[str, str]] = []  # (operation, name): lets tests count round trips
-
-    def get(self, name: str, version: str | None = None) -> Secret | None:
-        self.calls.append(("get", name))
-        versions = self._live.get(name, [])
-        if version is None:
-            return versions[-1] if versions else None
-        return next((s for s in versions if s.version == version), None)
-
-    def set(self, name: str, value: str) -> Secret:
-        self.calls.append(("set", name))
-        with self._lock:
-            if name in self._deleted:
-                raise SecretStoreError(f"set {name}: a deleted secret by that name still exists")
-            secret = Secret(name, secrets.token_hex(16), value)
-            self._live.setdefault(name, []).append(secret)
-            return secret
-
-    def names(self, prefix: str = "") -> list[str]:
-        self.calls.append(("names", prefix))
-        return sorted(n for n in self._live if n.startswith(prefix))
-
-    def destroy(self, name: str) -> Destroyed:
-        self.calls.append(("destroy", name))
-        with self._lock:
-            versions = self._live.pop(name, None)
-            if versions is None and name not in self._deleted:
-                return Destroyed.ABSENT
-            if self._purge_protection:
-                self._deleted[name] = versions or self._deleted[name]
-                return Destroyed.SOFT_DELETED
-            self._deleted.pop(name, None)
-            return Destroyed.PURGED
 
 
 def _failure(operation: str, name: str, error: Exception) -> AppError:

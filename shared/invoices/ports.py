@@ -2,7 +2,7 @@
 
 `BlobStore` is `shared.app.adapters.PathBlobs` over `shared.storage.blob_store` (Azure Blob Storage, or its
 in-memory store in unit tests); `ByteSealer` is `shared.app.adapters.OrderBytesSealer` over
-`shared.crypto.envelope` (unit tests use `tests.sealed_bytes.LocalByteSealer`).
+`shared.crypto.envelope` (unit tests use `tests.fakes.LocalByteSealer`).
 """
 
 from __future__ import annotations

@@ -1,33 +1,7 @@
-"""PDF rendering of an `InvoiceData`: reportlab (the app's renderer) and fpdf2 (kept for the
-side-by-side benchmark in local/bench_invoices.py).
+"""PDF rendering of an `InvoiceData` with reportlab (fpdf2's version, for the side-by-side
+benchmark in local/bench_invoices.py, is local/fpdf_renderer.py).
 
-Why reportlab: measured side by side here (local/bench_invoices.py, 10-line invoice, one
-embedded Unicode TTF subset), reportlab takes ~3 ms CPU (p50 wall ~5 ms on an idle box), fpdf2
-~65 ms CPU, because fpdf2 re-parses the TTF with fontTools for every document and subsets it
-with fontTools at output, while reportlab parses the font once per process and subsets with its
-own code (with the `rl_accel` C extension for number formatting and string widths). Both are
-actively maintained (reportlab 5.x, fpdf2 2.8). Streams are left uncompressed: zlib was a third
-of the time, and the file (~50 KB) is stored and uploaded once.
-
-Fonts: DejaVu Sans (shared/fonts/, Bitstream Vera licence with public-domain DejaVu changes)
-covers Latin incl. Polish and Turkish letters, Greek and Cyrillic, and ships with the app, so
-no machine needs a system font. One face only: every embedded face costs a subset and its
-compression per document (~3 ms of the ~6), so emphasis is by size and a rule, not bold.
-
-Buyer text is data: it is drawn with `drawString`/`cell` only (never reportlab `Paragraph`
-markup, never fpdf2 markdown), and both libraries encode it as glyph ids of the subset font,
-so no character of it can become PDF syntax.
-
-Layout (reportlab): every text that can be long (names, addresses, item titles, the seller's
-lines, notes) is wrapped to its column, a word too long for it is broken, and nothing is cut.
-The amount columns are as wide as their widest heading line or value, so headings and figures
-never overlap; the description takes the rest. The table heading is repeated on each page.
-
-Metadata: the title and subject name the document and its number only; the creation date is
-the issue time (`InvoiceData.issued_at`, the injected clock), never the wall clock; the
-producer is the library and its version. The page starts in the embedded face, so no
-non-embedded standard font is referenced.
-"""
+Design notes: docs/invoices.md ("Design notes: `shared.invoices.render`")."""
 
 from __future__ import annotations
 
@@ -385,41 +359,3 @@ class ReportlabRenderer:
         for note in doc.notes:
             page.down(4)
             page.block(LEFT, [note], RIGHT - LEFT)
-
-
-class FpdfRenderer:
-    """The same page with fpdf2, for the benchmark; not used by the app."""
-
-    name = "fpdf2"
-
-    def render(self, doc: InvoiceData) -> bytes:
-        from fpdf import FPDF
-
-        pdf = FPDF(format="A4")
-        pdf.add_font("InvoiceSans", "", str(REGULAR))
-        pdf.set_title(f"{doc.title} {doc.number_text}")
-        pdf.add_page()
-        pdf.set_font("InvoiceSans", "", 16)
-        pdf.cell(0, 9, f"{doc.title} {doc.number_text}", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("InvoiceSans", "", 9)
-        for label, value in header_lines(doc):
-            pdf.cell(0, 4.5, f"{label}: {value}", new_x="LMARGIN", new_y="NEXT")
-        for value in [f"{doc.title} issued by", *seller_block(doc), "", "Buyer", *buyer_block(doc), ""]:
-            pdf.cell(0, 4.5, value, new_x="LMARGIN", new_y="NEXT")
-        widths = (70.0, 12.0, 20.0, 18.0, 25.0, 20.0, 25.0)
-        pdf.set_font("InvoiceSans", "", 8)
-        for width, heading in zip(widths, COLUMNS, strict=True):
-            pdf.cell(width, 5, heading, align="L" if heading == "Description" else "R")
-        pdf.ln()
-        pdf.set_font("InvoiceSans", "", 9)
-        for cells in line_cells(doc):
-            pdf.cell(widths[0], 4.5, cells[0][:45])
-            for width, value in zip(widths[1:], cells[1:], strict=True):
-                pdf.cell(width, 4.5, value, align="R")
-            pdf.ln()
-        for label, value in summary_rows(doc):
-            pdf.cell(140, 4.5, label, align="R")
-            pdf.cell(50, 4.5, value, align="R", new_x="LMARGIN", new_y="NEXT")
-        for note in doc.notes:
-            pdf.multi_cell(0, 4.5, note, new_x="LMARGIN", new_y="NEXT")
-        return bytes(pdf.output())

@@ -1,4 +1,4 @@
-"""Blob storage for shipping labels: Azure Blob Storage in Azure and Azurite, a dict in tests.
+"""Blob storage for shipping labels: Azure Blob Storage in Azure and Azurite.
 
 A label prints the buyer's name and address, so it is personal data: it is sealed by a
 `BlobCipher` (envelope encryption under the order's key material) before it leaves memory,
@@ -179,42 +179,6 @@ class AzureBlobStore:
             except AzureError as exc:
                 raise self._guard(exc) from None
         return deleted
-
-
-class MemoryBlobStore:
-    """Same contract in a dict: for unit tests and benchmarks."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[tuple[str, str], bytes] = {}
-        self.metadata_of: dict[tuple[str, str], dict[str, str]] = {}
-        self.writes = 0
-
-    def put(self, container: str, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
-        self.blobs[(container, name)] = bytes(data)
-        self.metadata_of[(container, name)] = dict(metadata or {})
-        self.writes += 1
-
-    def create(self, container: str, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
-        if (container, name) in self.blobs:
-            return False
-        self.put(container, name, data, metadata)
-        return True
-
-    def get(self, container: str, name: str) -> bytes | None:
-        return self.blobs.get((container, name))
-
-    def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
-        return self.metadata_of.get((container, name)) if (container, name) in self.blobs else None
-
-    def list_names(self, container: str, prefix: str) -> list[str]:
-        return [name for c, name in self.blobs if c == container and name.startswith(prefix)]
-
-    def delete_prefix(self, container: str, prefix: str) -> list[str]:
-        doomed = self.list_names(container, prefix)
-        for name in doomed:
-            del self.blobs[(container, name)]
-            self.metadata_of.pop((container, name), None)
-        return doomed
 
 
 # The purchase's field naming the key epoch its label is sealed under.

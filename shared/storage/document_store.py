@@ -1,4 +1,4 @@
-"""Document storage with compare-and-swap: Cosmos DB in Azure, a dict in unit tests.
+"""Document storage with compare-and-swap: Cosmos DB in Azure (a dict in local/memory_stores.py).
 
 Every change to an order is a read, a change in memory, and a replace conditioned on the
 `_etag` that was read; a concurrent or redelivered writer gets `WriteConflict` and re-reads.
@@ -8,9 +8,6 @@ carries a partition-key predicate or is a deliberate, indexed cross-partition ra
 
 from __future__ import annotations
 
-import copy
-import itertools
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -214,85 +211,6 @@ class CosmosDocumentStore:
 
     def scan(self, container: str) -> Iterator[Document]:
         yield from self._containers[container].read_all_items()
-
-
-def _dotted(doc: Document, path: str) -> object:
-    value: object = doc
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def _at_path(doc: Document, path: str) -> Any:
-    """`a.b` reads doc["a"]["b"], as `c.a.b` does in a Cosmos query."""
-    value: Any = doc
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-class MemoryDocumentStore:
-    """Same contract as Cosmos, in a dict: for unit tests and benchmarks of pure logic."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, dict[tuple[str, str], Document]] = {name: {} for name in CONTAINERS}
-        self._ticks = itertools.count()
-
-    def _key(self, container: str, doc: Document) -> tuple[str, str]:
-        return (_partition_of(container, doc), str(doc["id"]))
-
-    def _stamp(self, doc: Document) -> Document:
-        stored = copy.deepcopy(doc)
-        stored["_etag"] = str(uuid.uuid4())
-        stored["_ts"] = next(self._ticks)
-        return stored
-
-    def read(self, container: str, partition: str, doc_id: str) -> Document | None:
-        doc = self._data[container].get((partition, doc_id))
-        return copy.deepcopy(doc) if doc is not None else None
-
-    def create(self, container: str, doc: Document) -> Document:
-        key = self._key(container, doc)
-        if key in self._data[container]:
-            raise WriteConflict("already exists")
-        self._data[container][key] = self._stamp(doc)
-        return copy.deepcopy(self._data[container][key])
-
-    def replace(self, container: str, doc: Document, etag: str) -> Document:
-        key = self._key(container, doc)
-        current = self._data[container].get(key)
-        if current is None or current["_etag"] != etag:
-            raise WriteConflict("etag mismatch")
-        self._data[container][key] = self._stamp(doc)
-        return copy.deepcopy(self._data[container][key])
-
-    def delete(self, container: str, partition: str, doc_id: str) -> bool:
-        return self._data[container].pop((partition, doc_id), None) is not None
-
-    def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
-        found = [
-            copy.deepcopy(d)
-            for d in self._data[container].values()
-            if (value := _at_path(d, field)) is not None and str(value) <= upto
-        ]
-        return found[:limit]
-
-    def due_in(
-        self, container: str, field: str, upto: str, limit: int, *, key: str, values: Sequence[str]
-    ) -> list[Document]:
-        found = [
-            d for d in self.due(container, field, upto, len(self._data[container])) if d.get(key) in values
-        ]
-        return found[:limit]
-
-    def exists_where(self, container: str, field: str, value: str) -> bool:
-        return any(_dotted(d, field) == value for d in self._data[container].values())
-
-    def in_partition(self, container: str, partition: str) -> list[Document]:
-        return [copy.deepcopy(d) for (pk, _), d in self._data[container].items() if pk == partition]
-
-    def scan(self, container: str) -> Iterator[Document]:
-        yield from (copy.deepcopy(d) for d in list(self._data[container].values()))
 
 
 class CountingStore:

@@ -20,7 +20,7 @@ from shared.shipping.carriers import (
     ShipFrom,
 )
 from shared.shipping.carriers.karrio_adapter import KarrioCarrier
-from tests.integration.test_shipping_handoff import CREDENTIALS
+from tests.worlds.handoff import CREDENTIALS
 
 pytestmark = pytest.mark.integration
 

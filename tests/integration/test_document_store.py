@@ -8,12 +8,9 @@ import pytest
 
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
-from shared.storage.document_store import (
-    CosmosDocumentStore,
-    MemoryDocumentStore,
-    WriteConflict,
-)
+from shared.storage.document_store import CosmosDocumentStore, WriteConflict
 from tests.builders import order_record
+from tests.fakes import MemoryDocumentStore
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

@@ -15,7 +15,6 @@ from local.sample_orders import generate, pii_values
 from local.spapi_server import SimClock, SpApiStandIn
 from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import KeyEpochs
-from shared.crypto.key_vault import MemorySecretStore
 from shared.ingestion.rate_budget import SEARCH_ORDERS, RateBudget
 from shared.ingestion.service import IngestionService
 from shared.ingestion.spapi_gateway import SpApiGateway
@@ -24,6 +23,7 @@ from shared.orders.reference import OrderReferencer
 from shared.orders.repository import OrderRepository
 from shared.settings import load_settings
 from shared.storage.document_store import ORDERS, CosmosDocumentStore, CountingStore
+from tests.fakes import MemorySecretStore
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 1, tzinfo=UTC)

@@ -20,8 +20,8 @@ from shared.invoices.feeds import (
     sp_api_feeds_factory,
 )
 from shared.invoices.service import InvoicingService
-from tests.sealed_bytes import stored
-from tests.unit.test_invoices import DE, US, World, de_consumer
+from tests.fakes import stored
+from tests.worlds.invoices import DE, US, World, de_consumer
 
 pytestmark = pytest.mark.integration
 CREDENTIALS = {"lwa_app_id": "amzn1.application-oa2-client.local", "lwa_client_secret": "local-secret"}

@@ -17,10 +17,9 @@ from shared.invoices.service import InvoicingService
 from shared.orders.messages import IssueInvoice
 from shared.orders.repository import OrderRepository
 from shared.storage.audit import AuditLog
-from shared.storage.blob_store import MemoryBlobStore
 from shared.storage.document_store import CosmosDocumentStore
-from tests.sealed_bytes import LocalByteSealer
-from tests.unit.test_invoices import DE, NOW, PROFILE, World, de_consumer
+from tests.fakes import LocalByteSealer, MemoryBlobStore
+from tests.worlds.invoices import DE, NOW, PROFILE, World, de_consumer
 
 pytestmark = pytest.mark.integration
 REQUESTS = 50

@@ -22,15 +22,15 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
 from local.emulators import Emulators
-from shared.orders.repository import OrderRepository
-from shared.retention.service import RetentionService
 from shared.orders.deadlines import RetentionPolicy
 from shared.orders.lifecycle import cancelled_now
-from shared.storage.blob_store import ORDER_BLOB_CONTAINERS
+from shared.orders.repository import OrderRepository
+from shared.retention.service import RetentionService
 from shared.storage.audit import AuditAction, AuditEvent, AuditLog
-from shared.storage.blob_store import AzureBlobStore
+from shared.storage.blob_store import ORDER_BLOB_CONTAINERS, AzureBlobStore
 from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore
-from tests.unit.test_retention_fakes import FakeCipher, FakeShredder, FakeSignal, epoch_of, shipped_record
+from tests.builders import shipped_record
+from tests.fakes import FakeCipher, FakeShredder, FakeSignal, epoch_of
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +109,7 @@ def test_every_order_is_gone_by_its_deadline_plus_one_purge_interval(
     run = uuid.uuid4().hex[:6]
     orders = plan(run)
     repo = OrderRepository(cosmos)
-    cipher = FakeCipher()
+    cipher = FakeCipher(readable=True)
     amazon, carrier = FakeSignal(lambda: now), FakeSignal(lambda: now)
     shredder = FakeShredder()
     blobs = AzureBlobStore(blob_service)

@@ -14,13 +14,14 @@ from azure.storage.blob import BlobServiceClient
 
 from local.emulators import Emulators
 from shared.errors import AppError
+from shared.orders.deadlines import RetentionPolicy
 from shared.orders.record import Stage
 from shared.orders.repository import OrderRepository
 from shared.privacy.service import PrivacyService
-from shared.orders.deadlines import RetentionPolicy
 from shared.storage.blob_store import AzureBlobStore
 from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore
-from tests.unit.test_retention_fakes import FakeCipher, shipped_record, token
+from tests.builders import shipped_record, token
+from tests.fakes import FakeCipher
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -80,12 +81,12 @@ def test_blob_sweep_takes_only_the_prefix_and_tolerates_missing_containers(blobs
 def test_amazon_deletion_over_the_wire_leaves_nothing_but_the_confirmation(
     cosmos: CosmosDocumentStore, blobs: AzureBlobStore
 ) -> None:
-    ref = f"del{uuid.uuid4().hex[:10]}"
+    ref = f"del{uuid.uuid4().hex[:19]}"  # 22 characters, the shape of a reference
     OrderRepository(cosmos).create(shipped_record(7, ref, T0, latest_delivery_at=None))
     blobs.put("labels", f"{ref}/label.pdf", token(7, "name").encode())
     service = PrivacyService(
         cosmos,
-        cipher=FakeCipher(),
+        cipher=FakeCipher(readable=True),
         blobs=blobs,
         policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
     )

@@ -12,8 +12,8 @@ from local import carrier_servers
 from local.emulators import Emulators
 from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import KeyEpochs
-from shared.crypto.key_vault import MemorySecretStore
 from shared.storage.blob_store import LABELS, AzureBlobStore, LabelStore, label_blob_name
+from tests.fakes import MemorySecretStore
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,6 @@ import hashlib
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,11 +20,8 @@ import pytest
 from local import carrier_servers, spapi_shipping
 from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import KeyEpochs
-from shared.crypto.key_vault import MemorySecretStore
-from shared.crypto.pii import Pii
-from shared.orders.domain import Address, Buyer, OrderItem
 from shared.orders.messages import IssueInvoice, ShipOrder
-from shared.orders.record import OrderPii, Stage
+from shared.orders.record import Stage
 from shared.orders.repository import OrderRepository
 from shared.shipping.carriers import Carrier, Label, LabelRequest
 from shared.shipping.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
@@ -33,88 +29,10 @@ from shared.shipping.carriers.karrio_adapter import KarrioCarrier
 from shared.shipping.rules import ShippingRules
 from shared.shipping.service import ShippingService
 from shared.storage.blob_store import LABELS, LabelStore
-from shared.storage.document_store import MemoryDocumentStore
-from tests.builders import order_record
+from tests.fakes import FakeConfirmer, MemoryDocumentStore, MemorySecretStore
+from tests.worlds.handoff import CREDENTIALS, NOW, RULES, UK, US, build, email, order_pii
 
 pytestmark = pytest.mark.integration
-
-NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-US = "ATVPDKIKX0DER"
-UK = "A1F83G8C2ARO7P"
-
-RULES: dict[str, Any] = {
-    "shipFrom": {
-        "name": "Dispatch",
-        "company": "Example Seller LLC",
-        "line1": "1 Dock St",
-        "city": "Seattle",
-        "stateOrRegion": "WA",
-        "postalCode": "98101",
-        "countryCode": "US",
-        "phone": "2065550100",
-    },
-    "packages": {"small": {"lengthCm": 20, "widthCm": 15, "heightCm": 10, "tareKg": 0.1}},
-    "skus": {"MUG": {"weightKg": 0.45, "package": "small"}},
-    "buyShipping": {"marketplaces": [UK], "services": {"Standard": "std-us-swa-mfn"}},
-    "rules": [
-        {
-            "name": "overnight",
-            "countries": ["US"],
-            "serviceLevels": ["NextDay"],
-            "carrier": "fedex",
-            "service": "fedex_standard_overnight",
-        },
-        {
-            "name": "two-day",
-            "countries": ["US"],
-            "serviceLevels": ["SecondDay"],
-            "carrier": "ups",
-            "service": "ups_2nd_day_air",
-        },
-        {"name": "standard", "countries": ["US"], "carrier": "usps", "service": "usps_ground_advantage"},
-    ],
-}
-LEVELS = ("Standard", "NextDay", "SecondDay")
-CREDENTIALS: Mapping[str, Mapping[str, str]] = {
-    "usps": {
-        "client_id": "cid",
-        "client_secret": "cs",
-        "account_number": "100",
-        "CRID": "1",
-        "MID": "2",
-        "manifest_MID": "3",
-    },
-    "fedex": {
-        "api_key": "k",
-        "secret_key": "s",
-        "account_number": "510087",
-        "track_api_key": "tk",
-        "track_secret_key": "ts",
-    },
-    "ups": {"client_id": "cid", "client_secret": "cs", "account_number": "A1B2C3"},
-}
-
-
-def email(n: int) -> str:
-    return f"buyer{n}@marketplace.example"
-
-
-def order_pii(n: int) -> OrderPii:
-    return OrderPii(
-        order_id=f"111-{n:07d}-0000001",
-        buyer=Buyer(name=Pii(f"Account Holder {n}"), email=Pii(email(n))),
-        ship_to=Address(
-            name=Pii(f"Recipient Person{n}"),
-            line1=Pii(f"{n} Main St"),
-            line2=Pii("Apt 4"),
-            city=Pii("Austin"),
-            state_or_region=Pii("TX"),
-            postal_code=Pii("78701"),
-            country_code="US",
-            phone=Pii(f"512555{n:04d}"),
-            district=Pii(f"District {n}"),
-        ),
-    )
 
 
 class Crash(Exception):
@@ -154,14 +72,6 @@ class CrashingCarrier:
 
     def track(self, tracking_number: str) -> Any:
         return self.inner.track(tracking_number)
-
-
-@dataclass
-class RecordingConfirmer:
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    def confirm_shipment(self, **kwargs: Any) -> None:
-        self.calls.append(kwargs)
 
 
 class DigestBlobs:
@@ -205,28 +115,6 @@ def karrio_carriers(servers: carrier_servers.CarrierServers) -> dict[str, Carrie
     }
 
 
-def build(store: MemoryDocumentStore, cipher: EnvelopeCipher, count: int) -> list[str]:
-    orders = OrderRepository(store)
-    refs = []
-    for n in range(count):
-        ref = f"ref-{n:08d}"
-        pii = order_pii(n)
-        orders.create(
-            order_record(
-                at=NOW,
-                ref=ref,
-                seller_id="A1SELLER",
-                marketplace_id=US,
-                ship_country="US",
-                service_level=LEVELS[n % 3],
-                items=(OrderItem(f"OI-{n}", "B000TEST", "MUG", "Mug", 1, None),),
-                pii=cipher.seal(ref, pii, NOW),
-            )
-        )
-        refs.append(ref)
-    return refs
-
-
 def test_300_orders_with_crashes_buy_300_labels_and_confirm_300(
     carriers: carrier_servers.CarrierServers,
 ) -> None:
@@ -236,7 +124,7 @@ def test_300_orders_with_crashes_buy_300_labels_and_confirm_300(
     doomed = {order_pii(n).order_id for n in range(0, 300, 10)}  # 10%, spread over all carriers
     wrapped = {name: CrashingCarrier(c, doomed) for name, c in karrio_carriers(carriers).items()}
     blobs = DigestBlobs()
-    confirmer = RecordingConfirmer()
+    confirmer = FakeConfirmer()
     before = {name: s.purchases for name, s in carriers.all().items()}
     service = ShippingService(
         OrderRepository(store),
@@ -349,7 +237,7 @@ def test_carriers_receive_only_the_label_minimum(carriers: carrier_servers.Carri
         ShippingRules(RULES),
         lambda seller: karrio_carriers(carriers),
         LabelStore(DigestBlobs(), cipher),
-        RecordingConfirmer(),
+        FakeConfirmer(),
     )
     for ref in refs:
         service.ship(ShipOrder(ref), NOW)
@@ -388,7 +276,7 @@ def test_buy_shipping_through_sp_api_sends_no_address_and_replays_by_idempotency
             repo.update(ref, lambda r: r.evolve(marketplace_id=UK, service_level="Standard"))
         doomed = {order_pii(n).order_id for n in range(0, 10, 3)}
         amazon = CrashingCarrier(AmazonBuyShipping(api), doomed)
-        confirmer = RecordingConfirmer()
+        confirmer = FakeConfirmer()
         service = ShippingService(
             OrderRepository(store),
             cipher,

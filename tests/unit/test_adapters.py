@@ -12,13 +12,12 @@ from shared.app.adapters import (
 )
 from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import KeyEpochs
-from shared.crypto.key_vault import MemorySecretStore
 from shared.errors import AppError
-from shared.orders.record import OrderRecord, Stage
 from shared.orders.deadlines import AmazonPackageStatus
+from shared.orders.record import OrderRecord, Stage
 from shared.shipping.carriers import TrackingInfo
-from shared.storage.blob_store import MemoryBlobStore
 from tests.builders import order_record
+from tests.fakes import MemoryBlobStore, MemorySecretStore
 
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
 SHIPPED = NOW - timedelta(days=5)

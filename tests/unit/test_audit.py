@@ -8,7 +8,7 @@ import pytest
 from shared.crypto.pii import Pii
 from shared.privacy.deletion_confirmation import DeletionConfirmation, confirmation_text, load, save
 from shared.storage.audit import AuditLog, AuditValueRejected
-from shared.storage.document_store import MemoryDocumentStore
+from tests.fakes import MemoryDocumentStore
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from local.bench_pipeline import writes_by_path
 from shared.storage.document_store import AUDIT
-from tests.unit.test_retention import T0, World
+from tests.worlds.retention import T0, World
 
 
 def test_each_order_is_counted_on_the_path_its_purge_recorded() -> None:

@@ -23,10 +23,10 @@ from shared.crypto.envelope import (
     epoch_of,
 )
 from shared.crypto.key_epochs import KeyEpochs
-from shared.crypto.key_vault import MemorySecretStore
 from shared.crypto.pii import Pii
 from shared.orders.domain import Address, Buyer
 from shared.orders.record import OrderPii
+from tests.fakes import MemorySecretStore
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 REF = "ref-AAAAAAAAAAAAAAAA"

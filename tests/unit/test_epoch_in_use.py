@@ -11,16 +11,13 @@ import pytest
 from shared.app.adapters import EpochShredder, OrderBytesSealer
 from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import KeyEpochs
-from shared.crypto.key_vault import MemorySecretStore
+from shared.orders.deadlines import RetentionPolicy
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.retention.service import RetentionService
-from shared.orders.deadlines import RetentionPolicy
-from shared.storage.blob_store import LabelStore, MemoryBlobStore
-from shared.storage.document_store import MemoryDocumentStore
-from tests.builders import order_record
-from tests.unit.test_key_epochs import pii
-from tests.unit.test_retention_fakes import FakeSignal
+from shared.storage.blob_store import LabelStore
+from tests.builders import order_record, portuguese_pii
+from tests.fakes import FakeSignal, MemoryBlobStore, MemoryDocumentStore, MemorySecretStore
 
 SUNDAY = datetime(2026, 3, 8, 22, 0, tzinfo=UTC)  # in the epoch that starts 2026-03-02
 MONDAY = SUNDAY + timedelta(hours=11)  # in the next one
@@ -47,7 +44,9 @@ def test_an_epoch_sealing_only_a_live_orders_label_or_invoice_is_kept(kind: str)
     store = MemoryDocumentStore()
     orders = OrderRepository(store)
     blobs = MemoryBlobStore()
-    orders.create(order_record(at=SUNDAY, ref=REF, stage=Stage.READY, pii=cipher.seal(REF, pii("1"), SUNDAY)))
+    orders.create(
+        order_record(at=SUNDAY, ref=REF, stage=Stage.READY, pii=cipher.seal(REF, portuguese_pii("1"), SUNDAY))
+    )
     now["t"] = MONDAY
     recorded = _sealed_on_monday(kind, cipher, blobs)
 

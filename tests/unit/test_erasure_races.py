@@ -9,17 +9,16 @@ import pytest
 
 from shared.errors import TransientError
 from shared.ingestion.service import SHIPPED_ELSEWHERE
+from shared.orders.deadlines import RetentionPolicy
 from shared.orders.messages import ShipOrder
 from shared.orders.record import Stage
 from shared.privacy.service import PrivacyService
-from shared.orders.deadlines import RetentionPolicy
 from shared.storage.blob_store import LABELS
-from tests.unit import test_privacy
-from tests.unit.test_ingestion import World as IngestWorld
-from tests.unit.test_ingestion import one_order
-from tests.unit.test_ingestion_privacy_state import amazon_changes
-from tests.unit.test_retention_fakes import MemoryBlobs
-from tests.unit.test_shipping_service import NOW, REF, World
+from tests.fakes import MemoryBlobs
+from tests.worlds import privacy
+from tests.worlds.ingestion import World as IngestWorld
+from tests.worlds.ingestion import amazon_changes, one_order
+from tests.worlds.shipping import NOW, REF, World
 
 POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
 
@@ -89,27 +88,25 @@ class _ErasureDuringPut(MemoryBlobs):
 
 
 def test_an_export_of_a_cancelled_order_does_not_outlive_a_concurrent_erasure() -> None:
-    world = test_privacy.World()
+    world = privacy.World()
     world.blobs = _ErasureDuringPut()
     world.order()
-    world.orders.update(test_privacy.REF, lambda r: r.evolve(stage=Stage.CANCELLED, pii=None))
+    world.orders.update(privacy.REF, lambda r: r.evolve(stage=Stage.CANCELLED, pii=None))
     # The erasure strips the order and sweeps its files while the export is written; its last
     # step (deleting the shell) comes after the access has read the order again.
     eraser = PrivacyService(world.store, cipher=world.cipher, blobs=world.blobs, policy=POLICY)
     deferred: list[str] = []
     delete_order = eraser._orders.delete
     eraser._orders.delete = deferred.append  # type: ignore[method-assign]
-    world.blobs.hook = lambda: eraser.delete(
-        test_privacy.REF, "req-00000031", NOW, request_type="amazon_delete"
-    )
+    world.blobs.hook = lambda: eraser.delete(privacy.REF, "req-00000031", NOW, request_type="amazon_delete")
     accessor = PrivacyService(world.store, cipher=world.cipher, blobs=world.blobs, policy=POLICY)
 
-    outcome = accessor.access(test_privacy.REF, "req-00000032", test_privacy.KEY.public_key(), NOW)
+    outcome = accessor.access(privacy.REF, "req-00000032", privacy.KEY.public_key(), NOW)
     for ref in deferred:
         delete_order(ref)
 
-    assert not outcome.held and world.orders.get(test_privacy.REF) is None
-    assert world.blobs.names(f"{test_privacy.REF}/") == []
+    assert not outcome.held and world.orders.get(privacy.REF) is None
+    assert world.blobs.names(f"{privacy.REF}/") == []
 
 
 def test_a_ready_order_amazon_puts_back_to_pending_stays_ready() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from shared.storage.document_store import ORDERS, Document, StoreUnavailable
-from tests.unit.test_ingestion import World, orders_in
+from tests.worlds.ingestion import World, orders_in
 
 
 def test_messages_of_stored_orders_survive_a_store_failure_later_in_the_poll() -> None:
@@ -74,7 +74,7 @@ def test_a_restrict_request_for_an_order_not_yet_seen_holds_it_restricted() -> N
 def test_a_notification_whose_marker_write_fails_still_sends_its_order_on() -> None:
     from shared.orders.messages import ShipOrder
     from shared.storage.document_store import STATE
-    from tests.unit.test_ingestion import notification, one_order
+    from tests.worlds.ingestion import notification, one_order
 
     order = one_order("UNSHIPPED")
     world = World([order])

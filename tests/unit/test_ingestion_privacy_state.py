@@ -19,17 +19,10 @@ from shared.orders.messages import ShipOrder
 from shared.orders.record import OrderPii, Stage
 from shared.privacy.service import PrivacyService
 from shared.storage.document_store import StoreUnavailable
-from tests.unit.test_ingestion import SELLER, World, notification, one_order
-from tests.unit.test_retention_fakes import MemoryBlobs
+from tests.fakes import MemoryBlobs
+from tests.worlds.ingestion import SELLER, World, amazon_changes, notification, one_order
 
 POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
-
-
-def amazon_changes(world: World, order_id: str, status: str) -> None:
-    """Amazon changes the order's status, with time passing before and after."""
-    world.clock.advance(300)
-    world.stand_in.set_fulfillment_status(order_id, status)
-    world.clock.advance(300)
 
 
 def test_a_restriction_survives_the_order_becoming_shippable_and_nothing_is_shipped() -> None:

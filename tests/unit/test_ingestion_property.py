@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from shared.ingestion.service import IngestThrottled
 from shared.orders.messages import ShipOrder
 from shared.orders.record import Stage
-from tests.unit.test_ingestion import World, notification, one_order
+from tests.worlds.ingestion import World, notification, one_order
 
 STATUSES = ("PENDING", "UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
 ORDERS = 3

@@ -18,8 +18,8 @@ from shared.crypto.pii import Pii
 from shared.invoices import render
 from shared.invoices.model import InvoiceData, Line, Party, RateTotal
 from shared.invoices.render import LEFT, RIGHT, ReportlabRenderer, width
-from tests.sealed_bytes import stored
-from tests.unit.test_invoices import World, de_consumer
+from tests.fakes import stored
+from tests.worlds.invoices import World, de_consumer
 
 LONG_NAME = "Maximilian Alexander von und zu Hohenlohe-Schillingsfürst-Waldenburg-Bartenstein-Jagstberg"
 UNBROKEN = "Unbreakable" + "x" * 150

@@ -31,8 +31,8 @@ from shared.invoices.rates import TABLE, parse_table, statutory_rates, table
 from shared.orders.domain import Buyer, OrderItem
 from shared.orders.record import OrderPii
 from tests.builders import order_record
-from tests.sealed_bytes import stored
-from tests.unit.test_invoices import DE, FR, NOW, PROFILE, UK, US, World, address, assert_has, normalise
+from tests.fakes import stored
+from tests.worlds.invoices import DE, FR, NOW, PROFILE, UK, US, World, address, assert_has, normalise
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPPLY = date(2026, 11, 1)

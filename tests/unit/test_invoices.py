@@ -13,193 +13,50 @@ from typing import Any
 import pytest
 from PyPDF2 import PdfReader
 
-from shared.app.adapters import PathBlobs
+from local.fpdf_renderer import FpdfRenderer
 from shared.crypto.pii import Pii
 from shared.errors import SettingsError
-from shared.invoices.archive import ARCHIVE_KEY_REF, InvoiceArchive
+from shared.invoices.archive import ARCHIVE_KEY_REF
 from shared.invoices.feeds import FeedOutcomeUnknown, FeedReceipt, FeedRejected, FeedUnavailable
 from shared.invoices.model import UnpricedOrder, recognise_rate
 from shared.invoices.numbering import SETTLE_CHECKS, ClaimVerdict, InvoiceCounter, counter_id
 from shared.invoices.profile import parse_profile
-from shared.invoices.render import FpdfRenderer, ReportlabRenderer
+from shared.invoices.render import ReportlabRenderer
 from shared.invoices.service import (
     DOC_KEYS,
     REFUND_TRANSACTION_ID,
     UPLOAD_MARK_STALE_AFTER,
     UPLOAD_UNKNOWN,
     InvoiceUploadInProgress,
-    InvoicingService,
 )
-from shared.orders.domain import Address, Buyer, Charge, Money, OrderItem
+from shared.orders.domain import Buyer, Charge
 from shared.orders.messages import IssueInvoice
 from shared.orders.record import OrderPii, OrderRecord, Stage
 from shared.orders.repository import OrderRepository
-from shared.storage.audit import AuditAction, AuditLog
-from shared.storage.blob_store import MemoryBlobStore
-from shared.storage.document_store import ORDERS, STATE, CountingStore, MemoryDocumentStore, StoreUnavailable
-from tests.builders import order_record
-from tests.sealed_bytes import KeyShredded, LocalByteSealer, stored
-
-NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
-DE, FR, UK, US = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P", "ATVPDKIKX0DER"
-
-PROFILE = {
-    "legalName": "Muster Handel GmbH",
-    "address": {"lines": ["Hauptstraße 1"], "postalCode": "10115", "city": "Berlin", "countryCode": "DE"},
-    "vatIds": {"DE": "DE123456789", "GB": "GB123456789"},
-    "series": {"invoice": "INV", "creditNote": "CN"},
-    "extraLines": ["Registered at Amtsgericht Berlin HRB 12345"],
-}
-
-
-class FakeCipher:
-    """PiiCipher test double: keeps the PII in memory and hands out an opaque token."""
-
-    def __init__(self) -> None:
-        self.sealed: dict[str, OrderPii] = {}
-
-    def seal(self, ref: str, pii: OrderPii, now: datetime) -> dict[str, Any]:
-        self.sealed[ref] = pii
-        return {"v": 1, "token": ref}
-
-    def open(self, ref: str, envelope: Mapping[str, Any]) -> OrderPii:
-        return self.sealed[str(envelope["token"])]
-
-
-class FakeUploader:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, bytes, dict[str, str]]] = []
-        self.errors: list[Exception] = []
-
-    def upload(
-        self, seller_id: str, marketplace_id: str, pdf: bytes, options: Mapping[str, str]
-    ) -> FeedReceipt:
-        if self.errors:
-            raise self.errors.pop(0)
-        self.calls.append((seller_id, marketplace_id, pdf, dict(options)))
-        return FeedReceipt(f"feed-{len(self.calls)}", "IN_QUEUE")
-
-
-def item(n: int, title: str, qty: int, unit: str, tax: str, *, currency: str = "EUR") -> OrderItem:
-    return OrderItem(
-        order_item_id=f"item-{n}",
-        asin=f"B0000000{n}",
-        sku=f"SKU-{n}",
-        title=title,
-        quantity=qty,
-        unit_price=Money(Decimal(unit), currency),
-        item_tax=Money(Decimal(tax), currency),
-    )
-
-
-def address(name: str, line1: str, postal: str, city: str, country: str, **more: str) -> Address:
-    wrapped = {k: Pii(v) for k, v in more.items()}
-    return Address(Pii(name), Pii(line1), Pii(city), Pii(postal), country, **wrapped)
-
-
-class World:
-    """The service wired to in-memory stores, a fake cipher and a fake uploader."""
-
-    def __init__(
-        self, marketplaces: tuple[str, ...] = (DE, FR, UK), archive_years: Mapping[str, int] | None = None
-    ):
-        self.store = MemoryDocumentStore()
-        self.orders = OrderRepository(self.store)
-        self.cipher = FakeCipher()
-        self.sealer = LocalByteSealer()
-        # The production adapter (names that start with their container) over a memory store.
-        self.memory, self.archive_memory = MemoryBlobStore(), MemoryBlobStore()
-        self.blobs = PathBlobs(self.memory)
-        self.archive_blobs = PathBlobs(self.archive_memory)
-        self.archive_sealer = LocalByteSealer()
-        self.uploader = FakeUploader()
-        self.counter = InvoiceCounter(self.store, sleep=lambda _s: None)
-        self.audit = AuditLog(self.store)
-        self.archive = InvoiceArchive(
-            self.store, self.archive_blobs, self.archive_sealer, archive_years or {}
-        )
-        self.service = InvoicingService(
-            orders=self.orders,
-            counter=self.counter,
-            cipher=self.cipher,
-            sealer=self.sealer,
-            blobs=self.blobs,
-            renderer=ReportlabRenderer(),
-            profile=parse_profile(PROFILE),
-            invoice_marketplaces=marketplaces,
-            uploader=self.uploader,
-            audit=self.audit,
-            archive=self.archive,
-        )
-
-    def add_order(
-        self,
-        ref: str,
-        *,
-        marketplace: str = DE,
-        items: tuple[OrderItem, ...],
-        pii: OrderPii,
-        business: bool = False,
-        stage: Stage = Stage.SHIPPED,
-        **changes: Any,
-    ) -> None:
-        record = order_record(
-            at=NOW,
-            ref=ref,
-            seller_id="A1SELLER",
-            marketplace_id=marketplace,
-            stage=stage,
-            amazon_status="SHIPPED",
-            created_at=NOW - timedelta(days=2),
-            ship_country=pii.ship_to.country_code if pii.ship_to else None,
-            is_business=business,
-            items=items,
-            pii=self.cipher.seal(ref, pii, NOW),
-            shipment={"carrier": "DHL", "trackingNumber": "T1", "shippedAt": "2026-11-01T15:00:00+00:00"},
-            **changes,
-        )
-        self.orders.create(record)
-
-    def issue(self, ref: str, kind: str = "invoice", now: datetime = NOW) -> dict[str, Any]:
-        self.service.issue(IssueInvoice(ref=ref, kind=kind), now)
-        record = self.orders.get(ref)
-        assert record is not None
-        return dict(record.invoice or {})
-
-    def pdf_text(self, ref: str, key: str = "invoice") -> str:
-        doc = self.issue_doc(ref, key)
-        pdf = self.sealer.open_bytes(ref, stored(self.memory)[doc["blob"]])
-        reader = PdfReader(io.BytesIO(pdf))
-        return "\n".join(page.extract_text() for page in reader.pages)
-
-    def issue_doc(self, ref: str, key: str) -> Mapping[str, Any]:
-        record = self.orders.get(ref)
-        assert record is not None and record.invoice is not None
-        return dict(record.invoice[key])
-
-
-def de_consumer(world: World, ref: str = "ref-de-consumer-1") -> None:
-    pii = OrderPii(
-        order_id="302-1111111-1111111",
-        buyer=Buyer(name=Pii("Jürgen Weiß"), email=Pii("jw@marketplace.example")),
-        ship_to=address("Jürgen Weiß", "Lindenstraße 5", "80331", "München", "DE", phone="+49 89 123456"),
-    )
-    items = (
-        item(1, "Kaffeemühle aus Edelstahl", 1, "59.50", "9.50"),
-        item(2, "Espressotassen, 6er Set", 2, "10.70", "1.40"),  # reduced rate 7 %
-    )
-    world.add_order(ref, marketplace=DE, items=items, pii=pii)
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
-
-
-def assert_has(text: str, *needles: str) -> None:
-    flat = normalise(text)
-    missing = [n for n in needles if normalise(n) not in flat]
-    assert not missing, f"missing on the invoice: {missing}"
-
+from shared.storage.audit import AuditAction
+from shared.storage.document_store import ORDERS, STATE, CountingStore, StoreUnavailable
+from tests.fakes import (
+    FakeShredder,
+    FakeSignal,
+    KeyShredded,
+    MemoryBlobs,
+    MemoryDocumentStore,
+    stored,
+)
+from tests.worlds.invoices import (
+    DE,
+    FR,
+    NOW,
+    PROFILE,
+    UK,
+    US,
+    World,
+    address,
+    assert_has,
+    de_consumer,
+    item,
+    normalise,
+)
 
 # -- golden tests ------------------------------------------------------------------------
 
@@ -996,8 +853,8 @@ def test_an_order_erased_before_invoicing_gets_no_number_and_no_document() -> No
 def test_a_deletion_confirmation_names_the_invoice_the_legal_archive_keeps() -> None:
     """The archive is the one exception to deletion: the confirmation says so, by number and
     date, instead of claiming everything went."""
-    from shared.privacy.service import PrivacyService
     from shared.orders.deadlines import RetentionPolicy
+    from shared.privacy.service import PrivacyService
 
     world = World(archive_years={"DE": 10})
     de_consumer(world)
@@ -1037,9 +894,8 @@ def test_a_document_never_issued_leaves_no_copy_in_the_legal_archive(
 
 
 def test_the_purge_timer_deletes_archived_invoices_whose_keeping_ended() -> None:
-    from shared.retention.service import RetentionService
     from shared.orders.deadlines import RetentionPolicy
-    from tests.unit.test_retention_fakes import FakeShredder, FakeSignal, MemoryBlobs
+    from shared.retention.service import RetentionService
 
     world = World(archive_years={"DE": 10})
     de_consumer(world)

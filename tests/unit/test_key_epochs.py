@@ -8,12 +8,12 @@ import pytest
 
 from shared.crypto.envelope import EnvelopeCipher, EnvelopeShredded
 from shared.crypto.key_epochs import Epoch, EpochShredded, KeyEpochs, UnknownEpoch, recoverability_report
-from shared.crypto.key_vault import Destroyed, MemorySecretStore
-from shared.crypto.pii import Pii
-from shared.orders.domain import Address, Buyer, OrderItem
-from shared.orders.record import OrderPii, OrderRecord, Stage
+from shared.crypto.key_vault import Destroyed
+from shared.orders.domain import OrderItem
+from shared.orders.record import OrderRecord, Stage
 from shared.settings import load_settings
-from tests.builders import order_record
+from tests.builders import order_record, portuguese_pii
+from tests.fakes import MemorySecretStore
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 
@@ -24,11 +24,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def pii(order_id: str) -> OrderPii:
-    address = Address(Pii("Ana"), Pii("Rua 1"), Pii("Porto"), Pii("4000"), "PT")
-    return OrderPii(order_id, Buyer(name=Pii("Ana")), address)
 
 
 def test_epoch_ids_come_from_time() -> None:
@@ -72,10 +67,10 @@ def test_two_instances_creating_at_once_both_stay_readable() -> None:
     store = MemorySecretStore()
     clock = Clock(START)
     a, b = KeyEpochs(store, clock), KeyEpochs(store, clock)
-    sealed_a = EnvelopeCipher(a).seal("ref-AAAAAAAAAA", pii("1"), START)
+    sealed_a = EnvelopeCipher(a).seal("ref-AAAAAAAAAA", portuguese_pii("1"), START)
     # b finds a's key; to force the race, give b its own version as if both wrote at once.
     store.set("kek-2026-03-02P7D", "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=")
-    sealed_b = EnvelopeCipher(b).seal("ref-BBBBBBBBBB", pii("2"), START)
+    sealed_b = EnvelopeCipher(b).seal("ref-BBBBBBBBBB", portuguese_pii("2"), START)
     assert sealed_a["kek"] != sealed_b["kek"]
     reader = EnvelopeCipher(KeyEpochs(store, clock))
     assert reader.open("ref-AAAAAAAAAA", sealed_a).order_id == "1"
@@ -111,7 +106,7 @@ def test_after_shredding_nothing_decrypts_and_the_document_still_parses() -> Non
     cipher = EnvelopeCipher(epochs)
     other_instance = EnvelopeCipher(KeyEpochs(store, clock))
     refs = [f"ref-{i:012d}" for i in range(5)]
-    records = [_record(ref, cipher.seal(ref, pii(f"order-{ref}"), clock.now)) for ref in refs]
+    records = [_record(ref, cipher.seal(ref, portuguese_pii(f"order-{ref}"), clock.now)) for ref in refs]
     docs = [r.to_doc() for r in records]
     assert other_instance.open(refs[0], docs[0]["pii"]).order_id == f"order-{refs[0]}"  # caches the KEK
 
@@ -142,7 +137,7 @@ def test_after_shredding_nothing_decrypts_and_the_document_still_parses() -> Non
 def test_shred_with_purge_protection_reports_soft_delete() -> None:
     store = MemorySecretStore(purge_protection=True)
     epochs = KeyEpochs(store, Clock(START))
-    sealed = EnvelopeCipher(epochs).seal("ref-AAAAAAAAAA", pii("1"), START)
+    sealed = EnvelopeCipher(epochs).seal("ref-AAAAAAAAAA", portuguese_pii("1"), START)
     assert epochs.shred("2026-03-02P7D") is Destroyed.SOFT_DELETED
     with pytest.raises(EnvelopeShredded):
         EnvelopeCipher(epochs).open("ref-AAAAAAAAAA", sealed)

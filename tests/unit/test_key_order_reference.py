@@ -8,9 +8,9 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.crypto.key_vault import MemorySecretStore
 from shared.orders.messages import checked_ref
 from shared.orders.reference import ORDER_REF_SECRET, OrderReferencer
+from tests.fakes import MemorySecretStore
 
 REF = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 STORE = MemorySecretStore()

@@ -11,15 +11,8 @@ from azure.functions.queue import QueueMessage
 from shared.errors import InvalidInput, TransientError
 from shared.telemetry.invocations import AppTelemetry
 from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
+from tests.fakes import FakeSender
 from tests.log_capture import Capture
-
-
-class Sender:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, int]] = []
-
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
-        self.sent.append((queue, body, visibility_timeout_s))
 
 
 class Throttled(TransientError):
@@ -32,7 +25,7 @@ def _msg(body: str, dequeue_count: int = 1) -> QueueMessage:
 
 
 def test_invalid_input_is_poisoned_at_once_with_its_reason() -> None:
-    sender = Sender()
+    sender = FakeSender()
     with MessageFailures(sender).guard("shipments", _msg('{"ref": 1}')):
         raise InvalidInput(code="message_bad_ref")
     ((queue, body, _),) = sender.sent
@@ -42,7 +35,7 @@ def test_invalid_input_is_poisoned_at_once_with_its_reason() -> None:
 
 
 def test_throttling_requeues_with_the_wait_instead_of_failing() -> None:
-    sender = Sender()
+    sender = FakeSender()
     with MessageFailures(sender).guard("order-notifications", _msg("{}")):
         raise Throttled()
     assert sender.sent == [("order-notifications", "{}", 180)]
@@ -50,7 +43,7 @@ def test_throttling_requeues_with_the_wait_instead_of_failing() -> None:
 
 @pytest.mark.parametrize("error", [TransientError(), KeyError("x")])
 def test_other_failures_retry_until_the_last_attempt_then_poison(error: Exception) -> None:
-    sender = Sender()
+    sender = FakeSender()
     failures = MessageFailures(sender)
     with pytest.raises(type(error)), failures.guard("invoices", _msg("{}", MAX_DEQUEUE_COUNT - 1)):
         raise error
@@ -66,7 +59,7 @@ def test_poison_records_drop_the_postal_code_a_notification_carries() -> None:
         "Payload": {"OrderChangeNotification": {"Summary": {"DestinationPostalCode": "Zq80331Secret"}}},
         "note": "call +49 170 1234567 or zq.secret@example.com",
     }
-    sender = Sender()
+    sender = FakeSender()
     with MessageFailures(sender).guard("order-notifications", _msg(json.dumps(body))):
         raise InvalidInput(code="notification_invalid")
     kept = sender.sent[0][1]
@@ -75,7 +68,7 @@ def test_poison_records_drop_the_postal_code_a_notification_carries() -> None:
 
 
 def _poisoned_body(body: bytes) -> str:
-    sender = Sender()
+    sender = FakeSender()
     with MessageFailures(sender).guard("order-notifications", QueueMessage(id="m-1", body=body)):
         raise InvalidInput(code="unknown_seller")
     return str(json.loads(sender.sent[0][1])["body"])
@@ -149,7 +142,7 @@ def test_the_failure_record_says_poisoned_exactly_when_the_message_is_poisoned(
 ) -> None:
     """Functions nest the telemetry invocation inside the guard: its failure record is written
     before the guard acts, and must say what the guard then does."""
-    capture, sender = Capture(), Sender()
+    capture, sender = Capture(), FakeSender()
     logger = logging.getLogger("test.poisoned")
     logger.addHandler(capture)
     message = _msg('{"ref": "x"}', dequeue_count)
@@ -169,7 +162,7 @@ def test_the_failure_record_says_poisoned_exactly_when_the_message_is_poisoned(
 def test_a_throttled_utf16_message_is_re_queued_as_the_same_json_and_not_marked_poisoned() -> None:
     """The handlers parse UTF-16 JSON too; re-queued as text it is the same JSON, so even on
     its last attempt a throttled message waits instead of being poisoned, as its record says."""
-    capture, sender = Capture(), Sender()
+    capture, sender = Capture(), FakeSender()
     logger = logging.getLogger("test.poisoned.utf16")
     logger.addHandler(capture)
     body = codecs.BOM_UTF16_LE + '{"ref": "x"}'.encode("utf-16-le")

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from ops import cli as ops
-from tests.unit import test_privacy
-from tests.unit.test_settings import BASE
+from tests.builders import BASE_SETTINGS
+from tests.worlds import privacy
 
 
 def test_help_lists_every_verb(capsys: object) -> None:
@@ -16,22 +16,22 @@ def test_help_lists_every_verb(capsys: object) -> None:
 
 def test_check_settings_prints_the_bound() -> None:
     out = io.StringIO()
-    assert ops.main(["check-settings"], env=BASE, out=out) == 0
+    assert ops.main(["check-settings"], env=BASE_SETTINGS, out=out) == 0
     report = json.loads(out.getvalue())
     assert report["recoverabilityDays"] == sum(report["recoverabilityTerms"].values()) == 28
 
 
 def test_correct_takes_null_as_removal_and_refuses_other_non_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    world = test_privacy.World()
+    world = privacy.World()
     world.order()
     monkeypatch.setattr(ops, "_privacy", lambda env: world.service)
-    monkeypatch.setattr(ops, "_ref", lambda env, order_id: test_privacy.REF)
+    monkeypatch.setattr(ops, "_ref", lambda env, order_id: privacy.REF)
 
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"buyer.email": None})))
     assert ops.main(["correct", "306-0000001-0000000"], env={}, out=io.StringIO()) == 0
-    rec = world.orders.get(test_privacy.REF)
+    rec = world.orders.get(privacy.REF)
     assert rec is not None and rec.pii is not None
-    assert world.cipher.open(test_privacy.REF, rec.pii).buyer.email is None  # not the text "None"
+    assert world.cipher.open(privacy.REF, rec.pii).buyer.email is None  # not the text "None"
 
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"buyer.email": 42})))
     with pytest.raises(SystemExit, match="field -> text"):

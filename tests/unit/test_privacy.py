@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,41 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from shared.crypto.pii import Pii
 from shared.errors import InvalidInput, TransientError
 from shared.orders.record import OrderPii, Stage
-from shared.orders.repository import OrderRepository
 from shared.privacy.service import PrivacyService, encode_recipient_key, open_export
-from shared.orders.deadlines import RetentionPolicy
-from shared.storage.audit import AuditAction, AuditLog
-from shared.storage.document_store import AUDIT, MemoryDocumentStore, WriteConflict
-from tests.unit.test_retention_fakes import FakeCipher, MemoryBlobs, epoch_of, shipped_record, token
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
-REF = "ref0000001"
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-class World:
-    def __init__(self) -> None:
-        self.store = MemoryDocumentStore()
-        self.orders = OrderRepository(self.store)
-        self.blobs = MemoryBlobs()
-        self.cipher = FakeCipher()
-        self.audit = AuditLog(self.store)
-        self.service = PrivacyService(self.store, cipher=self.cipher, blobs=self.blobs, policy=POLICY)
-
-    def order(self, n: int = 1, ref: str = REF) -> str:
-        self.orders.create(shipped_record(n, ref, T0, latest_delivery_at=None))
-        self.blobs.put("labels", f"{ref}/label.pdf", token(n, "name").encode())
-        return ref
-
-    def leaks(self, n: int = 1) -> list[str]:
-        """Where the synthetic tokens of order `n` still appear (documents and blobs)."""
-        found = []
-        for container in ("orders", AUDIT):
-            text = json.dumps(list(self.store.scan(container)))
-            found += [f"{container}:{t}" for t in ("name", "street", "mail") if token(n, t) in text]
-        found += [f"blob:{k}" for k, v in self.blobs.blobs.items() if token(n, "name").encode() in v]
-        return found
+from shared.storage.audit import AuditAction
+from shared.storage.document_store import AUDIT, WriteConflict
+from tests.builders import token
+from tests.fakes import FakeCipher, epoch_of
+from tests.worlds.privacy import KEY, POLICY, REF, T0, World
 
 
 def msg(**fields: object) -> bytes:
@@ -184,11 +155,13 @@ def test_a_confirmation_written_after_a_crash_still_lists_the_files_deleted_befo
     assert "1 file(s) in blob container 'labels'" in confirmation.deleted
 
 
-def test_delete_of_an_unknown_order_confirms_nothing_was_held(world: World) -> None:
-    confirmation = world.service.delete("refunknown1", "req-00000002", T0)
+def test_delete_of_an_unknown_order_says_nothing_is_stored(world: World) -> None:
+    confirmation = world.service.delete("Unknown000000000000000", "req-00000002", T0)
     assert not confirmation.held and confirmation.deleted == ()
-    text = world.service.confirmation_text("refunknown1", "req-00000002")
-    assert text is not None and "No data was held" in text
+    text = world.service.confirmation_text("Unknown000000000000000", "req-00000002")
+    assert text is not None and "No data was held" not in text
+    assert "No order and no file is stored under this reference" in text
+    assert "no record of an order under it" in text
 
 
 def test_delete_between_label_and_invoice_leaves_no_half_done_work(world: World) -> None:
@@ -216,9 +189,11 @@ def test_restrict_marks_the_order_and_keeps_its_expiry(world: World) -> None:
 
 
 def test_restrict_of_an_unknown_order_is_recorded_as_not_held(world: World) -> None:
-    outcome = world.service.process(msg(requestId="req-00000005", type="restrict", ref="refunknown1"), T0)
+    outcome = world.service.process(
+        msg(requestId="req-00000005", type="restrict", ref="Unknown000000000000000"), T0
+    )
     assert not outcome.held
-    assert world.audit.trail("refunknown1")[0].details["held"] is False
+    assert world.audit.trail("Unknown000000000000000")[0].details["held"] is False
 
 
 def test_access_exports_an_encrypted_package_only_the_requester_opens(world: World) -> None:
@@ -242,7 +217,7 @@ def test_access_exports_an_encrypted_package_only_the_requester_opens(world: Wor
 
 
 def test_access_for_an_unknown_order_exports_nothing(world: World) -> None:
-    outcome = world.service.access("refunknown1", "req-00000008", KEY.public_key(), T0)
+    outcome = world.service.access("Unknown000000000000000", "req-00000008", KEY.public_key(), T0)
     assert not outcome.held and world.blobs.blobs == {}
 
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.ingestion.rate_budget import CONFIRM_SHIPMENT, GET_ORDER, SEARCH_ORDERS, RateBudget
-from shared.storage.document_store import STATE, MemoryDocumentStore
+from shared.storage.document_store import STATE
+from tests.fakes import MemoryDocumentStore
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -7,57 +7,14 @@ from typing import Any
 
 import pytest
 
-from shared.orders.record import OrderRecord, Stage
-from shared.orders.repository import OrderRepository
-from shared.retention.service import RetentionIncomplete, RetentionService, purge_summary
 from shared.orders.deadlines import RetentionPolicy, delivery_bound, expiry_ttl, ttl_seconds
 from shared.orders.lifecycle import cancelled_now
+from shared.orders.record import OrderRecord, Stage
+from shared.retention.service import RetentionIncomplete
 from shared.storage.audit import AuditAction, AuditLog
-from shared.storage.document_store import ORDERS, CountingStore, MemoryDocumentStore, StoreUnavailable
-from tests.unit.test_retention_fakes import (
-    FakeShredder,
-    FakeSignal,
-    MemoryBlobs,
-    epoch_of,
-    shipped_record,
-)
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-POLICY = RetentionPolicy(
-    retention_days=7,
-    delivery_grace_days=3,
-    recoverability_days=28,
-    check_interval=timedelta(hours=12),
-    purge_interval=timedelta(hours=1),
-)
-
-
-class World:
-    def __init__(self, batch_size: int = 200) -> None:
-        self.now = T0
-        self.store = CountingStore(MemoryDocumentStore())
-        self.orders = OrderRepository(self.store)
-        self.amazon = FakeSignal(lambda: self.now)
-        self.carrier = FakeSignal(lambda: self.now)
-        self.blobs = MemoryBlobs()
-        self.shredder = FakeShredder()
-        self.service = RetentionService(
-            self.store,
-            amazon=self.amazon,
-            carrier=self.carrier,
-            blobs=self.blobs,
-            shredder=self.shredder,
-            policy=POLICY,
-            batch_size=batch_size,
-        )
-
-    def ship(self, n: int, latest_delivery_days: int | None = 5) -> str:
-        ref = f"ref{n:07d}"
-        latest = T0 + timedelta(days=latest_delivery_days) if latest_delivery_days is not None else None
-        self.orders.create(shipped_record(n, ref, T0, latest_delivery_at=latest))
-        self.blobs.put("labels", f"{ref}/label.pdf", b"label")
-        self.shredder.epochs.add(epoch_of(T0))
-        return ref
+from shared.storage.document_store import ORDERS, StoreUnavailable
+from tests.fakes import epoch_of
+from tests.worlds.retention import POLICY, T0, World, purge_summary
 
 
 @pytest.fixture

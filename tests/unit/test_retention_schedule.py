@@ -4,12 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.orders.record import OrderRecord, Stage
-from shared.orders.repository import OrderRepository
 from shared.orders.deadlines import RetentionPolicy
 from shared.orders.lifecycle import Settle
-from shared.storage.document_store import MemoryDocumentStore
+from shared.orders.record import OrderRecord, Stage
+from shared.orders.repository import OrderRepository
 from tests.builders import order_record
+from tests.fakes import MemoryDocumentStore
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)

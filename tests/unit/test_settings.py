@@ -2,17 +2,11 @@ import pytest
 
 from shared.errors import SettingsError
 from shared.settings import load_settings
-
-BASE = {
-    "STORAGE": "UseDevelopmentStorage=true",
-    "COSMOS_ENDPOINT": "https://127.0.0.1:1",
-    "KEY_VAULT_URL": "https://vault.example/",
-    "SELLERS": '[{"sellerId": "S1", "marketplaceIds": ["M1"], "refreshTokenSecret": "rt-s1"}]',
-}
+from tests.builders import BASE_SETTINGS
 
 
 def test_defaults_give_a_28_day_recoverability_bound() -> None:
-    settings = load_settings(BASE)
+    settings = load_settings(BASE_SETTINGS)
     assert settings.retention_days == 7
     assert settings.recoverability_days == 28
     assert settings.seller("S1") is not None and settings.seller("nope") is None
@@ -32,12 +26,12 @@ def test_defaults_give_a_28_day_recoverability_bound() -> None:
 )
 def test_bad_settings_name_the_setting(change: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError) as info:
-        load_settings({**BASE, **change})
+        load_settings({**BASE_SETTINGS, **change})
     assert named in str(info.value)
 
 
 def test_secret_values_never_appear_in_errors() -> None:
-    env = {**BASE, "COSMOS_KEY": "super-secret-key-value", "SELLERS": "[{]"}
+    env = {**BASE_SETTINGS, "COSMOS_KEY": "super-secret-key-value", "SELLERS": "[{]"}
     with pytest.raises(SettingsError) as info:
         load_settings(env)
     assert "super-secret-key-value" not in str(info.value) and "[{]" not in str(info.value)

@@ -3,123 +3,32 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from shared.crypto.pii import Pii
 from shared.errors import TransientError
-from shared.orders.domain import Address, Buyer, OrderItem
-from shared.orders.messages import IssueInvoice, ShipOrder
-from shared.orders.record import READY_AT, OrderPii, OrderRecord, Stage
-from shared.orders.repository import OrderRepository
 from shared.orders.deadlines import RetentionPolicy
 from shared.orders.lifecycle import Settle
+from shared.orders.messages import IssueInvoice, ShipOrder
+from shared.orders.record import READY_AT, OrderRecord, Stage
+from shared.orders.repository import OrderRepository
 from shared.shipping.carriers import (
     AddressProblem,
     CarrierTimeout,
     CarrierUnavailable,
     Label,
     LabelRequest,
-    TrackingInfo,
 )
 from shared.shipping.rules import ShippingRules
 from shared.shipping.service import ShippingService
-from shared.storage.blob_store import LABELS, LabelStore, MemoryBlobStore
-from shared.storage.document_store import CountingStore, MemoryDocumentStore
-from tests.builders import order_record
-
-NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-US = "ATVPDKIKX0DER"
-EMAIL = "buyer-secret@example.invalid"
-
-RULES = {
-    "shipFrom": {
-        "name": "Dock",
-        "line1": "1 Dock St",
-        "city": "Seattle",
-        "postalCode": "98101",
-        "countryCode": "US",
-    },
-    "packages": {"small": {"lengthCm": 20, "widthCm": 15, "heightCm": 10}},
-    "skus": {"MUG": {"weightKg": 0.5, "package": "small"}},
-    "buyShipping": {"marketplaces": ["A1F83G8C2ARO7P"], "services": {"Standard": "*"}},
-    "rules": [
-        {
-            "serviceLevels": ["NextDay"],
-            "countries": ["US"],
-            "carrier": "fedex",
-            "service": "fedex_priority_overnight",
-        },
-        {"countries": ["US"], "carrier": "usps", "service": "usps_ground_advantage"},
-    ],
-}
-
-
-class FakeCipher:
-    """Keeps the PII beside the store, the envelope holds only a handle (like a real one)."""
-
-    def __init__(self) -> None:
-        self.vault: dict[str, OrderPii] = {}
-        self.opened = 0
-
-    def seal(self, ref: str, pii: OrderPii, now: datetime) -> dict[str, Any]:
-        self.vault[ref] = pii
-        return {"sealed": ref}
-
-    def open(self, ref: str, envelope: Mapping[str, Any]) -> OrderPii:
-        self.opened += 1
-        return self.vault[envelope["sealed"]]
-
-
-class XorBlobCipher:
-    def seal_bytes(self, ref: str, purpose: str, plaintext: bytes, now: datetime) -> dict[str, Any]:
-        ct = bytes(b ^ 0x5A for b in plaintext).hex()
-        return {"epoch": f"epoch-{now.date()}", "ref": ref, "purpose": purpose, "ct": ct}
-
-    def open_bytes(self, ref: str, purpose: str, envelope: Mapping[str, Any]) -> bytes:
-        assert (envelope["ref"], envelope["purpose"]) == (ref, purpose)
-        return bytes(b ^ 0x5A for b in bytes.fromhex(envelope["ct"]))
-
-
-@dataclass
-class FakeCarrier:
-    name: str
-    replay_safe: bool = True
-    requires_phone: bool = False
-    confirmed: bool = False
-    labels: dict[str, Label] = field(default_factory=dict)
-    requests: list[LabelRequest] = field(default_factory=list)
-    purchases: int = 0
-    fail: list[Exception] = field(default_factory=list)
-
-    def create_label(self, request: LabelRequest) -> Label:
-        self.requests.append(request)
-        if self.fail:
-            raise self.fail.pop(0)
-        if request.idempotency_key in self.labels and self.replay_safe:
-            return self.labels[request.idempotency_key]
-        self.purchases += 1
-        label = Label(
-            self.name,
-            self.name.upper(),
-            request.service,
-            f"TN{self.purchases:04d}",
-            f"S{self.purchases}",
-            b"%PDF label",
-            confirmed_by_carrier=self.confirmed,
-        )
-        self.labels[request.idempotency_key] = label
-        return label
-
-    def cancel_label(self, shipment_id: str) -> bool:
-        return True
-
-    def track(self, tracking_number: str) -> TrackingInfo:
-        return TrackingInfo(tracking_number, "unknown")
+from shared.storage.blob_store import LABELS, LabelStore
+from shared.storage.document_store import CountingStore
+from tests.fakes import FakeCarrier, FakeConfirmer, XorBlobCipher
+from tests.worlds.shipping import EMAIL, NOW, REF, RULES, World, address
 
 
 class Crash(Exception):
@@ -140,90 +49,6 @@ class CrashAfterPurchase:
             self.crashes -= 1
             raise Crash
         return label
-
-
-@dataclass
-class FakeConfirmer:
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    def confirm_shipment(self, **kwargs: Any) -> None:
-        self.calls.append(kwargs)
-
-
-def address(phone: str | None = "5125550100", country: str = "US") -> Address:
-    return Address(
-        name=Pii("Jane Doe"),
-        line1=Pii("2 Main St"),
-        city=Pii("Austin"),
-        postal_code=Pii("78701"),
-        country_code=country,
-        state_or_region=Pii("TX"),
-        phone=Pii(phone) if phone else None,
-    )
-
-
-@dataclass
-class World:
-    store: MemoryDocumentStore = field(default_factory=MemoryDocumentStore)
-    cipher: FakeCipher = field(default_factory=FakeCipher)
-    blobs: MemoryBlobStore = field(default_factory=MemoryBlobStore)
-    confirmer: FakeConfirmer = field(default_factory=FakeConfirmer)
-    carriers: dict[str, Any] = field(
-        default_factory=lambda: {
-            "usps": FakeCarrier("usps"),
-            "fedex": FakeCarrier("fedex", requires_phone=True),
-            "amazon": FakeCarrier("amazon", confirmed=True),
-        }
-    )
-
-    @property
-    def orders(self) -> OrderRepository:
-        return OrderRepository(self.store)
-
-    def service(self) -> ShippingService:
-        return ShippingService(
-            self.orders,
-            self.cipher,
-            ShippingRules(RULES),
-            lambda seller: self.carriers,
-            LabelStore(self.blobs, XorBlobCipher()),
-            self.confirmer,
-        )
-
-    def add(
-        self,
-        ref: str,
-        *,
-        stage: Stage = Stage.READY,
-        level: str = "Standard",
-        addr: Address | None = None,
-        marketplace: str = US,
-        restricted: bool = False,
-    ) -> None:
-        addr = addr or address()
-        pii = OrderPii("111-0000000-0000001", Buyer(name=Pii("Buyer Name"), email=Pii(EMAIL)), addr)
-        self.orders.create(
-            order_record(
-                at=NOW,
-                ref=ref,
-                seller_id="A1SELLER",
-                marketplace_id=marketplace,
-                stage=stage,
-                ship_country=addr.country_code,
-                service_level=level,
-                items=(OrderItem("OI-1", "B000", "MUG", "Mug", 2, None),),
-                pii=self.cipher.seal(ref, pii, NOW),
-                restricted=restricted,
-            )
-        )
-
-    def get(self, ref: str) -> OrderRecord:
-        record = self.orders.get(ref)
-        assert record is not None
-        return record
-
-
-REF = "ref-00000001"
 
 
 def test_ships_once_stores_sealed_label_and_confirms() -> None:

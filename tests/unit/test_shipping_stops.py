@@ -17,7 +17,8 @@ from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.shipping.carriers.amazon import AmazonBuyShipping
 from shared.shipping.carriers.base import CarrierTimeout, Label, LabelRequest
-from tests.unit.test_shipping_service import NOW, REF, FakeCarrier, World, address
+from tests.fakes import FakeCarrier
+from tests.worlds.shipping import NOW, REF, World, address
 
 UK = "A1F83G8C2ARO7P"
 

@@ -1,0 +1,61 @@
+"""The retention world: `RetentionService` over a counting memory store, with fake delivery
+signals (Amazon, the carrier), memory blobs and a fake epoch shredder, on a clock the test moves
+(`world.now`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.orders.deadlines import RetentionPolicy
+from shared.orders.repository import OrderRepository
+from shared.retention.service import PurgeReport, RetentionService
+from shared.storage.document_store import CountingStore
+from tests.builders import shipped_record
+from tests.fakes import FakeShredder, FakeSignal, MemoryBlobs, MemoryDocumentStore, epoch_of
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+POLICY = RetentionPolicy(
+    retention_days=7,
+    delivery_grace_days=3,
+    recoverability_days=28,
+    check_interval=timedelta(hours=12),
+    purge_interval=timedelta(hours=1),
+)
+
+
+class World:
+    def __init__(self, batch_size: int = 200) -> None:
+        self.now = T0
+        self.store = CountingStore(MemoryDocumentStore())
+        self.orders = OrderRepository(self.store)
+        self.amazon = FakeSignal(lambda: self.now)
+        self.carrier = FakeSignal(lambda: self.now)
+        self.blobs = MemoryBlobs()
+        self.shredder = FakeShredder()
+        self.service = RetentionService(
+            self.store,
+            amazon=self.amazon,
+            carrier=self.carrier,
+            blobs=self.blobs,
+            shredder=self.shredder,
+            policy=POLICY,
+            batch_size=batch_size,
+        )
+
+    def ship(self, n: int, latest_delivery_days: int | None = 5) -> str:
+        ref = f"ref{n:07d}"
+        latest = T0 + timedelta(days=latest_delivery_days) if latest_delivery_days is not None else None
+        self.orders.create(shipped_record(n, ref, T0, latest_delivery_at=latest))
+        self.blobs.put("labels", f"{ref}/label.pdf", b"label")
+        self.shredder.epochs.add(epoch_of(T0))
+        return ref
+
+
+def purge_summary(report: PurgeReport) -> dict[str, int | float]:
+    """A purge report in numbers: counts and the worst lateness."""
+    return {
+        "purged": len(report.purged),
+        "blobsDeleted": sum(p.blobs_deleted for p in report.purged),
+        "epochsShredded": len(report.shredded_epochs),
+        "maxLatenessSeconds": max((p.lateness_seconds for p in report.purged), default=0.0),
+    }
