@@ -16,10 +16,13 @@ VENV = Path(sys.executable).parent.parent
 GIT = shutil.which("git") or "git"
 MAKE = shutil.which("make") or "make"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("git") is None or shutil.which("make") is None or not (ROOT / ".git").exists(),
-    reason="needs the git work tree",
-)
+pytestmark = [
+    pytest.mark.gate,
+    pytest.mark.skipif(
+        shutil.which("git") is None or shutil.which("make") is None or not (ROOT / ".git").exists(),
+        reason="needs the git work tree",
+    ),
+]
 
 
 def _clone(tmp_path: Path) -> Path:
