@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pycep import BicepParser
 
 from shared.settings import MAX_RECOVERABLE_DAYS
+from tests.bicep import parse_bicep
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -83,9 +83,7 @@ CONTROL_PLANE_ROLES = {
 
 @cache
 def _parse(path: Path) -> dict[str, Any]:
-    # pycep (lark) is slow: parse each file once per session.
-    parsed: dict[str, Any] = BicepParser().parse(text=path.read_text(encoding="utf-8"))
-    return parsed
+    return parse_bicep(path)  # once per session, for every infra test
 
 
 def _main() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pycep import BicepParser
+from tests.bicep import parse_bicep
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -25,8 +25,7 @@ BLOB_WRITERS = {"b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "ba92f5b4-2d11-453d-a403
 @cache
 def _parse(name: str) -> dict[str, Any]:
     path = INFRA / name if name == "main.bicep" else MODULES / name
-    parsed: dict[str, Any] = BicepParser().parse(text=path.read_text(encoding="utf-8"))
-    return parsed
+    return parse_bicep(path)  # once per session, for every infra test
 
 
 def _ref(expression: Any) -> tuple[Any, Any]:

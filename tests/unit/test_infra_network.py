@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pycep import BicepParser
+
+from tests.bicep import parse_bicep
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -42,8 +43,7 @@ SKIP = re.compile(r"//\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 @cache
 def _parse(name: str) -> dict[str, Any]:
     path = INFRA / name if name == "main.bicep" else MODULES / name
-    parsed: dict[str, Any] = BicepParser().parse(text=path.read_text(encoding="utf-8"))
-    return parsed
+    return parse_bicep(path)  # once per session, for every infra test
 
 
 def _body(resource: dict[str, Any]) -> dict[str, Any]:

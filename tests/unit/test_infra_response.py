@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pycep import BicepParser
+from tests.bicep import parse_bicep
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -34,8 +34,7 @@ PLAYBOOK_MARK = "[pii-playbook]"
 @cache
 def _parse(name: str) -> dict[str, Any]:
     path = INFRA / name if name == "main.bicep" else MODULES / name
-    parsed: dict[str, Any] = BicepParser().parse(text=path.read_text(encoding="utf-8"))
-    return parsed
+    return parse_bicep(path)  # once per session, for every infra test
 
 
 def _accessor(expression: Any) -> tuple[Any, Any]:

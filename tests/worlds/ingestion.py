@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from local.amazon_models import ModelJudge
 from local.sample_orders import generate
 from local.spapi_server import SimClock, SpApiStandIn
 from shared.ingestion.rate_budget import GET_ORDER, SEARCH_ORDERS, RateBudget
@@ -156,7 +157,9 @@ class World:
         scheduled: bool = False,
     ) -> None:
         self.clock = SimClock(START)
-        self.stand_in = SpApiStandIn(orders, clock=self.clock)
+        # No model judge: Amazon's models judge the stand-in's exchanges where the result is
+        # checked (integration tests, `make run`); here it was work whose verdict nobody read.
+        self.stand_in = SpApiStandIn(orders, clock=self.clock, judge=ModelJudge.off())
         self.store = WriteLog()
         self.repo = order_repository(self.store, self.clock if scheduled else None)
         self.cipher = FakeCipher()
