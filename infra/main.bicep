@@ -51,6 +51,17 @@ param pollOrdersSchedule string = '0 */5 * * * *'
 param trackDeliveriesSchedule string = '0 0 * * * *'
 param purgeExpiredSchedule string = '0 */15 * * * *'
 
+// --- Amazon's notifications (infra/aws/notifications.yaml; docs/deploy.md "Amazon's notifications") ---
+
+@description('DRAIN_NOTIFICATIONS_SCHEDULE: the timer that moves Amazon\'s notifications from SQS to order-notifications.')
+param drainNotificationsSchedule string = '0 * * * * *'
+
+@description('NOTIFICATION_QUEUES: JSON object, seller id -> {queueArn, deadLetterQueueArn, roleArn}, from the outputs of each seller\'s CloudFormation stack. {} until the AWS side exists.')
+param notificationQueues string = '{}'
+
+@description('AWS_WEB_IDENTITY_AUDIENCE: the Application ID URI the managed identity gets an Entra ID token for, which the IAM OIDC provider and the role trust.')
+param awsWebIdentityAudience string = ''
+
 @description('Key Vault secret names of the LWA app credentials (the values are set after deployment).')
 param lwaClientIdSecretName string = 'lwa-client-id'
 param lwaClientSecretSecretName string = 'lwa-client-secret'
@@ -99,7 +110,7 @@ param privateEndpointSubnetPrefix string = '10.42.2.0/24'
 @minLength(1)
 param securityOnCallEmails array
 
-@description('E-mail addresses of the operations on-call: pipeline-silent, purge-lateness, poison-queue-growth, privacy-request-overdue.')
+@description('E-mail addresses of the operations on-call: pipeline-silent, purge-lateness, poison-queue-growth, privacy-request-overdue, notifications-drain-failing.')
 @minLength(1)
 param operationsOnCallEmails array
 
@@ -285,6 +296,10 @@ module functionApp 'modules/functionapp.bicep' = {
       SELLER_PROFILE: sellerProfile
       INVOICE_MARKETPLACES: invoiceMarketplaces
       INVOICE_ARCHIVE_YEARS: invoiceArchiveYears
+      DRAIN_NOTIFICATIONS_SCHEDULE: drainNotificationsSchedule
+      DRAIN_NOTIFICATIONS_WAIT_SECONDS: '2'
+      NOTIFICATION_QUEUES: notificationQueues
+      AWS_WEB_IDENTITY_AUDIENCE: awsWebIdentityAudience
     }
   }
 }
@@ -383,3 +398,7 @@ output recoverabilityDays int = recoverabilityDays
 output auditContainerUrl string = '${dataStorage.outputs.blobEndpoint}${auditContainer}'
 output playbookName string = playbook.outputs.name
 output playbookPrincipalId string = playbook.outputs.principalId
+// The AWS side's trust (infra/aws/notifications.yaml): the issuer is Entra ID's v1 token issuer
+// of this tenant, the subject the function identity's object id.
+output entraTenantId string = tenant().tenantId
+output functionPrincipalId string = functionApp.outputs.principalId

@@ -436,6 +436,14 @@ class ModelJudge:
         LEDGER.record(operation.operation_id, found)
         return True
 
+    def record(self, operation: str, violations: Sequence[Violation]) -> None:
+        """Count one exchange judged outside `judge` (an ORDER_CHANGE notification checked against
+        Amazon's JSON schema by local/spapi_notifications.py) and keep its violations."""
+        with self._lock:
+            self.exchanges[operation] += 1
+            self.violations.extend(violations)
+        LEDGER.record(operation, violations)
+
     def request_violations(
         self,
         operation: Operation,

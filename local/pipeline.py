@@ -42,10 +42,11 @@ from azure.cosmos import CosmosClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from local import appinsights_server, carrier_servers, emulators, keyvault_server
+from local import appinsights_server, aws_emulator, carrier_servers, emulators, keyvault_server
 from local.amazon_models import ModelJudge
 from local.function_host import LocalHost
 from local.spapi_feeds import FeedsStandIn
+from local.spapi_notifications import NotificationsStandIn
 from local.spapi_server import SimClock, SpApiStandIn
 from local.spapi_shipping import ShippingV2StandIn
 
@@ -158,6 +159,8 @@ class Schedules:
     poll: str = "0 0 * * * *"
     track: str = "0 0 * * * *"
     purge: str = "0 0 * * * *"
+    #: On the poll's hour, so the driver takes no extra steps.
+    drain: str = "0 0 * * * *"
 
 
 @dataclass
@@ -200,6 +203,7 @@ class Pipeline:
         carriers_replay_safe: bool = False,
         key_vault_options: Mapping[str, Any] | None = None,
         blobs_on_disk: bool = False,
+        notifications: bool = False,
     ) -> None:
         """`blobs_on_disk`: Azurite keeps its data in the run's temporary folder, not in memory
         (for runs of thousands of orders). `wrap_store`, `carriers_replay_safe` and
@@ -215,6 +219,15 @@ class Pipeline:
         self._carriers_replay_safe = carriers_replay_safe
         self._extra_vault_options = dict(key_vault_options or {})
         self._blobs_on_disk = blobs_on_disk
+        #: Amazon's ORDER_CHANGE path: the AWS emulator (moto) with the seller's stack from
+        #: infra/aws/notifications.yaml, `ops notifications subscribe` against the SP-API
+        #: stand-in, which then sends each order's status changes to the SQS queue, and
+        #: drain_notifications at :05 (before the hourly poll) moving them to order-notifications.
+        self.notifications = notifications
+        if notifications and schedules is None:
+            self.schedules.drain = "0 5 * * * *"
+        self.amazon: NotificationsStandIn | None = None
+        self.subscribed: list[dict[str, Any]] = []
         self.clock = SimClock(start_time(self.orders))
         self.world = WorldState({str(o["orderId"]): scenario(i) for i, o in enumerate(self.orders)})
         self.observed = Observed()
@@ -246,6 +259,14 @@ class Pipeline:
         self.shipping_v2 = ShippingV2StandIn(judge=self.judge)
         self.feeds = FeedsStandIn(judge=self.judge)
         self.spapi = SpApiStandIn(clock=self.clock, handlers=[self.shipping_v2, self.feeds], judge=self.judge)
+        if self.notifications:
+            self.aws = self._stack.enter_context(aws_emulator.running(work / "emulator-logs"))
+            self.aws_stack = self.aws.deploy_notifications(SELLER_ID)
+            self.amazon = NotificationsStandIn(
+                SELLER_ID, clock=self.clock, deliver=self.aws.send, judge=self.judge
+            )
+            self.spapi.handlers.append(self.amazon)
+            self.spapi.order_listeners.append(self.amazon.observe)
         self.spapi.add_orders(self._cancel_before_ingest(self.orders))
         self.spapi.start()
         self._stack.callback(self.spapi.stop)
@@ -259,6 +280,8 @@ class Pipeline:
         self.env = self._settings()
         self._prepare_storage()
         self._build()
+        if self.amazon is not None:
+            self._subscribe()
 
     def _attach_log(self) -> None:
         from shared.telemetry.redaction import install_redaction
@@ -339,6 +362,7 @@ class Pipeline:
                 "POLL_ORDERS_SCHEDULE": self.schedules.poll,
                 "TRACK_DELIVERIES_SCHEDULE": self.schedules.track,
                 "PURGE_EXPIRED_SCHEDULE": self.schedules.purge,
+                "DRAIN_NOTIFICATIONS_SCHEDULE": self.schedules.drain,
                 "RETENTION_DAYS": "7",
                 "KEY_EPOCH_DAYS": "7",
                 "COSMOS_BACKUP_RETENTION_DAYS": "7",
@@ -354,7 +378,27 @@ class Pipeline:
                 "INVOICE_ARCHIVE_YEARS": "{}",
             }
         )
+        if self.notifications:
+            env.update(self.aws.app_settings({SELLER_ID: self.aws_stack}))
         return env
+
+    def _subscribe(self) -> None:
+        """`ops notifications subscribe`, as an operator runs it; then Amazon announces every
+        order it holds (the notifications it sent when they were placed)."""
+        import io
+
+        from ops import cli
+        from shared.app.composition import LocalOverrides
+
+        out = io.StringIO()
+        overrides = LocalOverrides(
+            credential=self.vault.credential(), key_vault_options=self._vault_options()
+        )
+        if cli.main(["notifications", "subscribe"], env=self.env, out=out, overrides=overrides) != 0:
+            raise RuntimeError("ops notifications subscribe failed against the stand-in")
+        self.subscribed = json.loads(out.getvalue())
+        assert self.amazon is not None  # noqa: S101 - _start made it
+        self.amazon.announce([self.spapi.order(order_id) for order_id in self.spapi.order_ids()])
 
     def secret_store(self) -> Any:
         from shared.crypto.key_vault import AzureSecretStore
@@ -527,6 +571,8 @@ class Pipeline:
         """Advance to the next timer, play the world, fire timers, run every queue dry."""
         self.clock.set(self.host.next_timer_time(self.clock()))
         self.play_world()
+        if self.amazon is not None:
+            self.amazon.flush()  # Amazon's ORDER_CHANGE to the seller's SQS queue
         self.host.release_delayed()
         if self.purge_would_act():
             # Blobs vanish with the purge: count and keep them first.

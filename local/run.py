@@ -65,6 +65,53 @@ def _telemetry_operations(path: Path) -> Counter[str]:
     return counts
 
 
+def _drain_counts(path: Path) -> Counter[str]:
+    """The counts drain_notifications recorded over the run (its invocation records, once each)."""
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()  # an exporter retry can deliver a record twice
+    for line in path.read_text(encoding="utf-8").splitlines():
+        props = (json.loads(line).get("data", {}).get("baseData", {}) or {}).get("properties") or {}
+        if props.get("operation") == "drain_notifications" and props.get("event") == "invocation":
+            if props.get("invocation_id") in seen:
+                continue
+            seen.add(str(props.get("invocation_id")))
+            for name, value in props.items():
+                if name.startswith("count_"):
+                    counts[name.removeprefix("count_")] += int(value)
+    return counts
+
+
+def notifications(p: Pipeline) -> tuple[dict[str, Any] | None, list[str]]:
+    """Amazon's ORDER_CHANGE path: SP-API stand-in -> SQS (moto) -> drain_notifications ->
+    order-notifications -> ingest_notification, counted at each hop from its own evidence."""
+    if p.amazon is None:
+        return None, []
+    drained = _drain_counts(p.out / "telemetry.jsonl")
+    queue = p.aws.queue_depth(p.aws_stack["QueueArn"])
+    dead = p.aws.queue_depth(p.aws_stack["DeadLetterQueueArn"])
+    summary = {
+        "subscription": [row["subscription"]["state"] for row in p.subscribed],
+        "sentToSqsByAmazon": p.amazon.delivered,
+        "drainRuns": p.host.stats.invocations.get("drain_notifications", 0),
+        "movedByDrain": drained["moved"],
+        "deletedFromSqs": drained["deleted"],
+        "ingestNotificationRuns": p.host.stats.invocations.get("ingest_notification", 0),
+        "leftInSqs": queue["visible"] + queue["inFlight"],
+        "deadLettered": dead["visible"] + dead["inFlight"],
+        "schemaViolations": p.amazon.schema_violations,
+    }
+    problems = []
+    if not summary["sentToSqsByAmazon"]:
+        problems.append("Amazon's stand-in sent no ORDER_CHANGE notification")
+    if not summary["movedByDrain"] == summary["deletedFromSqs"] == summary["sentToSqsByAmazon"]:
+        problems.append("notifications sent to SQS, moved and deleted differ")
+    if summary["leftInSqs"] or summary["deadLettered"]:
+        problems.append("notifications left in SQS or dead-lettered")
+    if summary["ingestNotificationRuns"] < summary["movedByDrain"]:
+        problems.append("ingest_notification ran fewer times than notifications were moved")
+    return summary, problems
+
+
 def judged(p: Pipeline) -> tuple[dict[str, Any], list[str]]:
     """What Amazon's models judged in the run, and the problems: a violation, or no models."""
     exchanges, violations = p.judge.snapshot()
@@ -126,11 +173,14 @@ def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]
     poison = _poison(p)
     models, model_problems = judged(p)
     problems += model_problems
+    via_sqs, sqs_problems = notifications(p)
+    problems += sqs_problems
     summary = {
         "orders": orders,
         "scenarios": dict(scenarios),
         "spapiCalls": dict(p.spapi.calls),
         "amazonModels": models,
+        **({"notificationsViaSqs": via_sqs} if via_sqs is not None else {}),
         "carrierLabels": {n: c.purchases for n, c in p.carriers.all().items()},
         "invoiceFeeds": len(p.feeds.feeds),
         "storeOperations": dict(sorted(p.store.counts.items())),
@@ -153,6 +203,18 @@ def _table(summary: dict[str, Any]) -> str:
     rows += [(f"delivered via {k}", v) for k, v in orders["deliverySource"].items()]
     rows += [
         ("poison messages", len(summary["poisonMessages"])),
+        *(
+            [
+                (
+                    "ORDER_CHANGE via SQS: sent, drained, ingested",
+                    "{sentToSqsByAmazon}, {movedByDrain}, {ingestNotificationRuns}".format(
+                        **summary["notificationsViaSqs"]
+                    ),
+                )
+            ]
+            if "notificationsViaSqs" in summary
+            else []
+        ),
         ("SP-API calls", sum(summary["spapiCalls"].values())),
         ("exchanges judged by Amazon's models", summary["amazonModels"]["exchanges"]),
         ("violations of Amazon's models", summary["amazonModels"]["violations"]),
@@ -175,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     orders = json.loads(args.orders.read_text())["orders"]
     # The Cosmos emulator's TLS is not verified (COSMOS_VERIFY_TLS=false); one warning per call.
     warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-    with Pipeline(orders, out) as pipeline:
+    with Pipeline(orders, out, notifications=True) as pipeline:
         result = pipeline.run(limit=timedelta(days=args.days))
         summary, problems = summarise(pipeline, result)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -270,6 +270,9 @@ class SpApiStandIn:
         self.throttled: Counter[str] = Counter()
         self.confirmations: list[Confirmation] = []
         self.token_requests = 0
+        #: Called with a copy of an order each time it changes (the notifications stand-in,
+        #: local/spapi_notifications.py, turns status changes into ORDER_CHANGE). Must not block.
+        self.order_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tmp: Path | None = None
@@ -301,6 +304,8 @@ class SpApiStandIn:
 
     def _touch(self, order: dict[str, Any]) -> None:
         order["lastUpdatedTime"] = _iso(self.clock())
+        for listener in self.order_listeners:
+            listener(copy.deepcopy(order))
 
     def set_fulfillment_status(self, order_id: str, status: str) -> None:
         if status not in FULFILLMENT_STATUSES:
@@ -363,6 +368,25 @@ class SpApiStandIn:
         return f"Atza|standin.{subject}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
 
     @staticmethod
+    def _grantless_token(client_id: str, scope: str) -> str:
+        """An LWA client_credentials token ("Atc|" as Amazon's), for grantless operations."""
+        subject = hashlib.sha256(f"{client_id}\n{scope}".encode()).hexdigest()[:24]
+        mac = hmac.new(_TOKEN_KEY, f"grantless:{subject}".encode(), hashlib.sha256).digest()
+        return f"Atc|standin.{subject}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+
+    @staticmethod
+    def grantless_token_valid(token: str) -> bool:
+        parts = token.removeprefix("Atc|standin.").split(".")
+        if not token.startswith("Atc|standin.") or len(parts) != 2:
+            return False
+        mac = hmac.new(_TOKEN_KEY, f"grantless:{parts[0]}".encode(), hashlib.sha256).digest()
+        return hmac.compare_digest(parts[1], base64.urlsafe_b64encode(mac[:18]).decode())
+
+    @classmethod
+    def seller_token_valid(cls, token: str) -> bool:
+        return cls._token_valid(token)
+
+    @staticmethod
     def _token_valid(token: str) -> bool:
         parts = token.removeprefix("Atza|standin.").split(".")
         if not token.startswith("Atza|standin.") or len(parts) != 2:
@@ -374,6 +398,8 @@ class SpApiStandIn:
         form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
         with self._lock:
             self.token_requests += 1
+        if form.get("grant_type") == "client_credentials":
+            return self._client_credentials(form)
         if form.get("grant_type") != "refresh_token":
             return _json(400, {"error": "unsupported_grant_type", "error_description": "grant_type"})
         client_id, secret, refresh = (
@@ -394,6 +420,19 @@ class SpApiStandIn:
                 "expires_in": 3600,
             },
         )
+
+    def _client_credentials(self, form: Mapping[str, str]) -> Response:
+        """Grantless operations' token (Notifications' destinations): client credentials and a
+        `sellingpartnerapi::` scope, no seller's refresh token."""
+        client_id, secret, scope = (form.get(k, "") for k in ("client_id", "client_secret", "scope"))
+        if not client_id or not secret or not scope.startswith("sellingpartnerapi::"):
+            return _json(400, {"error": "invalid_request", "error_description": "missing parameter"})
+        if self._lwa_clients is not None and self._lwa_clients.get(client_id) != secret:
+            return _json(
+                401, {"error": "invalid_client", "error_description": "Client authentication failed"}
+            )
+        token = self._grantless_token(client_id, scope)
+        return _json(200, {"access_token": token, "scope": scope, "token_type": "bearer", "expires_in": 3600})
 
     # ---- Orders -----------------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ops.notifications import cmd_notifications
+from ops.notifications import configure as _notifications
 from shared.orders.messages import ORDER_ID_PATTERN, REQUEST_ID_PATTERN
 from shared.settings import load_settings
 
@@ -229,6 +231,7 @@ VERBS: dict[str, tuple[Verb, Callable[[argparse.ArgumentParser], None]]] = {
     "request": (cmd_request, _request),
     "correct": (cmd_correct, _correct),
     "confirmation": (cmd_confirmation, _confirmation),
+    "notifications": (cmd_notifications, _notifications),
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from azure.cosmos import CosmosClient
 
 from local import emulators as emu
+from local.aws_emulator import AwsEmulator
 from shared.storage.document_store import CosmosDocumentStore, ensure_local_containers
 
 AMAZON_MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "amazon-models"
@@ -40,6 +41,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu.Emulators]:
     """Azurite and cosmosdb-server, loopback only, stopped by pid at the end of the session."""
     with emu.running(tmp_path_factory.mktemp("emulator-logs")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsEmulator]:
+    """moto's server (SQS, STS, IAM), loopback only, stopped by pid at the end of the session."""
+    from local import aws_emulator
+
+    with aws_emulator.running(tmp_path_factory.mktemp("aws-emulator-logs")) as running:
         yield running
 
 

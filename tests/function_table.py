@@ -1,4 +1,4 @@
-"""The seven functions the app registers, binding for binding: the one table that both the
+"""The eight functions the app registers, binding for binding: the one table that both the
 azure-functions library's view (test_wiring) and Microsoft's worker (test_worker_indexing) must
 reproduce exactly."""
 
@@ -51,6 +51,8 @@ FUNCTIONS: dict[str, list[dict[str, Any]]] = {
     "track_deliveries": [_timer("TRACK_DELIVERIES_SCHEDULE")],
     "purge_expired": [_timer("PURGE_EXPIRED_SCHEDULE")],
     "handle_privacy_request": [_queue_trigger(PRIVACY_REQUESTS)],
+    # No output binding: it sends to order-notifications itself, before deleting from SQS.
+    "drain_notifications": [_timer("DRAIN_NOTIFICATIONS_SCHEDULE")],
 }
 
 

@@ -336,6 +336,32 @@ var rules = [
       }
     ]
   }
+  {
+    id: 'notifications-drain-failing'
+    title: 'Amazon notifications not reaching the pipeline (SQS drain failing or dead-lettering)'
+    severity: 'Medium'
+    tactics: [
+      'Impact'
+    ]
+    team: 'operations'
+    personalData: false
+    page: true
+    frequency: 'PT15M'
+    period: 'PT15M'
+    query: loadTextContent('../rules/notifications-drain-failing.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
+  }
 ]
 
 
@@ -394,7 +420,7 @@ var taskActions = [
         actionType: 'AddIncidentTask'
         actionConfiguration: {
           title: 'Check the Function App, its last deployment and FunctionAppLogs'
-          description: 'Source names the silent timer (poll_orders, track_deliveries, purge_expired).'
+          description: 'Source names the silent timer (poll_orders, track_deliveries, purge_expired, drain_notifications).'
         }
       }
       {
@@ -635,6 +661,33 @@ var taskActions = [
         actionConfiguration: {
           title: 'Decide within 4 h whether Amazon data may have been exposed'
           description: 'Buyer PII or Amazon information that may have left our control makes this a security incident involving Amazon data: notify Amazon within 24 h of discovery (policy clause 9). Record the decision and its reasons in a comment.'
+        }
+      }
+  ]
+  // notifications-drain-failing
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Read the reason codes and the dead-letter count'
+          description: 'Reasons: sqs_refused or sts_refused is the AWS side (queue policy, role trust, OIDC provider, audience); sqs_unavailable or sts_unavailable is AWS unreachable; entra_token_unavailable is the managed identity; notification_enqueue_failed is the Azure queue. DeadLettered counts messages in the sellers SQS dead-letter queues.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Fix the cause and watch the next drain_notifications runs succeed'
+          description: 'docs/deploy.md Amazons notifications has the trust (issuer, audience, subject) to compare; the 5-minute poll keeps ingesting orders meanwhile.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Move dead-lettered messages back to the seller queue, or let them expire'
+          description: 'AWS console or aws sqs start-message-move-task from the dead-letter queue; a body too large for an Azure queue message stays undeliverable and expires after 7 days (the poll has the order).'
         }
       }
   ]

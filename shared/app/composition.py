@@ -38,6 +38,7 @@ from shared.crypto.key_vault import AzureSecretStore
 from shared.ingestion.rate_budget import RateBudget
 from shared.ingestion.service import IngestionService
 from shared.ingestion.spapi_gateway import SpApiGateway, token_client_class
+from shared.ingestion.sqs_bridge import build_drain
 from shared.invoices.archive import InvoiceArchive
 from shared.invoices.feeds import SpApiVatInvoiceUploader, sp_api_feeds_factory
 from shared.invoices.numbering import InvoiceCounter
@@ -201,6 +202,12 @@ def build_runtime(
         ),
         privacy=PrivacyService(
             store, cipher=cipher, blobs=blob_store, policy=policy, archive=archive, orders=orders
+        ),
+        notifications=build_drain(
+            env,
+            [seller.seller_id for seller in settings.sellers],
+            credential,
+            overrides.queue_sender or StorageQueues(clients.queues),
         ),
     )
 

@@ -27,6 +27,7 @@ codes, never a body, a receipt handle or a queue URL.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -437,6 +438,15 @@ class BotoSqsQueue:
         )
 
 
+#: botocore logs whole requests and answers at DEBUG (message bodies: order ids, postal codes).
+QUIET_LOGGERS = ("boto3", "botocore", "s3transfer")
+
+
+def quiet_library_loggers() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def sts_endpoint(region: str, endpoint: str | None) -> str:
     """The regional STS endpoint (the global one lives in us-east-1 only), or the emulator."""
     return endpoint.rstrip("/") if endpoint else f"https://sts.{region}.amazonaws.com"
@@ -447,10 +457,14 @@ def build_drain(
     seller_ids: Sequence[str],
     credential: Any,
     sink: QueueSink,
+    *,
+    visibility_s: int = RECEIVE_VISIBILITY_S,
 ) -> NotificationDrain:
     """The drain the composition root installs: one STS exchange and one SQS client per seller,
-    built on first use (boto3 is imported then, not at the functions' cold start)."""
+    built on first use (boto3 is imported then, not at the functions' cold start).
+    `visibility_s` is for tests that kill a run and wait for its messages to come back."""
     bridge = load_bridge_settings(env, seller_ids)
+    quiet_library_loggers()
     connected: dict[str, SqsQueue] = {}
     lock = threading.Lock()
     sessions: list[Any] = []
@@ -490,4 +504,4 @@ def build_drain(
                 connected[queue.seller_id] = found
             return found
 
-    return NotificationDrain(bridge.queues, connect, sink, wait_s=bridge.wait_s)
+    return NotificationDrain(bridge.queues, connect, sink, wait_s=bridge.wait_s, visibility_s=visibility_s)
