@@ -71,7 +71,7 @@ def test_build_reads_older_shorter_rows_and_refuses_others() -> None:
             ADDRESS.build(bad)  # type: ignore[arg-type]
 
 
-@settings(max_examples=3000)
+@settings(max_examples=1000)  # 10x the default over strings of at most 14 characters
 @given(
     st.text(st.sampled_from(B64_CHARS), max_size=14)
     | st.binary(max_size=20).map(lambda b: base64.b64encode(b).decode())

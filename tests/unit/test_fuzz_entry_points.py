@@ -48,7 +48,7 @@ from tests.registry import registered
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SELLER = "A3TH9S8BH6GOGM"
 REF = "AbCdEfGh12345678"
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # ---- synthetic PII and JSON mutation -------------------------------------------------------
