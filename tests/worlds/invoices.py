@@ -41,7 +41,7 @@ DE, FR, UK, US = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P", "ATVPDKIK
 PROFILE = {
     "legalName": "Muster Handel GmbH",
     "address": {"lines": ["Hauptstraße 1"], "postalCode": "10115", "city": "Berlin", "countryCode": "DE"},
-    "vatIds": {"DE": "DE123456789", "GB": "GB123456789"},
+    "vatIds": {"DE": "DE123456789", "GB": "GB123456789"},  # pragma: allowlist secret - VAT ids
     "series": {"invoice": "INV", "creditNote": "CN"},
     "extraLines": ["Registered at Amtsgericht Berlin HRB 12345"],
 }
