@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.orders.deadlines import RetentionPolicy
-from shared.orders.repository import OrderRepository
 from shared.privacy.service import PrivacyService
 from shared.storage.audit import AuditLog
 from shared.storage.document_store import AUDIT
 from tests.builders import shipped_record, token
 from tests.fakes import FakeCipher, MemoryBlobs, MemoryDocumentStore
+from tests.worlds import order_repository
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
@@ -23,13 +23,20 @@ KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 class World:
-    def __init__(self) -> None:
+    """`scheduled` writes orders (the world's and the service's) under the app's retention
+    schedule (`tests.worlds.order_repository`); it is off by default because it changes what
+    a test sees: restricting an order then restarts its Cosmos `ttl`, where
+    test_restrict_marks_the_order_and_keeps_its_expiry expects the expiry kept."""
+
+    def __init__(self, *, scheduled: bool = False) -> None:
         self.store = MemoryDocumentStore()
-        self.orders = OrderRepository(self.store)
+        self.orders = order_repository(self.store, (lambda: T0) if scheduled else None, POLICY)
         self.blobs = MemoryBlobs()
         self.cipher = FakeCipher(readable=True)
         self.audit = AuditLog(self.store)
-        self.service = PrivacyService(self.store, cipher=self.cipher, blobs=self.blobs, policy=POLICY)
+        self.service = PrivacyService(
+            self.store, cipher=self.cipher, blobs=self.blobs, policy=POLICY, orders=self.orders
+        )
 
     def order(self, n: int = 1, ref: str = REF) -> str:
         self.orders.create(shipped_record(n, ref, T0, latest_delivery_at=None))

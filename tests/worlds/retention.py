@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shared.orders.deadlines import RetentionPolicy
-from shared.orders.repository import OrderRepository
 from shared.retention.service import PurgeReport, RetentionService
 from shared.storage.document_store import CountingStore
 from tests.builders import shipped_record
 from tests.fakes import FakeShredder, FakeSignal, MemoryBlobs, MemoryDocumentStore, epoch_of
+from tests.worlds import order_repository
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POLICY = RetentionPolicy(
@@ -24,10 +24,13 @@ POLICY = RetentionPolicy(
 
 
 class World:
-    def __init__(self, batch_size: int = 200) -> None:
+    """`scheduled` (on, as in the app) writes orders, the world's and the service's, under the
+    app's retention schedule (`tests.worlds.order_repository`)."""
+
+    def __init__(self, batch_size: int = 200, *, scheduled: bool = True) -> None:
         self.now = T0
         self.store = CountingStore(MemoryDocumentStore())
-        self.orders = OrderRepository(self.store)
+        self.orders = order_repository(self.store, (lambda: self.now) if scheduled else None, POLICY)
         self.amazon = FakeSignal(lambda: self.now)
         self.carrier = FakeSignal(lambda: self.now)
         self.blobs = MemoryBlobs()
@@ -40,6 +43,7 @@ class World:
             shredder=self.shredder,
             policy=POLICY,
             batch_size=batch_size,
+            orders=self.orders,
         )
 
     def ship(self, n: int, latest_delivery_days: int | None = 5) -> str:
