@@ -100,6 +100,7 @@ secret-scan:
 
 checkov: $(CHECKOV_VENV)/.installed
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov -d infra --framework bicep --skip-download --compact --quiet
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov -d infra/aws --framework cloudformation --skip-download --compact --quiet
 
 # CycloneDX SBOM of the deployed app from the pinned requirements.txt, offline and reproducible
 # (no timestamp or serial). The index lines are machine-specific, so they are left out.

@@ -35,6 +35,7 @@ LOCAL_ONLY = {
     "LWA_ENDPOINT",
     "SPAPI_VERIFY_TLS",
     "CARRIER_ENDPOINTS",
+    "AWS_ENDPOINT",
 }
 # Settings the platform reads (identity-based connections, Entra ID telemetry).
 PLATFORM = {
