@@ -170,7 +170,7 @@ def _mapping(env: Mapping[str, str], name: str) -> Mapping[str, Any]:
 
 
 def _carriers(env: Mapping[str, str]) -> Mapping[str, CarrierAccount]:
-    """CARRIERS: {"usps": {"secret": "carrier-usps", "sandbox": false}, ...}; `secret`
+    """CARRIERS: {"usps": {"secret": <the Key Vault secret name>, "sandbox": false}, ...}; `secret`
     defaults to carrier-<name>, `sandbox` to false."""
     accounts: dict[str, CarrierAccount] = {}
     for name, raw in _mapping(env, "CARRIERS").items():

@@ -317,13 +317,3 @@ class RetentionService:
             yield from fresh
             if len(batch) < self._batch:
                 return
-
-
-def purge_summary(report: PurgeReport) -> dict[str, int | float]:
-    """PII-free numbers for telemetry: counts and the worst lateness."""
-    return {
-        "purged": len(report.purged),
-        "blobsDeleted": sum(p.blobs_deleted for p in report.purged),
-        "epochsShredded": len(report.shredded_epochs),
-        "maxLatenessSeconds": max((p.lateness_seconds for p in report.purged), default=0.0),
-    }

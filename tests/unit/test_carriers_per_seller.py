@@ -43,6 +43,7 @@ def rules_config(**extra: Any) -> dict[str, Any]:
 
 
 def settings(marketplaces: list[str], rules: Mapping[str, Any], **env: str) -> Settings:
+    # pragma: allowlist nextline secret
     seller = {"sellerId": "S1", "marketplaceIds": marketplaces, "refreshTokenSecret": "rt-s1"}
     return load_settings(
         {
