@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from local.memory_stores import MemoryDocumentStore
+from local.memory_stores import MemoryBlobStore, MemoryDocumentStore
 from shared.orders.deadlines import RetentionPolicy
 from shared.orders.domain import OrderItem
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.retention.service import RetentionService
+from shared.storage.audit import AuditLog
 from shared.storage.document_store import CountingStore
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -85,6 +86,7 @@ class _Scenario:
             amazon=_Signal(deliveries, lambda: self.now),
             carrier=_Signal({}, lambda: self.now),
             blobs=self.blobs,
+            audit=AuditLog(self.store, MemoryBlobStore()),
             shredder=_Shredder(),
             policy=POLICY,
             batch_size=500,

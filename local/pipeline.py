@@ -53,6 +53,9 @@ from local.spapi_shipping import ShippingV2StandIn
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("amazon_delivered", "carrier_delivered", "never_confirmed", "cancelled")
 BLOB_CONTAINERS = ("labels", "invoices", "exports", "invoice-archive")
+# The immutable audit trail (Bicep gives it a time-based immutability policy in Azure): created,
+# not listed by `blobs()`, since its records outlive the orders they describe.
+AUDIT_CONTAINER = "audit"
 DATABASE = "fulfilment"
 SELLER_ID = "A1LOCALSELLER"
 MARKETPLACE_COUNTRIES = {
@@ -424,7 +427,7 @@ class Pipeline:
         )
         ensure_local_containers(cosmos, DATABASE)
         self.blob_service = BlobServiceClient.from_connection_string(self.env["STORAGE"])
-        for container in BLOB_CONTAINERS:
+        for container in (*BLOB_CONTAINERS, AUDIT_CONTAINER):
             with contextlib.suppress(ResourceExistsError):
                 self.blob_service.create_container(container)
         self.queue_service = QueueServiceClient.from_connection_string(self.env["STORAGE"])

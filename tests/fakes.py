@@ -19,6 +19,8 @@ from shared.errors import AppError, TransientError
 from shared.invoices.feeds import FeedReceipt
 from shared.orders.record import OrderPii, OrderRecord
 from shared.shipping.carriers import Label, LabelRequest, TrackingInfo
+from shared.storage.audit import AuditLog
+from shared.storage.document_store import DocumentStore
 
 __all__ = [
     "EPOCH0",
@@ -37,6 +39,7 @@ __all__ = [
     "MemoryDocumentStore",
     "MemorySecretStore",
     "XorBlobCipher",
+    "audit_trail",
     "epoch_closes",
     "epoch_of",
     "stored",
@@ -285,3 +288,9 @@ class FakeUploader:
             raise self.errors.pop(0)
         self.calls.append((seller_id, marketplace_id, pdf, dict(options)))
         return FeedReceipt(f"feed-{len(self.calls)}", "IN_QUEUE")
+
+
+def audit_trail(store: DocumentStore, blobs: MemoryBlobStore | None = None) -> AuditLog:
+    """The audit log over `store`, its immutable copies in `blobs` (a store of their own unless
+    the test looks at them)."""
+    return AuditLog(store, blobs if blobs is not None else MemoryBlobStore())

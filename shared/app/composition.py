@@ -144,6 +144,7 @@ def build_runtime(
     rules = ShippingRules(settings.shipping_rules)
     carriers = carrier_directory(settings, rules, values, replay_safe=overrides.carriers_replay_safe)
     blob_store = AzureBlobStore(clients.blobs)
+    audit = AuditLog(store, blob_store)
     archive = (
         InvoiceArchive(
             store,
@@ -187,7 +188,7 @@ def build_runtime(
             profile=parse_profile(settings.seller_profile),
             invoice_marketplaces=settings.invoice_marketplaces,
             uploader=_uploader(settings, spapi_credentials),
-            audit=AuditLog(store),
+            audit=audit,
             archive=archive,
         ),
         retention=RetentionService(
@@ -195,13 +196,20 @@ def build_runtime(
             amazon=AmazonPackageStatus(),
             carrier=CarrierDeliveryTracker(carriers, clock, policy.recheck),
             blobs=blob_store,
+            audit=audit,
             shredder=EpochShredder(epochs),
             policy=policy,
             archive=archive,
             orders=orders,
         ),
         privacy=PrivacyService(
-            store, cipher=cipher, blobs=blob_store, policy=policy, archive=archive, orders=orders
+            store,
+            cipher=cipher,
+            blobs=blob_store,
+            audit=audit,
+            policy=policy,
+            archive=archive,
+            orders=orders,
         ),
         notifications=build_drain(
             env,

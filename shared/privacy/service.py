@@ -233,6 +233,7 @@ class PrivacyService:
         *,
         cipher: PiiCipher,
         blobs: OrderBlobs,
+        audit: AuditLog,
         policy: RetentionPolicy,
         blob_containers: Sequence[str] = ORDER_BLOB_CONTAINERS,
         export_container: str = EXPORTS,
@@ -244,7 +245,7 @@ class PrivacyService:
         self._archive = archive
         self._store = store
         self._orders = orders or OrderRepository(store)
-        self._audit = AuditLog(store)
+        self._audit = audit
         self._cipher = cipher
         self._blobs = blobs
         self._policy = policy

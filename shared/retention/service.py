@@ -152,6 +152,7 @@ class RetentionService:
         amazon: AmazonOrderStatus,
         carrier: DeliveryTracker,
         blobs: BlobDeleter,
+        audit: AuditLog,
         shredder: KeyShredder,
         policy: RetentionPolicy,
         blob_containers: Sequence[str] = ORDER_BLOB_CONTAINERS,
@@ -165,7 +166,7 @@ class RetentionService:
         self._store = store
         self._archive = archive
         self._orders = orders or OrderRepository(store)
-        self._audit = AuditLog(store)
+        self._audit = audit
         self._amazon = amazon
         self._carrier = carrier
         self._blobs = blobs

@@ -5,10 +5,17 @@ no personal data: the partition key is the order's pseudonymous reference, and `
 only scalars and lists of text, never a `Pii` value. Nothing here updates or deletes a record.
 Records written once per fact (a purge, a privacy request) carry a deterministic id, so a
 retried invocation finds its record already there instead of writing a second one.
+
+Each record and document is first written, create-only, as one JSON blob `<ref>/<id>.json` in
+the blob container `audit`, whose time-based immutability policy (infra) keeps it unchanged and
+undeleted until it expires; only then is it indexed in Cosmos (container `audit`), which the
+reads here use. Nothing here overwrites, tags or deletes an audit blob, and purge and erasure
+never sweep that container.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +24,8 @@ from enum import StrEnum
 from typing import Any
 
 from shared.crypto.pii import Pii
-from shared.errors import AppError
+from shared.errors import AppError, TransientError
+from shared.storage.blob_store import AUDIT_BLOBS, BlobStore
 from shared.storage.document_store import AUDIT, DocumentStore, WriteConflict
 
 Scalar = str | int | float | bool | None
@@ -38,6 +46,18 @@ class AuditValueRejected(AppError):
     """A caller tried to put something other than plain scalars into an audit record."""
 
     code = "audit_value_rejected"
+
+
+class AuditTrailUnavailable(TransientError):
+    """The immutable copy of an audit record could not be written (or, already there, read
+    back): the step that needed the record fails and is retried."""
+
+    code = "audit_trail_unavailable"
+
+
+def audit_blob_name(ref: str, doc_id: str) -> str:
+    """In container `audit`: a retry of a once-per-fact record lands on the same name."""
+    return f"{ref}/{doc_id}.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +107,35 @@ def _checked(details: Mapping[str, object]) -> dict[str, Any]:
 
 
 class AuditLog:
-    def __init__(self, store: DocumentStore) -> None:
+    """`blobs` holds the immutable records (container `audit`), `store` their Cosmos index."""
+
+    def __init__(self, store: DocumentStore, blobs: BlobStore) -> None:
         self._store = store
+        self._blobs = blobs
+
+    def _keep(self, ref: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Write `doc` as its immutable blob in one create-only put, then index it in Cosmos;
+        return what is stored. A blob already there (a retry) is read back and indexed as it
+        is: the first write wins in both stores."""
+        name = audit_blob_name(ref, doc["id"])
+        body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        try:
+            if not self._blobs.create(AUDIT_BLOBS, name, body, {}):
+                existing = self._blobs.get(AUDIT_BLOBS, name)
+                if existing is None:
+                    raise AuditTrailUnavailable("audit blob exists but cannot be read")
+                doc = json.loads(existing)
+        except AuditTrailUnavailable:
+            raise
+        except AppError as exc:
+            raise AuditTrailUnavailable(exc.code) from None
+        try:
+            return self._store.create(AUDIT, doc)
+        except WriteConflict:
+            indexed = self._store.read(AUDIT, ref, doc["id"])
+            if indexed is None:
+                raise
+            return indexed
 
     def record(
         self,
@@ -104,24 +151,12 @@ class AuditLog:
         (ref, action, once_key): a repeat returns the record already stored."""
         doc_id = f"{action}:{once_key}" if once_key is not None else f"{action}:{uuid.uuid4().hex}"
         event = AuditEvent(ref, action, at, function, _checked(details or {}), doc_id)
-        try:
-            return AuditEvent.from_doc(self._store.create(AUDIT, event.to_doc()))
-        except WriteConflict:
-            existing = self._store.read(AUDIT, ref, doc_id)
-            if existing is None:
-                raise
-            return AuditEvent.from_doc(existing)
+        return AuditEvent.from_doc(self._keep(ref, event.to_doc()))
 
     def put_document(self, ref: str, doc_id: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Store a PII-free document (a deletion confirmation) once; return what is stored."""
-        doc = {**body, "id": doc_id, "ref": ref}
-        try:
-            return self._store.create(AUDIT, doc)
-        except WriteConflict:
-            existing = self._store.read(AUDIT, ref, doc_id)
-            if existing is None:
-                raise
-            return existing
+        """Store a PII-free document (a deletion confirmation) once, its immutable blob before
+        its index; return what is stored (the first write, on a repeat)."""
+        return self._keep(ref, {**body, "id": doc_id, "ref": ref})
 
     def get_document(self, ref: str, doc_id: str) -> Mapping[str, Any] | None:
         return self._store.read(AUDIT, ref, doc_id)

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 LABELS = "labels"
 INVOICES = "invoices"
 EXPORTS = "exports"
+#: The immutable audit trail (`shared.storage.audit`): create-only, never in ORDER_BLOB_CONTAINERS.
+AUDIT_BLOBS = "audit"
 #: Every blob container whose names start with "<ref>/": purged and erased with the order.
 ORDER_BLOB_CONTAINERS: tuple[str, ...] = (LABELS, INVOICES, EXPORTS)
 

@@ -16,9 +16,8 @@ from shared.invoices.render import ReportlabRenderer
 from shared.invoices.service import InvoicingService
 from shared.orders.messages import IssueInvoice
 from shared.orders.repository import OrderRepository
-from shared.storage.audit import AuditLog
 from shared.storage.document_store import CosmosDocumentStore
-from tests.fakes import LocalByteSealer, MemoryBlobStore
+from tests.fakes import LocalByteSealer, MemoryBlobStore, audit_trail
 from tests.worlds.invoices import DE, NOW, PROFILE, World, de_consumer
 
 pytestmark = pytest.mark.integration
@@ -54,7 +53,7 @@ def test_fifty_concurrent_requests_get_one_to_fifty(cosmos_store: CosmosDocument
             profile=parse_profile(profile),
             invoice_marketplaces=(DE,),  # invoice required; no uploader, so nothing is sent
             uploader=None,
-            audit=AuditLog(cosmos_store),
+            audit=audit_trail(cosmos_store),
         )
         for _ in range(INSTANCES)
     ]

@@ -26,11 +26,11 @@ from shared.orders.deadlines import RetentionPolicy
 from shared.orders.lifecycle import cancelled_now
 from shared.orders.repository import OrderRepository
 from shared.retention.service import RetentionService
-from shared.storage.audit import AuditAction, AuditEvent, AuditLog
+from shared.storage.audit import AuditAction, AuditEvent
 from shared.storage.blob_store import ORDER_BLOB_CONTAINERS, AzureBlobStore
 from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore
 from tests.builders import shipped_record
-from tests.fakes import FakeCipher, FakeShredder, FakeSignal, epoch_of
+from tests.fakes import FakeCipher, FakeShredder, FakeSignal, audit_trail, epoch_of
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,14 @@ def test_every_order_is_gone_by_its_deadline_plus_one_purge_interval(
     shredder = FakeShredder()
     blobs = AzureBlobStore(blob_service)
     service = RetentionService(
-        cosmos, amazon=amazon, carrier=carrier, blobs=blobs, shredder=shredder, policy=POLICY, batch_size=50
+        cosmos,
+        amazon=amazon,
+        carrier=carrier,
+        blobs=blobs,
+        shredder=shredder,
+        policy=POLICY,
+        batch_size=50,
+        audit=audit_trail(cosmos),
     )
     for o in orders:
         repo.create(
@@ -169,7 +176,7 @@ def test_every_order_is_gone_by_its_deadline_plus_one_purge_interval(
     for doc in audit_docs:
         trails.setdefault(doc["ref"], []).append(AuditEvent.from_doc(doc))
     assert set(trails) == {o.ref for o in orders}
-    assert AuditLog(cosmos).trail(orders[0].ref) == trails[orders[0].ref]  # the partition query agrees
+    assert audit_trail(cosmos).trail(orders[0].ref) == trails[orders[0].ref]  # the partition query agrees
     for o in orders:
         (event,) = trails[o.ref]
         assert event.action == AuditAction.PURGED and event.function == "purge_expired"

@@ -21,7 +21,7 @@ from shared.privacy.service import PrivacyService
 from shared.storage.blob_store import AzureBlobStore
 from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore
 from tests.builders import shipped_record, token
-from tests.fakes import FakeCipher
+from tests.fakes import FakeCipher, audit_trail
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -89,6 +89,7 @@ def test_amazon_deletion_over_the_wire_leaves_nothing_but_the_confirmation(
         cipher=FakeCipher(readable=True),
         blobs=blobs,
         policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
+        audit=audit_trail(cosmos),
     )
     body = json.dumps({"requestId": f"amzn-{ref}", "type": "amazon_delete", "ref": ref}).encode()
     service.handle(body, T0)

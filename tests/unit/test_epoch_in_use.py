@@ -17,7 +17,7 @@ from shared.orders.repository import OrderRepository
 from shared.retention.service import RetentionService
 from shared.storage.blob_store import LabelStore
 from tests.builders import order_record, portuguese_pii
-from tests.fakes import FakeSignal, MemoryBlobStore, MemoryDocumentStore, MemorySecretStore
+from tests.fakes import FakeSignal, MemoryBlobStore, MemoryDocumentStore, MemorySecretStore, audit_trail
 
 SUNDAY = datetime(2026, 3, 8, 22, 0, tzinfo=UTC)  # in the epoch that starts 2026-03-02
 MONDAY = SUNDAY + timedelta(hours=11)  # in the next one
@@ -61,6 +61,7 @@ def test_an_epoch_sealing_only_a_live_orders_label_or_invoice_is_kept(kind: str)
         blobs=blobs,
         shredder=EpochShredder(epochs),
         policy=POLICY,
+        audit=audit_trail(store),
     )
     now["t"] = A_WEEK_LATER
 

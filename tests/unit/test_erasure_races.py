@@ -14,7 +14,7 @@ from shared.orders.messages import ShipOrder
 from shared.orders.record import Stage
 from shared.privacy.service import PrivacyService
 from shared.storage.blob_store import LABELS
-from tests.fakes import MemoryBlobs
+from tests.fakes import MemoryBlobs, audit_trail
 from tests.worlds import privacy
 from tests.worlds.ingestion import World as IngestWorld
 from tests.worlds.ingestion import amazon_changes, one_order
@@ -52,7 +52,9 @@ class _FailingConfirmer:
 def _erased_while_buying(*, confirm_fails: bool) -> World:
     w = World()
     w.add(REF)
-    privacy = PrivacyService(w.store, cipher=w.cipher, blobs=w.blobs, policy=POLICY)
+    privacy = PrivacyService(
+        w.store, cipher=w.cipher, blobs=w.blobs, policy=POLICY, audit=audit_trail(w.store)
+    )
 
     def erase() -> None:
         privacy.delete(REF, "req-00000021", NOW, request_type="amazon_delete")
@@ -94,12 +96,16 @@ def test_an_export_of_a_cancelled_order_does_not_outlive_a_concurrent_erasure() 
     world.orders.update(privacy.REF, lambda r: r.evolve(stage=Stage.CANCELLED, pii=None))
     # The erasure strips the order and sweeps its files while the export is written; its last
     # step (deleting the shell) comes after the access has read the order again.
-    eraser = PrivacyService(world.store, cipher=world.cipher, blobs=world.blobs, policy=POLICY)
+    eraser = PrivacyService(
+        world.store, cipher=world.cipher, blobs=world.blobs, policy=POLICY, audit=audit_trail(world.store)
+    )
     deferred: list[str] = []
     delete_order = eraser._orders.delete
     eraser._orders.delete = deferred.append  # type: ignore[method-assign]
     world.blobs.hook = lambda: eraser.delete(privacy.REF, "req-00000031", NOW, request_type="amazon_delete")
-    accessor = PrivacyService(world.store, cipher=world.cipher, blobs=world.blobs, policy=POLICY)
+    accessor = PrivacyService(
+        world.store, cipher=world.cipher, blobs=world.blobs, policy=POLICY, audit=audit_trail(world.store)
+    )
 
     outcome = accessor.access(privacy.REF, "req-00000032", privacy.KEY.public_key(), NOW)
     for ref in deferred:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from shared.storage.document_store import ORDERS, Document, StoreUnavailable
+from tests.fakes import audit_trail
 from tests.worlds.ingestion import World, orders_in
 
 
@@ -39,14 +40,14 @@ def test_messages_of_stored_orders_survive_a_store_failure_later_in_the_poll() -
 def test_a_forgotten_order_is_not_stored_again_when_amazon_changes_it(
     action: str, once_key: str, by: str
 ) -> None:
-    from shared.storage.audit import AuditAction, AuditLog
+    from shared.storage.audit import AuditAction
 
     order = orders_in(1, statuses={"UNSHIPPED": 1.0}, afn_share=0.0)[0]
     world = World([order])
     world.poll()
     ref = world.ref(order["orderId"])
     # What retention (purge) or a privacy erasure leaves: its audit record, no document.
-    AuditLog(world.store).record(ref, AuditAction(action), world.now(), by, once_key=once_key)
+    audit_trail(world.store).record(ref, AuditAction(action), world.now(), by, once_key=once_key)
     world.repo.delete(ref)
     world.clock.advance(3600)
     world.stand_in.set_fulfillment_status(order["orderId"], "SHIPPED")
@@ -60,12 +61,12 @@ def test_a_restrict_request_for_an_order_not_yet_seen_holds_it_restricted() -> N
     """Not forgotten (the order is stored), but held as restricted: nothing is sent to
     shipping, now or by the redrive."""
     from shared.ingestion.service import REDRIVE_AFTER
-    from shared.storage.audit import AuditAction, AuditLog
+    from shared.storage.audit import AuditAction
 
     order = orders_in(1, statuses={"UNSHIPPED": 1.0}, afn_share=0.0)[0]
     world = World([order])
     ref = world.ref(order["orderId"])
-    AuditLog(world.store).record(ref, AuditAction.RESTRICTED, world.now(), "ops", once_key="req-00000002")
+    audit_trail(world.store).record(ref, AuditAction.RESTRICTED, world.now(), "ops", once_key="req-00000002")
     assert world.poll() == [] and world.stored()[ref]["restricted"] is True
     world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
     assert world.poll() == []

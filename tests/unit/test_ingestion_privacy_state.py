@@ -19,7 +19,7 @@ from shared.orders.messages import ShipOrder
 from shared.orders.record import OrderPii, Stage
 from shared.privacy.service import PrivacyService
 from shared.storage.document_store import StoreUnavailable
-from tests.fakes import MemoryBlobs
+from tests.fakes import MemoryBlobs, audit_trail
 from tests.worlds.ingestion import SELLER, World, amazon_changes, notification, one_order
 
 POLICY = RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28)
@@ -30,9 +30,9 @@ def test_a_restriction_survives_the_order_becoming_shippable_and_nothing_is_ship
     world = World([order])
     world.poll()
     ref = world.ref(order["orderId"])
-    PrivacyService(world.store, cipher=world.cipher, blobs=MemoryBlobs(), policy=POLICY).restrict(
-        ref, "req-00000001", world.now()
-    )
+    PrivacyService(
+        world.store, cipher=world.cipher, blobs=MemoryBlobs(), policy=POLICY, audit=audit_trail(world.store)
+    ).restrict(ref, "req-00000001", world.now())
     sealed = world.stored()[ref]["pii"]
 
     amazon_changes(world, order["orderId"], "UNSHIPPED")
@@ -54,7 +54,9 @@ def test_an_order_being_erased_does_not_get_its_buyer_data_back_from_a_poll() ->
     world = World([order])
     world.poll()
     ref = world.ref(order["orderId"])
-    privacy = PrivacyService(world.store, cipher=world.cipher, blobs=_BlobsDown(), policy=POLICY)
+    privacy = PrivacyService(
+        world.store, cipher=world.cipher, blobs=_BlobsDown(), policy=POLICY, audit=audit_trail(world.store)
+    )
     with pytest.raises(TransientError):
         privacy.delete(ref, "req-00000009", world.now())  # the shell is written, the blobs fail
     assert world.stored()[ref]["pii"] is None
@@ -125,7 +127,9 @@ def test_a_correction_survives_amazons_next_update_and_the_rest_follows_amazon(f
     world = World([order])
     world.poll()
     ref = world.ref(order["orderId"])
-    privacy = PrivacyService(world.store, cipher=world.cipher, blobs=MemoryBlobs(), policy=POLICY)
+    privacy = PrivacyService(
+        world.store, cipher=world.cipher, blobs=MemoryBlobs(), policy=POLICY, audit=audit_trail(world.store)
+    )
     privacy.correct(ref, {"shipTo.line1": Pii("Corrected Street 1"), "buyer.email": None}, world.now())
 
     amazon_changes(world, order["orderId"], "UNSHIPPED")  # any update of Amazon's

@@ -41,6 +41,7 @@ from tests.fakes import (
     KeyShredded,
     MemoryBlobs,
     MemoryDocumentStore,
+    audit_trail,
     stored,
 )
 from tests.worlds.invoices import (
@@ -865,6 +866,7 @@ def test_a_deletion_confirmation_names_the_invoice_the_legal_archive_keeps() -> 
         blobs=world.memory,
         policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
         archive=world.archive,
+        audit=audit_trail(world.store),
     )
     confirmation = privacy.delete("ref-de-consumer-1", "amzn-del-0001", NOW, request_type="amazon_delete")
 
@@ -908,6 +910,7 @@ def test_the_purge_timer_deletes_archived_invoices_whose_keeping_ended() -> None
         shredder=FakeShredder(),
         policy=RetentionPolicy(retention_days=7, delivery_grace_days=3, recoverability_days=28),
         archive=world.archive,
+        audit=audit_trail(world.store),
     )
     assert retention.purge(datetime(2036, 12, 31, 12, 0, tzinfo=UTC)).archive_deleted == 0
     assert world.archive.read("INV2026-000001") is not None  # ten years from the end of 2026

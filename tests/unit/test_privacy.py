@@ -17,7 +17,7 @@ from shared.privacy.service import PrivacyService, encode_recipient_key, open_ex
 from shared.storage.audit import AuditAction
 from shared.storage.document_store import AUDIT, WriteConflict
 from tests.builders import token
-from tests.fakes import FakeCipher, epoch_of
+from tests.fakes import FakeCipher, audit_trail, epoch_of
 from tests.worlds.privacy import KEY, POLICY, REF, T0, World
 
 
@@ -239,7 +239,9 @@ class _ErasedWhileOpened(FakeCipher):
 def test_an_export_made_while_the_order_was_erased_does_not_outlive_it(world: World) -> None:
     world.order()
     cipher = _ErasedWhileOpened()
-    service = PrivacyService(world.store, cipher=cipher, blobs=world.blobs, policy=POLICY)
+    service = PrivacyService(
+        world.store, cipher=cipher, blobs=world.blobs, policy=POLICY, audit=audit_trail(world.store)
+    )
     cipher.erase = lambda: service.delete(REF, "req-00000011", T0, request_type="amazon_delete")
 
     outcome = service.access(REF, "req-00000012", KEY.public_key(), T0)

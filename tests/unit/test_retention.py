@@ -11,9 +11,9 @@ from shared.orders.deadlines import RetentionPolicy, delivery_bound, expiry_ttl,
 from shared.orders.lifecycle import cancelled_now
 from shared.orders.record import OrderRecord, Stage
 from shared.retention.service import RetentionIncomplete
-from shared.storage.audit import AuditAction, AuditLog
+from shared.storage.audit import AuditAction
 from shared.storage.document_store import ORDERS, StoreUnavailable
-from tests.fakes import epoch_of
+from tests.fakes import audit_trail, epoch_of
 from tests.worlds.retention import POLICY, T0, World, purge_summary
 
 
@@ -105,7 +105,7 @@ def test_purge_deletes_document_blobs_audits_and_shreds(world: World) -> None:
     assert world.orders.get(ref) is None and world.blobs.names(f"{ref}/") == []
     assert world.orders.get(later) is not None and world.blobs.names(f"{later}/")
     assert report.shredded_epochs == []  # `later` still uses the epoch
-    (event,) = AuditLog(world.store).trail(ref)
+    (event,) = audit_trail(world.store).trail(ref)
     assert event.action == AuditAction.PURGED and event.function == "purge_expired"
     assert event.details["deliverySource"] == "amazon" and event.details["latenessSeconds"] == 1800
     assert event.details["invoices"] == ["CRN2026-000002", "INV2026-000007"]  # the register stays whole
@@ -126,7 +126,7 @@ def test_purge_retried_after_a_crash_writes_one_audit_record(world: World) -> No
     world.now = T0 + timedelta(hours=1)
     world.service.track(world.now)
     world.now = T0 + timedelta(days=8)
-    audit = AuditLog(world.store)
+    audit = audit_trail(world.store)
     audit.record(ref, AuditAction.PURGED, world.now, "purge_expired", {}, once_key="order")
     world.service.purge(world.now)  # finds the record written before the "crash"
     assert len(audit.trail(ref)) == 1 and world.orders.get(ref) is None

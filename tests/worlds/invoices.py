@@ -23,7 +23,6 @@ from shared.invoices.service import InvoicingService
 from shared.orders.domain import Address, Buyer, Money, OrderItem
 from shared.orders.messages import IssueInvoice
 from shared.orders.record import OrderPii, Stage
-from shared.storage.audit import AuditLog
 from tests.builders import order_record
 from tests.fakes import (
     FakeCipher,
@@ -31,6 +30,7 @@ from tests.fakes import (
     LocalByteSealer,
     MemoryBlobStore,
     MemoryDocumentStore,
+    audit_trail,
     stored,
 )
 from tests.worlds import order_repository
@@ -88,7 +88,7 @@ class World:
         self.archive_sealer = LocalByteSealer()
         self.uploader = FakeUploader()
         self.counter = InvoiceCounter(self.store, sleep=lambda _s: None)
-        self.audit = AuditLog(self.store)
+        self.audit = audit_trail(self.store)
         self.archive = InvoiceArchive(
             self.store, self.archive_blobs, self.archive_sealer, archive_years or {}
         )

@@ -10,10 +10,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.orders.deadlines import RetentionPolicy
 from shared.privacy.service import PrivacyService
-from shared.storage.audit import AuditLog
 from shared.storage.document_store import AUDIT
 from tests.builders import shipped_record, token
-from tests.fakes import FakeCipher, MemoryBlobs, MemoryDocumentStore
+from tests.fakes import FakeCipher, MemoryBlobs, MemoryDocumentStore, audit_trail
 from tests.worlds import order_repository
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -33,9 +32,14 @@ class World:
         self.orders = order_repository(self.store, (lambda: T0) if scheduled else None, POLICY)
         self.blobs = MemoryBlobs()
         self.cipher = FakeCipher(readable=True)
-        self.audit = AuditLog(self.store)
+        self.audit = audit_trail(self.store)
         self.service = PrivacyService(
-            self.store, cipher=self.cipher, blobs=self.blobs, policy=POLICY, orders=self.orders
+            self.store,
+            cipher=self.cipher,
+            blobs=self.blobs,
+            policy=POLICY,
+            orders=self.orders,
+            audit=audit_trail(self.store),
         )
 
     def order(self, n: int = 1, ref: str = REF) -> str:

@@ -10,7 +10,7 @@ from shared.orders.deadlines import RetentionPolicy
 from shared.retention.service import PurgeReport, RetentionService
 from shared.storage.document_store import CountingStore
 from tests.builders import shipped_record
-from tests.fakes import FakeShredder, FakeSignal, MemoryBlobs, MemoryDocumentStore, epoch_of
+from tests.fakes import FakeShredder, FakeSignal, MemoryBlobs, MemoryDocumentStore, audit_trail, epoch_of
 from tests.worlds import order_repository
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -44,6 +44,7 @@ class World:
             policy=POLICY,
             batch_size=batch_size,
             orders=self.orders,
+            audit=audit_trail(self.store),
         )
 
     def ship(self, n: int, latest_delivery_days: int | None = 5) -> str:
