@@ -19,7 +19,7 @@ AMAZON_MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "amaz
 _JUDGED: dict[str, str] = {}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def judged() -> Callable[[str, str], None]:
     """Records what an outside judge checked, e.g. `judged("worker indexing", "7 functions")`;
     `make test` prints every record in its summary, so a run shows its counts."""

@@ -7,22 +7,7 @@ deletes the message from SQS only after that enqueue succeeded. A crash between 
 leaves the message in SQS: it comes back after the visibility timeout and is enqueued again,
 and `ingest_notification` drops the duplicate by its NotificationId (at least once, never lost).
 
-- A body that is not an ORDER_CHANGE notification is moved all the same (`ingest_notification`
-  poisons it with its reason code); it is only counted here (`not_order_change`).
-- A body too large for an Azure queue message (its base64 text over 64 KiB) cannot be moved: it
-  is left in SQS, which dead-letters it after the queue's maxReceiveCount receives, and the
-  drain reports the dead-letter queue's depth (`dead_letter_messages`), which Sentinel watches.
-- Each run stops `DRAIN_BUDGET_S` after it started (host.json's functionTimeout is 5 minutes and
-  the timer runs every minute); with several sellers each gets an equal share of what is left.
-- SQS or STS unreachable, or refusing, is a typed transient error (`sqs_unavailable`,
-  `sqs_refused`, `sts_unavailable`, `sts_refused`, `entra_token_unavailable`); one seller's
-  failure does not stop the others, but an Azure enqueue that fails
-  (`notification_enqueue_failed`) stops the run: the storage account is shared.
-
-Credentials: `shared.ingestion.aws_credentials` (managed identity -> Entra token -> STS
-AssumeRoleWithWebIdentity); no AWS secret is stored anywhere. Telemetry holds counts and reason
-codes, never a body, a receipt handle or a queue URL.
-"""
+Design notes: docs/ingestion.md ("Design notes: `shared.ingestion.sqs_bridge`")."""
 
 from __future__ import annotations
 

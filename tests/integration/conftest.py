@@ -10,11 +10,11 @@ judged over the session are counted in the terminal summary.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from local.amazon_models import LEDGER, MODELS_DIR, report
+from local.amazon_models import LEDGER, report
 
 _EXCHANGES: Counter[str] = Counter()  # per operationId, over the session
 _VIOLATIONS: list[int] = [0]
@@ -34,11 +34,14 @@ def amazon_models_judge_the_stand_ins() -> Iterator[None]:
         )
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def amazon_models_count(judged: Callable[[str, str], None]) -> Iterator[None]:
+    """What the models judged over the session, in make test's summary of outside judges."""
+    yield
     total = sum(_EXCHANGES.values())
     if total or _VIOLATIONS[0]:
         operations = ", ".join(f"{op} {n}" for op, n in sorted(_EXCHANGES.items()))
-        terminalreporter.write_line(
-            f"Amazon's models ({MODELS_DIR}) judged {total} stand-in exchanges in integration "
-            f"tests ({operations}): {_VIOLATIONS[0]} violations"
+        judged(
+            "model validation of the stand-in exchanges (Amazon's models)",
+            f"{total} exchanges in integration tests ({operations}), {_VIOLATIONS[0]} violations",
         )

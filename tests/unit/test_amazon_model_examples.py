@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -457,7 +457,7 @@ def test_notification_examples(models: AmazonModels) -> None:
         REPLAYED["SHIPMENT_TRACKING_MILESTONE_CHANGED"] += 1
 
 
-def test_every_example_was_replayed() -> None:
+def test_every_example_was_replayed(judged: Callable[[str, str], None]) -> None:
     """Runs last in this module (pytest keeps file order): the count of replays, pinned."""
     total = sum(REPLAYED.values())
     print(f"{total} replays of Amazon's examples through the app's parsers: {dict(REPLAYED)}")
@@ -465,6 +465,7 @@ def test_every_example_was_replayed() -> None:
         pytest.skip("needs every replay test of this module in the same run (models absent, or -k)")
     assert dict(REPLAYED) == EXPECTED_REPLAYS
     assert total == 62
+    judged("replay of Amazon's model examples", f"{total} replays through the app's parsers")
     # Every request the app's clients sent for these replays kept to Amazon's models (the wire
     # fixture asserts it per test), one per operation replayed at least.
     print(f"{sum(REQUESTS_JUDGED.values())} of the app's requests judged: {dict(REQUESTS_JUDGED)}")

@@ -99,3 +99,14 @@ def test_only_the_lifecycle_writes_a_stage() -> None:
     for path in (ROOT / "shared").rglob("*.py"):
         if path != lifecycle:
             assert _stage_writes(path) == [], f"{path.relative_to(ROOT)} writes a stage"
+
+
+def test_module_docstrings_say_what_a_module_is_in_a_few_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): len(doc.splitlines())
+        for folder in ("shared", "ops")
+        for path in (ROOT / folder).rglob("*.py")
+        if (doc := ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")), clean=False))
+        and len(doc.splitlines()) > 15
+    }
+    assert long == {}, "design reasoning belongs in docs/"
