@@ -434,9 +434,9 @@ class Pipeline:
 
     def _build(self) -> None:
         from shared.app import composition, runtime
-        from shared.app.adapters import OrderBytesSealer
         from shared.crypto.envelope import EnvelopeCipher
         from shared.crypto.key_epochs import KeyEpochs
+        from shared.crypto.secrets import OrderBytesSealer
         from shared.storage.document_store import CountingStore, DocumentStore
         from tests.registry import registered
 

@@ -81,7 +81,7 @@ def _client(env: Mapping[str, str], seller_id: str) -> NotificationsApi:
     from sp_api.base.credential_provider import FromCodeCredentialProvider
 
     from ops.cli import _clients
-    from shared.app.adapters import SecretValues
+    from shared.crypto.secrets import SecretValues
     from shared.ingestion.spapi_gateway import _marketplace, quiet_library_loggers, token_client_class
     from shared.settings import load_settings
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from shared.app.adapters import SecretValues, json_secret
+from shared.crypto.secrets import SecretValues, json_secret
 from shared.errors import SettingsError
 from shared.settings import KARRIO_CARRIERS, Settings
 from shared.shipping.carriers import Carrier

@@ -21,20 +21,15 @@ from azure.cosmos import CosmosClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from shared.app.adapters import (
-    CarrierDeliveryTracker,
-    EpochShredder,
-    OrderBytesSealer,
-    PathBlobs,
-    SecretValues,
-)
 from shared.app.carriers import carrier_directory
+from shared.app.delivery_tracking import CarrierDeliveryTracker
 from shared.app.keys import app_key_readers
 from shared.app.runtime import Runtime
 from shared.app.schedules import NCronTab
 from shared.crypto.envelope import EnvelopeCipher
-from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_epochs import EpochShredder, KeyEpochs
 from shared.crypto.key_vault import AzureSecretStore
+from shared.crypto.secrets import OrderBytesSealer, SecretValues
 from shared.ingestion.rate_budget import RateBudget
 from shared.ingestion.service import IngestionService
 from shared.ingestion.spapi_gateway import SpApiGateway, token_client_class
@@ -54,7 +49,7 @@ from shared.settings import Settings, load_settings
 from shared.shipping.rules import ShippingRules
 from shared.shipping.service import ShippingService
 from shared.storage.audit import AuditLog
-from shared.storage.blob_store import AzureBlobStore, LabelStore
+from shared.storage.blob_store import AzureBlobStore, LabelStore, PathBlobs
 from shared.storage.document_store import CosmosDocumentStore, DocumentStore
 from shared.storage.queues import StorageQueues
 from shared.telemetry.invocations import AppTelemetry, configure_telemetry

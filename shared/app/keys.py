@@ -18,8 +18,8 @@ import base64
 import secrets
 from collections.abc import Mapping
 
-from shared.app.adapters import VaultKeySealer
 from shared.crypto.key_vault import SecretStore
+from shared.crypto.secrets import VaultKeySealer
 from shared.errors import SettingsError
 from shared.orders.reference import KEY_BYTES, ORDER_REF_SECRET, OrderReferencer
 

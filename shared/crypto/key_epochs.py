@@ -230,3 +230,13 @@ def recoverability_report(settings: Settings) -> dict[str, int | bool]:
         "limit_days": MAX_RECOVERABLE_DAYS,
         "within_limit": settings.recoverability_days <= MAX_RECOVERABLE_DAYS,
     }
+
+
+class EpochShredder:
+    """The retention `KeyShredder` over `KeyEpochs`."""
+
+    def __init__(self, epochs: KeyEpochs) -> None:
+        self._epochs = epochs
+
+    def shred_unused(self, now: datetime, epoch_in_use: Callable[[str], bool]) -> list[str]:
+        return sorted(self._epochs.shred_unused(now, epoch_in_use))

@@ -1,7 +1,7 @@
 """The small interfaces the invoicing service needs from storage and crypto.
 
-`BlobStore` is `shared.app.adapters.PathBlobs` over `shared.storage.blob_store` (Azure Blob Storage, or its
-in-memory store in unit tests); `ByteSealer` is `shared.app.adapters.OrderBytesSealer` over
+`BlobStore` is `shared.storage.blob_store.PathBlobs` (Azure Blob Storage, or its
+in-memory store in unit tests); `ByteSealer` is `shared.crypto.secrets.OrderBytesSealer` over
 `shared.crypto.envelope` (unit tests use `tests.fakes.LocalByteSealer`).
 """
 

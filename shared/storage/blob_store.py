@@ -222,3 +222,32 @@ class LabelStore:
 
     def delete(self, ref: str) -> int:
         return len(self._blobs.delete_prefix(LABELS, f"{ref}/"))
+
+
+class PathBlobs:
+    """A name-addressed blob store whose names start with their container ("invoices/<ref>/...")."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
+
+    @staticmethod
+    def _split(name: str) -> tuple[str, str]:
+        container, _, rest = name.partition("/")
+        if not rest:
+            raise AppError("blob name has no container", code="blob_name_invalid")
+        return container, rest
+
+    def put(self, name: str, data: bytes) -> None:
+        self._blobs.put(*self._split(name), data)
+
+    def create(self, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        return self._blobs.create(*self._split(name), data, metadata)
+
+    def get(self, name: str) -> bytes | None:
+        return self._blobs.get(*self._split(name))
+
+    def metadata(self, name: str) -> Mapping[str, str] | None:
+        return self._blobs.metadata(*self._split(name))
+
+    def delete(self, name: str) -> bool:
+        return bool(self._blobs.delete_prefix(*self._split(name)))

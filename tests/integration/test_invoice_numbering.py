@@ -9,13 +9,13 @@ from datetime import timedelta
 
 import pytest
 
-from shared.app.adapters import PathBlobs
 from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import ReportlabRenderer
 from shared.invoices.service import InvoicingService
 from shared.orders.messages import IssueInvoice
 from shared.orders.repository import OrderRepository
+from shared.storage.blob_store import PathBlobs
 from shared.storage.document_store import CosmosDocumentStore
 from tests.fakes import LocalByteSealer, MemoryBlobStore, audit_trail
 from tests.worlds.invoices import DE, NOW, PROFILE, World, de_consumer

@@ -4,18 +4,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.app.adapters import (
-    CarrierDeliveryTracker,
-    OrderBytesSealer,
-    PathBlobs,
-    VaultKeySealer,
-)
+from shared.app.delivery_tracking import CarrierDeliveryTracker
 from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.secrets import OrderBytesSealer, VaultKeySealer
 from shared.errors import AppError
 from shared.orders.deadlines import AmazonPackageStatus
 from shared.orders.record import OrderRecord, Stage
 from shared.shipping.carriers import TrackingInfo
+from shared.storage.blob_store import PathBlobs
 from tests.builders import order_record
 from tests.fakes import MemoryBlobStore, MemorySecretStore
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from shared.app.adapters import SecretValues
 from shared.app.carriers import carrier_directory
 from shared.crypto.key_vault import Destroyed, Secret
+from shared.crypto.secrets import SecretValues
 from shared.errors import SettingsError
 from shared.orders.domain import OrderItem
 from shared.settings import Settings, load_settings

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.app.adapters import EpochShredder, OrderBytesSealer
 from shared.crypto.envelope import EnvelopeCipher
-from shared.crypto.key_epochs import KeyEpochs
+from shared.crypto.key_epochs import EpochShredder, KeyEpochs
+from shared.crypto.secrets import OrderBytesSealer
 from shared.orders.deadlines import RetentionPolicy
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository

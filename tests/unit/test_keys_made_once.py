@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from ops import cli
-from shared.app.adapters import VaultKeySealer
 from shared.app.keys import APP_KEYS, ARCHIVE_KEY_SECRET, app_key_readers, init_keys, require_keys
 from shared.crypto.key_vault import Destroyed, Secret
+from shared.crypto.secrets import VaultKeySealer
 from shared.errors import SettingsError
 from shared.orders.reference import ORDER_REF_SECRET, OrderReferencer, ReferenceKeyMissing
 

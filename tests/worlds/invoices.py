@@ -13,7 +13,6 @@ from typing import Any
 
 from PyPDF2 import PdfReader
 
-from shared.app.adapters import PathBlobs
 from shared.crypto.pii import Pii
 from shared.invoices.archive import InvoiceArchive
 from shared.invoices.numbering import InvoiceCounter
@@ -23,6 +22,7 @@ from shared.invoices.service import InvoicingService
 from shared.orders.domain import Address, Buyer, Money, OrderItem
 from shared.orders.messages import IssueInvoice
 from shared.orders.record import OrderPii, Stage
+from shared.storage.blob_store import PathBlobs
 from tests.builders import order_record
 from tests.fakes import (
     FakeCipher,

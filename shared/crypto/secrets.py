@@ -1,0 +1,97 @@
+"""Secret values read from Key Vault by name, and the byte sealers over keys: the order's
+envelope cipher for invoices, and the archive's own key for archived copies."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.crypto.envelope import EnvelopeCipher, epoch_of
+from shared.crypto.key_vault import SecretStore
+from shared.errors import SettingsError
+
+INVOICE_PURPOSE = "tax-invoice"
+
+
+class SecretValues:
+    """Reads secret values by name from Key Vault, failing with the name (never the value)."""
+
+    def __init__(self, store: SecretStore) -> None:
+        self._store = store
+
+    def __call__(self, name: str) -> str:
+        secret = self._store.get(name)
+        if secret is None:
+            raise SettingsError(f"Key Vault secret {name} is missing")
+        return secret.value
+
+
+def json_secret(values: SecretValues, name: str) -> Mapping[str, Any]:
+    raw = values(name)
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise SettingsError(f"Key Vault secret {name} must hold a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise SettingsError(f"Key Vault secret {name} must hold a JSON object")
+    return parsed
+
+
+class OrderBytesSealer:
+    """The invoicing `ByteSealer`: the order's envelope cipher, purpose `tax-invoice`, as bytes."""
+
+    def __init__(self, cipher: EnvelopeCipher, purpose: str = INVOICE_PURPOSE) -> None:
+        self._cipher = cipher
+        self._purpose = purpose
+
+    def seal_bytes(self, ref: str, data: bytes, now: datetime) -> bytes:
+        envelope = self._cipher.seal_bytes(ref, self._purpose, data, now)
+        return json.dumps(envelope, separators=(",", ":")).encode()
+
+    def open_bytes(self, ref: str, sealed: bytes) -> bytes:
+        return self._cipher.open_bytes(ref, self._purpose, json.loads(sealed))
+
+    def epoch_of(self, sealed: bytes) -> str | None:
+        return epoch_of(json.loads(sealed))
+
+
+class VaultKeySealer:
+    """AES-256-GCM under one long-lived key held as a Key Vault secret: the invoice archive's
+    separate key (a separate vault and role in production, docs/invoices.md), never shredded
+    with the weekly epochs because the law may require keeping invoices for years."""
+
+    def __init__(self, store: SecretStore, secret_name: str, *, create_missing: bool = True) -> None:
+        self._store = store
+        self._name = secret_name
+        self._key: bytes | None = None
+        #: False in the app: the key is made once by `ops init-keys`, never on first use.
+        self._create_missing = create_missing
+
+    def _load(self) -> bytes:
+        if self._key is None:
+            secret = self._store.get(self._name)
+            if secret is None and not self._create_missing:
+                raise SettingsError(f"Key Vault secret {self._name} is missing: run ops init-keys")
+            if secret is None:
+                self._store.set(self._name, base64.b64encode(os.urandom(32)).decode())
+                secret = self._store.get(self._name)
+            if secret is None:
+                raise SettingsError(f"Key Vault secret {self._name} could not be created")
+            self._key = base64.b64decode(secret.value)
+        return self._key
+
+    def seal_bytes(self, ref: str, data: bytes, now: datetime) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + AESGCM(self._load()).encrypt(nonce, data, ref.encode())
+
+    def open_bytes(self, ref: str, sealed: bytes) -> bytes:
+        return AESGCM(self._load()).decrypt(sealed[:12], sealed[12:], ref.encode())
+
+    def epoch_of(self, sealed: bytes) -> str | None:
+        return None  # the archive's own key: no epoch governs it
