@@ -4,9 +4,11 @@ easy to find wherever it leaks, and the smallest app settings that load."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from local import sample_orders
 from shared.crypto.pii import Pii
 from shared.orders.domain import Address, Buyer, OrderItem
 from shared.orders.record import OrderPii, OrderRecord, Stage
@@ -95,4 +97,18 @@ def shipped_record(
         pii=(cipher or FakeCipher(readable=True)).seal(ref, order_pii(n), shipped_at),
         shipment={"carrier": "dhl", "trackingNumber": f"TRK{n:08d}", "shippedAt": shipped_at.isoformat()},
         due_at=shipped_at,
+    )
+
+
+def unshipped_orders(count: int, seed: int, marketplaces: Sequence[str]) -> list[dict[str, Any]]:
+    """`count` merchant-fulfilled orders ready to ship (searchOrders bodies), created within six
+    hours of 2026-10-01 in `marketplaces`."""
+    return sample_orders.generate(
+        count,
+        seed=seed,
+        start=datetime(2026, 10, 1, tzinfo=UTC),
+        span=timedelta(hours=6),
+        marketplaces=list(marketplaces),
+        afn_share=0.0,
+        statuses={"UNSHIPPED": 1.0},
     )

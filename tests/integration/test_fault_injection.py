@@ -21,7 +21,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from shared.orders.messages import INVOICES, ORDER_NOTIFICATIONS, SHIPMENTS, Iss
 from shared.storage.blob_store import INVOICES as INVOICE_BLOBS
 from shared.storage.blob_store import LABELS, AzureBlobStore
 from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore, DocumentStore
+from tests.builders import unshipped_orders
 
 pytestmark = pytest.mark.integration
 
@@ -53,15 +54,7 @@ class Crash(Exception):
 
 
 def _orders(count: int, seed: int) -> list[dict[str, Any]]:
-    return sample_orders.generate(
-        count,
-        seed=seed,
-        start=datetime(2026, 10, 1, tzinfo=UTC),
-        span=timedelta(hours=6),
-        marketplaces=MARKETPLACES,
-        afn_share=0.0,
-        statuses={"UNSHIPPED": 1.0},
-    )
+    return unshipped_orders(count, seed, MARKETPLACES)
 
 
 # ---- the fault-injecting store ----------------------------------------------------------------

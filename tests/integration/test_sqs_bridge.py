@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.storage.queue import QueueClient
 
-from local import aws_emulator, sample_orders
+from local import aws_emulator
 from local.aws_emulator import AwsEmulator
 from local.pipeline import SELLER_ID, Pipeline
 from local.run import notifications, summarise
@@ -34,6 +34,7 @@ from shared.ingestion import sqs_bridge
 from shared.ingestion.sqs_bridge import build_drain
 from shared.orders.messages import ORDER_NOTIFICATIONS
 from shared.storage.document_store import ORDERS, STATE
+from tests.builders import unshipped_orders
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +43,7 @@ MARKETPLACES = ["A1PA6795UKMFR9", "A13V1IB3VIYZZH"]
 
 
 def _orders(count: int, seed: int) -> list[dict[str, Any]]:
-    return sample_orders.generate(
-        count,
-        seed=seed,
-        start=datetime(2026, 10, 1, tzinfo=UTC),
-        span=timedelta(hours=6),
-        marketplaces=MARKETPLACES,
-        afn_share=0.0,
-        statuses={"UNSHIPPED": 1.0},
-    )
+    return unshipped_orders(count, seed, MARKETPLACES)
 
 
 def _azure_bodies(p: Pipeline, queue: str) -> list[str]:
