@@ -78,14 +78,19 @@ def scenario(index: int) -> str:
 
 
 def shipping_rules(orders: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """SHIPPING_RULES covering every SKU in the orders; the carrier is picked by service level
-    so each karrio carrier (USPS, FedEx, UPS) ships some orders."""
+    """SHIPPING_RULES covering every SKU and every ship-to country in the orders; the carrier is
+    picked by service level so each karrio carrier (USPS, FedEx, UPS) ships some orders."""
     skus = {
         str(item["product"]["sellerSku"]): {"weightKg": 0.5, "package": "small"}
         for order in orders
         for item in order.get("orderItems") or []
     }
-    countries = sorted(set(MARKETPLACE_COUNTRIES.values()))
+    ship_to = {
+        str(country)
+        for order in orders
+        if (country := ((order.get("recipient") or {}).get("deliveryAddress") or {}).get("countryCode"))
+    }
+    countries = sorted(set(MARKETPLACE_COUNTRIES.values()) | ship_to)
     return {
         "shipFrom": {
             "name": "Dispatch",

@@ -278,6 +278,7 @@ class RetentionService:
                 "blobsDeleted": blobs,
                 "keyEpoch": _epoch(record),
                 "hadBuyerData": record.pii is not None,
+                "attention": record.attention,
                 "invoices": invoices,
                 "method": "logical_delete+crypto_erase",
             },
