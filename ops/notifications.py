@@ -82,10 +82,11 @@ def _client(env: Mapping[str, str], seller_id: str) -> NotificationsApi:
 
     from ops.cli import _clients
     from shared.crypto.secrets import SecretValues
-    from shared.ingestion.spapi_gateway import _marketplace, quiet_library_loggers, token_client_class
+    from shared.ingestion.spapi_gateway import QUIET_LOGGERS, _marketplace, token_client_class
     from shared.settings import load_settings
+    from shared.telemetry.redaction import quiet_loggers
 
-    quiet_library_loggers()
+    quiet_loggers(QUIET_LOGGERS)
     settings = load_settings(env)
     seller = settings.seller(seller_id)
     if seller is None:

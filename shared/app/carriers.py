@@ -27,11 +27,6 @@ from shared.shipping.rules import AMAZON, ShippingRules
 AmazonApiFactory = Callable[[str, str], Any]
 
 
-def carrier_secret(name: str) -> str:
-    """The default Key Vault secret of a carrier account's credentials (docs/shipping.md)."""
-    return f"carrier-{name}"
-
-
 def check_carriers(settings: Settings, rules: ShippingRules) -> None:
     """Refuse, at start, rules that name a carrier the settings do not configure."""
     for index, rule in enumerate(rules.rules):

@@ -150,11 +150,12 @@ def build_runtime(
         if settings.invoice_archive_years
         else None
     )
+    queues = overrides.queue_sender or StorageQueues(clients.queues)
     return Runtime(
         settings=settings,
         clock=clock,
         telemetry=AppTelemetry(max_dequeue_count=MAX_DEQUEUE_COUNT),
-        failures=MessageFailures(overrides.queue_sender or StorageQueues(clients.queues)),
+        failures=MessageFailures(queues),
         ingestion=IngestionService(
             settings,
             repository=orders,
@@ -210,7 +211,7 @@ def build_runtime(
             env,
             [seller.seller_id for seller in settings.sellers],
             credential,
-            overrides.queue_sender or StorageQueues(clients.queues),
+            queues,
         ),
     )
 

@@ -4,7 +4,6 @@ Design notes: docs/ingestion.md ("Design notes: `shared.ingestion.spapi_gateway`
 
 from __future__ import annotations
 
-import logging
 import ssl
 import threading
 import time
@@ -26,6 +25,7 @@ from shared.errors import AppError, InvalidInput, TransientError
 from shared.ingestion.rate_budget import CONFIRM_SHIPMENT, DEFAULT_PLANS, GET_ORDER, SEARCH_ORDERS
 from shared.settings import SellerAccount, Settings
 from shared.telemetry.invocations import current_invocation
+from shared.telemetry.redaction import quiet_loggers
 
 #: What the pipeline reads: buyer and recipient (shipping, invoices), fulfillment (status,
 #: service level, windows), packages (delivery signals), proceeds (item tax) and tax (buyer VAT).
@@ -85,16 +85,6 @@ class SearchPage:
 class FetchedOrder:
     order: dict[str, Any]
     rate: float | None
-
-
-def quiet_library_loggers() -> None:
-    """Pin python-amazon-sp-api's loggers (some set their own level at import) and httpx's."""
-    manager = logging.Logger.manager
-    for name in list(manager.loggerDict):
-        if name.split(".")[0] in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def amazon_time(value: datetime) -> str:
@@ -157,15 +147,14 @@ class SpApiGateway:
     ) -> None:
         """`verify`: None uses `settings.spapi_verify_tls`; a path names a CA bundle (the
         stand-in's throw-away CA in tests and the local run)."""
-        quiet_library_loggers()
+        quiet_loggers(QUIET_LOGGERS)
         self._settings = settings
         self._credentials = credentials
         chosen = settings.spapi_verify_tls if verify is None else verify
         self._verify = ssl.create_default_context(cafile=chosen) if isinstance(chosen, str) else chosen
         self._timeout = timeout_s
         self._token_class = token_client_class(settings.lwa_endpoint)
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._built_at: dict[tuple[str, str], float] = {}
+        self._clients: dict[tuple[str, str], tuple[Any, float]] = {}  # (client, built at)
         self._lock = threading.Lock()
 
     # ---- operations ------------------------------------------------------------------------
@@ -271,14 +260,13 @@ class SpApiGateway:
         key = (seller_id, version)
         now = time.monotonic()
         with self._lock:
-            client = self._clients.get(key)
-            if client is not None and now - self._built_at.get(key, now) >= CREDENTIALS_MAX_AGE_S:
-                self._clients.pop(key).close()
-                client = None
-            if client is None:
-                client = self._build(seller_id, version)
-                self._clients[key] = client
-                self._built_at[key] = now
+            kept = self._clients.get(key)
+            if kept is not None and now - kept[1] < CREDENTIALS_MAX_AGE_S:
+                return kept[0]
+            if kept is not None:
+                kept[0].close()
+            client = self._build(seller_id, version)
+            self._clients[key] = (client, now)
             return client
 
     def _build(self, seller_id: str, version: str) -> Any:
@@ -304,11 +292,11 @@ class SpApiGateway:
         """Drop a seller's clients (after credentials rotate): the next call rebuilds them."""
         with self._lock:
             for key in [k for k in self._clients if k[0] == seller_id]:
-                self._clients.pop(key).close()
+                self._clients.pop(key)[0].close()
 
     def close(self) -> None:
         with self._lock:
-            for client in self._clients.values():
+            for client, _ in self._clients.values():
                 client.close()
             self._clients.clear()
 

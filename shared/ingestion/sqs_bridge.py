@@ -12,7 +12,6 @@ Design notes: docs/ingestion.md ("Design notes: `shared.ingestion.sqs_bridge`").
 from __future__ import annotations
 
 import json
-import logging
 import re
 import threading
 import time
@@ -27,6 +26,8 @@ from shared.ingestion.aws_credentials import (
     entra_token_source,
 )
 from shared.orders.messages import ORDER_NOTIFICATIONS
+from shared.telemetry.message_failures import QueueSender
+from shared.telemetry.redaction import quiet_loggers
 
 # ---- settings ---------------------------------------------------------------------------------
 
@@ -160,9 +161,11 @@ class NotificationEnqueueFailed(TransientError):
 
 @dataclass(frozen=True, slots=True)
 class SqsMessage:
+    """One received message. Its body (order ids, postal codes) and receipt stay out of repr."""
+
     message_id: str
-    receipt: str
-    body: str
+    receipt: str = field(repr=False)
+    body: str = field(repr=False)
     receive_count: int = 1
 
 
@@ -178,12 +181,6 @@ class SqsQueue(Protocol):
     def dead_letter_depth(self) -> int:
         """Messages in the seller's dead-letter queue (visible and in flight)."""
         ...
-
-
-class QueueSink(Protocol):
-    """`shared.telemetry.message_failures.QueueSender`: text onto an Azure queue (base64)."""
-
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None: ...
 
 
 @dataclass
@@ -219,7 +216,7 @@ class NotificationDrain:
         self,
         queues: Sequence[NotificationQueue],
         connect: Callable[[NotificationQueue], SqsQueue],
-        sink: QueueSink,
+        sink: QueueSender,
         *,
         target: str = ORDER_NOTIFICATIONS,
         wait_s: int = DEFAULT_WAIT_S,
@@ -427,11 +424,6 @@ class BotoSqsQueue:
 QUIET_LOGGERS = ("boto3", "botocore", "s3transfer")
 
 
-def quiet_library_loggers() -> None:
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def sts_endpoint(region: str, endpoint: str | None) -> str:
     """The regional STS endpoint (the global one lives in us-east-1 only), or the emulator."""
     return endpoint.rstrip("/") if endpoint else f"https://sts.{region}.amazonaws.com"
@@ -441,7 +433,7 @@ def build_drain(
     env: Mapping[str, str],
     seller_ids: Sequence[str],
     credential: Any,
-    sink: QueueSink,
+    sink: QueueSender,
     *,
     visibility_s: int = RECEIVE_VISIBILITY_S,
 ) -> NotificationDrain:
@@ -449,7 +441,7 @@ def build_drain(
     built on first use (boto3 is imported then, not at the functions' cold start).
     `visibility_s` is for tests that kill a run and wait for its messages to come back."""
     bridge = load_bridge_settings(env, seller_ids)
-    quiet_library_loggers()
+    quiet_loggers(QUIET_LOGGERS)
     connected: dict[str, SqsQueue] = {}
     lock = threading.Lock()
     sessions: list[Any] = []

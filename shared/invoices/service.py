@@ -29,6 +29,7 @@ from shared.invoices.model import (
     build_invoice,
     check_priced,
     money,
+    supply_date,
 )
 from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.ports import BlobStore, ByteSealer
@@ -167,8 +168,7 @@ class InvoicingService:
         shipment's; a credit note, issued on a refund, takes the year it is issued in, unless
         its claim is in last year's series already (one read, for a rare document)."""
         if kind == INVOICE:
-            shipped = (record.shipment or {}).get("shippedAt")
-            year = datetime.fromisoformat(shipped).year if isinstance(shipped, str) and shipped else now.year
+            year = (supply_date(record) or now.date()).year
             return f"{self._profile.invoice_prefix}{year}"
         earlier = f"{self._profile.credit_note_prefix}{now.year - 1}"
         if claim in (self._counter.peek(earlier) or {}).get("claims", {}):

@@ -29,7 +29,6 @@ SHIPPABLE_STATUSES = frozenset({FulfillmentStatus.UNSHIPPED})
 STOPPED_STATUSES = frozenset({FulfillmentStatus.CANCELLED, FulfillmentStatus.UNFULFILLABLE})
 SENT_ELSEWHERE_STATUSES = frozenset({FulfillmentStatus.SHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED})
 NOT_SHIPPED = frozenset({Stage.AWAITING, Stage.READY, Stage.ATTENTION})
-_UNSHIPPED = (Stage.AWAITING, Stage.ATTENTION, Stage.READY)
 
 
 # --- where an order enters ------------------------------------------------------------------
@@ -149,7 +148,7 @@ class Settle:
         now = self._clock()
         if record.stage is Stage.CANCELLED and record.purge_after is None:
             return cancelled_now(record, now, self._policy)
-        if record.stage in _UNSHIPPED and record.purge_after is None:
+        if record.stage in NOT_SHIPPED and record.purge_after is None:
             bound = delivery_bound(record, self._policy) + timedelta(days=self._policy.retention_days)
             return with_deadline(record, max(bound, now), now, self._policy)
         if record.stage is Stage.SHIPPED:

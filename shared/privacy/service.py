@@ -243,7 +243,6 @@ class PrivacyService:
         """`archive`: the seller's legal invoice archive, if it keeps one. `orders`: the app's
         one repository (a plain one over `store` when not given)."""
         self._archive = archive
-        self._store = store
         self._orders = orders or OrderRepository(store)
         self._audit = audit
         self._cipher = cipher

@@ -163,7 +163,6 @@ class RetentionService:
         """`archive`: the invoice archive, when the seller keeps one (its documents are deleted
         when their legal keeping ends, by the same timer). `orders`: the app's one repository
         (a plain one over `store` when not given)."""
-        self._store = store
         self._archive = archive
         self._orders = orders or OrderRepository(store)
         self._audit = audit

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from azure.core import MatchConditions
+from azure.core.exceptions import AzureError
 from azure.cosmos import ContainerProxy, CosmosClient
 from azure.cosmos import exceptions as cosmos_errors
 
@@ -65,9 +66,12 @@ def _retry_after_s(exc: cosmos_errors.CosmosHttpResponseError) -> float:
         return 1.0
 
 
-def _mapped(exc: cosmos_errors.CosmosHttpResponseError) -> AppError:
+def _mapped(exc: AzureError) -> AppError:
     """Throttling and outages are transient (the message is retried, or re-queued with the
-    delay Cosmos asks for when throttled); the rest is not."""
+    delay Cosmos asks for when throttled); the rest is not. A connection that failed or broke
+    (azure-core's ServiceRequestError / ServiceResponseError) is an outage."""
+    if not isinstance(exc, cosmos_errors.CosmosHttpResponseError):
+        return StoreUnavailable("Cosmos DB not reachable")
     if exc.status_code == 429:
         return StoreThrottled(_retry_after_s(exc))
     if exc.status_code in (408, 449, 500, 503):
@@ -119,7 +123,7 @@ class CosmosDocumentStore:
             raise WriteConflict("etag mismatch") from None
         except cosmos_errors.CosmosResourceExistsError:
             raise WriteConflict("already exists") from None
-        except cosmos_errors.CosmosHttpResponseError as exc:
+        except AzureError as exc:
             raise _mapped(exc) from None
 
     def read(self, container: str, partition: str, doc_id: str) -> Document | None:
@@ -128,7 +132,7 @@ class CosmosDocumentStore:
             return doc
         except cosmos_errors.CosmosResourceNotFoundError:
             return None
-        except cosmos_errors.CosmosHttpResponseError as exc:
+        except AzureError as exc:
             raise _mapped(exc) from None
 
     def create(self, container: str, doc: Document) -> Document:
@@ -144,7 +148,7 @@ class CosmosDocumentStore:
             # Changed or deleted since it was read (as in the memory store): the caller re-reads,
             # and finds it changed or gone, instead of failing.
             raise WriteConflict("etag mismatch or document gone") from None
-        except cosmos_errors.CosmosHttpResponseError as exc:
+        except AzureError as exc:
             raise _mapped(exc) from None
         return replaced
 
@@ -153,7 +157,7 @@ class CosmosDocumentStore:
             self._containers[container].delete_item(doc_id, partition_key=partition)
         except cosmos_errors.CosmosResourceNotFoundError:
             return False
-        except cosmos_errors.CosmosHttpResponseError as exc:
+        except AzureError as exc:
             raise _mapped(exc) from None
         return True
 

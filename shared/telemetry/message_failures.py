@@ -18,6 +18,7 @@ fields, without the body, go to telemetry as a warning whose `Properties.event` 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -165,7 +166,10 @@ def _scrub(value: Any, shape: str | None = None, depth: int = 0) -> Any:
 def _unreadable(body: bytes) -> str:
     """What is kept of a body that is not JSON: its size and digest, never its text (keys that
     would mark its personal data cannot be found in it)."""
-    return f"<not JSON: {len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()}>"
+    # Keyed like `_digest`: a plain hash of a short body (a postal code) is reversed by trying
+    # every candidate.
+    keyed = hmac.new(_DIGEST_KEY, body, hashlib.sha256).hexdigest()
+    return f"<not JSON: {len(body)} bytes, sha256 hmac {keyed}>"
 
 
 def scrubbed_body(body: bytes) -> str:

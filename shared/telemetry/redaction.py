@@ -347,3 +347,15 @@ def install_redaction() -> None:
         noisy = logging.getLogger(name)
         if noisy.level == logging.NOTSET or noisy.level < logging.WARNING:
             noisy.setLevel(logging.WARNING)
+
+
+def quiet_loggers(prefixes: Iterable[str]) -> None:
+    """Pin the loggers of libraries that log whole requests and answers at DEBUG (bodies hold
+    buyer data) to WARNING: each named logger and every sub-logger already created, since some
+    set their own level at import."""
+    names = tuple(prefixes)
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.split(".")[0] in names:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -16,6 +16,7 @@ import copy
 import json
 import logging
 import string
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -535,7 +536,7 @@ def _gateway(client: LibraryParsedClient) -> SpApiGateway:
     gateway = SpApiGateway(
         _settings(), lambda _seller: {"refresh_token": "r", "lwa_app_id": "a", "lwa_client_secret": "s"}
     )
-    gateway._clients[(SELLER, ORDERS_VERSION)] = client
+    gateway._clients[(SELLER, ORDERS_VERSION)] = (client, time.monotonic())
     return gateway
 
 

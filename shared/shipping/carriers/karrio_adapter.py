@@ -139,7 +139,7 @@ LABEL_LIMITS: Mapping[str, Mapping[str, int]] = {
 SHORTENED_COUNTER = "label_fields_shortened"
 
 
-def _address(sdk_models: Any, recipient: Recipient, carrier: str = "fedex") -> Any:
+def _address(sdk_models: Any, recipient: Recipient, carrier: str) -> Any:
     """The revealed minimum a label needs; built only for the request body, each field within
     the carrier's limit (`LABEL_LIMITS`)."""
     limits = LABEL_LIMITS[carrier]
