@@ -80,6 +80,9 @@ class CarrierStandIn:
     #: `hold_deliveries`): only these tracking numbers are delivered, the others are in transit.
     delivered: set[str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The carrier's OAuth endpoint refuses every credential (revoked or mistyped), as the real
+    #: carriers answer: 401 with their own error body.
+    refuse_credentials: bool = False
     _fail: int = 0
     _reject: int = 0
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -157,7 +160,21 @@ def _find(value: Any, key: str) -> list[Any]:
     return found
 
 
-def _token(_: CarrierStandIn, __: Any) -> Response:
+# Each carrier's answer to refused client credentials (401), in its own error format.
+REFUSED: dict[str, Any] = {
+    "usps": {"error": "invalid_client", "error_description": "Client authentication failed"},
+    "fedex": {
+        "errors": [
+            {"code": "NOT.AUTHORIZED.ERROR", "message": "The given client credentials were not valid."}
+        ]
+    },
+    "ups": {"response": {"errors": [{"code": "250003", "message": "Invalid Access License number"}]}},
+}
+
+
+def _token(state: CarrierStandIn, __: Any) -> Response:
+    if state.refuse_credentials:
+        return 401, REFUSED[state.name]
     return 200, {"access_token": "local-token", "token_type": "Bearer", "expires_in": 3600}
 
 
@@ -395,6 +412,8 @@ def _ups_status(*, delivered: bool) -> dict[str, Any]:
 
 
 def _ups(state: CarrierStandIn, method: str, path: str, body: Any) -> Response:
+    if method == "POST" and path == "/security/v1/oauth/token" and state.refuse_credentials:
+        return 401, REFUSED["ups"]
     if method == "POST" and path == "/security/v1/oauth/token":
         return 200, {
             "access_token": "local-token",

@@ -1,11 +1,13 @@
 """`python -m ops preflight`: checks a deployment's configuration without printing any value.
 
-One line per check, `ok` or `FAIL`, with the setting or secret name and why; the verb exits
-non-zero when any check fails. Checked here: the settings load (the recoverability bound
-included), every secret the settings name exists and parses, the keys `ops init-keys` makes
-exist, and each carrier the shipping rules name is configured. Not yet checked (issue 20): that
-each refresh token yields an access token, that the notifications subscription exists, and that
-each carrier answers an authentication call.
+One line per check, `ok` or `FAIL`, with the setting or secret name and why (a reason code);
+the verb exits non-zero when any check fails. Checked: the settings parse; the recoverability
+bound is at most 30 days (its own line: the settings are read without the app's refusal, so this
+line can fail); every secret the settings name exists and parses; the keys `ops init-keys`
+makes exist; each carrier the shipping rules name is configured; and over the wire
+(ops/probes.py): each seller's refresh token yields an access token, each seller's ORDER_CHANGE
+subscription exists, and each karrio carrier of the rules answers an authentication call (Buy
+Shipping authenticates with the sellers' own tokens, checked just before).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from ops.probes import Probes, live_probes
 from shared.crypto.key_vault import SecretStore
 from shared.errors import AppError, SettingsError
-from shared.settings import MAX_RECOVERABLE_DAYS, Settings, load_settings
+from shared.settings import MAX_RECOVERABLE_DAYS, Settings, read_settings, recoverability_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +63,16 @@ def _base64_key(value: str) -> str | None:
     return None if len(key) >= 16 else "too short"
 
 
-def checks(settings: Settings, store: SecretStore) -> Iterator[Check]:
+def checks(settings: Settings, store: SecretStore, probes: Probes) -> Iterator[Check]:
     from shared.app.carriers import check_carriers
     from shared.app.keys import APP_KEYS
-    from shared.shipping.rules import ShippingRules
+    from shared.shipping.rules import AMAZON, ShippingRules
 
     days = settings.recoverability_days
     yield Check(
-        "recoverability bound", days <= MAX_RECOVERABLE_DAYS, f"{days} days (at most {MAX_RECOVERABLE_DAYS})"
+        "recoverability bound",
+        recoverability_problem(settings) is None,
+        f"{days} days (at most {MAX_RECOVERABLE_DAYS})",
     )
     yield _secret(store, settings.lwa_client_id_secret)
     yield _secret(store, settings.lwa_client_secret_secret)
@@ -80,14 +85,43 @@ def checks(settings: Settings, store: SecretStore) -> Iterator[Check]:
         check_carriers(settings, rules)
         yield Check("carriers in SHIPPING_RULES", True, ", ".join(sorted(rules.carriers)) or "none")
     except SettingsError as exc:
+        rules = None
         yield Check("carriers in SHIPPING_RULES", False, str(exc))
     for account in settings.carriers.values():
         yield _secret(store, account.secret, _json_object)
+    tokens = [
+        _probe(f"access token of seller {s.seller_id}", probes.access_token, s.seller_id)
+        for s in settings.sellers
+    ]
+    yield from tokens
+    for seller in settings.sellers:
+        yield _probe(
+            f"ORDER_CHANGE subscription of seller {seller.seller_id}", probes.subscription, seller.seller_id
+        )
+    for name in sorted(rules.carriers if rules else ()):
+        if name == AMAZON:
+            yield Check(
+                f"carrier {name} authenticates", all(t.ok for t in tokens), "with the sellers' access tokens"
+            )
+        elif name in settings.carriers:
+            yield _probe(f"carrier {name} authenticates", probes.carrier, name)
 
 
-def preflight(env: Mapping[str, str], store_for: Callable[[Settings], SecretStore]) -> list[Check]:
+def _probe(name: str, probe: Callable[[str], str | None], subject: str) -> Check:
+    problem = probe(subject)
+    return Check(name, problem is None, problem or "")
+
+
+def preflight(
+    env: Mapping[str, str],
+    store_for: Callable[[Settings], SecretStore],
+    probes_for: Callable[[Mapping[str, str], Settings, SecretStore], Probes] | None = None,
+) -> list[Check]:
+    """`probes_for` makes the calls over the wire (default: `live_probes`)."""
     try:
-        settings = load_settings(env)
+        settings = read_settings(env)
     except SettingsError as exc:
         return [Check("settings", False, str(exc))]
-    return [Check("settings", True), *checks(settings, store_for(settings))]
+    store = store_for(settings)
+    probes = (probes_for or live_probes)(env, settings, store)
+    return [Check("settings", True), *checks(settings, store, probes)]

@@ -189,6 +189,28 @@ def _carriers(env: Mapping[str, str]) -> Mapping[str, CarrierAccount]:
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
+    """The app's settings: `read_settings`, refused when over the recoverability bound."""
+    settings = read_settings(env)
+    problem = recoverability_problem(settings)
+    if problem:
+        raise SettingsError(problem)
+    return settings
+
+
+def recoverability_problem(settings: Settings) -> str | None:
+    """Why the settings break Amazon's 30-day bound, or None when they keep it."""
+    if settings.recoverability_days <= MAX_RECOVERABLE_DAYS:
+        return None
+    return (
+        f"recoverability window is {settings.recoverability_days} days, over Amazon's "
+        f"{MAX_RECOVERABLE_DAYS}: lower RETENTION_DAYS, KEY_EPOCH_DAYS, "
+        "COSMOS_BACKUP_RETENTION_DAYS or KEY_VAULT_SOFT_DELETE_DAYS"
+    )
+
+
+def read_settings(env: Mapping[str, str]) -> Settings:
+    """Every setting parsed and checked on its own; `ops preflight` reads them so, to report the
+    recoverability bound on its own line."""
     storage = _optional(env, "STORAGE")
     blob_uri = _optional(env, "STORAGE__blobServiceUri")
     queue_uri = _optional(env, "STORAGE__queueServiceUri")
@@ -203,7 +225,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if not all(isinstance(v, int) and 0 <= v <= 30 for v in archive.values()):
         raise SettingsError("INVOICE_ARCHIVE_YEARS values must be whole years from 0 to 30")
     endpoints = _mapping(env, "CARRIER_ENDPOINTS")
-    settings = Settings(
+    return Settings(
         storage_connection=storage,
         blob_service_uri=blob_uri,
         queue_service_uri=queue_uri,
@@ -234,10 +256,3 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         invoice_archive_years={str(k): int(v) for k, v in archive.items()},
         carriers=_carriers(env),
     )
-    if settings.recoverability_days > MAX_RECOVERABLE_DAYS:
-        raise SettingsError(
-            f"recoverability window is {settings.recoverability_days} days, over Amazon's "
-            f"{MAX_RECOVERABLE_DAYS}: lower RETENTION_DAYS, KEY_EPOCH_DAYS, "
-            "COSMOS_BACKUP_RETENTION_DAYS or KEY_VAULT_SOFT_DELETE_DAYS"
-        )
-    return settings

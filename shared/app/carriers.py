@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.crypto.secrets import SecretValues, json_secret
 from shared.errors import SettingsError
@@ -22,6 +22,9 @@ from shared.shipping.carriers import Carrier
 from shared.shipping.carriers.amazon_business import business_id
 from shared.shipping.carriers.base import Label, LabelRequest, TrackingInfo
 from shared.shipping.rules import AMAZON, ShippingRules
+
+if TYPE_CHECKING:
+    from shared.shipping.carriers.karrio_adapter import KarrioCarrier
 
 #: (seller id, shipping business id) -> the Shipping API v2 client for them.
 AmazonApiFactory = Callable[[str, str], Any]
@@ -125,7 +128,7 @@ def carrier_directory(
     def make(seller_id: str, name: str) -> Carrier:
         if name == AMAZON:
             return _buy_shipping(settings, seller_id, api)
-        return _karrio(settings, values, name, replay_safe=replay_safe)
+        return karrio_carrier(settings, values, name, replay_safe=replay_safe)
 
     def directory(seller_id: str) -> Mapping[str, Carrier]:
         with lock:
@@ -149,7 +152,10 @@ def _buy_shipping(settings: Settings, seller_id: str, api: AmazonApiFactory) -> 
     return MarketplaceBuyShipping(lambda business: api(seller_id, business), marketplaces[0])
 
 
-def _karrio(settings: Settings, values: SecretValues, name: str, *, replay_safe: bool) -> Carrier:
+def karrio_carrier(
+    settings: Settings, values: SecretValues, name: str, *, replay_safe: bool = False
+) -> KarrioCarrier:
+    """The karrio carrier CARRIERS configures under `name`, its secret read now."""
     from shared.shipping.carriers.karrio_adapter import KarrioCarrier
 
     account = settings.carriers[name]

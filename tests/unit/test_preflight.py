@@ -1,5 +1,7 @@
 """`ops preflight` (issue 20): fails on each missing piece, one line per check, never a value;
-passes on a complete configuration."""
+passes on a complete configuration. The calls over the wire are probes here (each answering as
+the live one does: None or a reason code); tests/integration/test_preflight.py runs the live ones
+against the local deployment."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import json
 
 import pytest
 
-from ops import cli
+from ops import cli, preflight
+from ops.probes import Probes
 from shared.app.keys import init_keys
 from shared.crypto.key_vault import Destroyed, Secret
 
@@ -63,8 +66,21 @@ def complete() -> Vault:
     return vault
 
 
-def run(vault: Vault, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+def probes(failing: dict[str, str] | None = None) -> Probes:
+    """Probes answering None, or the reason `failing` gives for "<probe>:<subject>"."""
+    failing = failing or {}
+    return Probes(
+        access_token=lambda seller: failing.get(f"access_token:{seller}"),
+        subscription=lambda seller: failing.get(f"subscription:{seller}"),
+        carrier=lambda name: failing.get(f"carrier:{name}"),
+    )
+
+
+def run(
+    vault: Vault, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, failing: dict[str, str] | None = None
+) -> tuple[int, str]:
     monkeypatch.setattr(cli, "_clients", lambda env: (vault, None))
+    monkeypatch.setattr(preflight, "live_probes", lambda env, settings, store: probes(failing))
     out = io.StringIO()
     code = cli.main(["preflight"], env=env, out=out)
     text = out.getvalue()
@@ -77,7 +93,11 @@ def test_a_complete_configuration_passes(monkeypatch: pytest.MonkeyPatch) -> Non
     code, text = run(complete(), ENV, monkeypatch)
     assert code == 0, text
     lines = text.splitlines()
-    assert len(lines) == 9 and all(line.startswith("ok") for line in lines)
+    assert len(lines) == 13 and all(line.startswith("ok") for line in lines)
+    assert "ok   access token of seller S1" in lines
+    assert "ok   ORDER_CHANGE subscription of seller S1" in lines
+    assert "ok   carrier usps authenticates" in lines
+    assert "ok   carrier amazon authenticates: with the sellers' access tokens" in lines
 
 
 @pytest.mark.parametrize(
@@ -98,7 +118,6 @@ def test_each_missing_secret_fails_on_its_own_line(
     vault.destroy(missing)
     code, text = run(vault, ENV, monkeypatch)
     assert code == 1 and line in text.splitlines()
-    assert sum(not row.startswith("ok") for row in text.splitlines()) == 1
 
 
 def test_a_carrier_secret_that_does_not_parse_fails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,7 +134,56 @@ def test_a_rule_naming_an_unconfigured_carrier_fails(monkeypatch: pytest.MonkeyP
     assert line.startswith("FAIL carriers in SHIPPING_RULES:") and "rules[0] names carrier usps" in line
 
 
-def test_settings_that_do_not_load_fail_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    code, text = run(complete(), {**ENV, "RETENTION_DAYS": "30"}, monkeypatch)
-    assert code == 1 and text.startswith("FAIL settings:") and "recoverability window is 51 days" in text
-    assert len(text.splitlines()) == 1
+def test_settings_that_do_not_parse_fail_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, text = run(complete(), {**ENV, "RETENTION_DAYS": "a week"}, monkeypatch)
+    assert code == 1 and text == "FAIL settings: settings_invalid: RETENTION_DAYS must be a whole number\n"
+
+
+@pytest.mark.parametrize(("retention", "days", "ok"), [("9", 30, True), ("10", 31, False), ("30", 51, False)])
+def test_the_recoverability_bound_has_its_own_line_that_fails_over_30_days(
+    retention: str, days: int, ok: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, text = run(complete(), {**ENV, "RETENTION_DAYS": retention}, monkeypatch)
+    lines = text.splitlines()
+    assert lines[:2] == [
+        "ok   settings",
+        f"{'ok  ' if ok else 'FAIL'} recoverability bound: {days} days (at most 30)",
+    ]
+    assert code == (0 if ok else 1)
+    assert all(line.startswith("ok") for line in lines[2:])  # every other check still ran
+
+
+@pytest.mark.parametrize(
+    ("failing", "reason", "line"),
+    [
+        (
+            "subscription:S1",
+            "subscription_absent",
+            "FAIL ORDER_CHANGE subscription of seller S1: subscription_absent",
+        ),
+        ("carrier:usps", "carrier_refused_usps", "FAIL carrier usps authenticates: carrier_refused_usps"),
+    ],
+)
+def test_each_call_over_the_wire_that_fails_fails_on_its_own_line(
+    failing: str, reason: str, line: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, text = run(complete(), ENV, monkeypatch, {failing: reason})
+    assert code == 1
+    assert [row for row in text.splitlines() if not row.startswith("ok")] == [line]
+
+
+def test_buy_shipping_authenticates_only_when_every_seller_token_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = {**RULES, "rules": [{"countries": ["US"], "carrier": "amazon", "service": "Standard"}]}
+    env = {**ENV, "SHIPPING_RULES": json.dumps(rules), "CARRIERS": "{}"}
+    vault = complete()
+    vault.destroy("carrier-usps")
+    code, text = run(vault, env, monkeypatch)
+    assert code == 0 and "ok   carrier amazon authenticates: with the sellers' access tokens" in text
+    code, text = run(vault, env, monkeypatch, {"access_token:S1": "lwa_refused_invalid_client"})
+    assert code == 1
+    assert [row for row in text.splitlines() if not row.startswith("ok")] == [
+        "FAIL access token of seller S1: lwa_refused_invalid_client",
+        "FAIL carrier amazon authenticates: with the sellers' access tokens",
+    ]

@@ -1,7 +1,7 @@
 import pytest
 
 from shared.errors import SettingsError
-from shared.settings import load_settings
+from shared.settings import load_settings, read_settings
 from tests.builders import BASE_SETTINGS
 
 
@@ -35,3 +35,11 @@ def test_secret_values_never_appear_in_errors() -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(env)
     assert "super-secret-key-value" not in str(info.value) and "[{]" not in str(info.value)
+
+
+def test_the_app_refuses_settings_over_the_30_day_bound_that_preflight_still_reads() -> None:
+    over = {**BASE_SETTINGS, "RETENTION_DAYS": "10"}
+    with pytest.raises(SettingsError, match="recoverability window is 31 days, over Amazon's 30"):
+        load_settings(over)
+    assert read_settings(over).recoverability_days == 31
+    assert load_settings({**BASE_SETTINGS, "RETENTION_DAYS": "9"}).recoverability_days == 30

@@ -243,6 +243,32 @@ class KarrioCarrier:
             raise CarrierTimeout(f"{self.name} connection lost after the request") from None
         return result, _error_codes(messages)
 
+    def authenticate(self) -> None:
+        """One OAuth token request with this account's credentials (`ops preflight`); raises
+        CarrierError when the carrier refuses them, CarrierUnavailable when it cannot answer."""
+        _sdk, lib, _ = _karrio()
+        from karrio.core import errors as karrio_errors
+
+        proxy = self._gw().proxy
+
+        def token() -> tuple[Any, list[str]]:
+            return proxy.authenticate(lib.Serializable(None)).deserialize(), []
+
+        try:
+            state, _codes = self._call(token)
+        except karrio_errors.ParsedMessagesError as exc:
+            raise _classify(self.name, _error_codes(exc.messages) or ["auth"]) from None
+        except karrio_errors.ShippingSDKError:
+            raise _classify(self.name, [SDK_INTERNAL]) from None
+        except CarrierUnavailable:
+            raise
+        except Exception:  # karrio's FedEx raises a bare Exception when a field is missing
+            raise CarrierError(
+                f"{self.name} credentials incomplete", code=f"carrier_credentials_incomplete_{self.name}"
+            ) from None
+        if not (state.get("access_token") if isinstance(state, dict) else state):
+            raise CarrierError(f"{self.name} gave no token", code=f"carrier_refused_{self.name}")
+
     def create_label(self, request: LabelRequest) -> Label:
         if request.recipient is None:
             raise CarrierError("a karrio label needs a recipient", code="recipient_missing")
