@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.app.composition import LocalOverrides
     from shared.crypto.key_vault import AzureSecretStore
     from shared.privacy.service import PrivacyService
+    from shared.settings import Settings
     from shared.storage.queues import StorageQueues
 
 Verb = Callable[[argparse.Namespace, Mapping[str, str], TextIO], int]
@@ -71,13 +72,17 @@ def cmd_check_settings(args: argparse.Namespace, env: Mapping[str, str], out: Te
     return 0
 
 
-def _clients(env: Mapping[str, str]) -> tuple[AzureSecretStore, StorageQueues]:
-    """The Key Vault secret store and the storage queues, as the functions reach them."""
+def _clients(
+    env: Mapping[str, str], settings: Settings | None = None
+) -> tuple[AzureSecretStore, StorageQueues]:
+    """The Key Vault secret store and the storage queues, as the functions reach them (with
+    `settings` already read, or the app's settings from `env`)."""
     from shared.app.composition import LocalOverrides, _default_credential, connect
     from shared.storage.queues import StorageQueues
 
     overrides = _overrides or LocalOverrides()
-    clients = connect(load_settings(env), overrides.credential or _default_credential(), overrides)
+    chosen = settings or load_settings(env)
+    clients = connect(chosen, overrides.credential or _default_credential(), overrides)
     return clients.secrets, StorageQueues(clients.queues)
 
 
@@ -101,7 +106,7 @@ def cmd_preflight(args: argparse.Namespace, env: Mapping[str, str], out: TextIO)
     """Check the deployment (settings, secrets, keys, carriers): one line per check, no values."""
     from ops.preflight import preflight
 
-    results = preflight(env, lambda settings: _clients(env)[0])
+    results = preflight(env, lambda settings: _clients(env, settings)[0])
     for check in results:
         out.write(check.line() + "\n")
     return 0 if all(check.ok for check in results) else 1

@@ -83,15 +83,15 @@ def _client(env: Mapping[str, str], seller_id: str) -> NotificationsApi:
     from ops.cli import _clients
     from shared.crypto.secrets import SecretValues
     from shared.ingestion.spapi_gateway import QUIET_LOGGERS, _marketplace, token_client_class
-    from shared.settings import load_settings
+    from shared.settings import read_settings
     from shared.telemetry.redaction import quiet_loggers
 
     quiet_loggers(QUIET_LOGGERS)
-    settings = load_settings(env)
+    settings = read_settings(env)  # the verb has loaded them; `ops preflight` reads them
     seller = settings.seller(seller_id)
     if seller is None:
         raise SystemExit(f"seller {seller_id} is not in SELLERS")
-    secrets, _ = _clients(env)
+    secrets, _ = _clients(env, settings)
     values = SecretValues(secrets)
     client = Notifications(
         _marketplace(seller),

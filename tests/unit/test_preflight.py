@@ -79,7 +79,7 @@ def probes(failing: dict[str, str] | None = None) -> Probes:
 def run(
     vault: Vault, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, failing: dict[str, str] | None = None
 ) -> tuple[int, str]:
-    monkeypatch.setattr(cli, "_clients", lambda env: (vault, None))
+    monkeypatch.setattr(cli, "_clients", lambda env, settings=None: (vault, None))
     monkeypatch.setattr(preflight, "live_probes", lambda env, settings, store: probes(failing))
     out = io.StringIO()
     code = cli.main(["preflight"], env=env, out=out)
