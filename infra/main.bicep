@@ -66,6 +66,9 @@ param awsWebIdentityAudience string = ''
 param lwaClientIdSecretName string = 'lwa-client-id'
 param lwaClientSecretSecretName string = 'lwa-client-secret'
 
+@description('true once the LWA client secret is in the vault: the app may then write new versions of that one secret (the rotation); a role assignment scoped to a secret needs the secret to exist.')
+param lwaSecretWriter bool = false
+
 @description('SHIPPING_RULES app setting (JSON object, docs/shipping.md).')
 param shippingRules string = '{}'
 
@@ -261,6 +264,24 @@ module keyVault 'modules/keyvault.bicep' = {
   }
 }
 
+// The key epochs' KEKs in a vault of their own: the app makes and destroys secrets there, so it
+// holds Secrets Officer on that vault, and only reads in the credentials vault (rbac.bicep).
+module keyEpochVault 'modules/keyvault.bicep' = {
+  name: 'key-epoch-vault'
+  params: {
+    location: location
+    prefix: prefix
+    name: '${prefix}-kek'
+    softDeleteDays: keyVaultSoftDeleteDays
+    workspaceId: monitoring.outputs.workspaceId
+    tags: tags
+    publicNetworkAccess: publicNetworkAccess
+    allowedIpRanges: trialAllowedIpRanges
+    privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.dnsZoneIds.vault
+  }
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'function-app'
   params: {
@@ -275,6 +296,7 @@ module functionApp 'modules/functionapp.bicep' = {
     cosmosEndpoint: cosmos.outputs.endpoint
     cosmosDatabaseName: cosmos.outputs.databaseName
     keyVaultUri: keyVault.outputs.uri
+    keyEpochVaultUri: keyEpochVault.outputs.uri
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     virtualNetworkSubnetId: network.outputs.appSubnetId
     maximumInstanceCount: maximumInstanceCount
@@ -315,6 +337,9 @@ module rbac 'modules/rbac.bicep' = {
     cosmosAccountName: cosmos.outputs.name
     cosmosDatabaseName: cosmos.outputs.databaseName
     keyVaultName: keyVault.outputs.name
+    keyEpochVaultName: keyEpochVault.outputs.name
+    lwaClientSecretSecretName: lwaClientSecretSecretName
+    lwaSecretWriter: lwaSecretWriter
     appInsightsName: monitoring.outputs.appInsightsName
   }
 }
@@ -392,6 +417,7 @@ module workbook 'modules/workbook.bicep' = {
 
 output functionAppName string = functionApp.outputs.name
 output keyVaultName string = keyVault.outputs.name
+output keyEpochVaultName string = keyEpochVault.outputs.name
 output dataStorageName string = dataStorage.outputs.name
 output notificationsQueueUrl string = '${dataStorage.outputs.queueEndpoint}order-notifications'
 output recoverabilityDays int = recoverabilityDays

@@ -73,6 +73,9 @@ class Settings:
     invoice_marketplaces: tuple[str, ...]
     invoice_archive_years: Mapping[str, int]
     carriers: Mapping[str, CarrierAccount] = field(default_factory=dict)
+    #: The vault of the weekly key-epoch KEKs, which the app makes and destroys itself (its own
+    #: vault in Azure, docs/security.md); None: the KEKs live in KEY_VAULT_URL's vault.
+    key_epoch_vault_url: str | None = None
 
     @property
     def recoverability_days(self) -> int:
@@ -255,4 +258,5 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         ),
         invoice_archive_years={str(k): int(v) for k, v in archive.items()},
         carriers=_carriers(env),
+        key_epoch_vault_url=_optional(env, "KEY_EPOCH_VAULT_URL"),
     )

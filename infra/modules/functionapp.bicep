@@ -23,6 +23,9 @@ param dataQueueEndpoint string
 param cosmosEndpoint string
 param cosmosDatabaseName string
 param keyVaultUri string
+
+@description('The key epochs\' own vault (KEY_EPOCH_VAULT_URL).')
+param keyEpochVaultUri string
 param appInsightsConnectionString string
 
 @description('Subnet the app joins (delegated to Microsoft.App/environments).')
@@ -47,6 +50,7 @@ var platformSettings = {
   COSMOS_ENDPOINT: cosmosEndpoint
   COSMOS_DATABASE: cosmosDatabaseName
   KEY_VAULT_URL: keyVaultUri
+  KEY_EPOCH_VAULT_URL: keyEpochVaultUri
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   // Application Insights has local auth off: the exporter signs with the managed identity.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'

@@ -1,5 +1,6 @@
-// Key Vault for the key-encryption keys, the order-reference key and the seller credentials:
-// RBAC authorisation (no access policies), purge protection, and soft-delete days equal to
+// A Key Vault, deployed twice by main.bicep: `<prefix>-kv` for the credentials and the two keys
+// `ops init-keys` makes (the app reads them), `<prefix>-kek` for the weekly key-epoch KEKs (the
+// app makes, reads and destroys them). RBAC authorisation (no access policies), purge protection, and soft-delete days equal to
 // KEY_VAULT_SOFT_DELETE_DAYS (part of the recoverability bound). Reached through a private
 // endpoint (zone privatelink.vaultcore.azure.net); the public endpoint is off unless a first trial
 // turns it on, and even then only `allowedIpRanges` get through. Audit events go to the
@@ -7,6 +8,10 @@
 
 param location string
 param prefix string
+
+@description('The vault\'s name: `<prefix>-kv` (credentials and keys) or `<prefix>-kek` (key epochs).')
+@maxLength(24)
+param name string = '${prefix}-kv'
 param workspaceId string
 param tags object = {}
 
@@ -32,7 +37,7 @@ param privateEndpointSubnetId string
 param privateDnsZoneId string
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  name: '${prefix}-kv'
+  name: name
   location: location
   tags: tags
   properties: {

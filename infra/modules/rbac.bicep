@@ -12,7 +12,18 @@ param dataContainers array
 param auditContainer string
 param cosmosAccountName string
 param cosmosDatabaseName string
+@description('The credentials vault: LWA credentials, refresh tokens, carrier secrets, the order-reference and archive keys.')
 param keyVaultName string
+
+@description('The key epochs\' vault: only the weekly KEKs the app makes and destroys.')
+param keyEpochVaultName string
+
+@description('The LWA client secret\'s name: the one secret of the credentials vault the app may write.')
+param lwaClientSecretSecretName string
+
+@description('Assign the writer role on the LWA client secret (it must exist: deploy again once it is set).')
+param lwaSecretWriter bool = false
+
 param appInsightsName string
 
 // Built-in role definition ids (identical in every tenant).
@@ -21,6 +32,7 @@ var roles = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
@@ -58,6 +70,15 @@ resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' existing = {
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
+}
+
+resource lwaClientSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
+  parent: vault
+  name: lwaClientSecretSecretName
+}
+
+resource epochVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyEpochVaultName
 }
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -149,10 +170,33 @@ resource cosmosData 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@20
   }
 }
 
-// Key epochs: create, read, delete and purge KEK secrets; read seller credentials.
-resource vaultSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, principalId, roles.keyVaultSecretsOfficer)
+// Key epochs: create, read, delete and purge the KEKs, in their own vault, which holds nothing else.
+resource epochVaultSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(epochVault.id, principalId, roles.keyVaultSecretsOfficer)
+  scope: epochVault
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+  }
+}
+
+// The credentials vault: read only. It holds only what the app reads (the LWA credentials, each
+// seller's refresh token, the carriers' secrets, the order-reference and invoice archive keys).
+resource vaultSecretsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, roles.keyVaultSecretsUser)
   scope: vault
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+  }
+}
+
+// The one secret the app writes: a new version of the LWA client secret when Amazon rotates it.
+resource lwaSecretWriterRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (lwaSecretWriter) {
+  name: guid(lwaClientSecret.id, principalId, roles.keyVaultSecretsOfficer)
+  scope: lwaClientSecret
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'

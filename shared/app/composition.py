@@ -74,6 +74,8 @@ class Clients:
     blobs: BlobServiceClient
     queues: QueueServiceClient
     secrets: AzureSecretStore
+    #: The key epochs' KEKs: their own vault in Azure, the same store where no other is set.
+    epoch_secrets: AzureSecretStore
 
 
 def _period(env: Mapping[str, str], name: str, now: datetime) -> Any:
@@ -97,10 +99,15 @@ def connect(settings: Settings, credential: TokenCredential, overrides: LocalOve
     secrets = AzureSecretStore.connect(
         settings.key_vault_url, credential, **{**http, **overrides.key_vault_options}
     )
+    epoch_secrets = secrets
+    if settings.key_epoch_vault_url and settings.key_epoch_vault_url != settings.key_vault_url:
+        epoch_secrets = AzureSecretStore.connect(
+            settings.key_epoch_vault_url, credential, **{**http, **overrides.key_vault_options}
+        )
     store: DocumentStore = CosmosDocumentStore(cosmos, settings.cosmos_database)
     if overrides.wrap_store is not None:
         store = overrides.wrap_store(store)
-    return Clients(store, blobs, queues, secrets)
+    return Clients(store, blobs, queues, secrets, epoch_secrets)
 
 
 def build_runtime(
@@ -120,7 +127,7 @@ def build_runtime(
     )
     orders = OrderRepository(store, Settle(policy, clock))
     values = SecretValues(clients.secrets)
-    epochs = KeyEpochs(clients.secrets, clock, epoch_days=settings.key_epoch_days)
+    epochs = KeyEpochs(clients.epoch_secrets, clock, epoch_days=settings.key_epoch_days)
     cipher = EnvelopeCipher(epochs)
     # Fail closed: the keys are made once by `ops init-keys`, never here (shared/app/keys.py).
     refs, archive_sealer = app_key_readers(clients.secrets)
