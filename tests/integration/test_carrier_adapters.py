@@ -13,6 +13,7 @@ from local import carrier_servers
 from shared.crypto.pii import Pii
 from shared.shipping.carriers import (
     AddressProblem,
+    CarrierError,
     CarrierUnavailable,
     LabelRequest,
     Parcel,
@@ -106,3 +107,29 @@ def test_loopback_settings_override_only_the_host() -> None:
         _settings_class("ups")(client_id="c", client_secret="s", test_mode=True).server_url
         == "https://wwwcie.ups.com"
     )
+
+
+@pytest.mark.parametrize("name", ["usps", "fedex", "ups"])
+def test_authenticate_asks_the_carrier_for_a_token_and_says_why_it_fails(
+    servers: carrier_servers.CarrierServers, name: str
+) -> None:
+    """`ops preflight`'s authentication call: one OAuth token request, its refusal or silence."""
+    standin = servers.all()[name]
+    KarrioCarrier(name, CREDENTIALS[name], base_url=standin.base_url).authenticate()
+    assert standin.requests[-1].method == "POST" and "token" in standin.requests[-1].path
+    standin.refuse_credentials = True
+    try:
+        with pytest.raises(CarrierError) as refused:
+            KarrioCarrier(name, CREDENTIALS[name], base_url=standin.base_url).authenticate()
+    finally:
+        standin.refuse_credentials = False
+    assert refused.value.code == f"carrier_refused_{name}"
+    with pytest.raises(CarrierUnavailable):
+        KarrioCarrier(name, CREDENTIALS[name], base_url="http://127.0.0.1:9").authenticate()
+
+
+def test_authenticate_names_credentials_that_lack_a_field(servers: carrier_servers.CarrierServers) -> None:
+    partial = {k: v for k, v in CREDENTIALS["fedex"].items() if k != "secret_key"}
+    with pytest.raises(CarrierError) as incomplete:
+        KarrioCarrier("fedex", partial, base_url=servers.fedex.base_url).authenticate()
+    assert incomplete.value.code == "carrier_credentials_incomplete_fedex"
