@@ -15,11 +15,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ops.probes import Probes, live_probes
 from shared.crypto.key_vault import SecretStore
 from shared.errors import AppError, SettingsError
 from shared.settings import MAX_RECOVERABLE_DAYS, Settings, read_settings, recoverability_problem
+
+if TYPE_CHECKING:
+    from shared.shipping.rules import ShippingRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +68,7 @@ def _base64_key(value: str) -> str | None:
 
 
 def checks(settings: Settings, store: SecretStore, probes: Probes) -> Iterator[Check]:
-    from shared.app.carriers import check_carriers
-    from shared.app.keys import APP_KEYS
-    from shared.shipping.rules import AMAZON, ShippingRules
+    from shared.shipping.rules import ShippingRules
 
     days = settings.recoverability_days
     yield Check(
@@ -74,30 +76,49 @@ def checks(settings: Settings, store: SecretStore, probes: Probes) -> Iterator[C
         recoverability_problem(settings) is None,
         f"{days} days (at most {MAX_RECOVERABLE_DAYS})",
     )
+    yield from _secrets(settings, store)
+    try:
+        rules: ShippingRules | None = ShippingRules(settings.shipping_rules)
+    except SettingsError as exc:
+        rules = None
+        yield Check("carriers in SHIPPING_RULES", False, str(exc))
+    if rules is not None:
+        yield _carriers_configured(settings, rules)
+    yield from _over_the_wire(settings, rules, probes)
+
+
+def _secrets(settings: Settings, store: SecretStore) -> Iterator[Check]:
+    from shared.app.keys import APP_KEYS
+
     yield _secret(store, settings.lwa_client_id_secret)
     yield _secret(store, settings.lwa_client_secret_secret)
     for seller in settings.sellers:
         yield _secret(store, seller.refresh_token_secret)
     for name in APP_KEYS:
         yield _secret(store, name, _base64_key)
-    try:
-        rules = ShippingRules(settings.shipping_rules)
-        check_carriers(settings, rules)
-        yield Check("carriers in SHIPPING_RULES", True, ", ".join(sorted(rules.carriers)) or "none")
-    except SettingsError as exc:
-        rules = None
-        yield Check("carriers in SHIPPING_RULES", False, str(exc))
     for account in settings.carriers.values():
         yield _secret(store, account.secret, _json_object)
-    tokens = [
-        _probe(f"access token of seller {s.seller_id}", probes.access_token, s.seller_id)
-        for s in settings.sellers
-    ]
+
+
+def _carriers_configured(settings: Settings, rules: ShippingRules) -> Check:
+    from shared.app.carriers import check_carriers
+
+    try:
+        check_carriers(settings, rules)
+    except SettingsError as exc:
+        return Check("carriers in SHIPPING_RULES", False, str(exc))
+    return Check("carriers in SHIPPING_RULES", True, ", ".join(sorted(rules.carriers)) or "none")
+
+
+def _over_the_wire(settings: Settings, rules: ShippingRules | None, probes: Probes) -> Iterator[Check]:
+    """Each seller's token and subscription, then each carrier of the rules that is configured."""
+    from shared.shipping.rules import AMAZON
+
+    sellers = [s.seller_id for s in settings.sellers]
+    tokens = [_probe(f"access token of seller {s}", probes.access_token, s) for s in sellers]
     yield from tokens
-    for seller in settings.sellers:
-        yield _probe(
-            f"ORDER_CHANGE subscription of seller {seller.seller_id}", probes.subscription, seller.seller_id
-        )
+    for seller in sellers:
+        yield _probe(f"ORDER_CHANGE subscription of seller {seller}", probes.subscription, seller)
     for name in sorted(rules.carriers if rules else ()):
         if name == AMAZON:
             yield Check(
