@@ -314,7 +314,9 @@ def _report(
     telemetry_per_order = (envelope_bytes(run[2]) - envelope_bytes(idle[2]) * idle_share) / orders
     by_type: Counter[str] = Counter()
     for envelope in run[2]:
-        by_type[str((envelope.get("data") or {}).get("baseType"))] += envelope_bytes([envelope])
+        data = envelope.get("data") or {}
+        event = ((data.get("baseData") or {}).get("properties") or {}).get("event", "no_event")
+        by_type[f"{data.get('baseType')}:{event}"] += envelope_bytes([envelope])
     fixed = fixed_month(idle, table, memory_mb)
     fixed_cost = {name: bill.total(u, table) for name, u in fixed.items()}
     common = {"orders": orders, "ordersNotPurged": left, "instanceMemoryMB": memory_mb}
@@ -364,7 +366,7 @@ def _report(
         "usage": {k: round(float(v), 3) for k, v in vars(per_order).items()},
         "callsPerOrder": calls_per_order,
         "appTelemetryBytesPerOrder": round(telemetry_per_order),
-        "appTelemetryBytesPerOrderByType": {k: round(v / orders) for k, v in by_type.most_common()},
+        "appTelemetryBytesPerOrderByEvent": {k: round(v / orders) for k, v in by_type.most_common(12)},
         "diagnosticRecordBytesPerOrder": round(per_order.workspace_bytes - telemetry_per_order),
         **common,
     }
