@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -258,27 +259,36 @@ Window = tuple[list[Call], list[tuple[str, float]], list[dict[str, Any]], float]
 
 
 def _window_usage(window: Window, table: dict[str, Any], memory_mb: int) -> tuple[bill.Usage, Counter[str]]:
-    calls, invocations, envelopes, _ = window
+    calls, invocations, _, _ = window
     usage, by_service = usage_of(calls, table)
-    usage = usage + execution_usage(invocations, calls, table, memory_mb)
-    usage.workspace_bytes += envelope_bytes(envelopes)
-    return usage, by_service
+    return usage + execution_usage(invocations, calls, table, memory_mb), by_service
 
 
-def fixed_month(idle: Window, table: dict[str, Any], memory_mb: int) -> dict[str, bill.Usage]:
+def timer_of(envelope: dict[str, Any]) -> str | None:
+    """The timer function an envelope belongs to (its invocation record or heartbeat), if any:
+    the timers' telemetry is the fixed month's, every other envelope an order's. Attributed by
+    content, not by when it arrived: the exporter posts from its own thread, on its own time."""
+    properties = ((envelope.get("data") or {}).get("baseData") or {}).get("properties") or {}
+    name = properties.get("source") if properties.get("event") == "heartbeat" else properties.get("operation")
+    return str(name) if name in deployed_schedules() else None
+
+
+def fixed_month(
+    idle: Window, table: dict[str, Any], memory_mb: int, telemetry_per_firing: dict[str, float]
+) -> dict[str, bill.Usage]:
     """A month with no orders, by source: each timer's idle firings (measured) times its
-    deployed schedule; the host's queue polling at maxPollingInterval on each trigger queue;
-    the host's lock renewals and timer status blobs."""
-    calls, invocations, envelopes, _ = idle
+    deployed schedule, with its telemetry per firing; the host's queue polling at
+    maxPollingInterval on each trigger queue; the host's lock renewals and timer status blobs."""
+    calls, invocations, _, _ = idle
     firings = Counter(name for name, _ in invocations)
-    per_envelope_firing = envelope_bytes(envelopes) / max(sum(firings.values()), 1)
     parts: dict[str, bill.Usage] = {}
     for name, schedule in deployed_schedules().items():
         mine = [c for c in calls if c.function == name]
         usage, _ = usage_of(mine, table)
         usage = usage + execution_usage([i for i in invocations if i[0] == name], mine, table, memory_mb)
-        usage.workspace_bytes += per_envelope_firing * firings[name]
-        parts[f"timer:{name}"] = usage.scaled(firings_per_month(schedule) / max(firings[name], 1))
+        monthly = firings_per_month(schedule)
+        parts[f"timer:{name}"] = usage.scaled(monthly / max(firings[name], 1))
+        parts[f"timer:{name}"].workspace_bytes += telemetry_per_firing.get(name, 0.0) * monthly
     month_s = MONTH.total_seconds()
     polling = host_json_queues()["maxPollingInterval"]
     trigger_queues = 4
@@ -309,15 +319,18 @@ def _report(
         k: round((run_services[k] - idle_services[k] * idle_share) / orders, 2) for k in sorted(run_services)
     }
     # The run's own idle hours (hourly timers locally) are not the orders' cost.
+    telemetry = Counter[str]()
+    for envelope in run[2] + idle[2]:
+        telemetry[timer_of(envelope) or "orders"] += envelope_bytes([envelope])
+    all_firings = Counter(name for name, _ in run[1] + idle[1])
+    per_firing = {
+        name: telemetry[name] / all_firings[name] for name in deployed_schedules() if all_firings[name]
+    }
+    telemetry_per_order = sum(envelope_bytes([e]) for e in run[2] if timer_of(e) is None) / orders
     per_order = (run_usage + idle_usage.scaled(-idle_share)).scaled(1 / orders)
+    per_order.workspace_bytes += telemetry_per_order
     per_1000 = bill.cost(per_order.scaled(1000), table)
-    telemetry_per_order = (envelope_bytes(run[2]) - envelope_bytes(idle[2]) * idle_share) / orders
-    by_type: Counter[str] = Counter()
-    for envelope in run[2]:
-        data = envelope.get("data") or {}
-        event = ((data.get("baseData") or {}).get("properties") or {}).get("event", "no_event")
-        by_type[f"{data.get('baseType')}:{event}"] += envelope_bytes([envelope])
-    fixed = fixed_month(idle, table, memory_mb)
+    fixed = fixed_month(idle, table, memory_mb, per_firing)
     fixed_cost = {name: bill.total(u, table) for name, u in fixed.items()}
     common = {"orders": orders, "ordersNotPurged": left, "instanceMemoryMB": memory_mb}
     yield {
@@ -366,7 +379,7 @@ def _report(
         "usage": {k: round(float(v), 3) for k, v in vars(per_order).items()},
         "callsPerOrder": calls_per_order,
         "appTelemetryBytesPerOrder": round(telemetry_per_order),
-        "appTelemetryBytesPerOrderByEvent": {k: round(v / orders) for k, v in by_type.most_common(12)},
+        "appTelemetryBytesPerTimerFiring": {k: round(v) for k, v in per_firing.items()},
         "diagnosticRecordBytesPerOrder": round(per_order.workspace_bytes - telemetry_per_order),
         **common,
     }
@@ -388,8 +401,6 @@ def _report(
 
 def run(orders: int = DEFAULT_ORDERS) -> Iterator[dict[str, Any]]:
     """In its own process, so its patched HTTP clients are its alone."""
-    import subprocess
-
     out = subprocess.run(  # noqa: S603 - this interpreter, this module
         [sys.executable, "-W", "ignore", "-m", "local.bench_bill", "--orders", str(orders)],
         capture_output=True,

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from local import bill
-from local.bench_bill import cosmos_ru, diagnostic_records
+from local.bench_bill import cosmos_ru, diagnostic_records, timer_of
 from local.call_meter import Call
 
 TABLE = bill.load_prices()
@@ -95,3 +95,14 @@ def test_only_the_logged_categories_make_diagnostic_records() -> None:
     assert diagnostic_records(_call("queue", "POST", "/acct/shipments-poison/messages")) == 1
     assert diagnostic_records(_call("cosmos", "PUT", "/dbs/f/colls/orders/docs/o1")) == 1
     assert diagnostic_records(_call("spapi", "GET", "/orders/v0/orders")) == 0
+
+
+def _envelope(**properties: str) -> dict[str, object]:
+    return {"data": {"baseType": "MessageData", "baseData": {"properties": properties}}}
+
+
+def test_telemetry_is_the_timers_or_the_orders_by_what_it_says() -> None:
+    assert timer_of(_envelope(event="heartbeat", source="poll_orders")) == "poll_orders"
+    assert timer_of(_envelope(event="invocation", operation="purge_expired")) == "purge_expired"
+    assert timer_of(_envelope(event="invocation", operation="issue_invoice")) is None
+    assert timer_of({"data": {}}) is None
