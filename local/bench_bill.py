@@ -6,7 +6,8 @@ calls, counted by service and class, priced at docs/prices.json (`local/bill.py`
 firings at the deployed schedules, the host's queue polling and locks) and
 `blob_bytes_per_order`; `bill_month` adds them for 300, 3,000 and 30,000 orders a month.
 `cpu_ratio_to_floor` divides the app's CPU by that of bare `http.client` sending the same
-requests to the same stand-ins (`call_meter.replay`). docs/performance.md explains each term.
+requests to the same stand-ins (`call_meter.replay`). The meter keeps every request's bytes:
+runs of tens of orders. docs/performance.md explains each term.
 
     python -m local.bench_bill [--orders N]
 """
@@ -24,6 +25,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +50,7 @@ HOST_LOCK_PERIOD_S = 15
 LISTENER_LOCK_PERIOD_S = 60
 
 
+@cache
 def deployed_schedules() -> dict[str, str]:
     """Timer function -> NCRONTAB, as infra/main.bicep deploys them."""
     text = (ROOT / "infra" / "main.bicep").read_text(encoding="utf-8")
@@ -318,7 +321,6 @@ def _report(
     calls_per_order = {
         k: round((run_services[k] - idle_services[k] * idle_share) / orders, 2) for k in sorted(run_services)
     }
-    # The run's own idle hours (hourly timers locally) are not the orders' cost.
     telemetry = Counter[str]()
     for envelope in run[2] + idle[2]:
         telemetry[timer_of(envelope) or "orders"] += envelope_bytes([envelope])
@@ -327,6 +329,7 @@ def _report(
         name: telemetry[name] / all_firings[name] for name in deployed_schedules() if all_firings[name]
     }
     telemetry_per_order = sum(envelope_bytes([e]) for e in run[2] if timer_of(e) is None) / orders
+    # The run's own idle hours (hourly timers locally) are not the orders' cost.
     per_order = (run_usage + idle_usage.scaled(-idle_share)).scaled(1 / orders)
     per_order.workspace_bytes += telemetry_per_order
     per_1000 = bill.cost(per_order.scaled(1000), table)
