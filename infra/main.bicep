@@ -195,6 +195,8 @@ module hostStorage 'modules/storage.bicep' = {
       'app-package'
     ]
     workspaceId: monitoring.outputs.workspaceId
+    // Leases, timer state and the package: no rule reads them (docs/performance.md).
+    ruleLogs: false
     tags: tags
     publicNetworkAccess: publicNetworkAccess
     allowedIpRanges: trialAllowedIpRanges
@@ -287,7 +289,6 @@ module functionApp 'modules/functionapp.bicep' = {
   params: {
     location: location
     prefix: prefix
-    workspaceId: monitoring.outputs.workspaceId
     tags: tags
     hostStorageName: hostStorage.outputs.name
     hostStorageBlobEndpoint: hostStorage.outputs.blobEndpoint

@@ -67,6 +67,8 @@ class HostStats:
     #: CPU seconds spent inside function bodies (the app's share of the worker's CPU; the
     #: queue polling and output sends around them are the Functions host's work in Azure).
     function_cpu_s: float = 0.0
+    #: (function, CPU seconds) of each invocation, in order.
+    invocation_cpu_s: list[tuple[str, float]] = field(default_factory=list)
 
 
 class LocalHost:
@@ -87,6 +89,8 @@ class LocalHost:
         self.max_dequeue = int(config["maxDequeueCount"])
         self.delayed: list[Delayed] = []
         self.stats = HostStats()
+        #: The function whose body is running, if any (local/call_meter.py attributes calls by it).
+        self.invoking: str | None = None
         self._next_fire: dict[str, datetime] = {}
         self._schedules: dict[str, NCronTab] = {}
         for fn in functions:
@@ -190,13 +194,17 @@ class LocalHost:
             raise RuntimeError(f"{name}: no binding for {sorted(missing)}")
         self.stats.invocations[name] = self.stats.invocations.get(name, 0) + 1
         started = time.thread_time()
+        self.invoking = name
         try:
             user_fn(**kwargs)
         except Exception:
             self.stats.failures[name] = self.stats.failures.get(name, 0) + 1
             return False
         finally:
-            self.stats.function_cpu_s += time.thread_time() - started
+            self.invoking = None
+            cpu = time.thread_time() - started
+            self.stats.function_cpu_s += cpu
+            self.stats.invocation_cpu_s.append((name, cpu))
         for queue, out in outputs.values():
             for value in _output_messages(out.get()):
                 self._client(queue).send_message(value)

@@ -133,21 +133,12 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
   scope: account
   properties: {
     workspaceId: workspaceId
-    // Resource-specific tables (CDBDataPlaneRequests, CDBControlPlaneRequests) that the rules query.
+    // The resource-specific CDBDataPlaneRequests that unusual-data-read and unexpected-principal
+    // read. Control-plane changes are in AzureActivity; metrics stay in Azure Monitor Metrics.
     logAnalyticsDestinationType: 'Dedicated'
     logs: [
       {
         category: 'DataPlaneRequests'
-        enabled: true
-      }
-      {
-        category: 'ControlPlaneRequests'
-        enabled: true
-      }
-    ]
-    metrics: [
-      {
-        category: 'Requests'
         enabled: true
       }
     ]

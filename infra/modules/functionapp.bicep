@@ -9,7 +9,6 @@
 
 param location string
 param prefix string
-param workspaceId string
 param tags object = {}
 
 @description('Runtime storage account (AzureWebJobsStorage and the deployment package).')
@@ -114,7 +113,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       }
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
-        instanceMemoryMB: 2048
+        // The smallest size: the pipeline's peak RSS is under 200 MB with the stand-ins included
+        // (docs/performance.md, "Instance memory"); each GB-s is billed at this size.
+        instanceMemoryMB: 512
       }
       runtime: {
         name: 'python'
@@ -140,25 +141,9 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   }
 }
 
-resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
-  name: 'to-log-analytics'
-  scope: site
-  properties: {
-    workspaceId: workspaceId
-    logs: [
-      {
-        category: 'FunctionAppLogs'
-        enabled: true
-      }
-    ]
-    metrics: [
-      {
-        category: 'AllMetrics'
-        enabled: true
-      }
-    ]
-  }
-}
+// No diagnostic setting: FunctionAppLogs would repeat what the app and the host already send to
+// Application Insights (AppTraces, AppRequests in the same workspace), and no rule reads the
+// site's metrics (they stay in Azure Monitor Metrics). docs/performance.md.
 
 output id string = site.id
 output name string = site.name

@@ -50,29 +50,11 @@ resource workspaceDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-
   scope: workspace
   properties: {
     workspaceId: workspace.id
+    // LAQueryLogs: who read the logs. No rule reads it; kept because it is the only record of a
+    // person reading order telemetry, and it is a few records a day (docs/performance.md).
     logs: [
       {
         categoryGroup: 'audit'
-        enabled: true
-      }
-    ]
-    metrics: [
-      {
-        category: 'AllMetrics'
-        enabled: true
-      }
-    ]
-  }
-}
-
-resource appInsightsDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
-  name: 'to-log-analytics'
-  scope: appInsights
-  properties: {
-    workspaceId: workspace.id
-    metrics: [
-      {
-        category: 'AllMetrics'
         enabled: true
       }
     ]

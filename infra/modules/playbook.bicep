@@ -107,15 +107,11 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
   scope: playbook
   properties: {
     workspaceId: workspace.id
+    // WorkflowRuntime (AzureDiagnostics): no rule reads it; kept as the record that an incident's
+    // notification ran, a few records per incident (docs/performance.md).
     logs: [
       {
         category: 'WorkflowRuntime'
-        enabled: true
-      }
-    ]
-    metrics: [
-      {
-        category: 'AllMetrics'
         enabled: true
       }
     ]

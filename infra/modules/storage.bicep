@@ -31,6 +31,9 @@ param deleteAfterDays int = 30
 param workspaceId string
 param tags object = {}
 
+@description('Send the blob reads and queue writes the Sentinel rules read to the workspace. Off for the host account: it holds the host\'s leases, timer state and the package, no order data, and no rule reads it.')
+param ruleLogs bool = true
+
 @description('Disabled: only the private endpoints reach the account. Enabled (first trial only): the public endpoint answers too, to allowedIpRanges only.')
 @allowed([
   'Disabled'
@@ -200,54 +203,35 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
   }
 }
 
-resource accountDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
-  name: 'to-log-analytics'
-  scope: account
-  properties: {
-    workspaceId: workspaceId
-    metrics: [
-      {
-        category: 'Transaction'
-        enabled: true
-      }
-    ]
-  }
-}
-
-resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+// Only what a Sentinel rule reads goes to the workspace (docs/performance.md, "What reaches the
+// Sentinel workspace"); the Transaction metrics stay in Azure Monitor Metrics, free.
+// Blob: StorageRead (GetBlob), which unusual-data-read sums per identity. Writes and deletes are
+// not read by any rule.
+resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (ruleLogs) {
   name: 'to-log-analytics'
   scope: blobService
   properties: {
     workspaceId: workspaceId
     logs: [
       {
-        categoryGroup: 'allLogs'
-        enabled: true
-      }
-    ]
-    metrics: [
-      {
-        category: 'Transaction'
+        category: 'StorageRead'
         enabled: true
       }
     ]
   }
 }
 
-resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+// Queue: StorageWrite (PutMessage into a -poison queue), which poison-queue-growth reads. The
+// host's polling (GetMessages, StorageRead) and message deletes are not sent: at one poll per
+// queue per maxPollingInterval they were most of the workspace's bill.
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (ruleLogs) {
   name: 'to-log-analytics'
   scope: queueService
   properties: {
     workspaceId: workspaceId
     logs: [
       {
-        categoryGroup: 'allLogs'
-        enabled: true
-      }
-    ]
-    metrics: [
-      {
-        category: 'Transaction'
+        category: 'StorageWrite'
         enabled: true
       }
     ]

@@ -205,32 +205,49 @@ def test_hardening_properties_are_set() -> None:
     assert "DisableLocalAuth: true" in text["monitoring"]
 
 
-def test_every_monitored_resource_sends_diagnostics() -> None:
+# What each diagnostic setting may send, and the workspace table it fills (issue 21: only what a
+# rule or the workbook reads). Site, Application Insights and account-level metrics send nothing:
+# the app's telemetry is already in the workspace, and metrics stay in Azure Monitor Metrics.
+DIAGNOSTIC_TABLES = {
+    ("Microsoft.Storage/storageAccounts/blobServices", "StorageRead"): "StorageBlobLogs",
+    ("Microsoft.Storage/storageAccounts/queueServices", "StorageWrite"): "StorageQueueLogs",
+    ("Microsoft.DocumentDB/databaseAccounts", "DataPlaneRequests"): "CDBDataPlaneRequests",
+    ("Microsoft.KeyVault/vaults", "audit"): "AZKVAuditLogs",
+    ("Microsoft.OperationalInsights/workspaces", "audit"): "LAQueryLogs",
+    ("Microsoft.Logic/workflows", "WorkflowRuntime"): "AzureDiagnostics",
+}
+# Read by no rule, kept for the reason docs/performance.md gives.
+KEPT_UNREAD = {"LAQueryLogs"}
+
+
+def test_diagnostic_settings_send_only_what_a_rule_or_the_workbook_reads() -> None:
+    readers = "\n".join(
+        [p.read_text(encoding="utf-8") for p in RULES.glob("*.kql")]
+        + [p.read_text(encoding="utf-8") for p in (INFRA / "workbooks").glob("*.json")]
+    )
+    performance = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    diagnosed: set[str] = set()
     for module in ("storage", "cosmos", "keyvault", "functionapp", "monitoring", "playbook"):
         resources = _parse(INFRA / "modules" / f"{module}.bicep")["resources"]
-        diagnosed = {
-            r["config"]["scope"]
-            for r in resources.values()
-            if r["type"] == "Microsoft.Insights/diagnosticSettings"
-        }
-        targets = {
-            name
-            for name, r in resources.items()
-            if r["type"]
-            in (
-                "Microsoft.Storage/storageAccounts",
-                "Microsoft.Storage/storageAccounts/blobServices",
-                "Microsoft.Storage/storageAccounts/queueServices",
-                "Microsoft.DocumentDB/databaseAccounts",
-                "Microsoft.KeyVault/vaults",
-                "Microsoft.Web/sites",
-                "Microsoft.OperationalInsights/workspaces",
-                "Microsoft.Insights/components",
-                "Microsoft.Logic/workflows",
-            )
-            and not r["existing"]
-        }
-        assert targets and targets <= diagnosed, f"{module}: {sorted(targets - diagnosed)}"
+        for r in resources.values():
+            if r["type"] != "Microsoft.Insights/diagnosticSettings":
+                continue
+            config = r["config"]["config"] if "condition" in r["config"] else r["config"]
+            properties = config["properties"]
+            assert "metrics" not in properties, f"{module}: metrics go to Azure Monitor Metrics"
+            scope_type = resources[config["scope"]]["type"]
+            diagnosed.add(scope_type)
+            for log in properties["logs"]:
+                category = log.get("category") or log["categoryGroup"]
+                table = DIAGNOSTIC_TABLES.get((scope_type, category))
+                assert table, f"{module}: {category} is not a category a rule reads"
+                assert table in readers or table in KEPT_UNREAD, table
+                assert f"`{table}`" in performance, f"docs/performance.md does not say who reads {table}"
+    assert {scope for scope, _ in DIAGNOSTIC_TABLES} <= diagnosed
+    # The host's account (leases, timer state, the package) sends nothing; the data account does.
+    modules = _parse(INFRA / "main.bicep")["modules"]
+    assert modules["hostStorage"]["config"]["params"]["ruleLogs"] is False
+    assert "ruleLogs" not in modules["dataStorage"]["config"]["params"]
 
 
 def test_function_identity_holds_exactly_the_listed_data_plane_roles() -> None:
