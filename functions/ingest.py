@@ -7,7 +7,6 @@ from typing import List  # the worker refuses Out[list[str]]: see pyproject.toml
 import azure.functions as func
 
 from shared.app import runtime
-from shared.ingestion.lwa_rotation import application_type
 from shared.orders.messages import ORDER_NOTIFICATIONS, SHIPMENTS, STORAGE_CONNECTION
 
 bp = func.Blueprint()
@@ -33,7 +32,7 @@ def ingest_notification(msg: func.QueueMessage, shipments: func.Out[List[str]]) 
         rt.telemetry.invocation("ingest_notification", message=msg) as record,
     ):
         body = msg.get_body()
-        if rt.lwa_rotation is not None and application_type(body):
+        if rt.lwa_rotation is not None and rt.lwa_rotation.handles(body):
             outcome = rt.lwa_rotation.handle(body, rt.clock())
             record.count("lwa_rotation_requested", outcome.requested)
             record.count("lwa_secret_stored", outcome.stored)

@@ -43,7 +43,11 @@ def _iso(value: datetime) -> str:
 
 def _errors(status: int, code: str, message: str) -> Response:
     body = {"errors": [{"code": code, "message": message}]}
-    return status, {"content-type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())}, json.dumps(body).encode()
+    return (
+        status,
+        {"content-type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())},
+        json.dumps(body).encode(),
+    )
 
 
 class ApplicationStandIn:
@@ -93,7 +97,7 @@ class ApplicationStandIn:
         return answer
 
     def _rotate(self, token: str) -> Response:
-        expected = SpApiStandIn._grantless_token(self.client_id, ROTATION_SCOPE)  # noqa: SLF001
+        expected = SpApiStandIn._grantless_token(self.client_id, ROTATION_SCOPE)
         if not SpApiStandIn.grantless_token_valid(token) or not secrets.compare_digest(token, expected):
             return _errors(403, "Unauthorized", "Access to requested resource is denied.")
         with self._lock:

@@ -259,9 +259,7 @@ class SpApiStandIn:
         self.handlers: list[ExtraHandler] = list(handlers)
         self.plans: dict[str, Plan] = dict(plans or DEFAULT_PLANS)
         #: client id -> the secrets LWA accepts for it now (two while a rotation's old one lives).
-        self._lwa_clients = (
-            {k: {v} for k, v in lwa_clients.items()} if lwa_clients is not None else None
-        )
+        self._lwa_clients = {k: {v} for k, v in lwa_clients.items()} if lwa_clients is not None else None
         #: Token requests LWA refused for a client secret it does not accept.
         self.token_refusals = 0
         self._lock = threading.RLock()

@@ -72,6 +72,8 @@ class Privacy(Protocol):
 class LwaRotation(Protocol):
     """Amazon's LWA secret notifications (shared/ingestion/lwa_rotation.py)."""
 
+    def handles(self, body: bytes) -> bool: ...
+
     def handle(self, body: bytes, now: datetime) -> RotationOutcome: ...
 
 

@@ -21,12 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.crypto.key_vault import SecretStore
-from shared.errors import InvalidInput, TransientError
+from shared.errors import AppError, InvalidInput, TransientError
 from shared.ingestion.notifications import MAX_NOTIFICATION_BYTES, NotificationRejected, validate
 from shared.storage.audit import AuditLog
 
-SECRET_EXPIRY = "APPLICATION_OAUTH_CLIENT_SECRET_EXPIRY"
-NEW_SECRET = "APPLICATION_OAUTH_CLIENT_NEW_SECRET"
+SECRET_EXPIRY = "APPLICATION_OAUTH_CLIENT_SECRET_EXPIRY"  # noqa: S105 - a notification type
+NEW_SECRET = "APPLICATION_OAUTH_CLIENT_NEW_SECRET"  # noqa: S105 - a notification type
 APPLICATION_TYPES = frozenset({SECRET_EXPIRY, NEW_SECRET})
 #: The audit reference of the application's LWA credentials (no order, no person).
 AUDIT_REF = "lwa-client-secret"
@@ -59,14 +59,23 @@ PAYLOADS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "type": "object",
             "required": ["clientId", "clientSecretExpiryTime"],
-            "properties": {"clientId": _STR, "clientSecretExpiryTime": _STR, "clientSecretExpiryReason": _STR},
+            "properties": {
+                "clientId": _STR,
+                "clientSecretExpiryTime": _STR,
+                "clientSecretExpiryReason": _STR,
+            },
         },
     ),
     NEW_SECRET: (
         "applicationOAuthClientNewSecret",
         {
             "type": "object",
-            "required": ["clientId", "newClientSecret", "newClientSecretExpiryTime", "oldClientSecretExpiryTime"],
+            "required": [
+                "clientId",
+                "newClientSecret",
+                "newClientSecretExpiryTime",
+                "oldClientSecretExpiryTime",
+            ],
             "properties": {
                 "clientId": _STR,
                 "newClientSecret": _STR,
@@ -82,6 +91,12 @@ class RotationFailed(TransientError):
     """`rotateApplicationClientSecret` was refused or did not answer: the warning is retried."""
 
     code = "lwa_rotation_failed"
+
+
+class SecretNotStored(TransientError):
+    """Key Vault did not take the new secret: the notification is retried."""
+
+    code = "lwa_secret_not_stored"
 
 
 class ForeignClient(InvalidInput):
@@ -162,7 +177,9 @@ def parse_application_notification(body: bytes | str) -> SecretExpiry | NewSecre
     notification_id = str((data.get("notificationMetadata") or {}).get("notificationId") or data["eventTime"])
     if kind == SECRET_EXPIRY:
         return SecretExpiry(
-            notification_id, payload["clientId"], _time(payload["clientSecretExpiryTime"], "clientSecretExpiryTime")
+            notification_id,
+            payload["clientId"],
+            _time(payload["clientSecretExpiryTime"], "clientSecretExpiryTime"),
         )
     if not payload["newClientSecret"].strip():
         raise NotificationRejected("newClientSecret is empty", code="notification_malformed")
@@ -190,6 +207,10 @@ class LwaSecretRotation:
         self._client_id_name, self._secret_name = names
         self._rotator = rotator
         self._audit = audit
+
+    def handles(self, body: bytes | str) -> bool:
+        """Whether `body` is one of the two LWA secret notifications (else: ORDER_CHANGE's path)."""
+        return application_type(body) is not None
 
     def handle(self, body: bytes | str, now: datetime) -> RotationOutcome:
         notification = parse_application_notification(body)
@@ -220,8 +241,11 @@ class LwaSecretRotation:
 
     def _on_new_secret(self, new: NewSecret, now: datetime) -> RotationOutcome:
         current = self._secrets.get(self._secret_name)
-        if current is None or current.value != new.secret:
-            self._secrets.set(self._secret_name, new.secret)
+        try:
+            if current is None or current.value != new.secret:
+                self._secrets.set(self._secret_name, new.secret)
+        except AppError as exc:
+            raise SecretNotStored(f"the new LWA secret was not stored: {exc.code}") from None
         self._audit.record(
             AUDIT_REF,
             STORED,
@@ -243,7 +267,9 @@ class SpApiSecretRotator:
     the credentials are read from Key Vault for each call. `client_for(credentials)` builds the
     library's client (composition sets the endpoints and TLS)."""
 
-    def __init__(self, credentials: Callable[[], Mapping[str, str]], client_for: Callable[[Mapping[str, str]], Any]) -> None:
+    def __init__(
+        self, credentials: Callable[[], Mapping[str, str]], client_for: Callable[[Mapping[str, str]], Any]
+    ) -> None:
         self._credentials = credentials
         self._client_for = client_for
 

@@ -21,6 +21,7 @@ from sp_api.base import Marketplaces
 from sp_api.base import exceptions as sp_errors
 from sp_api.base.credential_provider import FromCodeCredentialProvider
 
+from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S
 from shared.errors import AppError, InvalidInput, TransientError
 from shared.ingestion.rate_budget import CONFIRM_SHIPMENT, DEFAULT_PLANS, GET_ORDER, SEARCH_ORDERS
 from shared.settings import SellerAccount, Settings
@@ -33,9 +34,6 @@ INCLUDED_DATA: tuple[str, ...] = ("BUYER", "RECIPIENT", "FULFILLMENT", "PACKAGES
 MAX_RESULTS_PER_PAGE = 100
 ORDERS_VERSION = "2026-01-01"
 QUIET_LOGGERS = ("sp_api", "httpx", "httpcore")
-#: How long a client (and the credentials read for it) is kept: under the hour an LWA access
-#: token lives, so each token refresh runs on credentials read again from Key Vault.
-CREDENTIALS_MAX_AGE_S = 50 * 60
 
 #: Credentials for one seller: {"lwa_app_id", "lwa_client_secret", "refresh_token"}.
 Credentials = Mapping[str, str]

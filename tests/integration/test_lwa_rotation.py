@@ -38,7 +38,10 @@ OLD_SECRET = "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
 def vault(tmp_path: Path) -> Iterator[AzureSecretStore]:
     server: KeyVaultServer = start(tmp_path / "kv")
     store = AzureSecretStore.connect(
-        server.url, server.credential(), verify_challenge_resource=False, connection_verify=str(server.ca_path)
+        server.url,
+        server.credential(),
+        verify_challenge_resource=False,
+        connection_verify=str(server.ca_path),
     )
     store.set("lwa-client-id", CLIENT_ID)
     store.set("lwa-client-secret", OLD_SECRET)
@@ -69,14 +72,18 @@ def _settings(spapi: SpApiStandIn) -> Settings:
             "STORAGE": "UseDevelopmentStorage=true",
             "COSMOS_ENDPOINT": "https://127.0.0.1:1",
             "KEY_VAULT_URL": "https://127.0.0.1:1",
-            "SELLERS": json.dumps([{"sellerId": "S1", "marketplaceIds": [DE], "refreshTokenSecret": "rt-s1"}]),
+            "SELLERS": json.dumps(
+                [{"sellerId": "S1", "marketplaceIds": [DE], "refreshTokenSecret": "rt-s1"}]
+            ),
             "SPAPI_ENDPOINT": spapi.url,
             "LWA_ENDPOINT": spapi.url + "/auth/o2/token",
         }
     )
 
 
-def _app(settings: Settings, vault: AzureSecretStore) -> tuple[SpApiGateway, LwaSecretRotation, MemoryDocumentStore]:
+def _app(
+    settings: Settings, vault: AzureSecretStore
+) -> tuple[SpApiGateway, LwaSecretRotation, MemoryDocumentStore]:
     values = SecretValues(vault)
 
     def credentials(_seller: str) -> dict[str, str]:
@@ -88,7 +95,10 @@ def _app(settings: Settings, vault: AzureSecretStore) -> tuple[SpApiGateway, Lwa
 
     audit_store = MemoryDocumentStore()
     rotation = LwaSecretRotation(
-        vault, ("lwa-client-id", "lwa-client-secret"), secret_rotator(settings, values), audit_trail(audit_store)
+        vault,
+        ("lwa-client-id", "lwa-client-secret"),
+        secret_rotator(settings, values),
+        audit_trail(audit_store),
     )
     return SpApiGateway(settings, credentials), rotation, audit_store
 
@@ -97,8 +107,10 @@ def _orders(gateway: SpApiGateway) -> int:
     return len(gateway.search_orders("S1", [DE], last_updated_after=START - timedelta(days=30)).orders)
 
 
-def test_a_rotation_through_the_stand_in_never_fails_a_call(  # noqa: PLR0915 - one timeline
-    vault: AzureSecretStore, amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]], monkeypatch: pytest.MonkeyPatch
+def test_a_rotation_through_the_stand_in_never_fails_a_call(
+    vault: AzureSecretStore,
+    amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spapi, application, queue = amazon
     # Every call on a client made afresh: each token refresh reads Key Vault (in production
@@ -165,7 +177,11 @@ def test_a_warning_about_a_replaced_secret_rotates_nothing_and_each_step_is_audi
     assert rotation.handle(old_warning, spapi.now()).requested == 0  # a repeated delivery
     assert application.rotations == 1
     trail = audit_trail(audit_store).trail(AUDIT_REF)
-    assert [e.action for e in trail] == ["lwa_rotation_requested", "lwa_secret_stored", "lwa_rotation_not_needed"]
+    assert [e.action for e in trail] == [
+        "lwa_rotation_requested",
+        "lwa_secret_stored",
+        "lwa_rotation_not_needed",
+    ]
     assert application.secret not in json.dumps([dict(e.details) for e in trail])
 
 
