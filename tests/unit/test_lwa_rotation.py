@@ -6,12 +6,15 @@ read the secret again as the order clients do."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.functions.queue import QueueMessage
 
 from local.memory_stores import MemoryDocumentStore, MemorySecretStore
+from shared.app import runtime
 from shared.app.carriers import _sp_api_shipping
 from shared.crypto.key_vault import SecretStoreError
 from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S, RenewedClients, SecretValues
@@ -29,9 +32,11 @@ from shared.ingestion.lwa_rotation import (
 from shared.ingestion.notifications import NotificationRejected
 from shared.invoices.feeds import sp_api_feeds_factory
 from shared.settings import load_settings
-from shared.telemetry.message_failures import scrubbed_body
+from shared.telemetry.invocations import AppTelemetry
+from shared.telemetry.message_failures import MessageFailures, scrubbed_body
 from tests.builders import BASE_SETTINGS
 from tests.fakes import audit_trail
+from tests.registry import registered
 
 NOW = datetime(2027, 4, 24, 10, 0, tzinfo=UTC)
 CLIENT_ID = "amzn1.application-oa2-client.ours"
@@ -259,3 +264,71 @@ def test_the_buy_shipping_clients_read_the_rotated_secret_again() -> None:
     assert [name for op, name in vault.calls if op == "get"].count("lwa-client-secret") == 2
     kept = _sp_api_shipping(config, SecretValues(vault))("S1", "AmazonShipping_US")
     assert kept.client() is kept.client()
+
+
+class NoOrders:
+    """The order ingestion, which an LWA secret notification must never reach."""
+
+    def poll(self, now: datetime) -> list[Any]:
+        raise AssertionError("not a poll")
+
+    def handle_notification(self, body: bytes, dequeue_count: int, now: datetime) -> list[Any]:
+        raise AssertionError("an LWA secret notification reached the order ingestion")
+
+
+def test_ingest_notification_hands_the_secret_notifications_to_the_rotation_and_counts_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    shell = next(
+        f for f in registered() if f.get_function_name() == "ingest_notification"
+    ).get_user_function()
+    runtime.install(
+        runtime.Runtime(
+            settings=load_settings(BASE_SETTINGS),
+            clock=lambda: NOW,
+            telemetry=AppTelemetry(),
+            failures=MessageFailures(RecordingSender()),
+            ingestion=NoOrders(),
+            shipping=None,  # type: ignore[arg-type]
+            invoicing=None,  # type: ignore[arg-type]
+            retention=None,  # type: ignore[arg-type]
+            privacy=None,  # type: ignore[arg-type]
+            lwa_rotation=world.rotation,
+        )
+    )
+    try:
+        with caplog.at_level(logging.INFO):
+            shell(QueueMessage(id="m-1", body=expiry(5).encode(), dequeue_count=1), OutStub())
+            shell(QueueMessage(id="m-2", body=new_secret().encode(), dequeue_count=1), OutStub())
+    finally:
+        runtime.install(None)
+    dims = [
+        r.custom_dimensions  # type: ignore[attr-defined]
+        for r in caplog.records
+        if getattr(r, "custom_dimensions", {}).get("event") == "invocation"
+    ]
+    assert [
+        (d["outcome"], d["count_lwa_rotation_requested"], d["count_lwa_secret_stored"]) for d in dims
+    ] == [
+        ("success", 1, 0),
+        ("success", 0, 1),
+    ]
+    assert dims[0]["count_lwa_secret_days_left"] == 5 and "count_lwa_secret_days_left" not in dims[1]
+    assert world.rotator.calls == 1
+    stored = world.vault.get("lwa-client-secret")
+    assert stored is not None and stored.value == NEW
+    assert NEW not in "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+
+
+class OutStub:
+    def set(self, value: object) -> None:
+        self.value = value
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, int]] = []
+
+    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+        self.sent.append((queue, body, visibility_timeout_s))
