@@ -6,13 +6,17 @@ across and after the switch, nor once the old secret is refused."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from azure.core.credentials import AccessToken
 from sp_api.auth import access_token_client
 
+from local.aws_emulator import AwsEmulator
 from local.keyvault_server import KeyVaultServer, start
 from local.memory_stores import MemoryDocumentStore
 from local.sample_orders import generate
@@ -24,6 +28,7 @@ from shared.crypto.secrets import SecretValues
 from shared.ingestion import spapi_gateway
 from shared.ingestion.lwa_rotation import AUDIT_REF, LwaSecretRotation, RotationFailed
 from shared.ingestion.spapi_gateway import SpApiGateway
+from shared.ingestion.sqs_bridge import build_drain
 from shared.settings import Settings, load_settings
 from tests.fakes import audit_trail
 
@@ -198,3 +203,42 @@ def test_a_refused_rotation_fails_as_lwa_rotation_failed_and_rotates_on_retry(
     assert failed.value.code == "lwa_rotation_failed" and failed.value.transient
     assert rotation.handle(warning, spapi.now()).requested == 1
     assert application.rotations == 1
+
+
+class _Token:
+    """The managed identity's Entra ID token for the AWS audience."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("header.payload.sig", int(time.time()) + 3600)
+
+
+class _AzureQueue:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+        self.sent.append(body)
+
+
+def test_both_notifications_come_through_the_sqs_bridge_as_order_change_does(
+    vault: AzureSecretStore,
+    amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]],
+    aws: AwsEmulator,
+) -> None:
+    spapi, application, _ = amazon
+    outputs = aws.deploy_notifications("A1ROTATION")
+    application.deliver = lambda body: aws.send(outputs["QueueArn"], body)  # the registered queue
+    azure_queue = _AzureQueue()
+    drain = build_drain(aws.app_settings({"A1ROTATION": outputs}), ["A1ROTATION"], _Token(), azure_queue)
+    _, rotation, _ = _app(_settings(spapi), vault)
+
+    application.warn_expiry()
+    report = drain.drain()
+    assert (report.moved, report.deleted, report.not_order_change) == (1, 1, 0)
+    assert rotation.handle(azure_queue.sent.pop(), spapi.now()).requested == 1
+    report = drain.drain()  # Amazon sent the new secret to the same queue
+    assert (report.moved, report.deleted, report.not_order_change) == (1, 1, 0)
+    assert rotation.handle(azure_queue.sent.pop(), spapi.now()).stored == 1
+    stored = vault.get("lwa-client-secret")
+    assert stored is not None and stored.value == application.secret
+    assert aws.queue_depth(outputs["QueueArn"]) == {"visible": 0, "inFlight": 0}
