@@ -140,7 +140,7 @@ class ApplicationStandIn:
                 "applicationOAuthClientSecretExpiry": {
                     "clientId": self.client_id,
                     "clientSecretExpiryTime": _iso(self.secret_expires_at),
-                    "clientSecretExpiryReason": "PERIODIC_ROTATION",
+                    "clientSecretExpiryReason": "PERIODIC_ROTATION",  # pragma: allowlist secret
                 }
             },
         )

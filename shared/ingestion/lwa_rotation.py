@@ -25,8 +25,8 @@ from shared.errors import AppError, InvalidInput, TransientError
 from shared.ingestion.notifications import MAX_NOTIFICATION_BYTES, NotificationRejected, validate
 from shared.storage.audit import AuditLog
 
-SECRET_EXPIRY = "APPLICATION_OAUTH_CLIENT_SECRET_EXPIRY"  # noqa: S105 - a notification type
-NEW_SECRET = "APPLICATION_OAUTH_CLIENT_NEW_SECRET"  # noqa: S105 - a notification type
+SECRET_EXPIRY = "APPLICATION_OAUTH_CLIENT_SECRET_EXPIRY"  # noqa: S105 - a notification type  # pragma: allowlist secret
+NEW_SECRET = "APPLICATION_OAUTH_CLIENT_NEW_SECRET"  # noqa: S105 - a notification type  # pragma: allowlist secret
 APPLICATION_TYPES = frozenset({SECRET_EXPIRY, NEW_SECRET})
 #: The audit reference of the application's LWA credentials (no order, no person).
 AUDIT_REF = "lwa-client-secret"

@@ -78,6 +78,7 @@ def _settings(spapi: SpApiStandIn) -> Settings:
             "COSMOS_ENDPOINT": "https://127.0.0.1:1",
             "KEY_VAULT_URL": "https://127.0.0.1:1",
             "SELLERS": json.dumps(
+                # pragma: allowlist nextline secret
                 [{"sellerId": "S1", "marketplaceIds": [DE], "refreshTokenSecret": "rt-s1"}]
             ),
             "SPAPI_ENDPOINT": spapi.url,

@@ -69,7 +69,7 @@ def expiry(days: float, *, notification_id: str = "w-1", client_id: str = CLIENT
             "applicationOAuthClientSecretExpiry": {
                 "clientId": client_id,
                 "clientSecretExpiryTime": at,
-                "clientSecretExpiryReason": "PERIODIC_ROTATION",
+                "clientSecretExpiryReason": "PERIODIC_ROTATION",  # pragma: allowlist secret
             }
         },
         notification_id,
@@ -214,9 +214,9 @@ def test_renewed_clients_are_made_again_once_older_than_the_maximum_age() -> Non
 
 LWA = {
     "lwa-client-id": CLIENT_ID,
-    "lwa-client-secret": "old",
+    "lwa-client-secret": "old",  # pragma: allowlist secret
     "rt-s1": "Atzr|token",
-}  # pragma: allowlist secret
+}
 
 
 def _vault() -> MemorySecretStore:
