@@ -44,7 +44,8 @@ class SecretValues:
 
 class RenewedClients(Generic[K, C]):
     """`make(key)` builds a client with credentials it reads then; each is kept at most
-    `max_age_s`, then made again. Thread-safe."""
+    `max_age_s`, then made again, and `forget` drops some at once (after a refusal).
+    `on_drop` closes a client that is replaced or dropped. Thread-safe."""
 
     def __init__(
         self,
@@ -52,10 +53,12 @@ class RenewedClients(Generic[K, C]):
         *,
         max_age_s: float = CREDENTIALS_MAX_AGE_S,
         monotonic: Callable[[], float] = time.monotonic,
+        on_drop: Callable[[C], None] | None = None,
     ) -> None:
         self._make = make
         self._max_age_s = max_age_s
         self._monotonic = monotonic
+        self._on_drop = on_drop
         self._kept: dict[K, tuple[C, float]] = {}
         self._lock = threading.Lock()
 
@@ -65,9 +68,21 @@ class RenewedClients(Generic[K, C]):
             kept = self._kept.get(key)
             if kept is not None and now - kept[1] < self._max_age_s:
                 return kept[0]
+            if kept is not None:
+                self._drop(kept[0])
             client = self._make(key)
             self._kept[key] = (client, now)
             return client
+
+    def forget(self, match: Callable[[K], bool] = lambda _key: True) -> None:
+        """Drop the clients whose key matches (all by default): the next call makes them again."""
+        with self._lock:
+            for key in [k for k in self._kept if match(k)]:
+                self._drop(self._kept.pop(key)[0])
+
+    def _drop(self, client: C) -> None:
+        if self._on_drop is not None:
+            self._on_drop(client)
 
 
 def json_secret(values: SecretValues, name: str) -> Mapping[str, Any]:

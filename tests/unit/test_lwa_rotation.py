@@ -212,6 +212,22 @@ def test_renewed_clients_are_made_again_once_older_than_the_maximum_age() -> Non
     assert CREDENTIALS_MAX_AGE_S < 3600  # under the hour an LWA access token lives
 
 
+def test_renewed_clients_close_what_they_replace_or_forget() -> None:
+    clock = [0.0]
+    closed: list[str] = []
+    clients: RenewedClients[tuple[str, str], str] = RenewedClients(
+        lambda key: f"{key[0]}@{clock[0]:g}", monotonic=lambda: clock[0], on_drop=closed.append
+    )
+    clients(("S1", "v0"))
+    clients(("S2", "v0"))
+    clock[0] = CREDENTIALS_MAX_AGE_S
+    assert clients(("S1", "v0")) == f"S1@{CREDENTIALS_MAX_AGE_S:g}"
+    clients.forget(lambda key: key[0] == "S2")
+    assert closed == ["S1@0", "S2@0"]
+    clients.forget()
+    assert closed[-1] == f"S1@{CREDENTIALS_MAX_AGE_S:g}"
+
+
 LWA = {
     "lwa-client-id": CLIENT_ID,
     "lwa-client-secret": "old",  # pragma: allowlist secret
