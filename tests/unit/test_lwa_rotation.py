@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -348,3 +349,20 @@ class RecordingSender:
 
     def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
         self.sent.append((queue, body, visibility_timeout_s))
+
+
+def test_the_security_docs_say_what_the_code_does() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    start = text.index("### Rotating credentials")
+    section = text[start : text.index("\n## ", start)]
+    assert f"at least every {CREDENTIALS_MAX_AGE_S // 60} minutes" in section
+    for name in (
+        "SpApiGateway",
+        "RenewedShippingApi",
+        "sp_api_feeds_factory",
+        "rotateApplicationClientSecret",
+    ):
+        assert name in section, name
+    for reason in ("lwa_rotation_failed", "lwa_secret_not_stored", "lwa_client_mismatch"):
+        assert reason in section, reason
+    assert "once per process" not in section  # what the VAT uploads and Buy Shipping did before
