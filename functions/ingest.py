@@ -1,5 +1,6 @@
 """Order ingestion: a timer polls the Selling Partner API; ORDER_CHANGE notifications arrive on
-a queue. Orders that became ready to ship go to `shipments`."""
+a queue. Orders that became ready to ship go to `shipments`. The application's LWA secret
+notifications come on the same queue and rotate the secret (shared/ingestion/lwa_rotation.py)."""
 
 from typing import List  # the worker refuses Out[list[str]]: see pyproject.toml
 
@@ -30,6 +31,14 @@ def ingest_notification(msg: func.QueueMessage, shipments: func.Out[List[str]]) 
         rt.failures.guard(ORDER_NOTIFICATIONS, msg),
         rt.telemetry.invocation("ingest_notification", message=msg) as record,
     ):
-        ready = rt.ingestion.handle_notification(msg.get_body(), msg.dequeue_count or 1, rt.clock())
+        body = msg.get_body()
+        if rt.lwa_rotation is not None and rt.lwa_rotation.handles(body):
+            outcome = rt.lwa_rotation.handle(body, rt.clock())
+            record.count("lwa_rotation_requested", outcome.requested)
+            record.count("lwa_secret_stored", outcome.stored)
+            if outcome.days_left is not None:
+                record.count("lwa_secret_days_left", outcome.days_left)
+            return
+        ready = rt.ingestion.handle_notification(body, msg.dequeue_count or 1, rt.clock())
         shipments.set([m.encode() for m in ready])
         record.count("ready_to_ship", len(ready))

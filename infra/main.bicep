@@ -113,7 +113,7 @@ param privateEndpointSubnetPrefix string = '10.42.2.0/24'
 @minLength(1)
 param securityOnCallEmails array
 
-@description('E-mail addresses of the operations on-call: pipeline-silent, purge-lateness, poison-queue-growth, privacy-request-overdue, notifications-drain-failing.')
+@description('E-mail addresses of the operations on-call: pipeline-silent, purge-lateness, poison-queue-growth, privacy-request-overdue, notifications-drain-failing, lwa-secret-rotation.')
 @minLength(1)
 param operationsOnCallEmails array
 

@@ -258,7 +258,10 @@ class SpApiStandIn:
         self.clock: Callable[[], datetime] = clock or SimClock(datetime(2026, 11, 1, tzinfo=UTC))
         self.handlers: list[ExtraHandler] = list(handlers)
         self.plans: dict[str, Plan] = dict(plans or DEFAULT_PLANS)
-        self._lwa_clients = dict(lwa_clients) if lwa_clients is not None else None
+        #: client id -> the secrets LWA accepts for it now (two while a rotation's old one lives).
+        self._lwa_clients = {k: {v} for k, v in lwa_clients.items()} if lwa_clients is not None else None
+        #: Token requests LWA refused for a client secret it does not accept.
+        self.token_refusals = 0
         self._lock = threading.RLock()
         self._orders: dict[str, dict[str, Any]] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
@@ -394,6 +397,27 @@ class SpApiStandIn:
         mac = hmac.new(_TOKEN_KEY, parts[0].encode(), hashlib.sha256).digest()
         return hmac.compare_digest(parts[1], base64.urlsafe_b64encode(mac[:18]).decode())
 
+    def _secret_accepted(self, client_id: str, secret: str) -> bool:
+        with self._lock:
+            if self._lwa_clients is None:
+                return True
+            if secret in self._lwa_clients.get(client_id, set()):
+                return True
+            self.token_refusals += 1
+            return False
+
+    def accept_secret(self, client_id: str, secret: str) -> None:
+        """LWA accepts `secret` for the client from now on (a rotation's new secret)."""
+        with self._lock:
+            if self._lwa_clients is not None:
+                self._lwa_clients.setdefault(client_id, set()).add(secret)
+
+    def retire_secret(self, client_id: str, secret: str) -> None:
+        """LWA refuses `secret` from now on (a rotated secret at its expiry)."""
+        with self._lock:
+            if self._lwa_clients is not None:
+                self._lwa_clients.get(client_id, set()).discard(secret)
+
     def _token(self, body: bytes) -> Response:
         form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
         with self._lock:
@@ -407,7 +431,7 @@ class SpApiStandIn:
         )
         if not client_id or not secret or not refresh:
             return _json(400, {"error": "invalid_request", "error_description": "missing parameter"})
-        if self._lwa_clients is not None and self._lwa_clients.get(client_id) != secret:
+        if not self._secret_accepted(client_id, secret):
             return _json(
                 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
             )
@@ -427,7 +451,7 @@ class SpApiStandIn:
         client_id, secret, scope = (form.get(k, "") for k in ("client_id", "client_secret", "scope"))
         if not client_id or not secret or not scope.startswith("sellingpartnerapi::"):
             return _json(400, {"error": "invalid_request", "error_description": "missing parameter"})
-        if self._lwa_clients is not None and self._lwa_clients.get(client_id) != secret:
+        if not self._secret_accepted(client_id, secret):
             return _json(
                 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
             )

@@ -362,6 +362,32 @@ var rules = [
       }
     ]
   }
+  {
+    id: 'lwa-secret-rotation'
+    title: 'LWA client secret not rotated (rotation failed, or expiry within 7 days)'
+    severity: 'High'
+    tactics: [
+      'Impact'
+    ]
+    team: 'operations'
+    personalData: false
+    page: true
+    frequency: 'PT1H'
+    period: 'P1D'
+    query: loadTextContent('../rules/lwa-secret-rotation.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
+  }
 ]
 
 
@@ -688,6 +714,33 @@ var taskActions = [
         actionConfiguration: {
           title: 'Move dead-lettered messages back to the seller queue, or let them expire'
           description: 'AWS console or aws sqs start-message-move-task from the dead-letter queue; a body too large for an Azure queue message stays undeliverable and expires after 7 days (the poll has the order).'
+        }
+      }
+  ]
+  // lwa-secret-rotation
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Read the reason codes and the days left before the LWA secret expires'
+          description: 'Reasons: lwa_rotation_failed is rotateApplicationClientSecret (Amazon refused or unreachable; 400 means no rotation queue registered in the Developer Console); lwa_secret_not_stored is Key Vault; lwa_client_mismatch is a notification for another LWA client. MinDaysLeft is the time left.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Fix the cause, then let the next warning rotate or rotate by hand'
+          description: 'Amazon repeats the expiry warning; a poisoned notification can be replayed. Before expiry, if none comes, generate a new secret in the Developer Console and store it as a new version of the LWA secret in Key Vault: no restart is needed.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Check that SP-API calls succeed on the new secret'
+          description: 'The audit trail lwa-client-secret has lwa_secret_stored; poll_orders and ingest_notification succeed; ops preflight is green.'
         }
       }
   ]

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from shared.crypto.secrets import SecretValues, json_secret
+from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S, RenewedClients, SecretValues, json_secret
 from shared.errors import SettingsError
 from shared.settings import KARRIO_CARRIERS, Settings
 from shared.shipping.carriers import Carrier
@@ -23,7 +23,8 @@ from shared.shipping.carriers.amazon_business import business_id
 from shared.shipping.carriers.base import Label, LabelRequest, TrackingInfo
 from shared.shipping.rules import AMAZON, ShippingRules
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the adapters are imported when first used
+    from shared.shipping.carriers.amazon import ShippingV2Api
     from shared.shipping.carriers.karrio_adapter import KarrioCarrier
 
 #: (seller id, shipping business id) -> the Shipping API v2 client for them.
@@ -169,26 +170,66 @@ def karrio_carrier(
     )
 
 
-def _sp_api_shipping(settings: Settings, values: SecretValues) -> AmazonApiFactory:
+class RenewedShippingApi:
+    """One seller's Shipping v2 client for one business, made again with credentials read
+    afresh at least every `CREDENTIALS_MAX_AGE_S` (a rotated LWA secret, no restart)."""
+
+    def __init__(
+        self, make: Callable[[], ShippingV2Api], *, max_age_s: float = CREDENTIALS_MAX_AGE_S
+    ) -> None:
+        self._clients: RenewedClients[None, ShippingV2Api] = RenewedClients(
+            lambda _: make(), max_age_s=max_age_s
+        )
+
+    def client(self) -> ShippingV2Api:
+        """The client, made again (credentials read again) once older than the maximum age."""
+        return self._clients(None)
+
+    def get_rates(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self.client().get_rates(body)
+
+    def purchase_shipment(self, body: Mapping[str, Any], idempotency_key: str) -> Mapping[str, Any]:
+        return self.client().purchase_shipment(body, idempotency_key)
+
+    def cancel_shipment(self, shipment_id: str) -> Mapping[str, Any]:
+        return self.client().cancel_shipment(shipment_id)
+
+    def get_tracking(self, tracking_id: str, carrier_id: str) -> Mapping[str, Any]:
+        return self.client().get_tracking(tracking_id, carrier_id)
+
+
+def _sp_api_shipping(
+    settings: Settings, values: SecretValues, *, max_age_s: float = CREDENTIALS_MAX_AGE_S
+) -> AmazonApiFactory:
     """The production factory: python-amazon-sp-api's Shipping v2 client for the seller's
-    authorisation and the given business; the secrets are read when it is first needed."""
+    authorisation and the given business; the secrets are read when it is made, and again at
+    least every `max_age_s`."""
 
     def make(seller_id: str, business: str) -> Any:
-        from shared.shipping.carriers.amazon import SpApiShippingV2
-
         seller = settings.seller(seller_id)
         if seller is None:
             raise KeyError(seller_id)
         marketplace = next(m for m in seller.marketplace_ids if business_id(m) == business)
-        return SpApiShippingV2(
-            refresh_token=values(seller.refresh_token_secret),
-            lwa_client_id=values(settings.lwa_client_id_secret),
-            lwa_client_secret=values(settings.lwa_client_secret_secret),
-            marketplace_id=marketplace,
-            business_id=business,
-            endpoint=settings.carrier_endpoints.get(AMAZON) or settings.spapi_endpoint,
-            lwa_endpoint=settings.lwa_endpoint,
-            verify=settings.spapi_verify_tls,
+        return RenewedShippingApi(
+            lambda: _shipping_client(settings, values, seller.refresh_token_secret, marketplace, business),
+            max_age_s=max_age_s,
         )
 
     return make
+
+
+def _shipping_client(
+    settings: Settings, values: SecretValues, refresh_token_secret: str, marketplace: str, business: str
+) -> ShippingV2Api:
+    from shared.shipping.carriers.amazon import SpApiShippingV2
+
+    return SpApiShippingV2(
+        refresh_token=values(refresh_token_secret),
+        lwa_client_id=values(settings.lwa_client_id_secret),
+        lwa_client_secret=values(settings.lwa_client_secret_secret),
+        marketplace_id=marketplace,
+        business_id=business,
+        endpoint=settings.carrier_endpoints.get(AMAZON) or settings.spapi_endpoint,
+        lwa_endpoint=settings.lwa_endpoint,
+        verify=settings.spapi_verify_tls,
+    )

@@ -30,6 +30,7 @@ from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import EpochShredder, KeyEpochs
 from shared.crypto.key_vault import AzureSecretStore
 from shared.crypto.secrets import OrderBytesSealer, SecretValues
+from shared.ingestion.lwa_rotation import LwaSecretRotation, SpApiSecretRotator
 from shared.ingestion.rate_budget import RateBudget
 from shared.ingestion.service import IngestionService
 from shared.ingestion.spapi_gateway import SpApiGateway, token_client_class
@@ -214,6 +215,12 @@ def build_runtime(
             archive=archive,
             orders=orders,
         ),
+        lwa_rotation=LwaSecretRotation(
+            clients.secrets,
+            (settings.lwa_client_id_secret, settings.lwa_client_secret_secret),
+            secret_rotator(settings, values),
+            audit,
+        ),
         notifications=build_drain(
             env,
             [seller.seller_id for seller in settings.sellers],
@@ -221,6 +228,33 @@ def build_runtime(
             queues,
         ),
     )
+
+
+def secret_rotator(settings: Settings, values: SecretValues) -> SpApiSecretRotator:
+    """`rotateApplicationClientSecret` with the LWA client credentials read for each call."""
+
+    def credentials() -> Mapping[str, str]:
+        return {
+            "lwa_app_id": values(settings.lwa_client_id_secret),
+            "lwa_client_secret": values(settings.lwa_client_secret_secret),
+        }
+
+    def client_for(creds: Mapping[str, str]) -> Any:
+        from sp_api.api import ApplicationManagement
+        from sp_api.base.credential_provider import FromCodeCredentialProvider
+
+        client = ApplicationManagement(
+            credentials=dict(creds),
+            credential_providers=[FromCodeCredentialProvider],
+            auth_token_client_class=token_client_class(settings.lwa_endpoint),
+            verify=settings.spapi_verify_tls,
+            timeout=30,
+        )
+        if settings.spapi_endpoint:
+            client.endpoint = settings.spapi_endpoint.rstrip("/")
+        return client
+
+    return SpApiSecretRotator(credentials, client_for)
 
 
 def _uploader(settings: Settings, credentials: Callable[[str], Mapping[str, str]]) -> SpApiVatInvoiceUploader:

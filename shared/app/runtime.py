@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import azure.functions as func
 
 if TYPE_CHECKING:  # what only annotations need stays out of the functions' cold start
+    from shared.ingestion.lwa_rotation import RotationOutcome
     from shared.ingestion.sqs_bridge import DrainReport
     from shared.orders.messages import IssueInvoice, ShipOrder
     from shared.retention.service import PurgeReport, TrackReport
@@ -68,6 +69,14 @@ class Privacy(Protocol):
     def handle(self, body: bytes, now: datetime) -> None: ...
 
 
+class LwaRotation(Protocol):
+    """Amazon's LWA secret notifications (shared/ingestion/lwa_rotation.py)."""
+
+    def handles(self, body: bytes) -> bool: ...
+
+    def handle(self, body: bytes, now: datetime) -> RotationOutcome: ...
+
+
 class NotificationBridge(Protocol):
     """Amazon's SQS queues -> `order-notifications` (shared/ingestion/sqs_bridge.py)."""
 
@@ -87,6 +96,9 @@ class Runtime:
     privacy: Privacy
     #: None where no bridge was built (a test's runtime): drain_notifications then moves nothing.
     notifications: NotificationBridge | None = None
+    #: None where no rotation was built (a test's runtime): the LWA secret notifications then
+    #: fail as any unknown notification does.
+    lwa_rotation: LwaRotation | None = None
 
 
 _current: Runtime | None = None

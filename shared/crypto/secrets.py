@@ -1,14 +1,17 @@
-"""Secret values read from Key Vault by name, and the byte sealers over keys: the order's
-envelope cipher for invoices, and the archive's own key for archived copies."""
+"""Secret values read from Key Vault by name, clients kept only as long as the credentials read
+for them may be (`RenewedClients`), and the byte sealers over keys: the order's envelope cipher
+for invoices, and the archive's own key for archived copies."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -17,6 +20,13 @@ from shared.crypto.key_vault import SecretStore
 from shared.errors import SettingsError
 
 INVOICE_PURPOSE = "tax-invoice"
+#: How long a client made with credentials read from Key Vault is kept: under the hour an LWA
+#: access token lives, so every token refresh runs on credentials read again (a rotated LWA
+#: secret is used with no restart).
+CREDENTIALS_MAX_AGE_S = 50 * 60
+
+K = TypeVar("K", bound=Hashable)
+C = TypeVar("C")
 
 
 class SecretValues:
@@ -30,6 +40,49 @@ class SecretValues:
         if secret is None:
             raise SettingsError(f"Key Vault secret {name} is missing")
         return secret.value
+
+
+class RenewedClients(Generic[K, C]):
+    """`make(key)` builds a client with credentials it reads then; each is kept at most
+    `max_age_s`, then made again, and `forget` drops some at once (after a refusal).
+    `on_drop` closes a client that is replaced or dropped. Thread-safe."""
+
+    def __init__(
+        self,
+        make: Callable[[K], C],
+        *,
+        max_age_s: float = CREDENTIALS_MAX_AGE_S,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_drop: Callable[[C], None] | None = None,
+    ) -> None:
+        self._make = make
+        self._max_age_s = max_age_s
+        self._monotonic = monotonic
+        self._on_drop = on_drop
+        self._kept: dict[K, tuple[C, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: K) -> C:
+        now = self._monotonic()
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and now - kept[1] < self._max_age_s:
+                return kept[0]
+            if kept is not None:
+                self._drop(kept[0])
+            client = self._make(key)
+            self._kept[key] = (client, now)
+            return client
+
+    def forget(self, match: Callable[[K], bool] = lambda _key: True) -> None:
+        """Drop the clients whose key matches (all by default): the next call makes them again."""
+        with self._lock:
+            for key in [k for k in self._kept if match(k)]:
+                self._drop(self._kept.pop(key)[0])
+
+    def _drop(self, client: C) -> None:
+        if self._on_drop is not None:
+            self._on_drop(client)
 
 
 def json_secret(values: SecretValues, name: str) -> Mapping[str, Any]:

@@ -5,7 +5,6 @@ Design notes: docs/ingestion.md ("Design notes: `shared.ingestion.spapi_gateway`
 from __future__ import annotations
 
 import ssl
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sp_api.base import Marketplaces
 from sp_api.base import exceptions as sp_errors
 from sp_api.base.credential_provider import FromCodeCredentialProvider
 
+from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S, RenewedClients
 from shared.errors import AppError, InvalidInput, TransientError
 from shared.ingestion.rate_budget import CONFIRM_SHIPMENT, DEFAULT_PLANS, GET_ORDER, SEARCH_ORDERS
 from shared.settings import SellerAccount, Settings
@@ -33,9 +33,6 @@ INCLUDED_DATA: tuple[str, ...] = ("BUYER", "RECIPIENT", "FULFILLMENT", "PACKAGES
 MAX_RESULTS_PER_PAGE = 100
 ORDERS_VERSION = "2026-01-01"
 QUIET_LOGGERS = ("sp_api", "httpx", "httpcore")
-#: How long a client (and the credentials read for it) is kept: under the hour an LWA access
-#: token lives, so each token refresh runs on credentials read again from Key Vault.
-CREDENTIALS_MAX_AGE_S = 50 * 60
 
 #: Credentials for one seller: {"lwa_app_id", "lwa_client_secret", "refresh_token"}.
 Credentials = Mapping[str, str]
@@ -154,8 +151,16 @@ class SpApiGateway:
         self._verify = ssl.create_default_context(cafile=chosen) if isinstance(chosen, str) else chosen
         self._timeout = timeout_s
         self._token_class = token_client_class(settings.lwa_endpoint)
-        self._clients: dict[tuple[str, str], tuple[Any, float]] = {}  # (client, built at)
-        self._lock = threading.Lock()
+        # Each client is made with credentials read when it is made and kept at most
+        # `CREDENTIALS_MAX_AGE_S`, shorter than an LWA access token lives, so every token refresh
+        # happens on a client whose credentials were read afresh. (`time` is looked up at each
+        # call: tests replace the module's clock.)
+        self._clients: RenewedClients[tuple[str, str], Any] = RenewedClients(
+            lambda key: self._build(*key),
+            max_age_s=CREDENTIALS_MAX_AGE_S,
+            monotonic=lambda: time.monotonic(),  # noqa: PLW0108 - looked up at each call
+            on_drop=lambda client: client.close(),
+        )
 
     # ---- operations ------------------------------------------------------------------------
 
@@ -254,20 +259,7 @@ class SpApiGateway:
         return self._call(operation, lambda: call(client))
 
     def _client(self, seller_id: str, version: str) -> Any:
-        """The seller's client, made with credentials read when it is made. A client is kept
-        at most `CREDENTIALS_MAX_AGE_S`, shorter than an LWA access token lives, so every token
-        refresh happens on a client whose credentials were read afresh."""
-        key = (seller_id, version)
-        now = time.monotonic()
-        with self._lock:
-            kept = self._clients.get(key)
-            if kept is not None and now - kept[1] < CREDENTIALS_MAX_AGE_S:
-                return kept[0]
-            if kept is not None:
-                kept[0].close()
-            client = self._build(seller_id, version)
-            self._clients[key] = (client, now)
-            return client
+        return self._clients((seller_id, version))
 
     def _build(self, seller_id: str, version: str) -> Any:
         seller = self._settings.seller(seller_id)
@@ -290,15 +282,10 @@ class SpApiGateway:
 
     def forget(self, seller_id: str) -> None:
         """Drop a seller's clients (after credentials rotate): the next call rebuilds them."""
-        with self._lock:
-            for key in [k for k in self._clients if k[0] == seller_id]:
-                self._clients.pop(key)[0].close()
+        self._clients.forget(lambda key: key[0] == seller_id)
 
     def close(self) -> None:
-        with self._lock:
-            for client, _ in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self._clients.forget()
 
     @staticmethod
     def _call(operation: str, fn: Callable[[], Any]) -> Any:

@@ -1,4 +1,5 @@
-"""Amazon's ORDER_CHANGE notifications, from each seller's Amazon SQS queue onto `order-notifications`.
+"""Amazon's notifications (ORDER_CHANGE, and the application's LWA secret notifications), from
+each seller's Amazon SQS queue onto `order-notifications`.
 
 Amazon delivers ORDER_CHANGE only to SQS (or EventBridge), so the timer `drain_notifications`
 (functions/notifications.py) moves them: it long-polls each configured seller's queue in batches
@@ -25,6 +26,7 @@ from shared.ingestion.aws_credentials import (
     WebIdentityCredentials,
     entra_token_source,
 )
+from shared.ingestion.lwa_rotation import APPLICATION_TYPES
 from shared.orders.messages import ORDER_NOTIFICATIONS
 from shared.telemetry.message_failures import QueueSender
 from shared.telemetry.redaction import quiet_loggers
@@ -201,12 +203,15 @@ class DrainReport:
             raise self.failures[0]
 
 
-def _is_order_change(body: str) -> bool:
+def _is_handled(body: str) -> bool:
+    """ORDER_CHANGE, or one of the application's LWA secret notifications (lwa_rotation)."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
         return False
-    return isinstance(data, dict) and data.get("NotificationType") == "ORDER_CHANGE"
+    if not isinstance(data, dict):
+        return False
+    return data.get("NotificationType") == "ORDER_CHANGE" or data.get("notificationType") in APPLICATION_TYPES
 
 
 class NotificationDrain:
@@ -269,7 +274,7 @@ class NotificationDrain:
                 if len(message.body.encode("utf-8", errors="surrogatepass")) > MAX_MOVABLE_BYTES:
                     report.too_large += 1  # left in SQS: dead-lettered after maxReceiveCount
                     continue
-                if not _is_order_change(message.body):
+                if not _is_handled(message.body):
                     report.not_order_change += 1  # moved all the same: ingest poisons it
                 try:
                     self._sink.send(self._target, message.body)

@@ -13,7 +13,6 @@ so it must not be sent again).
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S, RenewedClients
 from shared.errors import AppError, TransientError
 
 FEED_TYPE = "UPLOAD_VAT_INVOICE"
@@ -195,6 +195,7 @@ def sp_api_feeds_factory(
     endpoint: str | None = None,
     auth_token_client_class: type | None = None,
     verify: bool = True,
+    max_age_s: float = CREDENTIALS_MAX_AGE_S,
 ) -> Callable[[str, str], FeedsClient]:
     """Builds python-amazon-sp-api `Feeds` clients. `credentials_for(seller_id)` returns
     {"lwa_app_id", "lwa_client_secret", "refresh_token"} (from Key Vault). `endpoint` and
@@ -205,10 +206,10 @@ def sp_api_feeds_factory(
 
     by_id = {m.marketplace_id: m for m in Marketplaces}
 
-    # One client per seller and marketplace for the process: its credentials come from Key
-    # Vault and its access token is reused, as `SpApiGateway` does for the order clients.
-    @functools.lru_cache(maxsize=64)
-    def make(seller_id: str, marketplace_id: str) -> FeedsClient:
+    # One client per seller and marketplace, its access token reused, made again with credentials
+    # read afresh at least every `CREDENTIALS_MAX_AGE_S` (a rotated LWA secret, no restart).
+    def build(key: tuple[str, str]) -> FeedsClient:
+        seller_id, marketplace_id = key
         credentials = dict(credentials_for(seller_id))
         options: dict[str, Any] = {"verify": verify}
         if auth_token_client_class is not None:
@@ -224,4 +225,5 @@ def sp_api_feeds_factory(
         feeds: FeedsClient = client
         return feeds
 
-    return make
+    clients: RenewedClients[tuple[str, str], FeedsClient] = RenewedClients(build, max_age_s=max_age_s)
+    return lambda seller_id, marketplace_id: clients((seller_id, marketplace_id))

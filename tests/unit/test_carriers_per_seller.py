@@ -161,7 +161,9 @@ def test_the_production_factory_reads_only_the_sellers_sp_api_secrets() -> None:
     from shared.shipping.carriers.amazon import MarketplaceBuyShipping
 
     assert isinstance(amazon, MarketplaceBuyShipping)
-    amazon._carrier(US)  # builds the python-amazon-sp-api client, no network call
+    api = amazon._carrier(US)._api
+    assert vault.reads == []  # read when the client is first used
+    api.client()  # builds the python-amazon-sp-api client, no network call
     assert sorted(vault.reads) == ["lwa-client-id", "lwa-client-secret", "rt-s1"]
 
 

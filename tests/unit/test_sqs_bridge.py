@@ -477,3 +477,16 @@ def test_the_function_fails_with_the_reason_code_after_recording_its_counts() ->
 def test_without_a_bridge_the_function_moves_nothing_and_still_beats() -> None:
     records = _run_function(None)
     assert [r.custom_dimensions["event"] for r in records] == ["invocation", "heartbeat"]  # type: ignore[attr-defined]
+
+
+def test_the_applications_lwa_secret_notifications_are_moved_as_handled() -> None:
+    sqs = FakeSqs()
+    bodies = [
+        json.dumps({"notificationType": "APPLICATION_OAUTH_CLIENT_SECRET_EXPIRY", "payload": {}}),
+        json.dumps({"notificationType": "APPLICATION_OAUTH_CLIENT_NEW_SECRET", "payload": {}}),
+    ]
+    sqs.put(*bodies)
+    sink = FakeAzureQueue({"S1": sqs})
+    report = _drain({"S1": sqs}, sink).drain()
+    assert [b for _, b in sink.sent] == bodies
+    assert report.not_order_change == 0 and report.deleted == 2

@@ -1,0 +1,245 @@
+"""The LWA client secret rotated end to end over the wire (issue 20): Amazon's stand-in warns,
+the app calls rotateApplicationClientSecret, Amazon's new secret lands in Key Vault (its stand-in,
+through the SDK) as a new version, and the SP-API calls running all along never fail, before,
+across and after the switch, nor once the old secret is refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.credentials import AccessToken
+from sp_api.auth import access_token_client
+
+from local.aws_emulator import AwsEmulator
+from local.keyvault_server import KeyVaultServer, start
+from local.memory_stores import MemoryDocumentStore
+from local.sample_orders import generate
+from local.spapi_application import ApplicationStandIn
+from local.spapi_server import SimClock, SpApiStandIn
+from shared.app.composition import secret_rotator
+from shared.crypto.key_vault import AzureSecretStore
+from shared.crypto.secrets import SecretValues
+from shared.ingestion import spapi_gateway
+from shared.ingestion.lwa_rotation import AUDIT_REF, LwaSecretRotation, RotationFailed
+from shared.ingestion.spapi_gateway import SpApiGateway
+from shared.ingestion.sqs_bridge import build_drain
+from shared.settings import Settings, load_settings
+from tests.fakes import audit_trail
+
+pytestmark = pytest.mark.integration
+START = datetime(2026, 11, 1, tzinfo=UTC)
+DE = "A1PA6795UKMFR9"
+CLIENT_ID = "amzn1.application-oa2-client.rotation"
+OLD_SECRET = "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[AzureSecretStore]:
+    server: KeyVaultServer = start(tmp_path / "kv")
+    store = AzureSecretStore.connect(
+        server.url,
+        server.credential(),
+        verify_challenge_resource=False,
+        connection_verify=str(server.ca_path),
+    )
+    store.set("lwa-client-id", CLIENT_ID)
+    store.set("lwa-client-secret", OLD_SECRET)
+    store.set("rt-s1", "Atzr|seller")
+    yield store
+    server.stop()
+
+
+@pytest.fixture
+def amazon(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SpApiStandIn, ApplicationStandIn, list[str]]]:
+    orders = generate(20, seed=3, start=START - timedelta(days=5), marketplaces=(DE,), afn_share=0.0)
+    spapi = SpApiStandIn(orders, clock=SimClock(START), lwa_clients={CLIENT_ID: OLD_SECRET})
+    queue: list[str] = []  # the application's registered queue
+    application = ApplicationStandIn(spapi, CLIENT_ID, OLD_SECRET, deliver=queue.append)
+    spapi.start(handlers=[application])
+    monkeypatch.setenv("SSL_CERT_FILE", spapi.ca_file)  # httpx trusts the stand-in's CA
+    access_token_client.cache.clear()
+    access_token_client.grantless_cache.clear()
+    yield spapi, application, queue
+    spapi.stop()
+    access_token_client.cache.clear()
+    access_token_client.grantless_cache.clear()
+
+
+def _settings(spapi: SpApiStandIn) -> Settings:
+    return load_settings(
+        {
+            "STORAGE": "UseDevelopmentStorage=true",
+            "COSMOS_ENDPOINT": "https://127.0.0.1:1",
+            "KEY_VAULT_URL": "https://127.0.0.1:1",
+            "SELLERS": json.dumps(
+                # pragma: allowlist nextline secret
+                [{"sellerId": "S1", "marketplaceIds": [DE], "refreshTokenSecret": "rt-s1"}]
+            ),
+            "SPAPI_ENDPOINT": spapi.url,
+            "LWA_ENDPOINT": spapi.url + "/auth/o2/token",
+        }
+    )
+
+
+def _app(
+    settings: Settings, vault: AzureSecretStore
+) -> tuple[SpApiGateway, LwaSecretRotation, MemoryDocumentStore]:
+    values = SecretValues(vault)
+
+    def credentials(_seller: str) -> dict[str, str]:
+        return {
+            "lwa_app_id": values("lwa-client-id"),
+            "lwa_client_secret": values("lwa-client-secret"),
+            "refresh_token": values("rt-s1"),
+        }
+
+    audit_store = MemoryDocumentStore()
+    rotation = LwaSecretRotation(
+        vault,
+        ("lwa-client-id", "lwa-client-secret"),
+        secret_rotator(settings, values),
+        audit_trail(audit_store),
+    )
+    return SpApiGateway(settings, credentials), rotation, audit_store
+
+
+def _orders(gateway: SpApiGateway) -> int:
+    return len(gateway.search_orders("S1", [DE], last_updated_after=START - timedelta(days=30)).orders)
+
+
+def test_a_rotation_through_the_stand_in_never_fails_a_call(
+    vault: AzureSecretStore,
+    amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spapi, application, queue = amazon
+    # Every call on a client made afresh: each token refresh reads Key Vault (in production
+    # the client and the library's token live under an hour).
+    monkeypatch.setattr(spapi_gateway, "CREDENTIALS_MAX_AGE_S", 0)
+    gateway, rotation, _ = _app(_settings(spapi), vault)
+    first_version = vault.get("lwa-client-secret")
+    assert first_version is not None
+    found = _orders(gateway)
+    assert found > 0
+
+    application.warn_expiry()  # 180 days ahead
+    outcome = rotation.handle(queue.pop(0), spapi.now())
+    assert (outcome.requested, outcome.days_left) == (1, 180)
+    assert application.rotations == 1
+    assert _orders(gateway) == found  # old and new both accepted now
+
+    new_secret_body = queue.pop(0)
+    assert json.loads(new_secret_body)["notificationType"] == "APPLICATION_OAUTH_CLIENT_NEW_SECRET"
+    assert rotation.handle(new_secret_body, spapi.now()).stored == 1
+    stored = vault.get("lwa-client-secret")
+    assert stored is not None and stored.value == application.secret
+    assert stored.version != first_version.version
+    assert vault.get("lwa-client-secret", first_version.version) == first_version  # a new version
+
+    access_token_client.cache.clear()  # the access token got with the old secret expires
+    assert _orders(gateway) == found
+    assert application.retire_old() == 1
+    access_token_client.cache.clear()
+    assert _orders(gateway) == found
+    assert spapi.token_refusals == 0  # no token refresh ever ran on the old secret after the switch
+    assert queue == []
+
+
+def test_a_client_kept_from_before_the_switch_recovers_on_its_first_refusal(
+    vault: AzureSecretStore, amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]]
+) -> None:
+    spapi, application, queue = amazon
+    gateway, rotation, _ = _app(_settings(spapi), vault)
+    found = _orders(gateway)
+    application.warn_expiry()
+    rotation.handle(queue.pop(0), spapi.now())
+    rotation.handle(queue.pop(0), spapi.now())
+    application.retire_old()
+    access_token_client.cache.clear()
+    assert _orders(gateway) == found  # refused once with the kept secret, read again, retried
+    assert spapi.token_refusals == 1
+
+
+def test_a_warning_about_a_replaced_secret_rotates_nothing_and_each_step_is_audited(
+    vault: AzureSecretStore, amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]]
+) -> None:
+    spapi, application, queue = amazon
+    _, rotation, audit_store = _app(_settings(spapi), vault)
+    old_expiry = application.secret_expires_at
+    application.warn_expiry()
+    spapi.advance(175 * 86400)  # Amazon warns again and again; the app rotates on the first it reads
+    old_warning = queue.pop(0)
+    assert rotation.handle(old_warning, spapi.now()).days_left == 5
+    rotation.handle(queue.pop(0), spapi.now())
+    application.secret_expires_at = old_expiry  # Amazon warns again about the replaced secret
+    application.warn_expiry()
+    assert rotation.handle(queue.pop(0), spapi.now()).requested == 0
+    assert rotation.handle(old_warning, spapi.now()).requested == 0  # a repeated delivery
+    assert application.rotations == 1
+    trail = audit_trail(audit_store).trail(AUDIT_REF)
+    assert [e.action for e in trail] == [
+        "lwa_rotation_requested",
+        "lwa_secret_stored",
+        "lwa_rotation_not_needed",
+    ]
+    assert application.secret not in json.dumps([dict(e.details) for e in trail])
+
+
+def test_a_refused_rotation_fails_as_lwa_rotation_failed_and_rotates_on_retry(
+    vault: AzureSecretStore, amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]]
+) -> None:
+    spapi, application, queue = amazon
+    _, rotation, _ = _app(_settings(spapi), vault)
+    application.fail_next(503)
+    application.warn_expiry()
+    warning = queue.pop(0)
+    with pytest.raises(RotationFailed) as failed:
+        rotation.handle(warning, spapi.now())
+    assert failed.value.code == "lwa_rotation_failed" and failed.value.transient
+    assert rotation.handle(warning, spapi.now()).requested == 1
+    assert application.rotations == 1
+
+
+class _Token:
+    """The managed identity's Entra ID token for the AWS audience."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("header.payload.sig", int(time.time()) + 3600)
+
+
+class _AzureQueue:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+        self.sent.append(body)
+
+
+def test_both_notifications_come_through_the_sqs_bridge_as_order_change_does(
+    vault: AzureSecretStore,
+    amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]],
+    aws: AwsEmulator,
+) -> None:
+    spapi, application, _ = amazon
+    outputs = aws.deploy_notifications("A1ROTATION")
+    application.deliver = lambda body: aws.send(outputs["QueueArn"], body)  # the registered queue
+    azure_queue = _AzureQueue()
+    drain = build_drain(aws.app_settings({"A1ROTATION": outputs}), ["A1ROTATION"], _Token(), azure_queue)
+    _, rotation, _ = _app(_settings(spapi), vault)
+
+    application.warn_expiry()
+    report = drain.drain()
+    assert (report.moved, report.deleted, report.not_order_change) == (1, 1, 0)
+    assert rotation.handle(azure_queue.sent.pop(), spapi.now()).requested == 1
+    report = drain.drain()  # Amazon sent the new secret to the same queue
+    assert (report.moved, report.deleted, report.not_order_change) == (1, 1, 0)
+    assert rotation.handle(azure_queue.sent.pop(), spapi.now()).stored == 1
+    stored = vault.get("lwa-client-secret")
+    assert stored is not None and stored.value == application.secret
+    assert aws.queue_depth(outputs["QueueArn"]) == {"visible": 0, "inFlight": 0}

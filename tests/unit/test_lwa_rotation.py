@@ -1,0 +1,368 @@
+"""The LWA client secret rotated by the app (issue 20, docs/security.md "Rotating credentials"):
+Amazon's expiry warning asks for a new secret once, the new secret becomes a new Key Vault
+version, every step is audited without the secret, and the Buy Shipping and VAT upload clients
+read the secret again as the order clients do."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.functions.queue import QueueMessage
+
+from local.memory_stores import MemoryDocumentStore, MemorySecretStore
+from shared.app import runtime
+from shared.app.carriers import _sp_api_shipping
+from shared.crypto.key_vault import SecretStoreError
+from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S, RenewedClients, SecretValues
+from shared.ingestion.lwa_rotation import (
+    AUDIT_REF,
+    NEW_SECRET,
+    SECRET_EXPIRY,
+    ForeignClient,
+    LwaSecretRotation,
+    NewSecret,
+    RotationFailed,
+    SecretNotStored,
+    parse_application_notification,
+)
+from shared.ingestion.notifications import NotificationRejected
+from shared.invoices.feeds import sp_api_feeds_factory
+from shared.settings import load_settings
+from shared.telemetry.invocations import AppTelemetry
+from shared.telemetry.message_failures import MessageFailures, scrubbed_body
+from tests.builders import BASE_SETTINGS
+from tests.fakes import audit_trail
+from tests.registry import registered
+
+NOW = datetime(2027, 4, 24, 10, 0, tzinfo=UTC)
+CLIENT_ID = "amzn1.application-oa2-client.ours"
+NEW = "amzn1.oa2-cs.v1.the-new-one"  # pragma: allowlist secret
+
+
+def _body(kind: str, payload: dict[str, Any], notification_id: str = "n-1") -> str:
+    return json.dumps(
+        {
+            "notificationVersion": "1.0",
+            "notificationType": kind,
+            "payloadVersion": "2023-11-30",
+            "eventTime": "2027-04-24T10:00:00.000Z",
+            "payload": payload,
+            "notificationMetadata": {
+                "applicationId": "amzn1.sp.solution.x",
+                "subscriptionId": "s-1",
+                "publishTime": "2027-04-24T10:00:01.000Z",
+                "notificationId": notification_id,
+            },
+        }
+    )
+
+
+def expiry(days: float, *, notification_id: str = "w-1", client_id: str = CLIENT_ID) -> str:
+    at = (NOW + timedelta(days=days)).isoformat().replace("+00:00", "Z")
+    return _body(
+        SECRET_EXPIRY,
+        {
+            "applicationOAuthClientSecretExpiry": {
+                "clientId": client_id,
+                "clientSecretExpiryTime": at,
+                "clientSecretExpiryReason": "PERIODIC_ROTATION",  # pragma: allowlist secret
+            }
+        },
+        notification_id,
+    )
+
+
+def new_secret(secret: str = NEW, *, days: float = 180, notification_id: str = "s-1") -> str:
+    return _body(
+        NEW_SECRET,
+        {
+            "applicationOAuthClientNewSecret": {
+                "clientId": CLIENT_ID,
+                "newClientSecret": secret,
+                "newClientSecretExpiryTime": (NOW + timedelta(days=days)).isoformat(),
+                "oldClientSecretExpiryTime": (NOW + timedelta(days=7)).isoformat(),
+            }
+        },
+        notification_id,
+    )
+
+
+class Rotator:
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.calls = 0
+        self.failure = failure
+
+    def rotate(self) -> None:
+        self.calls += 1
+        if self.failure is not None:
+            raise self.failure
+
+
+class World:
+    def __init__(self, rotator: Rotator | None = None) -> None:
+        self.vault = MemorySecretStore()
+        self.vault.set("lwa-client-id", CLIENT_ID)
+        self.vault.set("lwa-client-secret", "amzn1.oa2-cs.v1.old")  # pragma: allowlist secret
+        self.rotator = rotator or Rotator()
+        self.audit_store = MemoryDocumentStore()
+        self.audit = audit_trail(self.audit_store)
+        self.rotation = LwaSecretRotation(
+            self.vault, ("lwa-client-id", "lwa-client-secret"), self.rotator, self.audit
+        )
+
+    def actions(self) -> list[str]:
+        return [e.action for e in self.audit.trail(AUDIT_REF)]
+
+
+def test_an_expiry_warning_asks_amazon_for_a_new_secret_once() -> None:
+    world = World()
+    outcome = world.rotation.handle(expiry(6.5), NOW)
+    assert (outcome.requested, outcome.stored, outcome.days_left) == (1, 0, 6)
+    assert world.rotation.handle(expiry(6.5), NOW).requested == 0  # the same warning again
+    assert world.rotator.calls == 1
+    assert world.actions() == ["lwa_rotation_requested"]
+
+
+def test_the_new_secret_becomes_a_new_version_of_the_lwa_secret() -> None:
+    world = World()
+    before = world.vault.get("lwa-client-secret")
+    assert world.rotation.handle(new_secret(), NOW).stored == 1
+    assert world.rotation.handle(new_secret(), NOW).stored == 1  # a repeat stores no second version
+    after = world.vault.get("lwa-client-secret")
+    assert after is not None and before is not None
+    assert after.value == NEW and after.version != before.version
+    assert world.vault.get("lwa-client-secret", before.version) == before
+    assert [op for op in world.vault.calls if op == ("set", "lwa-client-secret")] == [
+        ("set", "lwa-client-secret")
+    ] * 2  # the fixture's first version and the new one
+    assert world.actions() == ["lwa_secret_stored"]
+
+
+def test_a_warning_about_a_secret_already_replaced_rotates_nothing() -> None:
+    world = World()
+    world.rotation.handle(new_secret(days=180), NOW)
+    assert world.rotation.handle(expiry(7, notification_id="w-2"), NOW).requested == 0
+    assert world.rotator.calls == 0
+    assert world.actions() == ["lwa_secret_stored", "lwa_rotation_not_needed"]
+
+
+def test_no_audit_record_exception_or_repr_holds_the_secret() -> None:
+    world = World()
+    world.rotation.handle(new_secret(), NOW)
+    records = [e.to_doc() for e in world.audit.trail(AUDIT_REF)]
+    assert records and NEW not in json.dumps(records)
+    parsed = parse_application_notification(new_secret())
+    assert isinstance(parsed, NewSecret) and NEW not in repr(parsed)
+    failing = World()
+    failing.vault.set = _refuse  # type: ignore[method-assign]
+    with pytest.raises(SecretNotStored) as failed:
+        failing.rotation.handle(new_secret(), NOW)
+    assert failed.value.code == "lwa_secret_not_stored" and NEW not in str(failed.value)
+    assert NEW not in scrubbed_body(new_secret().encode())  # what a poison record keeps
+
+
+def _refuse(name: str, value: str) -> Any:
+    raise SecretStoreError(f"set {name}: HTTP 503")
+
+
+def test_a_refused_rotation_is_the_transient_lwa_rotation_failed() -> None:
+    world = World(Rotator(RotationFailed("rotateApplicationClientSecret status 503")))
+    with pytest.raises(RotationFailed) as failed:
+        world.rotation.handle(expiry(3), NOW)
+    assert failed.value.code == "lwa_rotation_failed" and failed.value.transient
+    assert world.actions() == []  # retried: the next attempt asks again
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (expiry(3, client_id="amzn1.application-oa2-client.other"), "lwa_client_mismatch"),
+        ("{not json", "notification_not_json"),
+        (json.dumps({"notificationType": SECRET_EXPIRY}), "notification_malformed"),
+        (
+            _body(NEW_SECRET, {"applicationOAuthClientNewSecret": {"clientId": CLIENT_ID}}),
+            "notification_malformed",
+        ),
+        (new_secret(" "), "notification_malformed"),
+    ],
+)
+def test_bad_notifications_are_refused_by_reason_code(body: str, code: str) -> None:
+    world = World()
+    with pytest.raises((NotificationRejected, ForeignClient)) as refused:
+        world.rotation.handle(body, NOW)
+    assert refused.value.code == code
+    assert not world.rotator.calls and CLIENT_ID not in str(refused.value)
+
+
+def test_renewed_clients_are_made_again_once_older_than_the_maximum_age() -> None:
+    clock = [0.0]
+    made: list[str] = []
+    clients: RenewedClients[str, str] = RenewedClients(
+        lambda key: made.append(key) or f"{key}-{len(made)}", monotonic=lambda: clock[0]
+    )
+    assert clients("S1") == clients("S1") == "S1-1"
+    clock[0] = CREDENTIALS_MAX_AGE_S - 1
+    assert clients("S1") == "S1-1"
+    clock[0] = CREDENTIALS_MAX_AGE_S
+    assert clients("S1") == "S1-2"
+    assert CREDENTIALS_MAX_AGE_S < 3600  # under the hour an LWA access token lives
+
+
+def test_renewed_clients_close_what_they_replace_or_forget() -> None:
+    clock = [0.0]
+    closed: list[str] = []
+    clients: RenewedClients[tuple[str, str], str] = RenewedClients(
+        lambda key: f"{key[0]}@{clock[0]:g}", monotonic=lambda: clock[0], on_drop=closed.append
+    )
+    clients(("S1", "v0"))
+    clients(("S2", "v0"))
+    clock[0] = CREDENTIALS_MAX_AGE_S
+    assert clients(("S1", "v0")) == f"S1@{CREDENTIALS_MAX_AGE_S:g}"
+    clients.forget(lambda key: key[0] == "S2")
+    assert closed == ["S1@0", "S2@0"]
+    clients.forget()
+    assert closed[-1] == f"S1@{CREDENTIALS_MAX_AGE_S:g}"
+
+
+LWA = {
+    "lwa-client-id": CLIENT_ID,
+    "lwa-client-secret": "old",  # pragma: allowlist secret
+    "rt-s1": "Atzr|token",
+}
+
+
+def _vault() -> MemorySecretStore:
+    vault = MemorySecretStore()
+    for name, value in LWA.items():
+        vault.set(name, value)
+    return vault
+
+
+def test_the_vat_upload_clients_read_the_rotated_secret_again() -> None:
+    vault = _vault()
+    values = SecretValues(vault)
+    read: list[str] = []
+
+    def credentials(seller_id: str) -> dict[str, str]:
+        read.append(values("lwa-client-secret"))
+        return {"lwa_app_id": CLIENT_ID, "lwa_client_secret": read[-1], "refresh_token": "Atzr|token"}
+
+    kept = sp_api_feeds_factory(credentials)
+    kept("S1", "A1PA6795UKMFR9")
+    vault.set("lwa-client-secret", NEW)
+    kept("S1", "A1PA6795UKMFR9")
+    assert read == ["old"]  # within the maximum age: the same client
+    renewed = sp_api_feeds_factory(credentials, max_age_s=0)
+    renewed("S1", "A1PA6795UKMFR9")
+    assert read[-1] == NEW
+
+
+def test_the_buy_shipping_clients_read_the_rotated_secret_again() -> None:
+    config = load_settings(
+        {
+            **BASE_SETTINGS,
+            "SELLERS": json.dumps(
+                # pragma: allowlist nextline secret
+                [{"sellerId": "S1", "marketplaceIds": ["ATVPDKIKX0DER"], "refreshTokenSecret": "rt-s1"}]
+            ),
+        }
+    )
+    vault = _vault()
+    api = _sp_api_shipping(config, SecretValues(vault), max_age_s=0)("S1", "AmazonShipping_US")
+    first = api.client()
+    vault.set("lwa-client-secret", NEW)
+    second = api.client()
+    assert first is not second
+    assert [name for op, name in vault.calls if op == "get"].count("lwa-client-secret") == 2
+    kept = _sp_api_shipping(config, SecretValues(vault))("S1", "AmazonShipping_US")
+    assert kept.client() is kept.client()
+
+
+class NoOrders:
+    """The order ingestion, which an LWA secret notification must never reach."""
+
+    def poll(self, now: datetime) -> list[Any]:
+        raise AssertionError("not a poll")
+
+    def handle_notification(self, body: bytes, dequeue_count: int, now: datetime) -> list[Any]:
+        raise AssertionError("an LWA secret notification reached the order ingestion")
+
+
+def test_ingest_notification_hands_the_secret_notifications_to_the_rotation_and_counts_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    shell = next(
+        f for f in registered() if f.get_function_name() == "ingest_notification"
+    ).get_user_function()
+    runtime.install(
+        runtime.Runtime(
+            settings=load_settings(BASE_SETTINGS),
+            clock=lambda: NOW,
+            telemetry=AppTelemetry(),
+            failures=MessageFailures(RecordingSender()),
+            ingestion=NoOrders(),
+            shipping=None,  # type: ignore[arg-type]
+            invoicing=None,  # type: ignore[arg-type]
+            retention=None,  # type: ignore[arg-type]
+            privacy=None,  # type: ignore[arg-type]
+            lwa_rotation=world.rotation,
+        )
+    )
+    try:
+        with caplog.at_level(logging.INFO):
+            shell(QueueMessage(id="m-1", body=expiry(5).encode(), dequeue_count=1), OutStub())
+            shell(QueueMessage(id="m-2", body=new_secret().encode(), dequeue_count=1), OutStub())
+    finally:
+        runtime.install(None)
+    dims = [
+        r.custom_dimensions  # type: ignore[attr-defined]
+        for r in caplog.records
+        if getattr(r, "custom_dimensions", {}).get("event") == "invocation"
+    ]
+    assert [
+        (d["outcome"], d["count_lwa_rotation_requested"], d["count_lwa_secret_stored"]) for d in dims
+    ] == [
+        ("success", 1, 0),
+        ("success", 0, 1),
+    ]
+    assert dims[0]["count_lwa_secret_days_left"] == 5 and "count_lwa_secret_days_left" not in dims[1]
+    assert world.rotator.calls == 1
+    stored = world.vault.get("lwa-client-secret")
+    assert stored is not None and stored.value == NEW
+    assert NEW not in "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+
+
+class OutStub:
+    def set(self, value: object) -> None:
+        self.value = value
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, int]] = []
+
+    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+        self.sent.append((queue, body, visibility_timeout_s))
+
+
+def test_the_security_docs_say_what_the_code_does() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    start = text.index("### Rotating credentials")
+    section = text[start : text.index("\n## ", start)]
+    assert f"at least every {CREDENTIALS_MAX_AGE_S // 60} minutes" in section
+    for name in (
+        "SpApiGateway",
+        "RenewedShippingApi",
+        "sp_api_feeds_factory",
+        "rotateApplicationClientSecret",
+    ):
+        assert name in section, name
+    for reason in ("lwa_rotation_failed", "lwa_secret_not_stored", "lwa_client_mismatch"):
+        assert reason in section, reason
+    assert "once per process" not in section  # what the VAT uploads and Buy Shipping did before
