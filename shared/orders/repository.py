@@ -93,6 +93,13 @@ class OrderRepository:
         )
         return [OrderRecord.from_doc(d) for d in docs]
 
+    def past_ship_by(self, now: datetime, limit: int = 100) -> int:
+        """How many orders still to ship (ready, or with a person) have passed Amazon's ship-by
+        date, counted up to `limit`: one indexed query."""
+        values = [Stage.READY.value, Stage.ATTENTION.value]
+        docs = self._store.due_in(ORDERS, "latestShipAt", now.isoformat(), limit, key="stage", values=values)
+        return len(docs)
+
     def epoch_in_use(self, epoch: str) -> bool:
         """Whether any stored order's sealed data depends on key epoch `epoch`."""
         return any(self._store.exists_where(ORDERS, field, epoch) for field in EPOCH_FIELDS)
