@@ -362,6 +362,32 @@ var rules = [
       }
     ]
   }
+  {
+    id: 'orders-not-shipping'
+    title: 'Orders past their ship-by date unshipped'
+    severity: 'Medium'
+    tactics: [
+      'Impact'
+    ]
+    team: 'operations'
+    personalData: false
+    page: true
+    frequency: 'PT1H'
+    period: 'PT1H'
+    query: loadTextContent('../rules/orders-not-shipping.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
+  }
 ]
 
 
@@ -688,6 +714,33 @@ var taskActions = [
         actionConfiguration: {
           title: 'Move dead-lettered messages back to the seller queue, or let them expire'
           description: 'AWS console or aws sqs start-message-move-task from the dead-letter queue; a body too large for an Azure queue message stays undeliverable and expires after 7 days (the poll has the order).'
+        }
+      }
+  ]
+  // orders-not-shipping
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'List the orders past their ship-by date and why each is held'
+          description: 'Query the orders container as docs/operations.md Orders past their ship-by date shows; ship_by_passed means shipping kept failing for a transient cause until the ship-by date.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Fix the cause, then ship each order or ask Amazon to extend or cancel it'
+          description: 'A carrier or Amazon outage, an address, a shipping rule; a ready order is sent again by the redrive, one with a person needs its label bought by hand and confirmed in Seller Central, or cancelling.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'If PurgedUnshipped is non-zero, record the lost orders'
+          description: 'Orders purged unshipped were forgotten at their deadline as the policy requires; record them and the cause for the seller (refs are in the audit log).'
         }
       }
   ]
