@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from shared.errors import AppError, TransientError
+from shared.errors import AppError, TransientError, retry_delay
 from shared.orders import lifecycle
 from shared.orders.domain import Address, OrderItem
 from shared.orders.messages import IssueInvoice, ShipOrder
@@ -165,6 +165,8 @@ class ShippingService:
         try:
             return self._ship(request, now)
         except TransientError as failure:
+            if retry_delay(failure) is not None:
+                raise  # throttled: the host re-queues the message with the wait it was told
             # Not poisoned: the order is tried again after the back-off, until its ship-by date.
             scheduled = self._retry_later(request.ref, now)
             if scheduled is None:
@@ -269,7 +271,9 @@ class ShippingService:
         except CarrierTimeout:
             raise  # outcome unknown: keep the intent, the replay decides
         except (CarrierUnavailable, CarrierError) as failure:
-            self._clear_intent(record.ref, intent_id, now, transient=failure.transient)
+            # A throttled purchase's message is re-queued with its wait: not sent again sooner.
+            backoff = failure.transient and retry_delay(failure) is None
+            self._clear_intent(record.ref, intent_id, now, transient=backoff)
             raise
         purchased = _purchased(shipment, label, label_blob_name(record.ref), now)
         return record.evolve(shipment=self._labels.put(record.ref, label.document, purchased, now))
@@ -376,7 +380,7 @@ class ShippingService:
             if shipment.get("intentId") != intent_id or shipment.get("state") != INTENT:
                 return None
             # Not started after all: back in the redrive's index, tried again after the back-off
-            # (a transient failure) or as a lost message would be (a refusal, poisoned).
+            # (a transient failure) or as a lost message would be (a refusal, or throttling).
             if transient:
                 return lifecycle.shipping_failed(current, now, shipment=None)
             return lifecycle.ship_again_at(current.evolve(shipment=None), now + lifecycle.RESEND_AFTER, now)

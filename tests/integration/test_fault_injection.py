@@ -21,7 +21,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -671,3 +671,49 @@ def test_key_vault_outage_and_duplicated_out_of_order_messages(tmp_path: Path) -
     assert ev.problems == [], "\n".join(ev.problems)
     assert unexpected_outcomes(ev) == {}
     assert reasons == []
+
+
+def test_carriers_down_for_30_hours_every_shippable_order_gets_exactly_one_label_after_recovery(
+    tmp_path: Path,
+) -> None:
+    """Issue 24: every carrier answers 503 for 30 simulated hours from the first poll. No
+    message is poisoned and no order goes to a person: each failed try puts the order back in
+    the redrive's index with a back-off, and after the recovery every order that is not
+    cancelled is labelled once, confirmed once and delivered (docs/shipping.md "Outages")."""
+    outage = timedelta(hours=30)
+    orders = _orders(6, seed=17)
+    wrap = _journaled()
+    with Pipeline(orders, tmp_path, wrap_store=wrap) as p:
+        recovery = p.clock() + outage
+        for carrier in p.carriers.all().values():
+            carrier.fail_next(1_000_000)
+        tried_in_outage: list[int] = []
+
+        def end_outage(fired: list[str]) -> None:
+            if p.clock() >= recovery and not tried_in_outage:
+                tried_in_outage.append(sum(len(c.label_bodies()) for c in p.carriers.all().values()))
+                for carrier in p.carriers.all().values():
+                    carrier.fail_next(0)  # the carriers are back
+
+        on_timers(p, end_outage)
+        p.run(limit=RUN_LIMIT)
+        ev = evidence(p, wrap.journal)
+        reasons = poison_reasons(p)
+        failures = dict(p.host.stats.failures)
+        purchases = sum(c.purchases for c in p.carriers.all().values())
+        confirmations = Counter(c.order_id for c in p.spapi.confirmations)
+        first_confirmed = min(c.at for c in p.spapi.confirmations)
+        labels = dict(p.observed.labels)
+        shippable = {o for o, kind in p.world.scenario.items() if kind != "cancelled"}
+
+    ship_by = min(datetime.fromisoformat(o["fulfillment"]["shipByWindow"]["latestDateTime"]) for o in orders)
+    assert ship_by > recovery  # the outage ends before any order's ship-by date
+    assert ev.problems == [], "\n".join(ev.problems)
+    assert reasons == [] and failures.get("ship_order", 0) == 0
+    # Every order was tried during the outage, at least once an hour (the local poll's interval).
+    assert tried_in_outage and tried_in_outage[0] >= len(shippable) * 25
+    assert first_confirmed >= recovery
+    assert len(shippable) >= 4 and confirmations == Counter(dict.fromkeys(shippable, 1))
+    assert purchases == len(shippable)
+    assert sorted(labels.values()) == [1] * len(shippable)
+    assert {ev.final[ev.refs[o]] for o in shippable} == {"delivered"}

@@ -438,3 +438,27 @@ def test_through_the_retention_schedule_a_shipped_order_is_due_for_its_delivery_
     service.ship(ShipOrder(REF), NOW)
     record = w.get(REF)
     assert record.stage is Stage.SHIPPED and record.due_at == NOW + policy.recheck
+
+
+def test_a_throttled_confirmation_is_left_to_the_host_which_waits_as_told() -> None:
+    """Throttling names its wait: the host re-queues the message with it (never poisoned), so
+    the order is not put in the redrive's index too (a second message could race the first)."""
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+
+    class Throttled(TransientError):
+        code = "spapi_throttled"
+        retry_after_s = 2.0
+
+    class ThrottledConfirmer(FakeConfirmer):
+        def confirm_shipment(self, **kwargs: Any) -> None:
+            super().confirm_shipment(**kwargs)
+            if len(self.calls) == 1:
+                raise Throttled("confirmShipment throttled")
+
+    w.confirmer = ThrottledConfirmer()
+    with pytest.raises(Throttled):
+        w.service().ship(ShipOrder(REF), NOW)
+    waiting = w.get(REF)
+    assert (waiting.shipment or {})["state"] == "purchased" and READY_AT not in waiting.extra
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
