@@ -218,7 +218,7 @@ class IngestionService:
         write only for an order due."""
         resent: list[ShipOrder] = []
         next_send = now + REDRIVE_AFTER
-        for due in self._repo.ready_since(now):
+        for due in self._repo.due_to_send(now):
             if not lifecycle.may_ship_again(due):
                 continue  # a guard: a label purchase is under way, or the order must not ship
 
