@@ -717,3 +717,39 @@ def test_carriers_down_for_30_hours_every_shippable_order_gets_exactly_one_label
     assert purchases == len(shippable)
     assert sorted(labels.values()) == [1] * len(shippable)
     assert {ev.final[ev.refs[o]] for o in shippable} == {"delivered"}
+
+
+def test_amazon_refusing_confirmations_for_30_hours_confirms_each_label_once_after_recovery(
+    tmp_path: Path,
+) -> None:
+    """confirmShipment answers 503 for 30 simulated hours: each order's label is bought once
+    and kept (`purchased`); the order is tried again with the back-off, never poisoned, and
+    after the recovery each one is confirmed, invoiced and delivered without a second label."""
+    outage = timedelta(hours=30)
+    wrap = _journaled()
+    with Pipeline(_orders(5, seed=18), tmp_path, wrap_store=wrap) as p:
+        recovery = p.clock() + outage
+        p.spapi.fail_next("confirmShipment", 503, 1_000_000)
+        refused: list[int] = []
+
+        def end_outage(fired: list[str]) -> None:
+            if p.clock() >= recovery and not refused:
+                refused.append(p.spapi.calls["confirmShipment"])
+                p.spapi.recover("confirmShipment")
+
+        on_timers(p, end_outage)
+        p.run(limit=RUN_LIMIT)
+        ev = evidence(p, wrap.journal)
+        reasons = poison_reasons(p)
+        purchases = sum(c.purchases for c in p.carriers.all().values())
+        confirmations = Counter(c.order_id for c in p.spapi.confirmations)
+        first_confirmed = min(c.at for c in p.spapi.confirmations)
+        shippable = {o for o, kind in p.world.scenario.items() if kind != "cancelled"}
+
+    assert ev.problems == [], "\n".join(ev.problems)
+    assert reasons == []
+    assert refused and refused[0] >= len(shippable) * 25  # tried about hourly through the outage
+    assert first_confirmed >= recovery
+    assert len(shippable) >= 3 and confirmations == Counter(dict.fromkeys(shippable, 1))
+    assert purchases == len(shippable)
+    assert {ev.final[ev.refs[o]] for o in shippable} == {"delivered"}
