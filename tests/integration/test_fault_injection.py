@@ -3,7 +3,8 @@
 Faults: a crash after each external side effect and before the state write that records it
 (label purchase, confirmShipment, invoice number and blob, feed upload, purge); Cosmos 429 and
 503 raised inside the Cosmos client so the app's own error mapping sees them; SP-API 429 and
-500; carrier 5xx; Key Vault unavailable; duplicated and out-of-order messages.
+500; carrier 5xx; every carrier, or Amazon's confirmShipment, down for 30 simulated hours; Key Vault
+unavailable; duplicated and out-of-order messages.
 
 Invariants, from evidence (the store, blobs, audit records, the stand-ins' own records, poison
 queues), never from what the driver meant to do: every order ends in exactly one final state;
