@@ -20,6 +20,7 @@ def poll_orders(timer: func.TimerRequest, shipments: func.Out[List[str]]) -> Non
         ready = rt.ingestion.poll(rt.clock())
         shipments.set([m.encode() for m in ready])
         record.count("ready_to_ship", len(ready))
+        record.count("past_ship_by", rt.ingestion.past_ship_by(rt.clock()))
     rt.telemetry.heartbeat(rt.clock(), "poll_orders")
 
 

@@ -26,6 +26,7 @@ def purge_expired(timer: func.TimerRequest) -> None:
     with rt.telemetry.invocation("purge_expired") as record:
         report = rt.retention.purge(rt.clock())
         record.count("purged", len(report.purged))
+        record.count("purged_unshipped", report.unshipped)
         record.count("purge_lateness_max_s", int(max((p.lateness_seconds for p in report.purged), default=0)))
         record.count("shredded_epochs", len(report.shredded_epochs))
         record.count("archive_deleted", report.archive_deleted)

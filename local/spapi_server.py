@@ -344,6 +344,11 @@ class SpApiStandIn:
         with self._lock:
             self._faults.setdefault(operation, deque()).extend([status] * count)
 
+    def recover(self, operation: str) -> None:
+        """Drop the faults still queued for `operation`: its outage is over."""
+        with self._lock:
+            self._faults.pop(operation, None)
+
     def _admit(self, operation: str, token: str) -> Response | None:
         plan = self.plans[operation]
         limit = {"x-amzn-RateLimit-Limit": _rate_text(plan.rate)}

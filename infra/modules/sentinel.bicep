@@ -388,6 +388,32 @@ var rules = [
       }
     ]
   }
+  {
+    id: 'orders-not-shipping'
+    title: 'Orders past their ship-by date unshipped'
+    severity: 'Medium'
+    tactics: [
+      'Impact'
+    ]
+    team: 'operations'
+    personalData: false
+    page: true
+    frequency: 'PT1H'
+    period: 'PT1H'
+    query: loadTextContent('../rules/orders-not-shipping.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
+  }
 ]
 
 
@@ -741,6 +767,33 @@ var taskActions = [
         actionConfiguration: {
           title: 'Check that SP-API calls succeed on the new secret'
           description: 'The audit trail lwa-client-secret has lwa_secret_stored; poll_orders and ingest_notification succeed; ops preflight is green.'
+        }
+      }
+  ]
+  // orders-not-shipping
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'List the orders past their ship-by date and why each is held'
+          description: 'Query the orders container as docs/operations.md Orders past their ship-by date shows; ship_by_passed means shipping kept failing for a transient cause until the ship-by date.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Fix the cause, then ship each order or ask Amazon to extend or cancel it'
+          description: 'A carrier or Amazon outage, an address, a shipping rule; a ready order is sent again by the redrive, one with a person needs its label bought by hand and confirmed in Seller Central, or cancelling.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'If PurgedUnshipped is non-zero, record the lost orders'
+          description: 'Orders purged unshipped were forgotten at their deadline as the policy requires; record them and the cause for the seller (refs are in the audit log).'
         }
       }
   ]

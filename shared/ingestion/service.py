@@ -65,12 +65,11 @@ UNREADABLE_STATUS = "UNREADABLE"
 # On an order Amazon reported shipped before this app began shipping it (no label of ours).
 SHIPPED_ELSEWHERE = "shippedElsewhere"
 # A ready order whose shipment never started (the poll died after storing it, before the host
-# sent its message; or the message was poisoned) is sent again after this long, at most
-# MAX_REDRIVES times, then handed to a person. Long enough that a normal queue backlog never
-# looks stuck (a duplicate racing the original could trip the label-intent guard).
-REDRIVE_AFTER = timedelta(hours=6)
-MAX_REDRIVES = 3
-SHIPMENT_NOT_STARTED = "shipment_not_started"
+# sent its message; or the message was lost) is sent again REDRIVE_AFTER after it became ready
+# or was last sent, until its ship-by date (`lifecycle.ship_again_at`). Long enough that a normal
+# queue backlog never looks stuck (a duplicate racing the original could trip the label-intent
+# guard). Shipping itself moves the next send earlier after a transient failure (its back-off).
+REDRIVE_AFTER = lifecycle.RESEND_AFTER
 # Audit actions after which an order must never be stored again: purged at its deadline, or
 # erased on request. Amazon still knows the order and may mention it in a late poll or
 # notification; we must not learn the buyer again.
@@ -207,32 +206,30 @@ class IngestionService:
         self.last_poll = stats
         return [*ready, *self._redrive_stuck(now)]
 
+    def past_ship_by(self, now: datetime) -> int:
+        """How many orders still to ship have passed their ship-by date (telemetry's gauge for
+        the orders-not-shipping rule)."""
+        return self._repo.past_ship_by(now)
+
     def _redrive_stuck(self, now: datetime) -> list[ShipOrder]:
-        """Re-send ShipOrder for ready orders whose shipment never started (see REDRIVE_AFTER).
-        One indexed query per poll; a write only for an order actually re-sent."""
+        """Send ShipOrder again for ready orders whose time in the redrive's index has come: a
+        lost message (see REDRIVE_AFTER) or a retry after a transient failure. Past the ship-by
+        date the lifecycle hands the order to a person instead. One indexed query per poll; a
+        write only for an order due."""
         resent: list[ShipOrder] = []
-        for stuck in self._repo.ready_since(now - REDRIVE_AFTER):
-            if stuck.shipment or stuck.restricted:
-                continue  # a guard: shipping started (its intent removed the index), or must not
-            redrives = int(stuck.extra.get("redrives", 0))
+        next_send = now + REDRIVE_AFTER
+        for due in self._repo.due_to_send(now):
+            if not lifecycle.may_ship_again(due):
+                continue  # a guard: a label purchase is under way, or the order must not ship
 
-            def change(
-                current: OrderRecord, stuck: OrderRecord = stuck, redrives: int = redrives
-            ) -> OrderRecord | None:
-                if current.stage is not Stage.READY or current.shipment or current.extra != stuck.extra:
+            def change(current: OrderRecord, due: OrderRecord = due) -> OrderRecord | None:
+                if current.extra != due.extra or not lifecycle.may_ship_again(current):
                     return None
-                if redrives >= MAX_REDRIVES:
-                    return lifecycle.needs_attention(current, SHIPMENT_NOT_STARTED)
-                extra = {**current.extra, READY_AT: now.isoformat(), "redrives": redrives + 1}
-                return current.evolve(extra=extra)
+                return lifecycle.ship_again_at(current, next_send, now)
 
-            updated = self._repo.update(stuck.ref, change)
-            if (
-                updated is not None
-                and updated.stage is Stage.READY
-                and updated.extra.get("redrives") == redrives + 1
-            ):
-                resent.append(ShipOrder(stuck.ref))
+            updated = self._repo.update(due.ref, change)
+            if updated is not None and updated.extra.get(READY_AT) == next_send.isoformat():
+                resent.append(ShipOrder(due.ref))
         return resent
 
     def _poll_seller(
@@ -490,7 +487,7 @@ class IngestionService:
             pii=self._sealed(ref, order, stage, now),
             attention=attention,
             extra={"packages": _packages(order.packages)}
-            | ({READY_AT: now.isoformat()} if stage is Stage.READY else {}),
+            | ({READY_AT: (now + REDRIVE_AFTER).isoformat()} if stage is Stage.READY else {}),
         )
 
     def _updated(self, current: OrderRecord, order: Order, now: datetime) -> OrderRecord:

@@ -18,7 +18,7 @@ from shared.orders.deadlines import (
     with_deadline,
 )
 from shared.orders.domain import FulfillmentStatus, Order
-from shared.orders.record import OrderRecord, Stage
+from shared.orders.record import READY_AT, OrderRecord, Stage, left_ready
 
 # Attention codes the lifecycle itself sets.
 NO_ADDRESS = "order_without_address"
@@ -29,6 +29,25 @@ SHIPPABLE_STATUSES = frozenset({FulfillmentStatus.UNSHIPPED})
 STOPPED_STATUSES = frozenset({FulfillmentStatus.CANCELLED, FulfillmentStatus.UNFULFILLABLE})
 SENT_ELSEWHERE_STATUSES = frozenset({FulfillmentStatus.SHIPPED, FulfillmentStatus.PARTIALLY_SHIPPED})
 NOT_SHIPPED = frozenset({Stage.AWAITING, Stage.READY, Stage.ATTENTION})
+
+# Shipping that failed for a transient cause is tried again, waiting SHIP_RETRY_FIRST, then twice
+# as long each time up to SHIP_RETRY_MAX, until the order's ship-by date (Amazon's, or
+# SHIP_BY_FALLBACK after the order was created); past it a person decides (docs/shipping.md,
+# "Outages").
+SHIP_RETRY_FIRST = timedelta(minutes=5)
+SHIP_RETRY_MAX = timedelta(hours=1)
+SHIP_BY_FALLBACK = timedelta(days=3)
+SHIP_BY_PASSED = "ship_by_passed"
+# The `extra` keys counting an order's shipping tries that failed for a transient cause, and
+# the time of the last one (a failure is counted once, however many writes record it).
+SHIP_TRIES = "shipTries"
+SHIP_FAILED_AT = "shipFailedAt"
+# A ready order sent to shipping is sent again this long after, if shipping has not begun by then
+# (its message was lost): long enough that a normal queue backlog never looks stuck.
+RESEND_AFTER = timedelta(hours=6)
+# The shipment state of a label bought and stored, not yet confirmed to Amazon
+# (`shared.shipping.service`): sending the order again only confirms it.
+LABEL_PURCHASED = "purchased"
 
 
 # --- where an order enters ------------------------------------------------------------------
@@ -61,9 +80,43 @@ def needs_attention(record: OrderRecord, code: str, **changes: Any) -> OrderReco
     return record.evolve(stage=Stage.ATTENTION, attention=code, **changes)
 
 
+def ship_by(record: OrderRecord) -> datetime:
+    """When the order must have shipped: Amazon's ship-by date, else SHIP_BY_FALLBACK after it
+    was created."""
+    return record.latest_ship_at or record.created_at + SHIP_BY_FALLBACK
+
+
+def shipping_backoff(tries: int) -> timedelta:
+    """The wait before the next try after `tries` (1 or more) tries failed for a transient cause."""
+    return min(SHIP_RETRY_FIRST * (1 << min(max(tries - 1, 0), 16)), SHIP_RETRY_MAX)
+
+
+def ship_again_at(record: OrderRecord, at: datetime, now: datetime) -> OrderRecord:
+    """A ready order whose shipping has not (or no longer) begun, in the redrive's index to be
+    sent again at `at`; or, when `now` is past its ship-by date, handed to a person."""
+    if now >= ship_by(record):
+        return needs_attention(record, SHIP_BY_PASSED, extra=left_ready(record.extra))
+    return record.evolve(extra={**record.extra, READY_AT: at.isoformat()})
+
+
+def shipping_failed(record: OrderRecord, now: datetime, **changes: Any) -> OrderRecord:
+    """A try to ship failed for a transient cause (carrier, Amazon or store unavailable): one
+    more try counted, the next after `shipping_backoff`, bounded by the ship-by date."""
+    tries = int(record.extra.get(SHIP_TRIES, 0)) + 1
+    extra = {**record.extra, SHIP_TRIES: tries, SHIP_FAILED_AT: now.isoformat()}
+    return ship_again_at(record.evolve(extra=extra, **changes), now + shipping_backoff(tries), now)
+
+
+def failure_recorded(record: OrderRecord, now: datetime) -> bool:
+    """Whether the transient failure of the try at `now` is already on the order."""
+    return record.extra.get(SHIP_FAILED_AT) == now.isoformat()
+
+
 def shipped(record: OrderRecord, **changes: Any) -> OrderRecord:
     """Label bought and shipment confirmed (here or elsewhere). No due time and no deadline:
-    `settle` sets the first delivery check; the deadline comes with the delivery."""
+    `settle` sets the first delivery check; the deadline comes with the delivery. Out of the
+    redrive's index."""
+    changes.setdefault("extra", left_ready(record.extra))
     return record.evolve(stage=Stage.SHIPPED, due_at=None, purge_after=None, **changes)
 
 
@@ -94,6 +147,14 @@ def cancelled_now(record: OrderRecord, now: datetime, policy: RetentionPolicy) -
 def untouchable(record: OrderRecord) -> bool:
     """Processing is restricted, or a deletion request is erasing it: nothing may be added."""
     return record.restricted or record.being_erased
+
+
+def may_ship_again(record: OrderRecord) -> bool:
+    """Whether a ShipOrder sent again can only finish this order's shipping, never buy a second
+    label: ready, not untouchable, and no label purchase under way (none, or one bought whose
+    confirmation to Amazon is what remains)."""
+    state = (record.shipment or {}).get("state")
+    return record.stage is Stage.READY and not untouchable(record) and state in (None, LABEL_PURCHASED)
 
 
 def shipping_skip_reason(record: OrderRecord) -> str | None:

@@ -21,8 +21,9 @@ from shared.orders.domain import Address, Buyer, Charge, Money, Order, OrderItem
 
 # The `extra` key of an order a deletion request is erasing: what it held, for its confirmation.
 ERASURE = "erasure"
-# The `extra` key of a ready order whose shipping has not started: when it became ready. The
-# redrive of lost shipping messages reads this index; shipping removes it with its intent.
+# The `extra` key of a ready order whose shipping has not started (or failed and must be tried
+# again): when the redrive sends it to shipping next (a lost message, or the next try after a
+# transient failure). Shipping removes it with its intent.
 READY_AT = "readyAt"
 
 

@@ -85,13 +85,20 @@ class OrderRepository:
             docs = self._store.due_in(ORDERS, "dueAt", now.isoformat(), limit, key="stage", values=values)
         return [OrderRecord.from_doc(d) for d in docs]
 
-    def ready_since(self, before: datetime, limit: int = 100) -> list[OrderRecord]:
-        """Ready orders whose shipping has not begun and that became ready at `before` or
-        earlier (the redrive's index, `extra.readyAt`)."""
+    def due_to_send(self, now: datetime, limit: int = 100) -> list[OrderRecord]:
+        """Ready orders whose shipping has not begun and whose time to be sent to shipping (the
+        redrive's index, `extra.readyAt`) is `now` or earlier."""
         docs = self._store.due_in(
-            ORDERS, f"extra.{READY_AT}", before.isoformat(), limit, key="stage", values=[Stage.READY.value]
+            ORDERS, f"extra.{READY_AT}", now.isoformat(), limit, key="stage", values=[Stage.READY.value]
         )
         return [OrderRecord.from_doc(d) for d in docs]
+
+    def past_ship_by(self, now: datetime, limit: int = 100) -> int:
+        """How many orders still to ship (ready, or with a person) have passed Amazon's ship-by
+        date, counted up to `limit`: one indexed query."""
+        values = [Stage.READY.value, Stage.ATTENTION.value]
+        docs = self._store.due_in(ORDERS, "latestShipAt", now.isoformat(), limit, key="stage", values=values)
+        return len(docs)
 
     def epoch_in_use(self, epoch: str) -> bool:
         """Whether any stored order's sealed data depends on key epoch `epoch`."""

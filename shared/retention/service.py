@@ -28,7 +28,7 @@ from shared.orders.deadlines import (
     RetentionPolicy,
     delivery_bound,
 )
-from shared.orders.lifecycle import delivered
+from shared.orders.lifecycle import NOT_SHIPPED, delivered
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.storage.audit import AuditAction, AuditLog
@@ -36,6 +36,7 @@ from shared.storage.blob_store import INVOICES, ORDER_BLOB_CONTAINERS, invoice_n
 from shared.storage.document_store import DocumentStore
 from shared.telemetry.invocations import error_code
 
+UNSHIPPED = frozenset(stage.value for stage in NOT_SHIPPED)
 PURGEABLE_STAGES: tuple[Stage, ...] = (
     Stage.DELIVERED,
     Stage.CANCELLED,
@@ -123,6 +124,12 @@ class PurgeReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     #: archived invoices whose legal keeping ended and that this run deleted
     archive_deleted: int = 0
+
+    @property
+    def unshipped(self) -> int:
+        """Orders purged that never shipped nor were cancelled (the orders-not-shipping rule
+        reads this)."""
+        return sum(1 for p in self.purged if p.stage in UNSHIPPED)
 
     def raise_if_failed(self) -> None:
         _raise_if_failed(self.failed)

@@ -11,11 +11,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from shared.errors import AppError, TransientError
+from shared.errors import AppError, TransientError, retry_delay
 from shared.orders import lifecycle
 from shared.orders.domain import Address, OrderItem
 from shared.orders.messages import IssueInvoice, ShipOrder
-from shared.orders.record import READY_AT, OrderPii, OrderRecord, PiiCipher, Stage, left_ready
+from shared.orders.record import OrderPii, OrderRecord, PiiCipher, Stage, left_ready
 from shared.orders.repository import OrderRepository
 from shared.shipping.carriers.base import (
     AddressProblem,
@@ -34,7 +34,7 @@ from shared.storage.blob_store import LabelStore, label_blob_name
 from shared.telemetry.invocations import record_stage
 
 INTENT = "intent"
-PURCHASED = "purchased"
+PURCHASED = lifecycle.LABEL_PURCHASED
 SHIPPED = "shipped"
 # Amazon's packageReferenceId is numeric; resubmitting the same one edits the confirmation,
 # so a replayed confirmShipment cannot create a second package.
@@ -162,6 +162,20 @@ class ShippingService:
         self._new_id = new_id
 
     def ship(self, request: ShipOrder, now: datetime) -> Sequence[IssueInvoice]:
+        try:
+            return self._ship(request, now)
+        except TransientError as failure:
+            if retry_delay(failure) is not None:
+                raise  # throttled: the host re-queues the message with the wait it was told
+            # Not poisoned: the order is tried again after the back-off, until its ship-by date.
+            scheduled = self._retry_later(request.ref, now)
+            if scheduled is None:
+                raise  # a label purchase under way (its replay decides), or the store is down
+            if scheduled.stage is Stage.ATTENTION:
+                return self._outcome(str(scheduled.attention), [])
+            return self._outcome(f"retry_{failure.code}"[:40], [])
+
+    def _ship(self, request: ShipOrder, now: datetime) -> Sequence[IssueInvoice]:
         record = self._orders.get(request.ref)
         if record is None or record.being_erased:
             # Purged or erased: a label an earlier delivery of this message stored after the
@@ -256,8 +270,10 @@ class ShippingService:
             label = carrier.create_label(label_request)
         except CarrierTimeout:
             raise  # outcome unknown: keep the intent, the replay decides
-        except (CarrierUnavailable, CarrierError):
-            self._clear_intent(record.ref, intent_id)
+        except (CarrierUnavailable, CarrierError) as failure:
+            # A throttled purchase's message is re-queued with its wait: not sent again sooner.
+            backoff = failure.transient and retry_delay(failure) is None
+            self._clear_intent(record.ref, intent_id, now, transient=backoff)
             raise
         purchased = _purchased(shipment, label, label_blob_name(record.ref), now)
         return record.evolve(shipment=self._labels.put(record.ref, label.document, purchased, now))
@@ -358,16 +374,34 @@ class ShippingService:
 
         self._orders.update(ref, change)
 
-    def _clear_intent(self, ref: str, intent_id: str) -> None:
+    def _clear_intent(self, ref: str, intent_id: str, now: datetime, *, transient: bool) -> None:
         def change(current: OrderRecord) -> OrderRecord | None:
             shipment = current.shipment or {}
             if shipment.get("intentId") != intent_id or shipment.get("state") != INTENT:
                 return None
-            # Not started after all: back in the redrive's index, from when it started.
-            ready_at = str(shipment.get("createdAt") or current.created_at.isoformat())
-            return current.evolve(shipment=None, extra={**current.extra, READY_AT: ready_at})
+            # Not started after all: back in the redrive's index, tried again after the back-off
+            # (a transient failure) or as a lost message would be (a refusal, or throttling).
+            if transient:
+                return lifecycle.shipping_failed(current, now, shipment=None)
+            return lifecycle.ship_again_at(current.evolve(shipment=None), now + lifecycle.RESEND_AFTER, now)
 
         self._orders.update(ref, change)
+
+    def _retry_later(self, ref: str, now: datetime) -> OrderRecord | None:
+        """After a transient failure: the order in the redrive's index for another try (or,
+        past its ship-by date, with a person); None if it cannot be. A failure that cleared its
+        intent has scheduled it already."""
+
+        def change(current: OrderRecord) -> OrderRecord | None:
+            if not lifecycle.may_ship_again(current) or lifecycle.failure_recorded(current, now):
+                return None
+            return lifecycle.shipping_failed(current, now)
+
+        try:
+            updated = self._orders.update(ref, change)
+        except AppError:
+            return None  # the store is down too: the host's redelivery, then the redrive
+        return updated if updated is not None and lifecycle.failure_recorded(updated, now) else None
 
     def _attention(self, ref: str, code: str) -> Sequence[IssueInvoice]:
         def change(current: OrderRecord) -> OrderRecord | None:

@@ -3,7 +3,8 @@
 Faults: a crash after each external side effect and before the state write that records it
 (label purchase, confirmShipment, invoice number and blob, feed upload, purge); Cosmos 429 and
 503 raised inside the Cosmos client so the app's own error mapping sees them; SP-API 429 and
-500; carrier 5xx; Key Vault unavailable; duplicated and out-of-order messages.
+500; carrier 5xx; every carrier, or Amazon's confirmShipment, down for 30 simulated hours; Key Vault
+unavailable; duplicated and out-of-order messages.
 
 Invariants, from evidence (the store, blobs, audit records, the stand-ins' own records, poison
 queues), never from what the driver meant to do: every order ends in exactly one final state;
@@ -21,7 +22,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -671,3 +672,85 @@ def test_key_vault_outage_and_duplicated_out_of_order_messages(tmp_path: Path) -
     assert ev.problems == [], "\n".join(ev.problems)
     assert unexpected_outcomes(ev) == {}
     assert reasons == []
+
+
+def test_carriers_down_for_30_hours_every_shippable_order_gets_exactly_one_label_after_recovery(
+    tmp_path: Path,
+) -> None:
+    """Issue 24: every carrier answers 503 for 30 simulated hours from the first poll. No
+    message is poisoned and no order goes to a person: each failed try puts the order back in
+    the redrive's index with a back-off, and after the recovery every order that is not
+    cancelled is labelled once, confirmed once and delivered (docs/shipping.md "Outages")."""
+    outage = timedelta(hours=30)
+    orders = _orders(6, seed=17)
+    wrap = _journaled()
+    with Pipeline(orders, tmp_path, wrap_store=wrap) as p:
+        recovery = p.clock() + outage
+        for carrier in p.carriers.all().values():
+            carrier.fail_next(1_000_000)
+        tried_in_outage: list[int] = []
+
+        def end_outage(fired: list[str]) -> None:
+            if p.clock() >= recovery and not tried_in_outage:
+                tried_in_outage.append(sum(len(c.label_bodies()) for c in p.carriers.all().values()))
+                for carrier in p.carriers.all().values():
+                    carrier.fail_next(0)  # the carriers are back
+
+        on_timers(p, end_outage)
+        p.run(limit=RUN_LIMIT)
+        ev = evidence(p, wrap.journal)
+        reasons = poison_reasons(p)
+        failures = dict(p.host.stats.failures)
+        purchases = sum(c.purchases for c in p.carriers.all().values())
+        confirmations = Counter(c.order_id for c in p.spapi.confirmations)
+        first_confirmed = min(c.at for c in p.spapi.confirmations)
+        labels = dict(p.observed.labels)
+        shippable = {o for o, kind in p.world.scenario.items() if kind != "cancelled"}
+
+    ship_by = min(datetime.fromisoformat(o["fulfillment"]["shipByWindow"]["latestDateTime"]) for o in orders)
+    assert ship_by > recovery  # the outage ends before any order's ship-by date
+    assert ev.problems == [], "\n".join(ev.problems)
+    assert reasons == [] and failures.get("ship_order", 0) == 0
+    # Every order was tried during the outage, at least once an hour (the local poll's interval).
+    assert tried_in_outage and tried_in_outage[0] >= len(shippable) * 25
+    assert first_confirmed >= recovery
+    assert len(shippable) >= 4 and confirmations == Counter(dict.fromkeys(shippable, 1))
+    assert purchases == len(shippable)
+    assert sorted(labels.values()) == [1] * len(shippable)
+    assert {ev.final[ev.refs[o]] for o in shippable} == {"delivered"}
+
+
+def test_amazon_refusing_confirmations_for_30_hours_confirms_each_label_once_after_recovery(
+    tmp_path: Path,
+) -> None:
+    """confirmShipment answers 503 for 30 simulated hours: each order's label is bought once
+    and kept (`purchased`); the order is tried again with the back-off, never poisoned, and
+    after the recovery each one is confirmed, invoiced and delivered without a second label."""
+    outage = timedelta(hours=30)
+    wrap = _journaled()
+    with Pipeline(_orders(5, seed=18), tmp_path, wrap_store=wrap) as p:
+        recovery = p.clock() + outage
+        p.spapi.fail_next("confirmShipment", 503, 1_000_000)
+        refused: list[int] = []
+
+        def end_outage(fired: list[str]) -> None:
+            if p.clock() >= recovery and not refused:
+                refused.append(p.spapi.calls["confirmShipment"])
+                p.spapi.recover("confirmShipment")
+
+        on_timers(p, end_outage)
+        p.run(limit=RUN_LIMIT)
+        ev = evidence(p, wrap.journal)
+        reasons = poison_reasons(p)
+        purchases = sum(c.purchases for c in p.carriers.all().values())
+        confirmations = Counter(c.order_id for c in p.spapi.confirmations)
+        first_confirmed = min(c.at for c in p.spapi.confirmations)
+        shippable = {o for o, kind in p.world.scenario.items() if kind != "cancelled"}
+
+    assert ev.problems == [], "\n".join(ev.problems)
+    assert reasons == []
+    assert refused and refused[0] >= len(shippable) * 25  # tried about hourly through the outage
+    assert first_confirmed >= recovery
+    assert len(shippable) >= 3 and confirmations == Counter(dict.fromkeys(shippable, 1))
+    assert purchases == len(shippable)
+    assert {ev.final[ev.refs[o]] for o in shippable} == {"delivered"}

@@ -255,6 +255,9 @@ class Services:
     def poll(self, now: datetime) -> list[ShipOrder]:
         return [ShipOrder(ref=REF)]
 
+    def past_ship_by(self, now: datetime) -> int:
+        return 2
+
     def handle_notification(self, body: bytes, dequeue_count: int, now: datetime) -> list[ShipOrder]:
         return [ShipOrder(ref=REF)]
 

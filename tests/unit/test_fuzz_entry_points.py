@@ -291,6 +291,9 @@ class Services:
     def poll(self, now: datetime) -> list[ShipOrder]:
         return []
 
+    def past_ship_by(self, now: datetime) -> int:
+        return 2
+
     def ship(self, request: ShipOrder, now: datetime) -> list[IssueInvoice]:
         self._after_decode("ship")
         return [IssueInvoice(request.ref)]

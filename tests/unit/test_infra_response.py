@@ -25,7 +25,13 @@ WORKFLOW = INFRA / "playbooks" / "pii-incident.workflow.json"
 SECURITY_MD = ROOT / "docs" / "security.md"
 
 PERSONAL_DATA_RULES = {"pii-in-traces", "unusual-data-read", "unexpected-principal"}
-OPERATIONAL_RULES = {"pipeline-silent", "purge-lateness", "poison-queue-growth", "privacy-request-overdue"}
+OPERATIONAL_RULES = {
+    "pipeline-silent",
+    "purge-lateness",
+    "poison-queue-growth",
+    "privacy-request-overdue",
+    "orders-not-shipping",
+}
 SENTINEL_RESPONDER = "3e150937-b8fe-4cfb-8069-0eaf05ecd056"
 SENTINEL_AUTOMATION_CONTRIBUTOR = "f4c81013-99ee-4d62-a7ee-b3f1f648599a"
 PLAYBOOK_MARK = "[pii-playbook]"

@@ -399,24 +399,48 @@ def test_a_full_replay_from_an_empty_cursor_stores_and_sends_nothing() -> None:
     assert first and world.poll() == [] and len(world.store.order_writes) == writes
 
 
-def test_a_ready_order_whose_message_was_lost_is_sent_again_then_handed_to_a_person() -> None:
-    from shared.ingestion.service import MAX_REDRIVES, REDRIVE_AFTER, SHIPMENT_NOT_STARTED
+def test_a_ready_order_whose_message_was_lost_is_sent_again_until_its_ship_by_date() -> None:
+    """Sent again every REDRIVE_AFTER while it has not begun shipping; past Amazon's ship-by
+    date (two days after these orders were placed) it goes to a person (`ship_by_passed`)."""
+    from local.sample_orders import generate
+    from shared.ingestion.service import REDRIVE_AFTER
+    from shared.orders.lifecycle import SHIP_BY_PASSED, ship_by
 
-    world = World(orders_in(3, afn_share=0.0))
+    fresh = generate(
+        3, seed=3, start=START - timedelta(hours=14), span=timedelta(hours=1), marketplaces=(DE, FR),
+        statuses={"UNSHIPPED": 1.0}, afn_share=0.0,
+    )  # fmt: skip
+    world = World(fresh)
     first = world.poll()  # the host dies before sending these: they are lost
     assert first and world.poll() == []  # nothing new to Amazon, and not yet overdue
-    resent: list[ShipOrder] = []
-    for _ in range(MAX_REDRIVES):
+    refs = {m.ref for m in first}
+    deadline = min(ship_by(r) for r in (world.repo.get(ref) for ref in refs) if r is not None)
+    resends = 0
+    while world.now() + REDRIVE_AFTER < deadline:
         world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
-        again = world.poll()
-        assert {m.ref for m in again} == {m.ref for m in first}
-        resent += again
+        assert {m.ref for m in world.poll()} == refs
+        resends += 1
     world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
-    assert world.poll() == []
-    stages = {doc["stage"] for doc in world.stored().values() if doc["id"] in {m.ref for m in first}}
-    attention = {doc["attention"] for doc in world.stored().values() if doc["id"] in {m.ref for m in first}}
-    assert stages == {Stage.ATTENTION.value} and attention == {SHIPMENT_NOT_STARTED}
-    assert len(resent) == MAX_REDRIVES * len(first)
+    assert world.now() >= deadline and world.poll() == []
+    stored = [doc for doc in world.stored().values() if doc["id"] in refs]
+    assert resends >= 5  # over 33 hours of the window left, one send every 6 hours and a minute
+    assert {(doc["stage"], doc["attention"]) for doc in stored} == {(Stage.ATTENTION.value, SHIP_BY_PASSED)}
+    assert all("readyAt" not in doc["extra"] for doc in stored)
+    assert world.service.past_ship_by(world.now()) == len(refs)
+
+
+def test_a_lost_message_of_an_order_already_past_its_ship_by_date_goes_to_a_person() -> None:
+    """A backfill finds orders placed weeks ago: each is sent to shipping once; if that is
+    lost, the redrive hands it to a person rather than trying again."""
+    from shared.ingestion.service import REDRIVE_AFTER
+    from shared.orders.lifecycle import SHIP_BY_PASSED
+
+    world = World(orders_in(3, afn_share=0.0))
+    first = world.poll()
+    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    assert first and world.poll() == []
+    attention = {world.stored()[m.ref]["attention"] for m in first}
+    assert attention == {SHIP_BY_PASSED}
 
 
 def test_an_order_whose_shipping_started_is_never_sent_again() -> None:

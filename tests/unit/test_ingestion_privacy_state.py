@@ -11,10 +11,10 @@ from shared.crypto.pii import Pii
 from shared.errors import TransientError
 from shared.ingestion.amazon_orders import order_from_api
 from shared.ingestion.rate_budget import GET_ORDER
-from shared.ingestion.service import REDRIVE_AFTER, SHIPMENT_NOT_STARTED, SHIPPED_ELSEWHERE
+from shared.ingestion.service import REDRIVE_AFTER, SHIPPED_ELSEWHERE
 from shared.orders.deadlines import RetentionPolicy, first_delivery_check
 from shared.orders.domain import Buyer
-from shared.orders.lifecycle import PARTIALLY_SHIPPED, Settle
+from shared.orders.lifecycle import PARTIALLY_SHIPPED, SHIP_BY_PASSED, Settle
 from shared.orders.messages import ShipOrder
 from shared.orders.record import OrderPii, Stage
 from shared.privacy.service import PrivacyService
@@ -73,7 +73,7 @@ def test_a_cancellation_takes_the_buyer_data_of_an_order_waiting_for_a_person() 
     world = World([order])
     world.poll()
     ref = world.ref(order["orderId"])
-    world.repo.update(ref, lambda r: r.evolve(stage=Stage.ATTENTION, attention=SHIPMENT_NOT_STARTED))
+    world.repo.update(ref, lambda r: r.evolve(stage=Stage.ATTENTION, attention=SHIP_BY_PASSED))
 
     amazon_changes(world, order["orderId"], "CANCELLED")
     world.poll()

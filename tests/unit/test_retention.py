@@ -233,3 +233,32 @@ def test_one_order_failing_does_not_stop_the_run_and_the_run_reports_it() -> Non
     assert report.failed == [(broken, "store_unavailable")]
     with pytest.raises(RetentionIncomplete, match=r"1 order\(s\) failed: store_unavailable$"):
         report.raise_if_failed()
+
+
+def test_an_order_never_shipped_is_counted_past_its_ship_by_for_days_then_purged_as_unshipped(
+    world: World,
+) -> None:
+    """The orders-not-shipping rule sees an unshipped order from its ship-by date on (the poll's
+    gauge) and again when the purge deletes it (`unshipped`): the purge comes at least the
+    retention period after the ship-by date, whatever stage held the order."""
+    from shared.orders.lifecycle import SHIP_BY_PASSED, needs_attention
+    from tests.builders import order_record
+
+    ship_by = T0 + timedelta(days=2)
+    for n, stage in enumerate((Stage.READY, Stage.ATTENTION)):
+        record = order_record(
+            at=T0, ref=f"held{n:07d}", latest_ship_at=ship_by, latest_delivery_at=T0 + timedelta(days=5)
+        )
+        world.orders.create(needs_attention(record, SHIP_BY_PASSED) if stage is Stage.ATTENTION else record)
+    world.ship(9)
+    world.orders.update("ref0000009", lambda r: cancelled_now(r, T0, POLICY))
+
+    assert world.orders.past_ship_by(ship_by - timedelta(minutes=1)) == 0
+    assert world.orders.past_ship_by(ship_by) == 2
+    deadlines = {r.purge_after for r in map(world.orders.get, ["held0000000", "held0000001"]) if r}
+    assert deadlines and min(d for d in deadlines if d) >= ship_by + timedelta(days=POLICY.retention_days)
+
+    world.now = max(d for d in deadlines if d)
+    report = world.service.purge(world.now)
+    assert sorted(p.stage for p in report.purged) == ["cancelled", "needs_attention", "ready_to_ship"]
+    assert report.unshipped == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,9 +12,9 @@ import pytest
 from shared.crypto.pii import Pii
 from shared.errors import TransientError
 from shared.orders.deadlines import RetentionPolicy
-from shared.orders.lifecycle import Settle
+from shared.orders.lifecycle import SHIP_BY_FALLBACK, SHIP_BY_PASSED, SHIP_RETRY_FIRST, SHIP_TRIES, Settle
 from shared.orders.messages import IssueInvoice, ShipOrder
-from shared.orders.record import READY_AT, OrderRecord, Stage
+from shared.orders.record import READY_AT, Stage
 from shared.orders.repository import OrderRepository
 from shared.shipping.carriers import (
     AddressProblem,
@@ -26,7 +26,7 @@ from shared.shipping.carriers import (
 from shared.shipping.rules import ShippingRules
 from shared.shipping.service import ShippingService
 from shared.storage.blob_store import LABELS, LabelStore
-from shared.storage.document_store import CountingStore
+from shared.storage.document_store import CountingStore, StoreUnavailable
 from tests.fakes import FakeCarrier, FakeConfirmer, XorBlobCipher
 from tests.worlds.shipping import EMAIL, NOW, REF, RULES, World, address
 
@@ -186,15 +186,93 @@ def test_unsupported_country() -> None:
     assert w.get(REF).attention == "country_unsupported"
 
 
-def test_transient_failure_raises_and_clears_intent_then_retry_ships() -> None:
+def test_a_carrier_outage_clears_the_intent_and_schedules_the_next_try_instead_of_raising() -> None:
+    """Not an error for the host to retry and poison: the order waits in the redrive's index."""
     w = World()
-    w.add(REF)
+    w.add(REF, ship_by=NOW + timedelta(days=2))
     w.carriers["usps"].fail.append(CarrierUnavailable("503"))
-    with pytest.raises(TransientError):
-        w.service().ship(ShipOrder(REF), NOW)
-    assert w.get(REF).shipment is None and w.get(REF).stage is Stage.READY
-    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+    assert w.service().ship(ShipOrder(REF), NOW) == []
+    failed = w.get(REF)
+    assert failed.shipment is None and failed.stage is Stage.READY
+    assert failed.extra[READY_AT] == (NOW + SHIP_RETRY_FIRST).isoformat() and failed.extra[SHIP_TRIES] == 1
+    assert w.service().ship(ShipOrder(REF), NOW + SHIP_RETRY_FIRST) == [IssueInvoice(REF)]
     assert w.carriers["usps"].purchases == 1
+
+
+def test_each_try_in_an_outage_waits_twice_as_long_up_to_an_hour() -> None:
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+    now, waits = NOW, []
+    for _ in range(7):
+        w.carriers["usps"].fail.append(CarrierUnavailable("503"))
+        assert w.service().ship(ShipOrder(REF), now) == []
+        next_try = datetime.fromisoformat(w.get(REF).extra[READY_AT])
+        waits.append(next_try - now)
+        now = next_try
+    assert [int(wait.total_seconds() // 60) for wait in waits] == [5, 10, 20, 40, 60, 60, 60]
+    assert w.service().ship(ShipOrder(REF), now) == [IssueInvoice(REF)]
+    assert w.carriers["usps"].purchases == 1
+
+
+def test_a_try_that_fails_past_the_ship_by_date_hands_the_order_to_a_person() -> None:
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(hours=1))
+    w.carriers["usps"].fail.append(CarrierUnavailable("503"))
+    assert w.service().ship(ShipOrder(REF), NOW) == []  # before it: tried again
+    w.carriers["usps"].fail.append(CarrierUnavailable("503"))
+    assert w.service().ship(ShipOrder(REF), NOW + timedelta(hours=1)) == []
+    held = w.get(REF)
+    assert (held.stage, held.attention, held.shipment) == (Stage.ATTENTION, SHIP_BY_PASSED, None)
+    assert READY_AT not in held.extra  # out of the redrive's index
+
+
+def test_without_amazons_ship_by_date_the_bound_is_days_after_the_order_was_placed() -> None:
+    w = World()
+    w.add(REF)  # placed at NOW, no shipByWindow
+    for at in (NOW + SHIP_BY_FALLBACK - timedelta(minutes=1), NOW + SHIP_BY_FALLBACK):
+        w.carriers["usps"].fail.append(CarrierUnavailable("503"))
+        w.service().ship(ShipOrder(REF), at)
+    assert w.get(REF).attention == SHIP_BY_PASSED
+
+
+def test_amazon_unavailable_for_the_confirmation_keeps_the_label_and_tries_again() -> None:
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+
+    class DownConfirmer(FakeConfirmer):
+        def confirm_shipment(self, **kwargs: Any) -> None:
+            super().confirm_shipment(**kwargs)
+            if len(self.calls) <= 2:
+                raise TransientError("amazon down", code="spapi_unavailable")
+
+    w.confirmer = DownConfirmer()
+    assert w.service().ship(ShipOrder(REF), NOW) == []
+    assert w.service().ship(ShipOrder(REF), NOW + SHIP_RETRY_FIRST) == []
+    waiting = w.get(REF)
+    assert (waiting.shipment or {})["state"] == "purchased" and waiting.extra[SHIP_TRIES] == 2
+    later = datetime.fromisoformat(waiting.extra[READY_AT])
+    assert w.service().ship(ShipOrder(REF), later) == [IssueInvoice(REF)]
+    assert w.carriers["usps"].purchases == 1 and len(w.confirmer.calls) == 3
+    assert READY_AT not in w.get(REF).extra
+
+
+def test_a_store_outage_while_scheduling_the_next_try_is_left_to_the_host() -> None:
+    """The try cannot be recorded: the error goes to the host, whose redelivery (or the
+    redrive, from the index the order is still in) tries again."""
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+    w.orders.update(REF, lambda r: r.evolve(extra={**r.extra, READY_AT: NOW.isoformat()}))
+    w.carriers["usps"].fail.append(CarrierUnavailable("503"))
+    write = w.store.replace
+
+    def down(container: str, doc: dict[str, Any], etag: str) -> dict[str, Any]:
+        raise StoreUnavailable("cosmos status 503")
+
+    w.store.replace = down  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        w.service().ship(ShipOrder(REF), NOW)
+    w.store.replace = write  # type: ignore[method-assign]
+    assert w.get(REF).extra[READY_AT] == NOW.isoformat() and w.carriers["usps"].purchases == 0
 
 
 def test_an_order_whose_shipping_started_leaves_the_redrive_index_until_it_is_cleared() -> None:
@@ -205,19 +283,22 @@ def test_an_order_whose_shipping_started_leaves_the_redrive_index_until_it_is_cl
     w.orders.update(REF, lambda r: r.evolve(extra={**r.extra, READY_AT: NOW.isoformat()}))
     w.carriers["usps"].fail.append(CarrierUnavailable("503"))
     later = NOW + timedelta(minutes=5)
-    write = w.orders.replace
+    write = w.store.replace
+    intents: list[dict[str, Any]] = []
 
-    def check_intent(record: OrderRecord) -> OrderRecord:
-        if (record.shipment or {}).get("state") == "intent":
-            assert READY_AT not in record.extra  # out of the index while shipping holds it
-        return write(record)
+    def check_intent(container: str, doc: dict[str, Any], etag: str) -> dict[str, Any]:
+        if (doc.get("shipment") or {}).get("state") == "intent":
+            intents.append(doc)
+            assert READY_AT not in doc["extra"]  # out of the index while shipping holds it
+        return write(container, doc, etag)
 
-    w.orders.replace = check_intent  # type: ignore[method-assign]
-    with pytest.raises(TransientError):
-        w.service().ship(ShipOrder(REF), later)  # the carrier fails: the intent is cleared
-    assert w.get(REF).shipment is None and w.get(REF).extra[READY_AT] == later.isoformat()
-    w.service().ship(ShipOrder(REF), later)
+    w.store.replace = check_intent  # type: ignore[method-assign]
+    w.service().ship(ShipOrder(REF), later)  # the carrier fails: the intent is cleared
+    retry_at = later + SHIP_RETRY_FIRST
+    assert w.get(REF).shipment is None and w.get(REF).extra[READY_AT] == retry_at.isoformat()
+    w.service().ship(ShipOrder(REF), retry_at)
     assert w.get(REF).stage is Stage.SHIPPED and READY_AT not in w.get(REF).extra
+    assert len(intents) == 2  # the check above saw both purchases' intents
 
 
 def test_a_shipped_order_drops_the_deadline_it_had_before_shipping() -> None:
@@ -313,8 +394,7 @@ def test_crash_between_purchase_record_and_confirmation_confirms_once_more_at_mo
                 raise TransientError("throttled")
 
     w.confirmer = FailingConfirmer()
-    with pytest.raises(TransientError):
-        w.service().ship(ShipOrder(REF), NOW)
+    assert w.service().ship(ShipOrder(REF), NOW) == []  # tried again after the back-off
     assert (w.get(REF).shipment or {})["state"] == "purchased"
     assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
     assert w.carriers["usps"].purchases == 1
@@ -358,3 +438,27 @@ def test_through_the_retention_schedule_a_shipped_order_is_due_for_its_delivery_
     service.ship(ShipOrder(REF), NOW)
     record = w.get(REF)
     assert record.stage is Stage.SHIPPED and record.due_at == NOW + policy.recheck
+
+
+def test_a_throttled_confirmation_is_left_to_the_host_which_waits_as_told() -> None:
+    """Throttling names its wait: the host re-queues the message with it (never poisoned), so
+    the order is not put in the redrive's index too (a second message could race the first)."""
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+
+    class Throttled(TransientError):
+        code = "spapi_throttled"
+        retry_after_s = 2.0
+
+    class ThrottledConfirmer(FakeConfirmer):
+        def confirm_shipment(self, **kwargs: Any) -> None:
+            super().confirm_shipment(**kwargs)
+            if len(self.calls) == 1:
+                raise Throttled("confirmShipment throttled")
+
+    w.confirmer = ThrottledConfirmer()
+    with pytest.raises(Throttled):
+        w.service().ship(ShipOrder(REF), NOW)
+    waiting = w.get(REF)
+    assert (waiting.shipment or {})["state"] == "purchased" and READY_AT not in waiting.extra
+    assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]

@@ -105,6 +105,7 @@ class World:
         addr: Address | None = None,
         marketplace: str = US,
         restricted: bool = False,
+        ship_by: datetime | None = None,
     ) -> None:
         addr = addr or address()
         pii = OrderPii("111-0000000-0000001", Buyer(name=Pii("Buyer Name"), email=Pii(EMAIL)), addr)
@@ -120,6 +121,7 @@ class World:
                 items=(OrderItem("OI-1", "B000", "MUG", "Mug", 2, None),),
                 pii=self.cipher.seal(ref, pii, NOW),
                 restricted=restricted,
+                latest_ship_at=ship_by,
             )
         )
 
