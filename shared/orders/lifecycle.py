@@ -18,11 +18,12 @@ from shared.orders.deadlines import (
     with_deadline,
 )
 from shared.orders.domain import FulfillmentStatus, Order
-from shared.orders.record import OrderRecord, Stage
+from shared.orders.record import OrderRecord, Stage, left_ready
 
 # Attention codes the lifecycle itself sets.
 NO_ADDRESS = "order_without_address"
 PARTIALLY_SHIPPED = "partially_shipped_elsewhere"
+INTEGRITY_FAILURE = "integrity_failure"
 
 AWAITING_STATUSES = frozenset({FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY})
 SHIPPABLE_STATUSES = frozenset({FulfillmentStatus.UNSHIPPED})
@@ -59,6 +60,16 @@ def unreadable_stage(code: str) -> tuple[Stage, str]:
 def needs_attention(record: OrderRecord, code: str, **changes: Any) -> OrderRecord:
     """A person must act; `code` says why."""
     return record.evolve(stage=Stage.ATTENTION, attention=code, **changes)
+
+
+def integrity_failure(record: OrderRecord) -> OrderRecord:
+    """Its sealed data failed authentication. Not shipped, it stops for a person (and leaves
+    the redrive's index); shipped or delivered, it keeps its stage, so delivery tracking and its
+    deadline go on, and carries the code as an invoice refusal does. Its deadline stands
+    either way (`Settle` gives an unshipped order the bound)."""
+    if record.stage in NOT_SHIPPED:
+        return needs_attention(record, INTEGRITY_FAILURE, extra=left_ready(record.extra))
+    return record.evolve(attention=INTEGRITY_FAILURE)
 
 
 def shipped(record: OrderRecord, **changes: Any) -> OrderRecord:

@@ -1,7 +1,7 @@
 """What happens to a queue message whose processing fails, so that nothing is lost silently.
 
-- Input that can never succeed (`InvalidInput`): the message goes to `<queue>-poison` at once,
-  wrapped with its reason code, and the trigger completes (no pointless retries).
+- Input or sealed data that can never succeed (`never_succeeds`): the message goes to
+  `<queue>-poison` at once, wrapped with its reason code, and the trigger completes.
 - A dependency asking us to wait (a transient error carrying `retry_after_s`, such as SP-API
   throttling): the message is re-queued with that visibility delay, and the trigger completes.
   Nothing sleeps inside a function.
@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import azure.functions as func
 
-from shared.errors import InvalidInput, ends_in_poison, retry_delay
+from shared.errors import ends_in_poison, never_succeeds, retry_delay
 from shared.orders.messages import REF_PATTERN, REQUEST_ID_PATTERN
 from shared.telemetry.invocations import SCHEMA_VERSION, error_code
 
@@ -225,7 +225,7 @@ class MessageFailures:
                 return
             if ends_in_poison(exc, dequeue_count, self._max) or dequeue_count >= self._max:
                 code = error_code(exc)
-                reason = code if isinstance(exc, InvalidInput) else f"retries_exhausted:{code}"
+                reason = code if never_succeeds(exc) else f"retries_exhausted:{code}"
                 self.poison(queue, msg, reason)
                 return
             raise
