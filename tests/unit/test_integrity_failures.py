@@ -86,10 +86,8 @@ def test_the_shipping_invocation_records_the_integrity_failure_as_its_stage(
     w.add(shipping.REF)
     tamper(w, shipping.REF)
     telemetry = AppTelemetry()
-    with caplog.at_level(logging.INFO, logger="fulfilment.telemetry"):
-        with telemetry.invocation("ship_order") as record:
-            record.order(shipping.REF)
-            w.service().ship(ShipOrder(shipping.REF), shipping.NOW)
+    with caplog.at_level(logging.INFO, logger="fulfilment.telemetry"), telemetry.invocation("ship_order"):
+        w.service().ship(ShipOrder(shipping.REF), shipping.NOW)
     [emitted] = [r for r in caplog.records if r.name == "fulfilment.telemetry"]
     dims = emitted.custom_dimensions  # type: ignore[attr-defined]
     assert dims["stage"] == INTEGRITY_FAILURE and dims["outcome"] == "success"
