@@ -112,12 +112,15 @@ class LocalHost:
                 with contextlib.suppress(ResourceExistsError):
                     self._queues.create_queue(queue)
 
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
-        """The app's QueueSender while running locally (see module docstring on delays)."""
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None:
+        """The app's QueueSender while running locally (see module docstring on delays); a
+        time-to-live goes to Azurite as it is, in wall-clock seconds."""
         if visibility_timeout_s:
             self.delayed.append(Delayed(self._clock() + timedelta(seconds=visibility_timeout_s), queue, body))
             return
-        self._client(queue).send_message(body)
+        self._client(queue).send_message(body, time_to_live=time_to_live_s)
 
     def _client(self, queue: str) -> Any:
         return self._queues.get_queue_client(queue, message_encode_policy=TextBase64EncodePolicy())

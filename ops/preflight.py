@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from shared.crypto.key_vault import SecretStore
 from shared.errors import AppError, SettingsError
-from shared.settings import MAX_RECOVERABLE_DAYS, Settings, load_settings
+from shared.settings import MAX_RECOVERABLE_DAYS, POISON_MESSAGE_DAYS, Settings, load_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,10 @@ def checks(settings: Settings, store: SecretStore) -> Iterator[Check]:
 
     days = settings.recoverability_days
     yield Check(
-        "recoverability bound", days <= MAX_RECOVERABLE_DAYS, f"{days} days (at most {MAX_RECOVERABLE_DAYS})"
+        "recoverability bound",
+        days <= MAX_RECOVERABLE_DAYS,
+        f"{days} days (at most {MAX_RECOVERABLE_DAYS}; poison messages expire {POISON_MESSAGE_DAYS} days"
+        " after an order's deadline)",
     )
     yield _secret(store, settings.lwa_client_id_secret)
     yield _secret(store, settings.lwa_client_secret_secret)
