@@ -582,6 +582,7 @@ class Pipeline:
         if self.amazon is not None:
             self.amazon.flush()  # Amazon's ORDER_CHANGE to the seller's SQS queue
         self.host.release_delayed()
+        self.host.expire_messages()
         if self.purge_would_act():
             # Blobs vanish with the purge: count and keep them first.
             self.observe_blobs()

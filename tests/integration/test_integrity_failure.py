@@ -6,7 +6,8 @@ another order is given a third order's envelope, by a writer outside the app (th
 writes through changes them on their way in). Evidence only from the store, the queues, the
 export blob, the stand-ins and the telemetry the app sent: both orders are flagged on the first
 delivery of their shipments message (nothing bought, nothing poisoned), an access request
-queued for one is answered in writing, and both are purged by their deadline.
+queued for one is answered in writing, and both are purged by their deadline. A poison message
+planted on the way expires with its time-to-live on the simulated clock.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from azure.storage.blob import BlobServiceClient
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local.pipeline import Pipeline
-from shared.orders.messages import PRIVACY_REQUESTS
+from shared.orders.messages import PRIVACY_REQUESTS, SHIPMENTS
 from shared.privacy.service import encode_recipient_key, open_export
 from shared.storage.blob_store import EXPORTS
 from shared.storage.document_store import AUDIT, ORDERS, DocumentStore
@@ -128,11 +129,18 @@ def test_a_tampered_order_is_flagged_its_requester_answered_and_it_is_purged_on_
         answer = open_export(blobs.download_blob(export).readall(), KEY)
         privacy_failures = dict(p.host.stats.failures).get("handle_privacy_request", 0)
 
+        # A message that can never succeed is poisoned with the recoverability bound's
+        # time-to-live, which the local host counts on the simulated clock.
+        p.host.send(SHIPMENTS, '{"ref": 1}')
+        p.drain()
+        poison_planted = poisoned(p)
+
         p.run(limit=RUN_LIMIT)
         remaining = {str(d["id"]) for d in p.documents(ORDERS)}
         purges = {str(d["ref"]): d["details"] for d in p.documents(AUDIT) if d.get("action") == "purged"}
         records = list(telemetry(p))
         poison_at_end = poisoned(p)
+        expired = p.host.stats.expired_poison
 
     # Flagged on the first delivery of the shipments message: not retried, not poisoned,
     # nothing bought for them.
@@ -154,4 +162,5 @@ def test_a_tampered_order_is_flagged_its_requester_answered_and_it_is_purged_on_
         assert ref not in remaining
         assert purges[ref]["attention"] == "integrity_failure"  # type: ignore[index]
         assert float(purges[ref]["latenessSeconds"]) <= PURGE_SLACK_S  # type: ignore[index]
-    assert poison_at_end == []
+    assert len(poison_planted) == 1 and json.loads(poison_planted[0])["reason"] == "message_bad_ref"
+    assert poison_at_end == [] and expired == 1  # expired 7 simulated days later
