@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     orders = json.loads(args.orders.read_text())["orders"]
     # The Cosmos emulator's TLS is not verified (COSMOS_VERIFY_TLS=false); one warning per call.
     warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-    with Pipeline(orders, out, notifications=True) as pipeline:
+    with Pipeline(orders, out, notifications=True, expire_poison=True) as pipeline:
         result = pipeline.run(limit=timedelta(days=args.days))
         summary, problems = summarise(pipeline, result)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

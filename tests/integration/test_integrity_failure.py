@@ -83,8 +83,8 @@ class Wrap:
 
 def telemetry(p: Pipeline) -> Iterator[Mapping[str, Any]]:
     """The custom dimensions of every record the app sent to the Application Insights stand-in."""
-    for line in (p.out / "telemetry.jsonl").read_text(encoding="utf-8").splitlines():
-        envelope = json.loads(line)
+    # Read under the stand-in's lock: its exporter may still be appending a batch.
+    for envelope in p.insights.envelopes():
         properties = (envelope.get("data", {}).get("baseData", {}) or {}).get("properties") or {}
         if properties:
             yield properties
@@ -110,7 +110,7 @@ def poisoned(p: Pipeline) -> list[str]:
 
 def test_a_tampered_order_is_flagged_its_requester_answered_and_it_is_purged_on_time(tmp_path: Path) -> None:
     wrap = Wrap()
-    with Pipeline(unshipped_orders(6, 24, MARKETPLACES), tmp_path, wrap_store=wrap) as p:
+    with Pipeline(unshipped_orders(6, 24, MARKETPLACES), tmp_path, wrap_store=wrap, expire_poison=True) as p:
         p.run(limit=SHORT_RUN)
         tampered = [wrap.store.flipped, wrap.store.swapped]
         assert None not in tampered, "no two ready orders to tamper with"
