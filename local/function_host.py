@@ -12,7 +12,9 @@ Trigger values and output values pass through the azure-functions library's own 
 (`QueueMessageInConverter`, `TimerRequestConverter`, `QueueMessageOutConverter`), with the
 trigger metadata the host sends, as Microsoft's worker does.
 Messages sent with a visibility delay (throttling back-off) are held until the simulated clock
-reaches their time, because Azurite's visibility timeouts run on the wall clock.
+reaches their time, because Azurite's visibility timeouts run on the wall clock. For the same
+reason a message in a `-poison` queue expires on the simulated clock (`expire_messages`): after
+the time-to-live the app sent it with, or the queue's default that the host's own move leaves.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions import meta
 from azure.functions.decorators.function_app import Function
 from azure.functions.queue import QueueMessageInConverter, QueueMessageOutConverter
@@ -59,11 +61,24 @@ class Delayed:
     body: str
 
 
+#: Azure Storage queues' default message time-to-live, which the host's poison move leaves.
+QUEUE_DEFAULT_TTL = timedelta(days=7)
+
+
+@dataclass
+class Expiring:
+    due: datetime
+    queue: str
+    message_id: str
+    pop_receipt: str
+
+
 @dataclass
 class HostStats:
     invocations: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     poisoned_by_host: int = 0
+    expired_poison: int = 0
     #: CPU seconds spent inside function bodies (the app's share of the worker's CPU; the
     #: queue polling and output sends around them are the Functions host's work in Azure).
     function_cpu_s: float = 0.0
@@ -88,6 +103,7 @@ class LocalHost:
         self.batch_size = int(config["batchSize"])
         self.max_dequeue = int(config["maxDequeueCount"])
         self.delayed: list[Delayed] = []
+        self.expiring: list[Expiring] = []
         self.stats = HostStats()
         #: The function whose body is running, if any (local/call_meter.py attributes calls by it).
         self.invoking: str | None = None
@@ -116,12 +132,32 @@ class LocalHost:
                 with contextlib.suppress(ResourceExistsError):
                     self._queues.create_queue(queue)
 
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
-        """The app's QueueSender while running locally (see module docstring on delays)."""
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None:
+        """The app's QueueSender while running locally (see module docstring on delays); a
+        time-to-live goes to Azurite as it is, in wall-clock seconds."""
         if visibility_timeout_s:
             self.delayed.append(Delayed(self._clock() + timedelta(seconds=visibility_timeout_s), queue, body))
             return
-        self._client(queue).send_message(body)
+        self._send(queue, body, time_to_live_s)
+
+    def _send(self, queue: str, body: str, time_to_live_s: int | None = None) -> None:
+        sent = self._client(queue).send_message(body, time_to_live=time_to_live_s)
+        if queue.endswith("-poison"):
+            ttl = timedelta(seconds=time_to_live_s) if time_to_live_s else QUEUE_DEFAULT_TTL
+            self.expiring.append(Expiring(self._clock() + ttl, queue, sent.id, sent.pop_receipt))
+
+    def expire_messages(self) -> int:
+        """Delete the poison messages whose time-to-live has passed on the simulated clock."""
+        now = self._clock()
+        due = [e for e in self.expiring if e.due <= now]
+        self.expiring = [e for e in self.expiring if e.due > now]
+        for e in due:
+            with contextlib.suppress(ResourceNotFoundError):
+                self._queues.get_queue_client(e.queue).delete_message(e.message_id, e.pop_receipt)
+        self.stats.expired_poison += len(due)
+        return len(due)
 
     def _client(self, queue: str) -> Any:
         return self._queues.get_queue_client(queue, message_encode_policy=TextBase64EncodePolicy())
@@ -175,7 +211,7 @@ class LocalHost:
             if self._invoke(fn, _queue_message(raw, body)):
                 client.delete_message(raw)
             elif raw.dequeue_count >= self.max_dequeue:
-                self._client(f"{queue}-poison").send_message(body.decode("utf-8", errors="replace"))
+                self._send(f"{queue}-poison", body.decode("utf-8", errors="replace"))
                 client.delete_message(raw)
                 self.stats.poisoned_by_host += 1
             else:

@@ -212,13 +212,16 @@ class Pipeline:
         key_vault_options: Mapping[str, Any] | None = None,
         blobs_on_disk: bool = False,
         notifications: bool = False,
+        expire_poison: bool = False,
     ) -> None:
         """`blobs_on_disk`: Azurite keeps its data in the run's temporary folder, not in memory
         (for runs of thousands of orders). `wrap_store`, `carriers_replay_safe` and
         `key_vault_options` are for fault injection
         (tests/integration/test_fault_injection.py): `wrap_store` receives the counting store
         and returns the store the app uses (the driver keeps observing through the counting
-        one); `key_vault_options` are added to the app's Key Vault client options."""
+        one); `key_vault_options` are added to the app's Key Vault client options.
+        `expire_poison`: poison messages expire on the simulated clock, as in Azure (make run);
+        off, every poison message stays for a test's evidence of what was poisoned."""
         self.orders = [dict(o) for o in orders]
         self.out = out
         self.schedules = schedules or Schedules()
@@ -232,6 +235,7 @@ class Pipeline:
         #: stand-in, which then sends each order's status changes to the SQS queue, and
         #: drain_notifications at :05 (before the hourly poll) moving them to order-notifications.
         self.notifications = notifications
+        self._expire_poison = expire_poison
         if notifications and schedules is None:
             self.schedules.drain = "0 5 * * * *"
         self.amazon: NotificationsStandIn | None = None
@@ -582,6 +586,8 @@ class Pipeline:
         if self.amazon is not None:
             self.amazon.flush()  # Amazon's ORDER_CHANGE to the seller's SQS queue
         self.host.release_delayed()
+        if self._expire_poison:
+            self.host.expire_messages()
         if self.purge_would_act():
             # Blobs vanish with the purge: count and keep them first.
             self.observe_blobs()

@@ -209,6 +209,8 @@ def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]
         "functionFailures": dict(p.host.stats.failures),
         "telemetryOperations": dict(_telemetry_operations(p.out / "telemetry.jsonl")),
         "poisonMessages": poison,
+        # Poison messages whose time-to-live passed on the simulated clock (no longer listed).
+        "poisonMessagesExpired": p.host.stats.expired_poison,
         "recoverabilityDays": p.runtime.settings.recoverability_days,
         "simulatedDays": round(result.simulated / timedelta(days=1), 2),
         "wallSeconds": round(result.wall_s, 1),
@@ -225,6 +227,7 @@ def _table(summary: dict[str, Any]) -> str:
     rows += [(f"needs a person: {k}", v) for k, v in sorted(orders["needsPerson"].items())]
     rows += [
         ("poison messages", len(summary["poisonMessages"])),
+        ("poison messages expired", summary["poisonMessagesExpired"]),
         *(
             [
                 (
@@ -259,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     orders = json.loads(args.orders.read_text())["orders"]
     # The Cosmos emulator's TLS is not verified (COSMOS_VERIFY_TLS=false); one warning per call.
     warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-    with Pipeline(orders, out, notifications=True) as pipeline:
+    with Pipeline(orders, out, notifications=True, expire_poison=True) as pipeline:
         result = pipeline.run(limit=timedelta(days=args.days))
         summary, problems = summarise(pipeline, result)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

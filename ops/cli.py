@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from ops.notifications import cmd_notifications
 from ops.notifications import configure as _notifications
 from shared.orders.messages import ORDER_ID_PATTERN, REQUEST_ID_PATTERN
-from shared.settings import load_settings
+from shared.settings import POISON_MESSAGE_DAYS, load_settings
 
 if TYPE_CHECKING:
     from shared.app.composition import LocalOverrides
@@ -67,6 +67,8 @@ def cmd_check_settings(args: argparse.Namespace, env: Mapping[str, str], out: Te
                 "COSMOS_BACKUP_RETENTION_DAYS": settings.cosmos_backup_retention_days,
                 "KEY_VAULT_SOFT_DELETE_DAYS": settings.key_vault_soft_delete_days,
             },
+            # Counted after the retention, against the last three terms' sum (the longer counts).
+            "poisonMessageDays": POISON_MESSAGE_DAYS,
         },
     )
     return 0

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 from ops.probes import Probes, live_probes
 from shared.crypto.key_vault import SecretStore
 from shared.errors import AppError, SettingsError
-from shared.settings import MAX_RECOVERABLE_DAYS, Settings, read_settings, recoverability_problem
+from shared.settings import (
+    MAX_RECOVERABLE_DAYS,
+    POISON_MESSAGE_DAYS,
+    Settings,
+    read_settings,
+    recoverability_problem,
+)
 
 if TYPE_CHECKING:
     from shared.shipping.rules import ShippingRules
@@ -74,7 +80,8 @@ def checks(settings: Settings, store: SecretStore, probes: Probes) -> Iterator[C
     yield Check(
         "recoverability bound",
         recoverability_problem(settings) is None,
-        f"{days} days (at most {MAX_RECOVERABLE_DAYS})",
+        f"{days} days (at most {MAX_RECOVERABLE_DAYS}; poison messages expire {POISON_MESSAGE_DAYS} days"
+        " after an order's deadline)",
     )
     yield from _secrets(settings, store)
     try:

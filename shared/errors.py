@@ -36,6 +36,19 @@ class OrderMappingError(InvalidInput):
     code = "order_unmappable"
 
 
+class IntegrityFailure(AppError):
+    """Sealed data that failed authentication (changed, another order's, or under the wrong
+    key). Reading it again reads the same bytes: never retried. `shared.orders.integrity` says
+    what becomes of the order."""
+
+    code = "integrity_failure"
+
+
+def never_succeeds(exc: BaseException) -> bool:
+    """Whether retrying the message that raised `exc` can never succeed."""
+    return isinstance(exc, (InvalidInput, IntegrityFailure))
+
+
 class TransientError(AppError):
     code = "transient"
     transient = True
@@ -49,7 +62,7 @@ def ends_in_poison(exc: BaseException, dequeue_count: int, max_dequeue_count: in
     message."""
     if dequeue_count <= 0:
         return False
-    if isinstance(exc, InvalidInput):
+    if never_succeeds(exc):
         return True
     if retry_delay(exc) is not None:
         return False

@@ -4,14 +4,15 @@ easy to find wherever it leaks, and the smallest app settings that load."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local import sample_orders
 from shared.crypto.pii import Pii
 from shared.orders.domain import Address, Buyer, OrderItem
-from shared.orders.record import OrderPii, OrderRecord, Stage
+from shared.orders.record import OrderPii, OrderRecord, PiiCipher, Stage
 from tests.fakes import FakeCipher
 
 #: The settings every app needs, and nothing else (one seller, one marketplace).
@@ -67,6 +68,13 @@ def order_pii(n: int) -> OrderPii:
     )
 
 
+def flipped(envelope: Mapping[str, Any], byte: int = 0) -> dict[str, Any]:
+    """`envelope` (shared.crypto.envelope) with one byte of its ciphertext flipped."""
+    ct = bytearray(base64.b64decode(envelope["ct"]))
+    ct[byte] ^= 0x01
+    return {**envelope, "ct": base64.b64encode(bytes(ct)).decode("ascii")}
+
+
 def portuguese_pii(order_id: str) -> OrderPii:
     """A short buyer and address in Porto."""
     address = Address(Pii("Ana"), Pii("Rua 1"), Pii("Porto"), Pii("4000"), "PT")
@@ -79,7 +87,7 @@ def shipped_record(
     shipped_at: datetime,
     *,
     latest_delivery_at: datetime | None,
-    cipher: FakeCipher | None = None,
+    cipher: PiiCipher | None = None,
 ) -> OrderRecord:
     """Order `n`, shipped by DHL at `shipped_at`, due then; its `order_pii` sealed readable."""
     return order_record(

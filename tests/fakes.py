@@ -216,13 +216,18 @@ class FakeShredder:
 
 
 class FakeSender:
-    """A queue sender that keeps (queue, body, visibility timeout) of every message."""
+    """A queue sender that keeps (queue, body, visibility timeout) of every message, and the
+    time-to-live each was sent with (None: the queue's default) in `ttls`."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, int]] = []
+        self.ttls: list[int | None] = []
 
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None:
         self.sent.append((queue, body, visibility_timeout_s))
+        self.ttls.append(time_to_live_s)
 
 
 @dataclass

@@ -414,6 +414,33 @@ var rules = [
       }
     ]
   }
+  {
+    id: 'integrity-failure'
+    title: 'Sealed buyer data failed its integrity check (tampering)'
+    severity: 'High'
+    tactics: [
+      'Impact'
+      'DefenseEvasion'
+    ]
+    team: 'security'
+    personalData: false
+    page: true
+    frequency: 'PT15M'
+    period: 'PT15M'
+    query: loadTextContent('../rules/integrity-failure.kql')
+    grouping: 'AllEntities'
+    entities: [
+      {
+        entityType: 'AzureResource'
+        fieldMappings: [
+          {
+            identifier: 'ResourceId'
+            columnName: 'ResourceId'
+          }
+        ]
+      }
+    ]
+  }
 ]
 
 
@@ -794,6 +821,41 @@ var taskActions = [
         actionConfiguration: {
           title: 'If PurgedUnshipped is non-zero, record the lost orders'
           description: 'Orders purged unshipped were forgotten at their deadline as the policy requires; record them and the cause for the seller (refs are in the audit log).'
+        }
+      }
+  ]
+  // integrity-failure
+  [
+      {
+        order: 2
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Find the flagged orders and what wrote to them'
+          description: 'Orders are the order_ref values (attention integrity_failure); read the Cosmos DB data-plane logs and AzureActivity for writes to those documents outside the function identity.'
+        }
+      }
+      {
+        order: 3
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Contain the writer and rotate as for unexpected-principal'
+          description: 'Disable the principal, revoke sessions and role assignments, rotate the secrets it could read; a replaced KEK version in Key Vault is the same incident.'
+        }
+      }
+      {
+        order: 4
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Decide within 4 h whether Amazon data may have been exposed'
+          description: 'Buyer PII or Amazon information that may have left our control makes this a security incident involving Amazon data: notify Amazon within 24 h of discovery (policy clause 9). Record the decision and its reasons in a comment.'
+        }
+      }
+      {
+        order: 5
+        actionType: 'AddIncidentTask'
+        actionConfiguration: {
+          title: 'Settle each flagged order by hand; its data is deleted on schedule'
+          description: 'Ship or invoice from Seller Central if still due; the order keeps its deadline and purge_expired deletes it; privacy requests on it were answered that its data could not be read.'
         }
       }
   ]

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from shared.crypto.key_epochs import EpochShredded, KekCorrupt, KeyEpochs, UnknownEpoch
 from shared.crypto.pii import RecordLayout
-from shared.errors import AppError
+from shared.errors import AppError, IntegrityFailure
 from shared.orders.domain import Address, Buyer
 from shared.orders.record import OrderPii
 
@@ -52,7 +52,7 @@ class EnvelopeMalformed(EnvelopeError):
     code = "envelope_malformed"
 
 
-class EnvelopeTampered(EnvelopeError):
+class EnvelopeTampered(EnvelopeError, IntegrityFailure):
     """Authentication failed: a changed or truncated envelope, another order's or field's
     envelope, or the wrong key. The three are indistinguishable by design."""
 

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from shared.crypto.key_vault import Destroyed, SecretStore
 from shared.errors import AppError
-from shared.settings import MAX_RECOVERABLE_DAYS, Settings
+from shared.settings import MAX_RECOVERABLE_DAYS, POISON_MESSAGE_DAYS, Settings
 
 Clock = Callable[[], datetime]
 
@@ -220,12 +220,14 @@ class KeyEpochs:
 
 def recoverability_report(settings: Settings) -> dict[str, int | bool]:
     """The worst case for how long any copy of an order's PII stays readable, term by term,
-    for the ops command and telemetry (`load_settings` refuses to start above the limit)."""
+    for the ops command and telemetry (`load_settings` refuses to start above the limit): the
+    retention, then the longer of the sum of the next three and the poison messages' term."""
     return {
         "retention_days": settings.retention_days,
         "key_epoch_days": settings.key_epoch_days,
         "cosmos_backup_retention_days": settings.cosmos_backup_retention_days,
         "key_vault_soft_delete_days": settings.key_vault_soft_delete_days,
+        "poison_message_days": POISON_MESSAGE_DAYS,
         "recoverability_days": settings.recoverability_days,
         "limit_days": MAX_RECOVERABLE_DAYS,
         "within_limit": settings.recoverability_days <= MAX_RECOVERABLE_DAYS,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.errors import AppError, InvalidInput, OrderMappingError, TransientError
+from shared.errors import AppError, IntegrityFailure, InvalidInput, OrderMappingError, TransientError
 from shared.ingestion.amazon_orders import order_from_api, order_identity
 from shared.ingestion.notifications import OrderChange, parse_order_change
 from shared.ingestion.rate_budget import GET_ORDER, SEARCH_ORDERS, Bucket, RateBudget, seller_partition
@@ -22,7 +22,7 @@ from shared.ingestion.spapi_gateway import (
     SpApiThrottled,
     UnknownSeller,
 )
-from shared.orders import lifecycle
+from shared.orders import integrity, lifecycle
 from shared.orders.corrections import with_corrections
 from shared.orders.domain import Buyer, FulfillmentStatus, Order, Package
 from shared.orders.messages import ShipOrder
@@ -509,7 +509,11 @@ class IngestionService:
         )
         if reevaluate:
             fresh = self._new_record(current.ref, order, now)
-            pii = self._keeping_corrections(current, order, now) if fresh.pii is not None else None
+            try:
+                pii = self._keeping_corrections(current, order, now) if fresh.pii is not None else None
+            except IntegrityFailure:
+                # The corrections a person made cannot be read back: the order waits for them.
+                return integrity.flagged(current.evolve(**amazon))
             return fresh.evolve(etag=current.etag, pii=pii, extra={**current.extra, **fresh.extra})
         if (
             current.stage is Stage.READY

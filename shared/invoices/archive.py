@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from shared.errors import AppError
+from shared.errors import IntegrityFailure
 from shared.invoices.ports import BlobStore, ByteSealer
 from shared.storage.document_store import STATE, DocumentStore, WriteConflict
 
@@ -24,8 +24,9 @@ ARCHIVE_KEY_REF = "invoice-archive"
 INDEX_PARTITION = "invoice-archive"
 
 
-class ArchiveUnreadable(AppError):
-    """An archived copy that does not open for its number: swapped, or tampered with."""
+class ArchiveUnreadable(IntegrityFailure):
+    """An archived copy that does not open for its number: swapped, or tampered with. It has
+    no order to flag (the copy outlives it): the tax-audit reader gets this error."""
 
     code = "invoice_archive_unreadable"
 

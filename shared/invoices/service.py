@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.errors import AppError, TransientError
+from shared.errors import AppError, IntegrityFailure, TransientError
 from shared.invoices.archive import InvoiceArchive
 from shared.invoices.feeds import (
     FeedOutcomeUnknown,
@@ -35,7 +35,7 @@ from shared.invoices.numbering import ClaimVerdict, InvoiceCounter
 from shared.invoices.ports import BlobStore, ByteSealer
 from shared.invoices.profile import VAT_UPLOAD_MARKETPLACES, SellerProfile
 from shared.invoices.render import Renderer
-from shared.orders import lifecycle
+from shared.orders import integrity, lifecycle
 from shared.orders.messages import IssueInvoice
 from shared.orders.record import OrderRecord, PiiCipher
 from shared.orders.repository import OrderRepository
@@ -148,10 +148,16 @@ class InvoicingService:
     # -- the message handler ---------------------------------------------------------------
 
     def issue(self, request: IssueInvoice, now: datetime) -> None:
-        kind = request.kind
         record = self._orders.get(request.ref)
         if record is None:
             return
+        try:
+            self._issue(record, request.kind, now)
+        except IntegrityFailure:
+            # Its buyer data or stored document failed authentication: flagged, never retried.
+            integrity.flag(self._orders, record.ref)
+
+    def _issue(self, record: OrderRecord, kind: str, now: datetime) -> None:
         if _doc(record, kind) is not None:
             self._deliver(record, kind, now)  # a redelivery: resume or settle the upload
             return

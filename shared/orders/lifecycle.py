@@ -23,6 +23,7 @@ from shared.orders.record import READY_AT, OrderRecord, Stage, left_ready
 # Attention codes the lifecycle itself sets.
 NO_ADDRESS = "order_without_address"
 PARTIALLY_SHIPPED = "partially_shipped_elsewhere"
+INTEGRITY_FAILURE = "integrity_failure"
 
 AWAITING_STATUSES = frozenset({FulfillmentStatus.PENDING, FulfillmentStatus.PENDING_AVAILABILITY})
 SHIPPABLE_STATUSES = frozenset({FulfillmentStatus.UNSHIPPED})
@@ -110,6 +111,16 @@ def shipping_failed(record: OrderRecord, now: datetime, **changes: Any) -> Order
 def failure_recorded(record: OrderRecord, now: datetime) -> bool:
     """Whether the transient failure of the try at `now` is already on the order."""
     return record.extra.get(SHIP_FAILED_AT) == now.isoformat()
+
+
+def integrity_failure(record: OrderRecord) -> OrderRecord:
+    """Its sealed data failed authentication. Not shipped, it stops for a person (and leaves
+    the redrive's index); shipped or delivered, it keeps its stage, so delivery tracking and its
+    deadline go on, and carries the code as an invoice refusal does. Its deadline stands
+    either way (`Settle` gives an unshipped order the bound)."""
+    if record.stage in NOT_SHIPPED:
+        return needs_attention(record, INTEGRITY_FAILURE, extra=left_ready(record.extra))
+    return record.evolve(attention=INTEGRITY_FAILURE)
 
 
 def shipped(record: OrderRecord, **changes: Any) -> OrderRecord:

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.crypto.pii import Pii
-from shared.errors import InvalidInput
+from shared.errors import IntegrityFailure, InvalidInput
+from shared.orders import integrity
 from shared.orders.corrections import CORRECTABLE, REQUIRED, applied
 from shared.orders.deadlines import RetentionPolicy, refresh_ttl
 from shared.orders.messages import checked_ref, is_request_id, parse_json
@@ -187,7 +188,10 @@ def _held(record: OrderRecord) -> list[str]:
     """What the order document holds, by kind (never by content)."""
     held = ["order document"]
     if record.pii is not None:
-        held.append(f"encrypted buyer data (key epoch {record.pii.get('epoch', 'unknown')})")
+        epoch = record.pii.get("epoch", "unknown")
+        failed = record.attention == integrity.INTEGRITY_FAILURE
+        unread = ", which had failed its integrity check and could not be read" if failed else ""
+        held.append(f"encrypted buyer data (key epoch {epoch}{unread})")
     if record.items:
         held.append(f"order details ({len(record.items)} items)")
     if record.shipment:
@@ -275,28 +279,37 @@ class PrivacyService:
         if record is None:
             self._note(ref, AuditAction.ACCESS_EXPORTED, now, by, request_id, held=False)
             return PrivacyOutcome(request_id, "access", ref, held=False)
-        buyer = self._cipher.open(ref, record.pii).to_plain() if record.pii is not None else None
+        answer: dict[str, Any] = {"ref": ref, "requestId": request_id, "exportedAt": now.isoformat()}
+        try:
+            pii = self._cipher.open(ref, record.pii) if record.pii is not None else None
+            answer["buyer"] = pii.to_plain() if pii is not None else None
+        except IntegrityFailure:
+            record = integrity.flag(self._orders, ref) or record
+            answer |= {"buyer": None, "buyerDataUnreadable": self._unreadable(record)}
+        answer["order"] = _order_facts(record)
         name = export_blob_name(ref, request_id)
-        package = seal_export(
-            {
-                "ref": ref,
-                "requestId": request_id,
-                "exportedAt": now.isoformat(),
-                "order": _order_facts(record),
-                "buyer": buyer,
-            },
-            recipient,
-            aad=f"{ref}/{request_id}",
-        )
+        package = seal_export(answer, recipient, aad=f"{ref}/{request_id}")
         self._blobs.put(self._export_container, name, package)
+        facts = {"unreadable": True} if "buyerDataUnreadable" in answer else {}
         after = self._orders.get(ref)
         if after is None or after.being_erased:
             # Erased while the package was made: it must not outlive the erasure.
             self._blobs.delete_prefix(self._export_container, name)
             self._note(ref, AuditAction.ACCESS_EXPORTED, now, by, request_id, held=False)
             return PrivacyOutcome(request_id, "access", ref, held=False)
-        self._note(ref, AuditAction.ACCESS_EXPORTED, now, by, request_id, held=True, blob=name)
+        self._note(ref, AuditAction.ACCESS_EXPORTED, now, by, request_id, held=True, blob=name, **facts)
         return PrivacyOutcome(request_id, "access", ref, held=True, export_blob=name)
+
+    def _unreadable(self, record: OrderRecord) -> str:
+        """The answer's statement for buyer data that failed its integrity check."""
+        if record.purge_after is not None:
+            when = f"by {record.purge_after.isoformat()}, its deadline"
+        else:
+            when = f"{self._policy.retention_days} days after its delivery, as every order's is"
+        return (
+            "The buyer data held for this order failed its integrity check and could not be "
+            f"read, so none is exported. It stays encrypted and will be deleted on schedule, {when}."
+        )
 
     # --- correct -------------------------------------------------------------------------
 
@@ -316,18 +329,28 @@ class PrivacyService:
         if not changes:
             raise PrivacyRequestInvalid("no changes", code="privacy_no_changes")
 
+        unreadable = False
+
         def change(current: OrderRecord) -> OrderRecord | None:
+            nonlocal unreadable
             if current.pii is None:
                 return None
-            sealed = self._cipher.seal(ref, _corrected(self._cipher.open(ref, current.pii), changes), now)
+            try:
+                pii = self._cipher.open(ref, current.pii)
+            except IntegrityFailure:
+                unreadable = True  # nothing can be corrected: the order is flagged instead
+                return integrity.flagged(current)
+            unreadable = False
+            sealed = self._cipher.seal(ref, _corrected(pii, changes), now)
             names = sorted(set(current.extra.get(CORRECTED) or ()) | set(changes))
             extra = {**current.extra, CORRECTED: names}
             return refresh_ttl(current.evolve(pii=sealed, extra=extra), now, self._policy)
 
         stored = self._orders.update(ref, change)
         held = stored is not None and stored.pii is not None
-        names = tuple(sorted(changes)) if held else ()
-        self._note(ref, AuditAction.CORRECTED, now, by, request_id, held=held, fields=list(names))
+        names = tuple(sorted(changes)) if held and not unreadable else ()
+        facts = {"unreadable": True} if unreadable else {}
+        self._note(ref, AuditAction.CORRECTED, now, by, request_id, held=held, fields=list(names), **facts)
         return PrivacyOutcome(request_id, "correct", ref, held=held, fields_changed=names)
 
     # --- restrict ------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from shared.errors import AppError, TransientError, retry_delay
-from shared.orders import lifecycle
+from shared.errors import AppError, IntegrityFailure, TransientError, retry_delay
+from shared.orders import integrity, lifecycle
 from shared.orders.domain import Address, OrderItem
 from shared.orders.messages import IssueInvoice, ShipOrder
 from shared.orders.record import OrderPii, OrderRecord, PiiCipher, Stage, left_ready
@@ -191,6 +191,14 @@ class ShippingService:
             return self._outcome(reason, [IssueInvoice(record.ref)] if record.invoice is None else [])
         if reason is not None:
             return self._outcome(reason, [])
+        try:
+            return self._ship_ready(record, now)
+        except IntegrityFailure:
+            # Its buyer data or label failed authentication: flagged, never retried.
+            integrity.flag(self._orders, record.ref)
+            return self._outcome(integrity.INTEGRITY_FAILURE, [])
+
+    def _ship_ready(self, record: OrderRecord, now: datetime) -> Sequence[IssueInvoice]:
         carriers = self._carriers(record.seller_id)
         state = (record.shipment or {}).get("state")
         try:

@@ -20,5 +20,9 @@ class StorageQueues:
             )
         return self._clients[queue]
 
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
-        self.client(queue).send_message(body, visibility_timeout=visibility_timeout_s or None)
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None:
+        self.client(queue).send_message(
+            body, visibility_timeout=visibility_timeout_s or None, time_to_live=time_to_live_s
+        )

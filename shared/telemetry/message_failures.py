@@ -1,7 +1,7 @@
 """What happens to a queue message whose processing fails, so that nothing is lost silently.
 
-- Input that can never succeed (`InvalidInput`): the message goes to `<queue>-poison` at once,
-  wrapped with its reason code, and the trigger completes (no pointless retries).
+- Input or sealed data that can never succeed (`never_succeeds`): the message goes to
+  `<queue>-poison` at once, wrapped with its reason code, and the trigger completes.
 - A dependency asking us to wait (a transient error carrying `retry_after_s`, such as SP-API
   throttling): the message is re-queued with that visibility delay, and the trigger completes.
   Nothing sleeps inside a function.
@@ -29,12 +29,14 @@ from typing import Any, Protocol
 
 import azure.functions as func
 
-from shared.errors import InvalidInput, ends_in_poison, retry_delay
+from shared.errors import ends_in_poison, never_succeeds, retry_delay
 from shared.orders.messages import REF_PATTERN, REQUEST_ID_PATTERN
+from shared.settings import POISON_MESSAGE_DAYS
 from shared.telemetry.invocations import SCHEMA_VERSION, error_code
 
 MAX_DEQUEUE_COUNT = 5  # equals host.json extensions.queues.maxDequeueCount (a test checks it)
 MAX_RETRY_DELAY_S = 7 * 24 * 3600  # Azure Storage queues' visibility timeout limit
+POISON_TTL_S = POISON_MESSAGE_DAYS * 24 * 3600  # set on every poison record: counted in the bound
 
 log = logging.getLogger("fulfilment.messages")
 
@@ -45,9 +47,12 @@ POISON_DIMENSIONS = frozenset({"event", "schema", "reason_code", "queue", "invoc
 
 
 class QueueSender(Protocol):
-    """Sends a text message (base64 on the wire, as triggers expect) to a named queue."""
+    """Sends a text message (base64 on the wire, as triggers expect) to a named queue; None
+    for `time_to_live_s` leaves the queue's default (7 days)."""
 
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None: ...
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None: ...
 
 
 # The poison record keeps a value only under a key that the app's own messages
@@ -201,7 +206,8 @@ class MessageFailures:
             "dequeueCount": msg.dequeue_count,
             "body": scrubbed_body(msg.get_body()),
         }
-        self._sender.send(poison_queue(queue), json.dumps(record, separators=(",", ":")))
+        body = json.dumps(record, separators=(",", ":"))
+        self._sender.send(poison_queue(queue), body, time_to_live_s=POISON_TTL_S)
         dims = {
             "event": "poison",
             "schema": SCHEMA_VERSION,
@@ -225,7 +231,7 @@ class MessageFailures:
                 return
             if ends_in_poison(exc, dequeue_count, self._max) or dequeue_count >= self._max:
                 code = error_code(exc)
-                reason = code if isinstance(exc, InvalidInput) else f"retries_exhausted:{code}"
+                reason = code if never_succeeds(exc) else f"retries_exhausted:{code}"
                 self.poison(queue, msg, reason)
                 return
             raise

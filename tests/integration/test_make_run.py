@@ -79,7 +79,7 @@ def test_every_order_lives_its_whole_life(tmp_path: Path) -> None:
     assert counts["deliverySource"]["bound"] == scenarios["never_confirmed"]
     assert set(labels.values()) == {1} and set(invoices.values()) == {1}
     assert len(list((tmp_path / "invoices").glob("*.pdf"))) == shipped
-    assert summary["poisonMessages"] == []
+    assert summary["poisonMessages"] == [] and summary["poisonMessagesExpired"] == 0
     # Amazon's models judged every exchange with the SP-API stand-ins (local/amazon_models.py).
     models = summary["amazonModels"]
     print(f"Amazon's models judged {models['exchanges']} exchanges of the run: {models['byOperation']}")

@@ -76,7 +76,9 @@ class _Sink:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None:
         self.sent.append(body)
 
 

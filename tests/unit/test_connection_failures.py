@@ -73,7 +73,9 @@ def test_a_killed_cosmos_poisons_with_a_typed_reason() -> None:
     sent: list[tuple[str, str, int]] = []
 
     class Sender:
-        def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+        def send(
+            self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+        ) -> None:
             sent.append((queue, body, visibility_timeout_s))
 
     lost = _raised_in("azure.cosmos._synchronized_request", lambda: ServiceRequestError("refused"))

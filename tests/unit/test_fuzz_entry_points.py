@@ -247,7 +247,9 @@ class RecordingSender:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, int]] = []
 
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None:
         self.sent.append((queue, body, visibility_timeout_s))
 
 

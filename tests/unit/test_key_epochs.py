@@ -177,6 +177,7 @@ def test_recoverability_report_defaults_to_28_days() -> None:
         "key_epoch_days": 7,
         "cosmos_backup_retention_days": 7,
         "key_vault_soft_delete_days": 7,
+        "poison_message_days": 7,
         "recoverability_days": 28,
         "limit_days": 30,
         "within_limit": True,

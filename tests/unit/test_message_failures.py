@@ -9,8 +9,11 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 from shared.errors import InvalidInput, TransientError
+from shared.settings import POISON_MESSAGE_DAYS, load_settings
+from shared.storage.queues import StorageQueues
 from shared.telemetry.invocations import AppTelemetry
-from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, MessageFailures
+from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, POISON_TTL_S, MessageFailures
+from tests.builders import BASE_SETTINGS
 from tests.fakes import FakeSender
 from tests.log_capture import Capture
 
@@ -179,3 +182,35 @@ def test_a_throttled_utf16_message_is_re_queued_as_the_same_json_and_not_marked_
     assert (queue, json.loads(text), delay) == ("shipments", {"ref": "x"}, 180)  # 179.6 s, rounded up
     (failure,) = capture.records
     assert failure.custom_dimensions["poisoned"] is False  # type: ignore[attr-defined]
+
+
+def test_a_poison_record_expires_within_the_recoverability_bound() -> None:
+    sender = FakeSender()
+    with MessageFailures(sender).guard("shipments", _msg('{"ref": 1}')):
+        raise InvalidInput(code="message_bad_ref")
+    assert sender.ttls == [POISON_TTL_S] == [POISON_MESSAGE_DAYS * 24 * 3600]
+    # Poisoned while its order is stored (by its deadline at the latest): gone within the bound.
+    settings = load_settings(BASE_SETTINGS)
+    assert settings.retention_days + POISON_MESSAGE_DAYS <= settings.recoverability_days
+
+
+def test_a_requeued_message_keeps_the_queues_time_to_live() -> None:
+    sender = FakeSender()
+    with MessageFailures(sender).guard("order-notifications", _msg("{}")):
+        raise Throttled()
+    assert sender.ttls == [None]
+
+
+def test_the_storage_adapter_sends_the_time_to_live_to_the_queue() -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    class Client:
+        def send_message(self, content: str, **options: Any) -> None:
+            sent.append((content, options))
+
+    class Service:
+        def get_queue_client(self, queue: str, **_options: Any) -> Client:
+            return Client()
+
+    StorageQueues(Service()).send("shipments-poison", "{}", time_to_live_s=POISON_TTL_S)  # type: ignore[arg-type]
+    assert sent == [("{}", {"visibility_timeout": None, "time_to_live": POISON_TTL_S})]

@@ -1,7 +1,7 @@
 import pytest
 
 from shared.errors import SettingsError
-from shared.settings import load_settings, read_settings
+from shared.settings import POISON_MESSAGE_DAYS, load_settings, read_settings
 from tests.builders import BASE_SETTINGS
 
 
@@ -10,6 +10,20 @@ def test_defaults_give_a_28_day_recoverability_bound() -> None:
     assert settings.retention_days == 7
     assert settings.recoverability_days == 28
     assert settings.seller("S1") is not None and settings.seller("nope") is None
+
+
+@pytest.mark.parametrize("retention", ["0", "7", "22"])
+def test_the_bound_counts_poison_messages_after_the_retention(retention: str) -> None:
+    # The smallest encrypted-copy terms (1 + 0 + 7 days) against a poison message's 7 days.
+    env = {
+        **BASE_SETTINGS,
+        "RETENTION_DAYS": retention,
+        "KEY_EPOCH_DAYS": "1",
+        "COSMOS_BACKUP_RETENTION_DAYS": "0",
+    }
+    settings = load_settings(env)
+    assert settings.recoverability_days >= settings.retention_days + POISON_MESSAGE_DAYS
+    assert settings.recoverability_days == int(retention) + 8
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,9 @@ class FakeAzureQueue:
     sent: list[tuple[str, str]] = field(default_factory=list)
     fail_after: int | None = None
 
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None:
         if self.fail_after is not None and len(self.sent) >= self.fail_after:
             raise ConnectionError("azure queue down")
         for fake in self.sqs.values():

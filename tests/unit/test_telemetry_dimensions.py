@@ -101,7 +101,9 @@ class _Capture(logging.Handler):
 
 
 class _Sender:
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None:
         pass
 
 

@@ -21,7 +21,7 @@ from shared.invoices.render import ReportlabRenderer
 from shared.invoices.service import InvoicingService
 from shared.orders.domain import Address, Buyer, Money, OrderItem
 from shared.orders.messages import IssueInvoice
-from shared.orders.record import OrderPii, Stage
+from shared.orders.record import OrderPii, PiiCipher, Stage
 from shared.storage.blob_store import PathBlobs
 from tests.builders import order_record
 from tests.fakes import (
@@ -76,10 +76,11 @@ class World:
         archive_years: Mapping[str, int] | None = None,
         *,
         scheduled: bool = False,
+        cipher: PiiCipher | None = None,
     ):
         self.store = MemoryDocumentStore()
         self.orders = order_repository(self.store, (lambda: NOW) if scheduled else None)
-        self.cipher = FakeCipher()
+        self.cipher = cipher or FakeCipher()
         self.sealer = LocalByteSealer()
         # The production adapter (names that start with their container) over a memory store.
         self.memory, self.archive_memory = MemoryBlobStore(), MemoryBlobStore()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.orders.deadlines import RetentionPolicy
+from shared.orders.record import PiiCipher
 from shared.privacy.service import PrivacyService
 from shared.storage.document_store import AUDIT
 from tests.builders import shipped_record, token
@@ -27,11 +28,11 @@ class World:
     a test sees: restricting an order then restarts its Cosmos `ttl`, where
     test_restrict_marks_the_order_and_keeps_its_expiry expects the expiry kept."""
 
-    def __init__(self, *, scheduled: bool = False) -> None:
+    def __init__(self, *, scheduled: bool = False, cipher: PiiCipher | None = None) -> None:
         self.store = MemoryDocumentStore()
         self.orders = order_repository(self.store, (lambda: T0) if scheduled else None, POLICY)
         self.blobs = MemoryBlobs()
-        self.cipher = FakeCipher(readable=True)
+        self.cipher = cipher or FakeCipher(readable=True)
         self.audit = audit_trail(self.store)
         self.service = PrivacyService(
             self.store,
@@ -43,7 +44,7 @@ class World:
         )
 
     def order(self, n: int = 1, ref: str = REF) -> str:
-        self.orders.create(shipped_record(n, ref, T0, latest_delivery_at=None))
+        self.orders.create(shipped_record(n, ref, T0, latest_delivery_at=None, cipher=self.cipher))
         self.blobs.put("labels", f"{ref}/label.pdf", token(n, "name").encode())
         return ref
 
