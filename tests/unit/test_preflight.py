@@ -147,7 +147,8 @@ def test_the_recoverability_bound_has_its_own_line_that_fails_over_30_days(
     lines = text.splitlines()
     assert lines[:2] == [
         "ok   settings",
-        f"{'ok  ' if ok else 'FAIL'} recoverability bound: {days} days (at most 30)",
+        f"{'ok  ' if ok else 'FAIL'} recoverability bound: {days} days (at most 30; poison messages"
+        " expire 7 days after an order's deadline)",
     ]
     assert code == (0 if ok else 1)
     assert all(line.startswith("ok") for line in lines[2:])  # every other check still ran
