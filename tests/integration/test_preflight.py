@@ -101,4 +101,5 @@ def test_preflight_passes_on_the_local_deployment_and_fails_on_each_missing_piec
 
         # Settings over Amazon's 30 days.
         code, lines = _preflight(p, {**p.env, "RETENTION_DAYS": "10"})
-        assert code == 1 and any(line.startswith("FAIL recoverability bound: 31 days (at most 30;") for line in lines)
+        bound = "FAIL recoverability bound: 31 days (at most 30;"
+        assert code == 1 and any(line.startswith(bound) for line in lines)
