@@ -238,7 +238,11 @@ class ShippingV2StandIn:
                     "promisedDeliveryDate": "2026-01-12T20:00:00Z",
                     "summary": {"status": "Delivered"},
                     "eventHistory": [
-                        {"eventCode": "Delivered", "eventTime": "2026-01-10T10:00:00Z", "shipmentType": "FORWARD"}
+                        {
+                            "eventCode": "Delivered",
+                            "eventTime": "2026-01-10T10:00:00Z",
+                            "shipmentType": "FORWARD",
+                        }
                     ],
                 }
             },

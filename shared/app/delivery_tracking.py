@@ -19,9 +19,9 @@ class CarrierDeliveryTracker:
     Shipping, the marketplace and carrierId) that bought its label.
 
     No journey ends before the label was bought. When the carrier reports delivery or return
-    without a time, it counts as happening at the earliest moment it could have been: the previous check (at most `recheck` ago) saw it in
-    transit, and it cannot predate shipping. Erring early shortens retention, never lengthens
-    it past the policy's 7 days."""
+    without a time, it counts as happening at the earliest moment it could have been: the
+    previous check (at most `recheck` ago) saw it in transit, and it cannot predate shipping.
+    Erring early shortens retention, never lengthens it past the policy's 7 days."""
 
     def __init__(
         self,

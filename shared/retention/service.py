@@ -5,9 +5,10 @@
 as delivered at its latest delivery date plus a grace period: every order's retention is
 bounded. A delivered order gets `purgeAfter = deliveredAt + retention_days`, `dueAt` = the same
 instant, and a Cosmos `ttl`; a parcel its carrier reports sent back is `returned`, never
-delivered, with its deadline counted from the return event. `purge_expired` is the belt to TTL's braces: it deletes the label,
-invoice and export blobs and the document of every order past its deadline, writes one audit
-record per order, and asks the key shredder to destroy key epochs no live order uses.
+delivered, with its deadline counted from the return event. `purge_expired` is the belt to
+TTL's braces: it deletes the label, invoice and export blobs and the document of every order
+past its deadline, writes one audit record per order, and asks the key shredder to destroy
+key epochs no live order uses.
 
 Both timers read only due work: one indexed range query on `dueAt`, narrowed by stage (see
 docs/retention.md), so their cost grows with what is due, not with the orders stored.

@@ -338,7 +338,10 @@ def test_tracking_examples(models: AmazonModels, wire: Wire) -> None:
         # return (shipmentType RETURNS) to the seller was initiated and delivered. The summary
         # says Delivered, but the buyer never got it: returned, not delivered, from the return
         # leg's first event (its ReturnInitiated), where the buyer's 7 days of retention start.
-        assert (info.status, info.event_at) == ("returned", datetime(2024, 2, 12, 9, 9, 5, 513000, tzinfo=UTC))
+        assert (info.status, info.event_at) == (
+            "returned",
+            datetime(2024, 2, 12, 9, 9, 5, 513000, tzinfo=UTC),
+        )
         # getTracking names the carrier of the rate bought, as the model asks (not a fixed AMZN_US).
         assert parse_qs(wire.sent[-1].url.query.decode())["carrierId"] == ["FOOSHIPGRD"]
         REPLAYED["getTracking"] += 1

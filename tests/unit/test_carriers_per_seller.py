@@ -243,7 +243,10 @@ def test_tracking_and_cancelling_go_through_the_orders_marketplace_with_the_rate
     amazon.cancel_label(shipment)
     # The seller's first marketplace is FR: the Italian order's label is Italy's business's.
     assert apis.made == [("S1", "AmazonShipping_IT")]
-    assert apis.apis["AmazonShipping_IT"].calls == [("getTracking", "TBA1", "AMZN_X"), ("cancelShipment", "sh-1")]
+    assert apis.apis["AmazonShipping_IT"].calls == [
+        ("getTracking", "TBA1", "AMZN_X"),
+        ("cancelShipment", "sh-1"),
+    ]
 
 
 def test_a_marketplace_without_a_buy_shipping_business_fails_when_the_rules_load() -> None:

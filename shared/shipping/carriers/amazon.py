@@ -23,11 +23,11 @@ from typing import Any, Protocol
 
 from shared.shipping.carriers.amazon_business import business_id
 from shared.shipping.carriers.base import (
+    RETURNED,
     AddressProblem,
     CarrierError,
     CarrierTimeout,
     CarrierUnavailable,
-    RETURNED,
     Label,
     LabelRequest,
     ShipmentRef,
@@ -191,7 +191,12 @@ class AmazonBuyShipping:
             ) from None
 
 
-_STATUSES = {"Delivered": "delivered", "InTransit": "in_transit", "OutForDelivery": "in_transit", "PreTransit": "pending"}
+_STATUSES = {
+    "Delivered": "delivered",
+    "InTransit": "in_transit",
+    "OutForDelivery": "in_transit",
+    "PreTransit": "pending",
+}
 
 
 def _event_time(event: Mapping[str, Any]) -> datetime:

@@ -26,10 +26,10 @@ from datetime import datetime
 from typing import Any
 
 from shared.shipping.carriers.base import (
+    RETURNED,
     AddressProblem,
     CarrierError,
     CarrierTimeout,
-    RETURNED,
     CarrierUnavailable,
     Label,
     LabelRequest,
