@@ -159,6 +159,28 @@ def _present(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+# Each country's postal code shape (9 a digit, A a letter); five digits elsewhere. The UAE has
+# no postal codes: its addresses carry none.
+POSTAL_FORMATS = {
+    "GB": "AA9 9AA",
+    "CA": "A9A 9A9",
+    "BR": "99999-999",
+    "JP": "999-9999",
+    "IN": "999999",
+    "AE": "",
+}
+
+
+def _postal_code(rng: random.Random, country: str) -> str | None:
+    """One draw from `rng` whatever the shape, so the orders' other values stay as they were."""
+    drawn = rng.randint(10000, 99999)
+    if country not in POSTAL_FORMATS:
+        return str(drawn)
+    shaped = random.Random(drawn)
+    pick = {"9": string.digits, "A": string.ascii_uppercase}
+    return "".join(shaped.choice(pick[c]) if c in pick else c for c in POSTAL_FORMATS[country]) or None
+
+
 def _address(rng: random.Random, country: str) -> dict[str, Any]:
     address = {
         "name": f"Name-{_token(rng)}",
@@ -166,7 +188,7 @@ def _address(rng: random.Random, country: str) -> dict[str, Any]:
         "addressLine2": f"Flat-{_token(rng)}" if rng.random() < 0.3 else None,
         "city": f"City-{_token(rng)}",
         "stateOrRegion": f"Region-{_token(rng)}",
-        "postalCode": f"{rng.randint(10000, 99999)}",
+        "postalCode": _postal_code(rng, country),
         "countryCode": country,
         "phone": f"+{rng.randint(10**9, 10**10 - 1)}",
         "addressType": rng.choice(("RESIDENTIAL", "COMMERCIAL")),

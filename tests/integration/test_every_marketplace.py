@@ -3,8 +3,9 @@ is not cancelled (issue 24, item 8).
 
 The marketplaces are read from the models beside the repository: every marketplace id they name
 (`AmazonModels.marketplace_ids`) and the marketplace of every Amazon shipping business the
-Shipping v2 model enumerates. The test writes an orders file with ready orders from each, runs
-it through `local.run.main` (what `make run ORDERS=` calls), and reads the run's summary.json.
+Shipping v2 model enumerates. The test writes an orders file with ready orders from each (each
+country's currency and postal code shape, none in the UAE), runs it through `local.run.main`
+(what `make run ORDERS=` calls), and reads the run's summary.json.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def test_orders_from_every_marketplace_in_amazons_models_all_ship(tmp_path: Path
     assert Counter(o["salesChannel"]["marketplaceId"] for o in orders) == dict.fromkeys(
         marketplaces, PER_MARKETPLACE
     )
+    addresses = {
+        o["recipient"]["deliveryAddress"]["countryCode"]: o["recipient"]["deliveryAddress"] for o in orders
+    }
+    assert "postalCode" not in addresses["AE"]  # the UAE has no postal codes
+    assert addresses["GB"]["postalCode"][-4] == " " and "-" in addresses["JP"]["postalCode"]
     orders_file = tmp_path / "orders.json"
     orders_file.write_text(json.dumps({"orders": orders}))
 

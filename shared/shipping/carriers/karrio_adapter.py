@@ -166,7 +166,7 @@ def _address(sdk_models: Any, recipient: Recipient, carrier: str) -> Any:
         address_line2=fit(second, "line"),
         city=fit(recipient.city.reveal(), "city"),
         state_code=text(recipient.state_or_region),
-        postal_code=recipient.postal_code.reveal(),
+        postal_code=text(recipient.postal_code),
         country_code=recipient.country_code,
         phone_number=text(recipient.phone),
     )
