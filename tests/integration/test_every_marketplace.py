@@ -79,7 +79,7 @@ def test_orders_from_every_marketplace_in_amazons_models_all_ship(tmp_path: Path
     counts = summary["orders"]
     cancelled = counts["cancelled"]
     assert code == 0
-    assert cancelled == Counter(summary["scenarios"])["cancelled"] > 0
+    assert cancelled == summary["scenarios"]["cancelled"] > 0
     assert counts["needs_attention"] == 0 and counts["needsPerson"] == {}
     assert counts["shipped"] == counts["confirmedAtAmazon"] == len(orders) - cancelled
-    assert counts["delivered"] == counts["invoiced"] == len(orders) - cancelled
+    assert counts["invoiced"] == counts["delivered"] + counts["returned"] == len(orders) - cancelled
