@@ -13,6 +13,7 @@ def track_deliveries(timer: func.TimerRequest) -> None:
     with rt.telemetry.invocation("track_deliveries") as record:
         report = rt.retention.track(rt.clock())
         record.count("delivered", len(report.delivered))
+        record.count("returned", len(report.returned))
         record.count("rescheduled", report.rescheduled)
         record.count("source_errors", len(report.source_errors))
         record.count("failed", len(report.failed))

@@ -59,6 +59,7 @@ OPTIONAL_MODELS = ("application_2023-11-30.json",)
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MARKETPLACE_ID = re.compile(r"A[0-9A-Z]{9,13}")
 
 
 class ModelsMissing(FileNotFoundError):
@@ -279,6 +280,25 @@ class AmazonModels:
                 )
                 self._validators[key] = found
             return found
+
+    def marketplace_ids(self) -> set[str]:
+        """Every marketplace id the models name: the values (examples, defaults, enums) of their
+        `marketplaceId`/`marketplaceIds` fields and parameters that have a marketplace id's shape."""
+        found: set[str] = set()
+
+        def walk(node: object, marketplace: bool) -> None:
+            if isinstance(node, Mapping):
+                named = marketplace or "marketplaceid" in str(node.get("name", "")).lower()
+                for key, value in node.items():
+                    walk(value, named or "marketplaceid" in str(key).lower())
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value, marketplace)
+            elif marketplace and isinstance(node, str) and _MARKETPLACE_ID.fullmatch(node):
+                found.add(node)
+
+        walk(self.models, False)
+        return found
 
     def schema_errors(self, model: str, schema: Mapping[str, Any], instance: object) -> list[tuple[str, str]]:
         """(JSON pointer, rule broken) for each way `instance` breaks `schema`, pointer order."""

@@ -17,7 +17,7 @@ from shared.orders.deadlines import RetentionPolicy
 from shared.orders.domain import OrderItem
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
-from shared.retention.service import RetentionService
+from shared.retention.service import JourneyEnd, RetentionService
 from shared.storage.audit import AuditLog
 from shared.storage.document_store import CountingStore
 
@@ -34,6 +34,10 @@ class _Signal:
     def delivered_at(self, record: OrderRecord) -> datetime | None:
         at = self._deliveries.get(record.ref)
         return at if at is not None and at <= self._clock() else None
+
+    def journey_end(self, record: OrderRecord) -> JourneyEnd | None:
+        at = self.delivered_at(record)
+        return JourneyEnd(at) if at is not None else None
 
 
 class _Blobs:

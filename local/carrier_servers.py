@@ -79,6 +79,9 @@ class CarrierStandIn:
     #: None: every label tracks as delivered at once (what the adapter tests need). A set (see
     #: `hold_deliveries`): only these tracking numbers are delivered, the others are in transit.
     delivered: set[str] | None = None
+    #: Tracking numbers sent back to the shipper (`mark_returned`): FedEx and UPS report them
+    #: with their return-to-shipper codes (RS), which karrio maps to `return_to_sender`.
+    returned: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: The carrier's OAuth endpoint refuses every credential (revoked or mistyped), as the real
     #: carriers answer: 401 with their own error body.
@@ -117,9 +120,22 @@ class CarrierStandIn:
                 self.delivered.add(tracking_number)
             return True
 
+    def mark_returned(self, tracking_number: str) -> bool:
+        """The parcel went back to the shipper, never delivered; False when this carrier never
+        issued that number."""
+        with self.lock:
+            if tracking_number not in self.labels.values():
+                return False
+            self.returned.add(tracking_number)
+            return True
+
     def in_transit(self, tracking_number: str) -> bool:
         with self.lock:
             return self.delivered is not None and tracking_number not in self.delivered
+
+    def sent_back(self, tracking_number: str) -> bool:
+        with self.lock:
+            return tracking_number in self.returned
 
     def label_bodies(self) -> list[Any]:
         return [r.body for r in self.requests if r.method == "POST" and _is_label_path(r.path)]
@@ -313,7 +329,7 @@ def _fedex_track(state: CarrierStandIn, body: Any) -> Response:
             "trackResults": [
                 {
                     "trackingNumberInfo": {"trackingNumber": n},
-                    **_fedex_status("IT" if state.in_transit(n) else "DL"),
+                    **_fedex_status(_fedex_code(state, n)),
                 }
             ],
         }
@@ -323,8 +339,14 @@ def _fedex_track(state: CarrierStandIn, body: Any) -> Response:
     return 200, {"transactionId": "t", "output": {"completeTrackResults": results}}
 
 
+def _fedex_code(state: CarrierStandIn, number: str) -> str:
+    if state.sent_back(number):
+        return "RS"
+    return "IT" if state.in_transit(number) else "DL"
+
+
 def _fedex_status(code: str) -> dict[str, Any]:
-    text = "Delivered" if code == "DL" else "In transit"
+    text = {"DL": "Delivered", "RS": "Return to shipper"}.get(code, "In transit")
     return {
         "latestStatusDetail": {"code": code, "derivedCode": code, "description": text},
         "scanEvents": [{"date": "2026-01-10T10:00:00+00:00", "eventType": code, "derivedStatusCode": code}],
@@ -388,7 +410,11 @@ def _ups_track(state: CarrierStandIn, number: str) -> Response:
                     "package": [
                         {
                             "trackingNumber": number,
-                            **_ups_status(delivered=not state.in_transit(number)),
+                            **(
+                                _UPS_RETURNED
+                                if state.sent_back(number)
+                                else _ups_status(delivered=not state.in_transit(number))
+                            ),
                         }
                     ]
                 }
@@ -409,6 +435,24 @@ def _ups_status(*, delivered: bool) -> dict[str, Any]:
             }
         ],
     }
+
+
+# A parcel returned to the shipper: UPS's status type RS, newest activity first.
+_UPS_RETURNED: dict[str, Any] = {
+    "currentStatus": {"code": "RS", "description": "Returned to Shipper"},
+    "activity": [
+        {
+            "date": "20260112",
+            "time": "080000",
+            "status": {"type": "RS", "code": "RS", "description": "Returned to Shipper"},
+        },
+        {
+            "date": "20260111",
+            "time": "150000",
+            "status": {"type": "X", "code": "RF", "description": "Refused by the receiver"},
+        },
+    ],
+}
 
 
 def _ups(state: CarrierStandIn, method: str, path: str, body: Any) -> Response:

@@ -10,6 +10,8 @@ timer, drives the registered functions through `LocalHost`, and plays one scenar
 
 - amazon_delivered: some days after the shipment Amazon reports the package DELIVERED;
 - carrier_delivered: some days after the shipment the carrier's tracking says delivered;
+- carrier_returned: some days after the shipment the carrier sends the parcel back to the
+  seller (return to shipper): the order is returned, never delivered;
 - never_confirmed: nobody reports a delivery, so the hard bound applies;
 - cancelled: the buyer cancels before the first poll sees the order.
 
@@ -51,7 +53,7 @@ from local.spapi_server import SimClock, SpApiStandIn
 from local.spapi_shipping import ShippingV2StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("amazon_delivered", "carrier_delivered", "never_confirmed", "cancelled")
+SCENARIOS = ("amazon_delivered", "carrier_delivered", "never_confirmed", "cancelled", "carrier_returned")
 BLOB_CONTAINERS = ("labels", "invoices", "exports", "invoice-archive")
 # The immutable audit trail (Bicep gives it a time-based immutability policy in Azure): created,
 # not listed by `blobs()`, since its records outlive the orders they describe.
@@ -495,10 +497,15 @@ class Pipeline:
                 if now >= confirmation.at + timedelta(days=AMAZON_DELIVERY_DAYS):
                     self.spapi.set_package_status(order_id, "DELIVERED", str(package["packageReferenceId"]))
                     self.world.reported.add(order_id)
-            elif kind == "carrier_delivered":
+            elif kind in ("carrier_delivered", "carrier_returned"):
                 if now >= confirmation.at + timedelta(days=CARRIER_DELIVERY_DAYS):
                     number = str(package["trackingNumber"])
-                    if not any(c.mark_delivered(number) for c in self.carriers.all().values()):
+                    carriers = self.carriers.all().values()
+                    if kind == "carrier_returned":
+                        reported = any(c.mark_returned(number) for c in carriers)
+                    else:
+                        reported = any(c.mark_delivered(number) for c in carriers)
+                    if not reported:
                         raise RuntimeError("a confirmed tracking number no carrier stand-in issued")
                     self.world.reported.add(order_id)
             else:

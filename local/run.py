@@ -150,9 +150,12 @@ def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]
     remaining = p.documents(ORDERS)
     stages = Counter(str(d["details"].get("stage")) for d in purges)
     stages.update(str(d.get("stage")) for d in remaining)
-    # Cancelled orders were never delivered: they have no delivery source.
+    # Cancelled orders were never delivered: they have no delivery source; a returned one was
+    # never delivered either (its source reported the return).
     sources = Counter(
-        str(d["details"]["deliverySource"]) for d in purges if d["details"].get("deliverySource")
+        str(d["details"]["deliverySource"])
+        for d in purges
+        if d["details"].get("deliverySource") and d["details"].get("stage") == "delivered"
     )
     confirmed = {c.order_id for c in p.spapi.confirmations}
     orders = {
@@ -162,6 +165,7 @@ def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]
         "confirmedAtAmazon": len(confirmed),
         "invoiced": len(p.observed.invoices),
         "delivered": stages["delivered"],
+        "returned": stages["returned"],
         "cancelled": stages["cancelled"],
         "purged": len(purges),
         "needs_attention": stages["needs_attention"],
@@ -179,6 +183,10 @@ def summarise(p: Pipeline, result: RunResult) -> tuple[dict[str, Any], list[str]
         problems.append("labels stored and confirmations at Amazon differ")
     if orders["cancelled"] != scenarios["cancelled"]:
         problems.append("cancelled count differs from cancelled orders")
+    if orders["returned"] > scenarios["carrier_returned"] or (
+        not orders["needs_attention"] and orders["returned"] != scenarios["carrier_returned"]
+    ):
+        problems.append("returned count differs from the parcels the carriers sent back")
     # An order a person must look at (a country no rule covers, tax Amazon did not report...) is
     # rightly not delivered by its scenario's source: every source may fall short of its
     # scenario only by those orders, and together they must account for every other order.

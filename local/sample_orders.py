@@ -28,6 +28,19 @@ MARKETPLACES: dict[str, tuple[str, str, str]] = {
     "A1F83G8C2ARO7P": ("GB", "GBP", "Amazon.co.uk"),
     "ATVPDKIKX0DER": ("US", "USD", "Amazon.com"),
 }
+# The other marketplaces Amazon's models name (local.amazon_models.model_marketplaces): orders
+# from them only when asked for (`generate(marketplaces=...)`); the default mix stays as it was.
+EXPORT_MARKETPLACES: dict[str, tuple[str, str, str]] = {
+    "A2EUQ1WTGCTBG2": ("CA", "CAD", "Amazon.ca"),
+    "A2Q3Y263D00KWC": ("BR", "BRL", "Amazon.com.br"),
+    "A1VC38T7YXB528": ("JP", "JPY", "Amazon.co.jp"),
+    "A21TJRUUN4KGV": ("IN", "INR", "Amazon.in"),
+    "A33AVAJ2PDY3EV": ("TR", "TRY", "Amazon.com.tr"),
+    "A2VIGQ35RCS4UG": ("AE", "AED", "Amazon.ae"),
+    "A17E79C6D8DWNP": ("SA", "SAR", "Amazon.sa"),
+    "ARBP9OOSHTCHU": ("EG", "EGP", "Amazon.eg"),
+}
+ALL_MARKETPLACES = {**MARKETPLACES, **EXPORT_MARKETPLACES}
 STATUSES: dict[str, float] = {
     "PENDING_AVAILABILITY": 0.03,
     "PENDING": 0.12,
@@ -62,7 +75,8 @@ def _money(amount: float, currency: str) -> dict[str, str]:
 # is the sum of the items' totals. The seller ships from Germany: a sale to another EU country
 # is taxed there (OSS), and Amazon charges no VAT to an Amazon Business buyer with a VAT number
 # in another EU country (reverse charge). Rates: the destination's standard rate, a reduced one
-# for one item in five (shared/invoices/vat_rates.json).
+# for one item in five (shared/invoices/vat_rates.json). A sale to a country outside the EU and
+# the UK is an export from Germany: its price holds no VAT (a TAX breakdown of zero).
 VAT_RATES: dict[str, tuple[str, str]] = {  # country: (standard, reduced)
     "DE": ("19", "7"),
     "FR": ("20", "5.5"),
@@ -97,7 +111,7 @@ def _proceeds(
         taxes = {k: _cents(v * rate / 100) for k, v in parts.items()}  # added on top
         added = True
     else:
-        standard, reduced = VAT_RATES[country]
+        standard, reduced = VAT_RATES.get(country, ("0", "0"))
         rate = Decimal(reduced if money_rng.random() < 0.2 else standard)
         if business and country not in (SELLER_COUNTRY, "GB"):
             rate = Decimal(0)  # intra-Community supply to a VAT-registered business
@@ -145,6 +159,28 @@ def _present(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+# Each country's postal code shape (9 a digit, A a letter); five digits elsewhere. The UAE has
+# no postal codes: its addresses carry none.
+POSTAL_FORMATS = {
+    "GB": "AA9 9AA",
+    "CA": "A9A 9A9",
+    "BR": "99999-999",
+    "JP": "999-9999",
+    "IN": "999999",
+    "AE": "",
+}
+
+
+def _postal_code(rng: random.Random, country: str) -> str | None:
+    """One draw from `rng` whatever the shape, so the orders' other values stay as they were."""
+    drawn = rng.randint(10000, 99999)
+    if country not in POSTAL_FORMATS:
+        return str(drawn)
+    shaped = random.Random(drawn)
+    pick = {"9": string.digits, "A": string.ascii_uppercase}
+    return "".join(shaped.choice(pick[c]) if c in pick else c for c in POSTAL_FORMATS[country]) or None
+
+
 def _address(rng: random.Random, country: str) -> dict[str, Any]:
     address = {
         "name": f"Name-{_token(rng)}",
@@ -152,7 +188,7 @@ def _address(rng: random.Random, country: str) -> dict[str, Any]:
         "addressLine2": f"Flat-{_token(rng)}" if rng.random() < 0.3 else None,
         "city": f"City-{_token(rng)}",
         "stateOrRegion": f"Region-{_token(rng)}",
-        "postalCode": f"{rng.randint(10000, 99999)}",
+        "postalCode": _postal_code(rng, country),
         "countryCode": country,
         "phone": f"+{rng.randint(10**9, 10**10 - 1)}",
         "addressType": rng.choice(("RESIDENTIAL", "COMMERCIAL")),
@@ -170,7 +206,7 @@ def order(
     business: bool = False,
 ) -> dict[str, Any]:
     """One order in the full shape Amazon returns with every `includedData` set."""
-    country, currency, name = MARKETPLACES[marketplace_id]
+    country, currency, name = ALL_MARKETPLACES[marketplace_id]
     items = [_item(rng, i, country, currency, business) for i in range(rng.randint(1, 3))]
     updated = created + timedelta(minutes=rng.randint(0, 600))
     data: dict[str, Any] = {

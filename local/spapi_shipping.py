@@ -10,7 +10,13 @@ Behaviour, after Amazon's model (shippingV2.json):
   no `shipTo`. Every request body is recorded, so tests can prove no address was sent.
 - purchaseShipment honours `x-amzn-IdempotencyKey`: a repeated key returns the first
   shipment and buys nothing more. `purchases` counts real purchases.
-- getTracking, cancelShipment for shipments bought here.
+- Each rate's Amazon carrier is that of the shipping business the request assumes
+  (`x-amzn-shipping-business-id`, the model's default AmazonShipping_UK): AmazonShipping_IT
+  rates AMZN_IT. getTracking and cancelShipment know a shipment only under the business that
+  bought it, and getTracking only with the `carrierId` of the rate bought.
+- getTracking answers Delivered on the forward leg; `send_back(tracking_id, at)` makes it answer
+  as Amazon's own getTracking example does: the forward leg Undeliverable, then a RETURNS leg
+  (ReturnInitiated at `at`, Delivered back to the seller a day later), summary Delivered.
 - `fail_next(n)` answers the next n purchases 503.
 
 Amazon's model judges every exchange `handle` answers (`judge`, a
@@ -28,6 +34,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -35,10 +42,20 @@ from local.amazon_models import ModelJudge
 from local.carrier_servers import label_pdf
 
 Result = tuple[int, dict[str, str], bytes]
+AMAZON_CARRIER = "AMZN"  # + the business's country: AMZN_US, AMZN_UK, ...
+DEFAULT_BUSINESS = "AmazonShipping_UK"  # the model's default for the header
 SERVICES = (
-    ("std-us-swa-mfn", "Amazon Shipping Ground", "AMZN_US", "Amazon Shipping", 6.1),
+    ("std-us-swa-mfn", "Amazon Shipping Ground", AMAZON_CARRIER, "Amazon Shipping", 6.1),
     ("ups-ground", "UPS Ground", "UPS", "UPS", 8.4),
 )
+
+
+def _carrier_id(carrier: str, business: str) -> str:
+    return f"{carrier}_{business.rsplit('_', 1)[-1]}" if carrier == AMAZON_CARRIER else carrier
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _json(status: int, payload: Any) -> Result:
@@ -55,6 +72,7 @@ class Shipment:
     tracking_id: str
     carrier_id: str
     order_id: str
+    business: str
 
 
 @dataclass
@@ -64,6 +82,7 @@ class ShippingV2StandIn:
     by_key: dict[str, Shipment] = field(default_factory=dict)
     shipments: dict[str, Shipment] = field(default_factory=dict)
     cancelled: set[str] = field(default_factory=set)
+    sent_back: dict[str, datetime] = field(default_factory=dict)  # tracking id -> return initiated
     purchases: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _fail: int = 0
@@ -73,6 +92,15 @@ class ShippingV2StandIn:
     def fail_next(self, n: int) -> None:
         with self.lock:
             self._fail = n
+
+    def send_back(self, tracking_id: str, at: datetime) -> bool:
+        """The parcel was undeliverable and goes back to the seller from `at`; False when this
+        stand-in never issued that tracking id."""
+        with self.lock:
+            if not any(s.tracking_id == tracking_id for s in self.shipments.values()):
+                return False
+            self.sent_back[tracking_id] = at
+            return True
 
     def handle(  # noqa: PLR0917 - the signature local/spapi_server.py calls
         self,
@@ -98,19 +126,20 @@ class ShippingV2StandIn:
         if not lower.get("x-amz-access-token"):
             return _error(403, "Unauthorized", "access token missing")
         data = json.loads(body) if body else None
+        business = lower.get("x-amzn-shipping-business-id") or DEFAULT_BUSINESS
         with self.lock:
             self.requests.append((method, path, data))
         if method == "POST" and path == "/shipping/v2/shipments/rates":
-            return self._rates(data or {})
+            return self._rates(data or {}, business)
         if method == "POST" and path == "/shipping/v2/shipments":
-            return self._purchase(data or {}, lower.get("x-amzn-idempotencykey"))
+            return self._purchase(data or {}, lower.get("x-amzn-idempotencykey"), business)
         if method == "GET" and path == "/shipping/v2/tracking":
-            return self._tracking(query)
+            return self._tracking(query, business)
         if method == "PUT" and path.endswith("/cancel"):
-            return self._cancel(path.split("/")[-2])
+            return self._cancel(path.split("/")[-2], business)
         return _error(404, "NotFound", "no such operation in this stand-in")
 
-    def _rates(self, data: dict[str, Any]) -> Result:
+    def _rates(self, data: dict[str, Any], business: str) -> Result:
         channel = data.get("channelDetails") or {}
         if channel.get("channelType") not in ("AMAZON", "EXTERNAL") or not data.get("packages"):
             return _error(400, "InvalidInput", "channelDetails and packages are required")
@@ -121,7 +150,8 @@ class ShippingV2StandIn:
             return _error(400, "InvalidInput", "shipTo is required for EXTERNAL")
         token = uuid.uuid4().hex
         rates = []
-        for service_id, service_name, carrier_id, carrier_name, price in SERVICES:
+        for service_id, service_name, carrier, carrier_name, price in SERVICES:
+            carrier_id = _carrier_id(carrier, business)
             rate_id = uuid.uuid4().hex
             rates.append(
                 {
@@ -146,7 +176,7 @@ class ShippingV2StandIn:
                 self.tokens[f"{token}/{rate_id}"] = {"carrierId": carrier_id, "orderId": order_id}
         return _json(200, {"payload": {"requestToken": token, "rates": rates, "ineligibleRates": []}})
 
-    def _purchase(self, data: dict[str, Any], key: str | None) -> Result:
+    def _purchase(self, data: dict[str, Any], key: str | None, business: str) -> Result:
         with self.lock:
             if self._fail > 0:
                 self._fail -= 1
@@ -158,7 +188,11 @@ class ShippingV2StandIn:
                 return _error(400, "InvalidInput", "unknown requestToken or rateId")
             number = next(self._numbers)
             shipment = Shipment(
-                f"AMZSHIP{number:08d}", f"TBA{number:012d}", context["carrierId"], context["orderId"]
+                f"AMZSHIP{number:08d}",
+                f"TBA{number:012d}",
+                context["carrierId"],
+                context["orderId"],
+                business,
             )
             self.purchases += 1
             self.shipments[shipment.shipment_id] = shipment
@@ -183,10 +217,18 @@ class ShippingV2StandIn:
             }
         }
 
-    def _tracking(self, query: dict[str, list[str]]) -> Result:
+    def _tracking(self, query: dict[str, list[str]], business: str) -> Result:
         tracking_id = (query.get("trackingId") or [""])[0]
-        if not any(s.tracking_id == tracking_id for s in self.shipments.values()):
+        carrier_id = (query.get("carrierId") or [""])[0]
+        with self.lock:
+            found = [s for s in self.shipments.values() if s.tracking_id == tracking_id]
+            back = self.sent_back.get(tracking_id)
+        if not found or found[0].business != business:
             return _error(404, "NotFound", "unknown tracking id")
+        if found[0].carrier_id != carrier_id:
+            return _error(400, "InvalidInput", "carrierId is not the carrier of this shipment")
+        if back is not None:
+            return _json(200, {"payload": _returned(tracking_id, back)})
         return _json(
             200,
             {
@@ -195,16 +237,46 @@ class ShippingV2StandIn:
                     "alternateLegTrackingId": "",
                     "promisedDeliveryDate": "2026-01-12T20:00:00Z",
                     "summary": {"status": "Delivered"},
-                    "eventHistory": [{"eventCode": "Delivered", "eventTime": "2026-01-10T10:00:00Z"}],
+                    "eventHistory": [
+                        {
+                            "eventCode": "Delivered",
+                            "eventTime": "2026-01-10T10:00:00Z",
+                            "shipmentType": "FORWARD",
+                        }
+                    ],
                 }
             },
         )
 
-    def _cancel(self, shipment_id: str) -> Result:
-        if shipment_id not in self.shipments:
+    def _cancel(self, shipment_id: str, business: str) -> Result:
+        shipment = self.shipments.get(shipment_id)
+        if shipment is None or shipment.business != business:
             return _error(404, "NotFound", "unknown shipment")
         self.cancelled.add(shipment_id)
         return _json(200, {"payload": {}})
+
+
+def _returned(tracking_id: str, at: datetime) -> dict[str, Any]:
+    """getTracking of a parcel sent back from `at`, in the shape of Amazon's own example."""
+    where = {"postalCode": "EX33 2JL", "countryCode": "GB"}  # the example's location
+    events = [
+        ("Undeliverable", at - timedelta(days=1), "FORWARD"),
+        ("ReturnInitiated", at, "RETURNS"),
+        ("Delivered", at + timedelta(days=1), "RETURNS"),
+    ]
+    return {
+        "trackingId": tracking_id,
+        "alternateLegTrackingId": "",
+        "eventHistory": [
+            {"eventCode": code, "location": where, "eventTime": _stamp(when), "shipmentType": leg}
+            for code, when, leg in events
+        ],
+        "promisedDeliveryDate": _stamp(at),
+        "summary": {
+            "status": "Delivered",
+            "trackingDetailCodes": {"forward": ["Rejected"], "returns": ["Signed"]},
+        },
+    }
 
 
 def _handler(standin: ShippingV2StandIn) -> type[BaseHTTPRequestHandler]:

@@ -18,7 +18,8 @@ from local.memory_stores import MemoryBlobStore, MemoryDocumentStore, MemorySecr
 from shared.errors import AppError, TransientError
 from shared.invoices.feeds import FeedReceipt
 from shared.orders.record import OrderPii, OrderRecord
-from shared.shipping.carriers import Label, LabelRequest, TrackingInfo
+from shared.retention.service import JourneyEnd
+from shared.shipping.carriers import Label, LabelRequest, ShipmentRef, TrackingInfo
 from shared.storage.audit import AuditLog
 from shared.storage.document_store import DocumentStore
 
@@ -179,11 +180,13 @@ class MemoryBlobs(MemoryBlobStore):
 
 
 class FakeSignal:
-    """Amazon's DELIVERED status or a carrier's tracking: reports a delivery once it happened."""
+    """Amazon's DELIVERED status or a carrier's tracking: reports a delivery (or, as a carrier, a
+    return to the seller) once it happened."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self.clock = clock
         self.deliveries: dict[str, datetime] = {}
+        self.returns: dict[str, datetime] = {}
         self.failing: set[str] = set()
         self.asked: list[str] = []
 
@@ -193,6 +196,13 @@ class FakeSignal:
             raise TransientError("tracking down", code="tracking_unavailable")
         at = self.deliveries.get(record.ref)
         return at if at is not None and at <= self.clock() else None
+
+    def journey_end(self, record: OrderRecord) -> JourneyEnd | None:
+        at = self.delivered_at(record)
+        if at is not None:
+            return JourneyEnd(at)
+        back = self.returns.get(record.ref)
+        return JourneyEnd(back, returned=True) if back is not None and back <= self.clock() else None
 
 
 class FakeShredder:
@@ -262,11 +272,11 @@ class FakeCarrier:
         self.labels[request.idempotency_key] = label
         return label
 
-    def cancel_label(self, shipment_id: str) -> bool:
+    def cancel_label(self, shipment: ShipmentRef) -> bool:
         return True
 
-    def track(self, tracking_number: str) -> TrackingInfo:
-        return TrackingInfo(tracking_number, "unknown")
+    def track(self, shipment: ShipmentRef) -> TrackingInfo:
+        return TrackingInfo(shipment.tracking_number, "unknown")
 
 
 @dataclass

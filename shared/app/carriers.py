@@ -20,7 +20,7 @@ from shared.errors import SettingsError
 from shared.settings import KARRIO_CARRIERS, Settings
 from shared.shipping.carriers import Carrier
 from shared.shipping.carriers.amazon_business import business_id
-from shared.shipping.carriers.base import Label, LabelRequest, TrackingInfo
+from shared.shipping.carriers.base import Label, LabelRequest, ShipmentRef, TrackingInfo
 from shared.shipping.rules import AMAZON, ShippingRules
 
 if TYPE_CHECKING:  # the adapters are imported when first used
@@ -103,10 +103,10 @@ class _UnavailableBuyShipping:
     def create_label(self, request: LabelRequest) -> Label:
         return self._refuse()  # type: ignore[no-any-return]
 
-    def cancel_label(self, shipment_id: str) -> bool:
+    def cancel_label(self, shipment: ShipmentRef) -> bool:
         return self._refuse()  # type: ignore[no-any-return]
 
-    def track(self, tracking_number: str) -> TrackingInfo:
+    def track(self, shipment: ShipmentRef) -> TrackingInfo:
         return self._refuse()  # type: ignore[no-any-return]
 
 

@@ -108,7 +108,9 @@ def _address(value: object) -> Address | None:
     data = _obj(value, "recipient.deliveryAddress")
     if not data:
         return None
-    missing = [k for k in ("name", "addressLine1", "city", "postalCode", "countryCode") if not data.get(k)]
+    # Amazon's model requires none of these; a postal code is absent where a country has none
+    # (the UAE), the others a label cannot do without.
+    missing = [k for k in ("name", "addressLine1", "city", "countryCode") if not data.get(k)]
     if missing:
         raise OrderMappingError("recipient.deliveryAddress lacks " + ",".join(missing))
 
@@ -120,7 +122,7 @@ def _address(value: object) -> Address | None:
         name=req("name"),
         line1=req("addressLine1"),
         city=req("city"),
-        postal_code=req("postalCode"),
+        postal_code=_pii(data.get("postalCode"), "deliveryAddress.postalCode"),
         country_code=_text(data.get("countryCode"), "deliveryAddress.countryCode").upper()[:2],
         line2=_pii(data.get("addressLine2"), "deliveryAddress.addressLine2"),
         line3=_pii(data.get("addressLine3"), "deliveryAddress.addressLine3"),

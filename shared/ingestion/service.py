@@ -611,7 +611,7 @@ def _only_amazon_bookkeeping_changed(current: OrderRecord, updated: OrderRecord)
     confirmation created) changes nothing this app acts on; only every package reaching
     DELIVERED does (the retention schedule then marks the order delivered in that write).
     Skipping the rest keeps an order's lifecycle to the writes that move it."""
-    if current.stage not in (Stage.SHIPPED, Stage.DELIVERED):
+    if current.stage not in (Stage.SHIPPED, Stage.DELIVERED, Stage.RETURNED):
         return False
     packages = updated.extra.get("packages") or []
     if current.stage is Stage.SHIPPED and packages and all(p.get("status") == "DELIVERED" for p in packages):

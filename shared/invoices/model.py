@@ -306,7 +306,8 @@ def _address_lines(address: Address | None) -> tuple[Pii, ...]:
     if address is None:
         return ()
     street = (address.line1, address.line2, address.line3, address.district)
-    city = f"{address.postal_code.reveal()} {address.city.reveal()}".strip()
+    postal = address.postal_code.reveal() if address.postal_code else ""
+    city = f"{postal} {address.city.reveal()}".strip()
     region = (address.state_or_region,)
     return tuple(p for p in (*street, Pii(city), *region) if p)
 

@@ -46,7 +46,7 @@ class Address:
     name: Pii
     line1: Pii
     city: Pii
-    postal_code: Pii
+    postal_code: Pii | None  # None where the country has no postal codes (the UAE)
     country_code: str
     line2: Pii | None = None
     line3: Pii | None = None

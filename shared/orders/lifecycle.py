@@ -145,6 +145,15 @@ def delivered(
     return with_deadline(done, delivered_at + timedelta(days=policy.retention_days), now, policy)
 
 
+def returned(
+    record: OrderRecord, returned_at: datetime, source: str, now: datetime, policy: RetentionPolicy
+) -> OrderRecord:
+    """Sent back to the seller and never delivered (the carrier's word): not delivered, and
+    forgotten `retention_days` after the return event, as a delivered order is after delivery."""
+    back = record.evolve(stage=Stage.RETURNED, returned_at=returned_at, delivery_source=source)
+    return with_deadline(back, returned_at + timedelta(days=policy.retention_days), now, policy)
+
+
 def cancelled_now(record: OrderRecord, now: datetime, policy: RetentionPolicy) -> OrderRecord:
     """A cancelled order's deadline: its PII-free document stays `retention_days` (so a late
     notification cannot re-create it with PII), then is purged like any other."""
@@ -174,7 +183,7 @@ def shipping_skip_reason(record: OrderRecord) -> str | None:
         return "restricted"
     if record.stage is Stage.CANCELLED:
         return "cancelled"
-    if record.stage in (Stage.SHIPPED, Stage.DELIVERED):
+    if record.stage in (Stage.SHIPPED, Stage.DELIVERED, Stage.RETURNED):
         return "already_shipped"
     if record.stage is Stage.AWAITING:
         return "not_ready"

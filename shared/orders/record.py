@@ -43,6 +43,7 @@ class Stage(StrEnum):
     READY = "ready_to_ship"  # a `shipments` message was sent
     SHIPPED = "shipped"  # label bought and shipment confirmed to Amazon
     DELIVERED = "delivered"  # delivery known; purge deadline set
+    RETURNED = "returned"  # sent back to the seller, never delivered; purge deadline set
     CANCELLED = "cancelled"  # buyer data deleted at once
     ATTENTION = "needs_attention"  # a person must act; reason in `attention`
 
@@ -184,6 +185,7 @@ class OrderRecord:
     invoice: Mapping[str, Any] | None = None
     delivered_at: datetime | None = None
     delivery_source: str | None = None
+    returned_at: datetime | None = None
     purge_after: datetime | None = None
     due_at: datetime | None = None  # next time-based action (delivery check, purge)
     restricted: bool = False
@@ -227,6 +229,7 @@ class OrderRecord:
             "invoice": dict(self.invoice) if self.invoice else None,
             "deliveredAt": _iso(self.delivered_at),
             "deliverySource": self.delivery_source,
+            "returnedAt": _iso(self.returned_at),
             "purgeAfter": _iso(self.purge_after),
             "dueAt": _iso(self.due_at),
             "restricted": self.restricted,
@@ -258,6 +261,7 @@ class OrderRecord:
             invoice=doc.get("invoice"),
             delivered_at=_time(doc.get("deliveredAt")),
             delivery_source=doc.get("deliverySource"),
+            returned_at=_time(doc.get("returnedAt")),
             purge_after=_time(doc.get("purgeAfter")),
             due_at=_time(doc.get("dueAt")),
             restricted=bool(doc.get("restricted")),

@@ -4,9 +4,11 @@
 (`packageStatus` DELIVERED) and the carrier, and, when neither ever confirms, counts the order
 as delivered at its latest delivery date plus a grace period: every order's retention is
 bounded. A delivered order gets `purgeAfter = deliveredAt + retention_days`, `dueAt` = the same
-instant, and a Cosmos `ttl`. `purge_expired` is the belt to TTL's braces: it deletes the label,
-invoice and export blobs and the document of every order past its deadline, writes one audit
-record per order, and asks the key shredder to destroy key epochs no live order uses.
+instant, and a Cosmos `ttl`; a parcel its carrier reports sent back is `returned`, never
+delivered, with its deadline counted from the return event. `purge_expired` is the belt to
+TTL's braces: it deletes the label, invoice and export blobs and the document of every order
+past its deadline, writes one audit record per order, and asks the key shredder to destroy
+key epochs no live order uses.
 
 Both timers read only due work: one indexed range query on `dueAt`, narrowed by stage (see
 docs/retention.md), so their cost grows with what is due, not with the orders stored.
@@ -28,7 +30,7 @@ from shared.orders.deadlines import (
     RetentionPolicy,
     delivery_bound,
 )
-from shared.orders.lifecycle import NOT_SHIPPED, delivered
+from shared.orders.lifecycle import NOT_SHIPPED, delivered, returned
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.storage.audit import AuditAction, AuditLog
@@ -39,6 +41,7 @@ from shared.telemetry.invocations import error_code
 UNSHIPPED = frozenset(stage.value for stage in NOT_SHIPPED)
 PURGEABLE_STAGES: tuple[Stage, ...] = (
     Stage.DELIVERED,
+    Stage.RETURNED,
     Stage.CANCELLED,
     # Orders that never ship (pending forever, needing attention, stuck before shipping) are
     # bounded too: the lifecycle gives them a deadline from their latest delivery date.
@@ -54,10 +57,19 @@ class AmazonOrderStatus(Protocol):
     def delivered_at(self, record: OrderRecord) -> datetime | None: ...
 
 
-class DeliveryTracker(Protocol):
-    """When the carrier's tracking (OrderRecord.shipment carrier + tracking number) shows delivery."""
+@dataclass(frozen=True, slots=True)
+class JourneyEnd:
+    """How a parcel's journey ended by its carrier's word: delivered to the buyer, or returned to
+    the seller (never delivered), at `at`."""
 
-    def delivered_at(self, record: OrderRecord) -> datetime | None: ...
+    at: datetime
+    returned: bool = False
+
+
+class DeliveryTracker(Protocol):
+    """How the carrier's tracking (OrderRecord.shipment) says the parcel's journey ended, if it has."""
+
+    def journey_end(self, record: OrderRecord) -> JourneyEnd | None: ...
 
 
 class BlobDeleter(Protocol):
@@ -95,6 +107,8 @@ class Delivery:
 @dataclass(slots=True)
 class TrackReport:
     delivered: list[Delivery] = field(default_factory=list)
+    #: Orders whose parcel went back to the seller: their deadline runs from the return event.
+    returned: list[Delivery] = field(default_factory=list)
     rescheduled: int = 0
     restricted: list[str] = field(default_factory=list)
     #: (ref, error code) of a delivery source that failed; the order is checked again later.
@@ -213,36 +227,47 @@ class RetentionService:
                 return None  # another writer moved it on
             if found is None:
                 return current.evolve(due_at=next_check)
-            return delivered(current, found[0], found[1], now, self._policy)
+            at, source, back = found
+            return (returned if back else delivered)(current, at, source, now, self._policy)
 
         # The due query returned the record with its etag: one write, a re-read only on conflict.
         stored = self._orders.update_from(record, change)
-        if stored is None or stored.stage is not (Stage.DELIVERED if found else Stage.SHIPPED):
+        if stored is None:
             return
         if found is None:
-            report.rescheduled += 1
-        elif stored.delivered_at is not None and stored.purge_after is not None:
-            report.delivered.append(Delivery(stored.ref, stored.delivered_at, found[1], stored.purge_after))
-
-    def _detect(self, record: OrderRecord, now: datetime, report: TrackReport) -> tuple[datetime, str] | None:
-        if not record.restricted:
-            sources: tuple[tuple[str, Callable[[OrderRecord], datetime | None]], ...] = (
-                (SOURCE_AMAZON, self._amazon.delivered_at),
-                (SOURCE_CARRIER, self._carrier.delivered_at),
+            if stored.stage is Stage.SHIPPED:
+                report.rescheduled += 1
+            return
+        at, source, back = found
+        if stored.stage is (Stage.RETURNED if back else Stage.DELIVERED) and stored.purge_after is not None:
+            (report.returned if back else report.delivered).append(
+                Delivery(stored.ref, at, source, stored.purge_after)
             )
-            for name, ask in sources:
-                try:
-                    at = ask(record)
-                except Exception as exc:
-                    # A library's own exception (karrio's, say) is as much a failed source as
-                    # ours: the order is asked again later and never misses its bound.
-                    report.source_errors.append((record.ref, error_code(exc)))
-                    continue
-                if at is not None:
-                    # A clock-skewed report from the future must not stretch the deadline.
-                    return min(at, now), name
+
+    def _detect(
+        self, record: OrderRecord, now: datetime, report: TrackReport
+    ) -> tuple[datetime, str, bool] | None:
+        """When and by whose word the journey ended, and whether it ended back at the seller."""
+        if not record.restricted:
+            try:
+                at = self._amazon.delivered_at(record)
+            except Exception as exc:
+                # A library's own exception (karrio's, say) is as much a failed source as
+                # ours: the order is asked again later and never misses its bound.
+                report.source_errors.append((record.ref, error_code(exc)))
+                at = None
+            if at is not None:
+                # A clock-skewed report from the future must not stretch the deadline.
+                return min(at, now), SOURCE_AMAZON, False
+            try:
+                end = self._carrier.journey_end(record)
+            except Exception as exc:
+                report.source_errors.append((record.ref, error_code(exc)))
+                end = None
+            if end is not None:
+                return min(end.at, now), SOURCE_CARRIER, end.returned
         bound = delivery_bound(record, self._policy)
-        return (bound, SOURCE_BOUND) if now >= bound else None
+        return (bound, SOURCE_BOUND, False) if now >= bound else None
 
     # --- purge -----------------------------------------------------------------------------
 
@@ -279,6 +304,7 @@ class RetentionService:
                 "stage": record.stage.value,
                 "deliveredAt": record.delivered_at.isoformat() if record.delivered_at else None,
                 "deliverySource": record.delivery_source,
+                "returnedAt": record.returned_at.isoformat() if record.returned_at else None,
                 "purgeAfter": record.purge_after.isoformat(),
                 "latenessSeconds": lateness,
                 "blobsDeleted": blobs,

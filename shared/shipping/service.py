@@ -133,6 +133,7 @@ def _purchased(intent: Mapping[str, Any], label: Label, blob: str, now: datetime
         "service": label.service,
         "trackingNumber": label.tracking_number,
         "shipmentId": label.shipment_id,
+        **({"carrierId": label.carrier_id} if label.carrier_id else {}),
         "labelBlob": blob,
         "confirmedByCarrier": label.confirmed_by_carrier,
         "purchasedAt": now.isoformat(),

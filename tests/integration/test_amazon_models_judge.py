@@ -22,7 +22,7 @@ from shared.ingestion.spapi_gateway import SpApiGateway, token_client_class
 from shared.invoices.feeds import SpApiVatInvoiceUploader, feed_options, sp_api_feeds_factory
 from shared.settings import load_settings
 from shared.shipping.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
-from shared.shipping.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom
+from shared.shipping.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom, ShipmentRef
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -112,8 +112,9 @@ def test_every_exchange_of_the_apps_clients_keeps_to_amazons_models(stand_in: Sp
             items=[LabelItem(item["orderItemId"], 1)],
         )
     )
-    assert carrier.track(label.tracking_number).status == "delivered"
-    assert carrier.cancel_label(label.shipment_id) is True
+    shipment = ShipmentRef(label.shipment_id, label.tracking_number, carrier_id=label.carrier_id)
+    assert carrier.track(shipment).status == "delivered"
+    assert carrier.cancel_label(shipment) is True
 
     # Feeds: an invoice PDF delivered as UPLOAD_VAT_INVOICE.
     factory = sp_api_feeds_factory(

@@ -4,7 +4,7 @@ the app's errors."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -19,6 +19,7 @@ from shared.shipping.carriers import (
     Parcel,
     Recipient,
     ShipFrom,
+    ShipmentRef,
 )
 from shared.shipping.carriers.karrio_adapter import KarrioCarrier
 from tests.worlds.handoff import CREDENTIALS
@@ -69,8 +70,12 @@ def test_label_replay_track_void_and_faults(servers: carrier_servers.CarrierServ
     assert carrier.create_label(req).tracking_number == label.tracking_number
     assert standin.purchases == base + 1
 
-    assert carrier.track(label.tracking_number).status == "delivered"
-    assert carrier.cancel_label(label.shipment_id) is True
+    shipment = ShipmentRef(label.shipment_id, label.tracking_number)
+    assert (carrier.track(shipment).status, carrier.track(shipment).event_at) == (
+        "delivered",
+        datetime(2026, 1, 10, 10, 0, tzinfo=UTC),  # the stand-ins' delivery event, as karrio reads it
+    )
+    assert carrier.cancel_label(shipment) is True
     assert label.shipment_id in standin.voided
 
     standin.fail_next(1)
@@ -81,6 +86,24 @@ def test_label_replay_track_void_and_faults(servers: carrier_servers.CarrierServ
         carrier.create_label(req)
     assert rejected.value.code == "address_rejected"
     assert standin.purchases == base + 1
+
+
+@pytest.mark.parametrize(
+    ("name", "returned_at"),
+    [
+        ("fedex", datetime(2026, 1, 10, 10, 0, tzinfo=UTC)),
+        ("ups", datetime(2026, 1, 12, 8, 0, tzinfo=UTC)),
+    ],
+)
+def test_a_parcel_returned_to_the_shipper_tracks_as_returned_never_delivered(
+    servers: carrier_servers.CarrierServers, name: str, returned_at: datetime
+) -> None:
+    standin = servers.all()[name]
+    carrier = KarrioCarrier(name, CREDENTIALS[name], base_url=standin.base_url, replay_safe=True)
+    label = carrier.create_label(request(f"{name}-key-000000000003", SERVICES[name]))
+    assert standin.mark_returned(label.tracking_number)
+    info = carrier.track(ShipmentRef(label.shipment_id, label.tracking_number))
+    assert (info.status, info.event_at) == ("returned", returned_at)
 
 
 def test_usps_outside_the_us_is_country_unsupported(servers: carrier_servers.CarrierServers) -> None:

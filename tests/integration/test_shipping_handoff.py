@@ -23,7 +23,7 @@ from shared.crypto.key_epochs import KeyEpochs
 from shared.orders.messages import IssueInvoice, ShipOrder
 from shared.orders.record import Stage
 from shared.orders.repository import OrderRepository
-from shared.shipping.carriers import Carrier, Label, LabelRequest
+from shared.shipping.carriers import Carrier, Label, LabelRequest, ShipmentRef
 from shared.shipping.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
 from shared.shipping.carriers.karrio_adapter import KarrioCarrier
 from shared.shipping.rules import ShippingRules
@@ -67,11 +67,11 @@ class CrashingCarrier:
             raise Crash
         return label
 
-    def cancel_label(self, shipment_id: str) -> bool:
-        return self.inner.cancel_label(shipment_id)
+    def cancel_label(self, shipment: ShipmentRef) -> bool:
+        return self.inner.cancel_label(shipment)
 
-    def track(self, tracking_number: str) -> Any:
-        return self.inner.track(tracking_number)
+    def track(self, shipment: ShipmentRef) -> Any:
+        return self.inner.track(shipment)
 
 
 class DigestBlobs:

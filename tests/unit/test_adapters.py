@@ -11,7 +11,8 @@ from shared.crypto.secrets import OrderBytesSealer, VaultKeySealer
 from shared.errors import AppError
 from shared.orders.deadlines import AmazonPackageStatus
 from shared.orders.record import OrderRecord, Stage
-from shared.shipping.carriers import TrackingInfo
+from shared.retention.service import JourneyEnd
+from shared.shipping.carriers import ShipmentRef, TrackingInfo
 from shared.storage.blob_store import PathBlobs
 from tests.builders import order_record
 from tests.fakes import MemoryBlobStore, MemorySecretStore
@@ -39,13 +40,16 @@ class Carrier:
 
     def __init__(self, info: TrackingInfo) -> None:
         self.info = info
+        self.asked: list[ShipmentRef] = []
 
-    def track(self, tracking_number: str) -> TrackingInfo:
+    def track(self, shipment: ShipmentRef) -> TrackingInfo:
+        self.asked.append(shipment)
         return self.info
 
 
-def _tracker(info: TrackingInfo) -> CarrierDeliveryTracker:
-    return CarrierDeliveryTracker(lambda seller: {"ups": Carrier(info)}, lambda: NOW, timedelta(days=3))  # type: ignore[dict-item]
+def _tracker(info: TrackingInfo, carrier: Carrier | None = None) -> CarrierDeliveryTracker:
+    carriers = {"ups": carrier or Carrier(info)}
+    return CarrierDeliveryTracker(lambda seller: carriers, lambda: NOW, timedelta(days=3))  # type: ignore[arg-type, return-value]
 
 
 def test_amazon_delivery_needs_every_package_delivered() -> None:
@@ -58,15 +62,35 @@ def test_amazon_delivery_needs_every_package_delivered() -> None:
 
 def test_carrier_time_is_used_and_read_as_utc_when_naive() -> None:
     naive = datetime(2026, 11, 8, 9, 30)
-    assert _tracker(TrackingInfo("1Z1", "delivered", naive)).delivered_at(_record()) == naive.replace(
-        tzinfo=UTC
+    assert _tracker(TrackingInfo("1Z1", "delivered", naive)).journey_end(_record()) == JourneyEnd(
+        naive.replace(tzinfo=UTC)
     )
-    assert _tracker(TrackingInfo("1Z1", "in_transit")).delivered_at(_record()) is None
+    assert _tracker(TrackingInfo("1Z1", "in_transit")).journey_end(_record()) is None
+
+
+def test_an_event_dated_before_the_label_was_bought_counts_from_shipping() -> None:
+    before = SHIPPED - timedelta(days=30)
+    assert _tracker(TrackingInfo("1Z1", "delivered", before)).journey_end(_record()) == JourneyEnd(SHIPPED)
+
+
+def test_a_parcel_returned_to_the_seller_ends_its_journey_as_returned_not_delivered() -> None:
+    back = datetime(2026, 11, 9, 7, tzinfo=UTC)
+    assert _tracker(TrackingInfo("1Z1", "returned", back)).journey_end(_record()) == JourneyEnd(
+        back, returned=True
+    )
+    assert _tracker(TrackingInfo("1Z1", "exception")).journey_end(_record()) is None
+
+
+def test_tracking_names_the_orders_marketplace_and_the_carrier_id_of_the_rate_bought() -> None:
+    carrier = Carrier(TrackingInfo("TBA1", "in_transit"))
+    shipment = {"carrier": "ups", "trackingNumber": "TBA1", "shipmentId": "S1", "carrierId": "AMZN_UK"}
+    _tracker(carrier.info, carrier).journey_end(_record(marketplace_id="A1F83G8C2ARO7P", shipment=shipment))
+    assert carrier.asked == [ShipmentRef("S1", "TBA1", "A1F83G8C2ARO7P", "AMZN_UK")]
 
 
 def test_without_a_carrier_time_delivery_counts_from_the_earliest_possible_moment() -> None:
-    at = _tracker(TrackingInfo("1Z1", "delivered")).delivered_at(_record())
-    assert at == NOW - timedelta(days=3)  # the previous check saw it in transit
+    end = _tracker(TrackingInfo("1Z1", "delivered")).journey_end(_record())
+    assert end == JourneyEnd(NOW - timedelta(days=3))  # the previous check saw it in transit
     just_shipped = _record(
         shipment={
             "carrier": "ups",
@@ -74,7 +98,9 @@ def test_without_a_carrier_time_delivery_counts_from_the_earliest_possible_momen
             "shippedAt": (NOW - timedelta(days=1)).isoformat(),
         }
     )
-    assert _tracker(TrackingInfo("1Z1", "delivered")).delivered_at(just_shipped) == NOW - timedelta(days=1)
+    assert _tracker(TrackingInfo("1Z1", "delivered")).journey_end(just_shipped) == JourneyEnd(
+        NOW - timedelta(days=1)
+    )
 
 
 def test_path_blobs_route_by_container_prefix() -> None:

@@ -35,11 +35,14 @@ from shared.ingestion.spapi_gateway import SpApiGateway, SpApiRejected
 from shared.invoices.feeds import FeedRejected, SpApiVatInvoiceUploader, feed_options, sp_api_feeds_factory
 from shared.settings import load_settings
 from shared.shipping.carriers.amazon import AmazonBuyShipping, SpApiShippingV2
-from shared.shipping.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom
+from shared.shipping.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom, ShipmentRef
 
 DE = "A1PA6795UKMFR9"
 SELLER = {"sellerId": "S1", "marketplaceIds": [DE], "refreshTokenSecret": "rt"}  # pragma: allowlist secret
 EXAMPLE_TRACKING_ID = "23AA47DE2B3B6"  # pragma: allowlist secret - getTracking's example id
+# The shipment of Amazon's cancelShipment and getTracking examples, with the carrierId of the rate
+# it was bought at (getRates' example rate).
+EXAMPLE_SHIPMENT = ShipmentRef("87852211788104", EXAMPLE_TRACKING_ID, carrier_id="FOOSHIPGRD")
 CREDS = {
     "lwa_app_id": "amzn1.application-oa2-client.example",
     "lwa_client_secret": "x",
@@ -99,11 +102,13 @@ class Wire:
         self.models = models
         self.answers: deque[tuple[int, bytes]] = deque()
         self.request_violations: list[Violation] = []
+        self.sent: list[httpx.Request] = []
 
     def queue(self, status: int, body: object | None) -> None:
         self.answers.append((status, b"" if body is None else json.dumps(body).encode()))
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
         operation = self.models.operation(request.method, request.url.path)
         if operation is not None:
             query = parse_qs(request.url.query.decode(), keep_blank_values=True)
@@ -328,28 +333,33 @@ def test_tracking_examples(models: AmazonModels, wire: Wire) -> None:
     carrier = _shipping(wire)
     for body in _both_forms(tracking):
         wire.queue(200, body)
-        info = carrier.track(EXAMPLE_TRACKING_ID)
-        # Amazon's example: the package was Undeliverable on its way to the buyer, and the
-        # "Delivered" events are of its return (shipmentType RETURNS) to the seller. The summary
-        # says Delivered, but the buyer never got it: not a delivery (which would start the
-        # buyer's 7 days of retention), an exception for the hard bound and a person.
-        assert (info.status, info.delivered_at) == ("exception", None)
+        info = carrier.track(EXAMPLE_SHIPMENT)
+        # Amazon's example: the package was Undeliverable on its way to the buyer, then its
+        # return (shipmentType RETURNS) to the seller was initiated and delivered. The summary
+        # says Delivered, but the buyer never got it: returned, not delivered, from the return
+        # leg's first event (its ReturnInitiated), where the buyer's 7 days of retention start.
+        assert (info.status, info.event_at) == (
+            "returned",
+            datetime(2024, 2, 12, 9, 9, 5, 513000, tzinfo=UTC),
+        )
+        # getTracking names the carrier of the rate bought, as the model asks (not a fixed AMZN_US).
+        assert parse_qs(wire.sent[-1].url.query.decode())["carrierId"] == ["FOOSHIPGRD"]
         REPLAYED["getTracking"] += 1
     forward = json.loads(json.dumps(tracking))
     for event in forward["eventHistory"]:
         event["shipmentType"] = "FORWARD"
     for body in _both_forms(forward):
         wire.queue(200, body)
-        info = carrier.track(EXAMPLE_TRACKING_ID)
+        info = carrier.track(EXAMPLE_SHIPMENT)
         assert info.status == "delivered"
-        assert info.delivered_at == datetime(2024, 2, 13, 4, 9, 5, 513000, tzinfo=UTC)
+        assert info.event_at == datetime(2024, 2, 13, 4, 9, 5, 513000, tzinfo=UTC)
         REPLAYED["getTracking"] += 1
     for status, declared in _responses(models, "shippingV2.json", "/shipping/v2/tracking", "get").items():
         if status.startswith("2"):
             continue
         wire.queue(int(status), declared["examples"]["application/json"])
         with pytest.raises(AppError) as refused:
-            carrier.track(EXAMPLE_TRACKING_ID)
+            carrier.track(EXAMPLE_SHIPMENT)
         assert refused.value.code in ("amazon_shipping_refused", "carrier_not_reached", "carrier_unavailable")
         REPLAYED["getTracking"] += 1
 
@@ -360,10 +370,10 @@ def test_cancel_shipment_examples(models: AmazonModels, wire: Wire) -> None:
     for status, declared in _responses(models, "shippingV2.json", template, "put").items():
         wire.queue(int(status), declared["examples"]["application/json"])
         if status == "200":
-            assert carrier.cancel_label("87852211788104") is True
+            assert carrier.cancel_label(EXAMPLE_SHIPMENT) is True
         else:
             with pytest.raises(AppError):
-                carrier.cancel_label("87852211788104")
+                carrier.cancel_label(EXAMPLE_SHIPMENT)
         REPLAYED["cancelShipment"] += 1
 
 

@@ -104,6 +104,16 @@ def test_address_without_required_fields_is_rejected_by_name_only() -> None:
     assert "Zyxwv" not in str(info.value) and "addressLine1" in str(info.value)
 
 
+def test_an_address_without_a_postal_code_maps_as_the_uaes_do() -> None:
+    raw = _minimal()
+    raw["recipient"] = {
+        "deliveryAddress": {"name": "N", "addressLine1": "Villa 1", "city": "Dubai", "countryCode": "AE"}
+    }
+    order = order_from_api(raw, "SELLER")
+    assert order.ship_to is not None and order.ship_to.postal_code is None
+    assert OrderPii.from_plain(OrderPii.of(order).to_plain()).ship_to == order.ship_to
+
+
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(),

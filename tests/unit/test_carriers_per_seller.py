@@ -20,7 +20,7 @@ from shared.errors import SettingsError
 from shared.orders.domain import OrderItem
 from shared.settings import Settings, load_settings
 from shared.shipping.carriers.amazon_business import BUSINESS_IDS
-from shared.shipping.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom
+from shared.shipping.carriers.base import LabelItem, LabelRequest, Parcel, ShipFrom, ShipmentRef
 from shared.shipping.rules import ShippingRules
 
 US, UK, FR, IT, DE = "ATVPDKIKX0DER", "A1F83G8C2ARO7P", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4", "A1PA6795UKMFR9"
@@ -84,9 +84,10 @@ class FakeShippingV2:
 
     def __init__(self, business: str) -> None:
         self.business = business
+        self.calls: list[tuple[str, ...]] = []
 
     def get_rates(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        rate = {"rateId": "r1", "serviceId": "std", "totalCharge": {"value": 3}}
+        rate = {"rateId": "r1", "serviceId": "std", "carrierId": "AMZN_X", "totalCharge": {"value": 3}}
         return {"requestToken": "rt", "rates": [rate]}
 
     def purchase_shipment(self, body: Mapping[str, Any], idempotency_key: str) -> Mapping[str, Any]:
@@ -103,19 +104,23 @@ class FakeShippingV2:
         }
 
     def cancel_shipment(self, shipment_id: str) -> Mapping[str, Any]:
+        self.calls.append(("cancelShipment", shipment_id))
         return {}
 
     def get_tracking(self, tracking_id: str, carrier_id: str) -> Mapping[str, Any]:
+        self.calls.append(("getTracking", tracking_id, carrier_id))
         return {}
 
 
 class Apis:
     def __init__(self) -> None:
         self.made: list[tuple[str, str]] = []
+        self.apis: dict[str, FakeShippingV2] = {}
 
     def __call__(self, seller_id: str, business: str) -> FakeShippingV2:
         self.made.append((seller_id, business))
-        return FakeShippingV2(business)
+        self.apis[business] = FakeShippingV2(business)
+        return self.apis[business]
 
 
 def label_request(marketplace: str) -> LabelRequest:
@@ -225,6 +230,25 @@ def test_an_eu_marketplace_uses_its_own_buy_shipping_business() -> None:
     carriers["amazon"].create_label(label_request(FR))
     carriers["amazon"].create_label(label_request(IT))
     assert apis.made == [("S1", "AmazonShipping_IT"), ("S1", "AmazonShipping_FR")]
+
+
+def test_tracking_and_cancelling_go_through_the_orders_marketplace_with_the_rates_carrier() -> None:
+    rules = rules_config(buyShipping={"marketplaces": [FR, IT], "services": {"Standard": "*"}})
+    config = settings([FR, IT], rules)
+    apis = Apis()
+    amazon = carrier_directory(
+        config, ShippingRules(config.shipping_rules), SecretValues(Vault(LWA)), amazon_api=apis
+    )("S1")["amazon"]
+    label = amazon.create_label(label_request(IT))
+    shipment = ShipmentRef(label.shipment_id, label.tracking_number, IT, label.carrier_id)
+    amazon.track(shipment)
+    amazon.cancel_label(shipment)
+    # The seller's first marketplace is FR: the Italian order's label is Italy's business's.
+    assert apis.made == [("S1", "AmazonShipping_IT")]
+    assert apis.apis["AmazonShipping_IT"].calls == [
+        ("getTracking", "TBA1", "AMZN_X"),
+        ("cancelShipment", "sh-1"),
+    ]
 
 
 def test_a_marketplace_without_a_buy_shipping_business_fails_when_the_rules_load() -> None:

@@ -47,6 +47,28 @@ def test_carrier_is_asked_when_amazon_is_silent_or_failing(world: World) -> None
     assert report.source_errors == [(failing, "tracking_unavailable")]
 
 
+def test_a_parcel_returned_to_the_seller_is_not_delivered_and_is_purged_from_the_return(world: World) -> None:
+    ref = world.ship(1)
+    back = T0 + timedelta(days=2)
+    world.carrier.returns[ref] = back
+    world.now = T0 + timedelta(days=3)
+    report = world.service.track(world.now)
+    rec = world.orders.get(ref)
+    assert rec is not None and rec.stage is Stage.RETURNED
+    assert (rec.delivered_at, rec.returned_at, rec.delivery_source) == (None, back, "carrier")
+    assert rec.purge_after == back + timedelta(days=7) == rec.due_at
+    assert report.delivered == [] and [(d.ref, d.delivered_at) for d in report.returned] == [(ref, back)]
+    assert world.service.track(world.now + timedelta(days=1)).rescheduled == 0  # no longer tracked
+
+    world.now = back + timedelta(days=7) - timedelta(minutes=1)
+    assert world.service.purge(world.now).purged == []
+    world.now = back + timedelta(days=7)
+    assert [(p.ref, p.stage) for p in world.service.purge(world.now).purged] == [(ref, "returned")]
+    assert world.orders.get(ref) is None
+    [purged] = [e for e in audit_trail(world.store).trail(ref) if e.action is AuditAction.PURGED]
+    assert purged.details["returnedAt"] == back.isoformat() and purged.details["deliveredAt"] is None
+
+
 def test_undelivered_order_comes_back_at_the_next_check_never_after_its_bound(world: World) -> None:
     ref = world.ship(1, latest_delivery_days=1)  # bound: T0 + 1 day + 3 days grace
     world.now = T0 + timedelta(days=3, hours=20)

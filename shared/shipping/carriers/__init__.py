@@ -16,6 +16,7 @@ from shared.shipping.carriers.base import (
     Parcel,
     Recipient,
     ShipFrom,
+    ShipmentRef,
     TrackingInfo,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "Parcel",
     "Recipient",
     "ShipFrom",
+    "ShipmentRef",
     "TrackingInfo",
 ]

@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from shared.shipping.carriers.amazon_business import business_id
 from shared.shipping.carriers.base import (
+    RETURNED,
     AddressProblem,
     CarrierError,
     CarrierTimeout,
     CarrierUnavailable,
     Label,
     LabelRequest,
+    ShipmentRef,
     TrackingInfo,
 )
 from shared.telemetry.invocations import current_invocation
@@ -168,38 +171,53 @@ class AmazonBuyShipping:
             document=base64.b64decode(documents[0]["contents"]),
             document_format=str(documents[0].get("format") or "PDF"),
             confirmed_by_carrier=True,
+            carrier_id=str(rate["carrierId"]),
         )
 
-    def cancel_label(self, shipment_id: str) -> bool:
-        self._api.cancel_shipment(shipment_id)
+    def cancel_label(self, shipment: ShipmentRef) -> bool:
+        self._api.cancel_shipment(shipment.shipment_id)
         return True
 
-    def track(self, tracking_number: str, carrier_id: str = "AMZN_US") -> TrackingInfo:
-        result = self._api.get_tracking(tracking_number, carrier_id)
+    def track(self, shipment: ShipmentRef) -> TrackingInfo:
+        """getTracking with the `carrierId` of the rate bought, as Amazon's model asks."""
+        if not shipment.carrier_id:
+            raise CarrierError("the shipment has no Buy Shipping carrierId", code="carrier_id_missing")
+        result = self._api.get_tracking(shipment.tracking_number, shipment.carrier_id)
         try:
-            return _tracking(tracking_number, result)
+            return _tracking(shipment.tracking_number, result)
         except _MALFORMED:
             raise CarrierUnavailable(
                 "getTracking answer unreadable", code="amazon_tracking_unreadable"
             ) from None
 
 
-def _tracking(tracking_number: str, result: Mapping[str, Any]) -> TrackingInfo:
-    from datetime import datetime
+_STATUSES = {
+    "Delivered": "delivered",
+    "InTransit": "in_transit",
+    "OutForDelivery": "in_transit",
+    "PreTransit": "pending",
+}
 
+
+def _event_time(event: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(event["eventTime"]).replace("Z", "+00:00"))
+
+
+def _tracking(tracking_number: str, result: Mapping[str, Any]) -> TrackingInfo:
+    """An event's shipmentType tells the way to the buyer (FORWARD, or unsaid) from the way back
+    to the seller (RETURNS). Only a forward Delivered reaches the buyer; a parcel with a RETURNS
+    leg and no forward delivery is returned from the return leg's first event (ReturnInitiated
+    in Amazon's example), even when the summary says Delivered (it arrived back)."""
+    events = list(result.get("eventHistory") or [])
+    forward = [e for e in events if e.get("shipmentType") != "RETURNS"]
+    handed = [_event_time(e) for e in forward if e.get("eventCode") == "Delivered"]
+    if handed:
+        return TrackingInfo(tracking_number, "delivered", handed[-1])
+    returns = [_event_time(e) for e in events if e.get("shipmentType") == "RETURNS"]
+    if returns:
+        return TrackingInfo(tracking_number, RETURNED, min(returns))
     status = str((result.get("summary") or {}).get("status") or "")
-    mapped = {"Delivered": "delivered", "InTransit": "in_transit", "PreTransit": "pending"}.get(status)
-    delivered_at = None
-    if mapped == "delivered":
-        delivered = [e for e in result.get("eventHistory") or [] if e.get("eventCode") == "Delivered"]
-        # An event's shipmentType tells the way to the buyer (FORWARD) from the way back to the
-        # seller (RETURNS): a package delivered only on its way back never reached the buyer.
-        forward = [e for e in delivered if e.get("shipmentType") != "RETURNS"]
-        if delivered and not forward:
-            return TrackingInfo(tracking_number, "exception")
-        times = [e.get("eventTime") for e in forward]
-        delivered_at = datetime.fromisoformat(str(times[-1]).replace("Z", "+00:00")) if times else None
-    return TrackingInfo(tracking_number, mapped or ("exception" if status else "unknown"), delivered_at)
+    return TrackingInfo(tracking_number, _STATUSES.get(status) or ("exception" if status else "unknown"))
 
 
 THROTTLED = 429
@@ -329,8 +347,9 @@ class MarketplaceBuyShipping:
     shipping business of the order's marketplace (`amazon_business.BUSINESS_IDS`), with one
     Shipping v2 client per business, made on first use by `api_for(business_id)`.
 
-    Cancelling and tracking carry no marketplace: they use `default_marketplace` (the seller's
-    first marketplace with a business)."""
+    Cancelling and tracking go through the business of the shipment's marketplace too; a
+    request or shipment that names none uses `default_marketplace` (the seller's first
+    marketplace with a business)."""
 
     name = "amazon"
     replay_safe = True
@@ -357,8 +376,8 @@ class MarketplaceBuyShipping:
     def create_label(self, request: LabelRequest) -> Label:
         return self._carrier(request.marketplace_id).create_label(request)
 
-    def cancel_label(self, shipment_id: str) -> bool:
-        return self._carrier(None).cancel_label(shipment_id)
+    def cancel_label(self, shipment: ShipmentRef) -> bool:
+        return self._carrier(shipment.marketplace_id).cancel_label(shipment)
 
-    def track(self, tracking_number: str) -> TrackingInfo:
-        return self._carrier(None).track(tracking_number)
+    def track(self, shipment: ShipmentRef) -> TrackingInfo:
+        return self._carrier(shipment.marketplace_id).track(shipment)

@@ -52,7 +52,7 @@ class Recipient:
     name: Pii
     line1: Pii
     city: Pii
-    postal_code: Pii
+    postal_code: Pii | None  # None where the country has no postal codes (the UAE)
     country_code: str
     line2: Pii | None = None
     line3: Pii | None = None
@@ -115,7 +115,7 @@ class LabelRequest:
 
 @dataclass(frozen=True, slots=True)
 class Label:
-    """A bought label. `shipment_id` is what `cancel_label` needs; `carrier_name` is the name
+    """A bought label. `shipment_id` names it to `cancel_label`; `carrier_name` is the name
     Amazon's confirmShipment expects (e.g. "USPS"). `confirmed_by_carrier` is True when buying
     the label already told Amazon the order shipped (Buy Shipping), so no confirmShipment."""
 
@@ -127,13 +127,35 @@ class Label:
     document: bytes
     document_format: str = "PDF"
     confirmed_by_carrier: bool = False
+    #: Buy Shipping's `carrierId` of the rate bought, which getTracking asks for again.
+    carrier_id: str | None = None
+
+
+RETURNED = "returned"
 
 
 @dataclass(frozen=True, slots=True)
 class TrackingInfo:
+    """What a carrier's tracking says of a parcel. `status` is "delivered" (to the buyer, on the
+    way out), "returned" (sent back to the seller: never delivered), "in_transit", "pending",
+    "exception" or "unknown"; `event_at` is when it was delivered or returned, if the carrier
+    says."""
+
     tracking_number: str
-    status: str  # "delivered", "in_transit", "pending", "exception" or "unknown"
-    delivered_at: datetime | None = None
+    status: str
+    event_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRef:
+    """A bought label as cancelling and tracking name it: the carrier's ids, the order's
+    marketplace (Buy Shipping's business is chosen by it) and the `carrierId` Buy Shipping's
+    rate gave (getTracking needs it)."""
+
+    shipment_id: str
+    tracking_number: str
+    marketplace_id: str | None = None
+    carrier_id: str | None = None
 
 
 class Carrier(Protocol):
@@ -151,6 +173,6 @@ class Carrier(Protocol):
 
     def create_label(self, request: LabelRequest) -> Label: ...
 
-    def cancel_label(self, shipment_id: str) -> bool: ...
+    def cancel_label(self, shipment: ShipmentRef) -> bool: ...
 
-    def track(self, tracking_number: str) -> TrackingInfo: ...
+    def track(self, shipment: ShipmentRef) -> TrackingInfo: ...

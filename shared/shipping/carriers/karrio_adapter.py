@@ -22,9 +22,11 @@ import functools
 import http.client
 import urllib.error
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from shared.shipping.carriers.base import (
+    RETURNED,
     AddressProblem,
     CarrierError,
     CarrierTimeout,
@@ -33,6 +35,7 @@ from shared.shipping.carriers.base import (
     LabelRequest,
     Recipient,
     ShipFrom,
+    ShipmentRef,
     TrackingInfo,
 )
 from shared.telemetry.invocations import record_count
@@ -163,7 +166,7 @@ def _address(sdk_models: Any, recipient: Recipient, carrier: str) -> Any:
         address_line2=fit(second, "line"),
         city=fit(recipient.city.reveal(), "city"),
         state_code=text(recipient.state_or_region),
-        postal_code=recipient.postal_code.reveal(),
+        postal_code=text(recipient.postal_code),
         country_code=recipient.country_code,
         phone_number=text(recipient.phone),
     )
@@ -317,18 +320,19 @@ class KarrioCarrier:
             document_format=str(shipment.label_type or "PDF"),
         )
 
-    def cancel_label(self, shipment_id: str) -> bool:
+    def cancel_label(self, shipment: ShipmentRef) -> bool:
         sdk, _lib, _ = _karrio()
         from karrio.core import models
 
         gateway = self._gw()
-        request = models.ShipmentCancelRequest(shipment_identifier=shipment_id)
+        request = models.ShipmentCancelRequest(shipment_identifier=shipment.shipment_id)
         confirmation, codes = self._call(lambda: sdk.Shipment.cancel(request).from_(gateway).parse())
         if confirmation is None and codes:
             raise _classify(self.name, codes)
         return bool(confirmation and confirmation.success)
 
-    def track(self, tracking_number: str) -> TrackingInfo:
+    def track(self, shipment: ShipmentRef) -> TrackingInfo:
+        tracking_number = shipment.tracking_number
         sdk, _lib, _ = _karrio()
         from karrio.core import models
 
@@ -343,19 +347,29 @@ class KarrioCarrier:
         return _tracking(found[0])
 
 
-def _tracking(details: Any) -> TrackingInfo:
-    from datetime import datetime
-
-    status = str(details.status or ("delivered" if details.delivered else "unknown"))
-    delivered_at = None
-    if status == "delivered" and details.events:
-        latest = details.events[0]
-        stamp = f"{latest.date or ''}T{latest.time or '00:00'}"
+def _event_time(event: Any) -> datetime | None:
+    """An event's time: karrio's ISO `timestamp`, else its date and time (karrio writes the time
+    as "10:00 AM", which no ISO parser reads: then the day's start, which errs early)."""
+    for stamp in (event.timestamp, f"{event.date or ''}T{event.time or ''}", event.date):
         try:
-            delivered_at = datetime.fromisoformat(stamp)
+            return datetime.fromisoformat(str(stamp))
         except ValueError:
-            delivered_at = None
-    neutral = status if status in ("delivered", "in_transit", "pending") else "unknown"
-    if status in ("delivery_failed", "return_to_sender", "on_hold"):
+            continue
+    return None
+
+
+def _tracking(details: Any) -> TrackingInfo:
+    """karrio's statuses (newest event first): `delivered` is the buyer's parcel; its
+    `return_to_sender` (UPS RS/RT/RH/RU, FedEx RS/RT) is a parcel going back to the seller,
+    returned from the earliest event that says so (else the newest event)."""
+    status = str(details.status or ("delivered" if details.delivered else "unknown"))
+    events = list(details.events or ())
+    if status == "delivered":
+        return TrackingInfo(details.tracking_number, status, _event_time(events[0]) if events else None)
+    if status == "return_to_sender":
+        back = [e for e in events if e.status == "return_to_sender"] or events[:1]
+        return TrackingInfo(details.tracking_number, RETURNED, _event_time(back[-1]) if back else None)
+    neutral = status if status in ("in_transit", "pending") else "unknown"
+    if status in ("delivery_failed", "on_hold"):
         neutral = "exception"
-    return TrackingInfo(details.tracking_number, neutral, delivered_at)
+    return TrackingInfo(details.tracking_number, neutral)
