@@ -106,3 +106,15 @@ def test_loopback_settings_override_only_the_host() -> None:
         _settings_class("ups")(client_id="c", client_secret="s", test_mode=True).server_url
         == "https://wwwcie.ups.com"
     )
+
+
+@pytest.mark.parametrize("name", ["usps", "fedex", "ups"])
+def test_one_oauth_token_serves_many_labels(servers: carrier_servers.CarrierServers, name: str) -> None:
+    standin = servers.all()[name]
+    carrier = KarrioCarrier(name, CREDENTIALS[name], base_url=standin.base_url, replay_safe=True)
+    before = len(standin.requests)
+    for n in range(5):
+        carrier.create_label(request(f"{name}-token-{n:012d}", SERVICES[name]))
+    paths = [r.path for r in standin.requests[before:]]
+    assert sum("token" in p for p in paths) == 1
+    assert sum(carrier_servers._is_label_path(p) for p in paths) == 5
