@@ -13,10 +13,6 @@ country and phone (FedEx requires the phone); never the e-mail, which the neutra
 not even carry. karrio records every request body in its tracer and logs through loguru; the
 adapter gives it a tracer that keeps nothing and silences the `karrio` loguru namespace, so no
 address outlives the call in memory or in a log.
-
-UPS labels: UPS sends an image that karrio turns into a PDF; the gateway's proxy makes that
-image 1-bit first (`label_images`), so the PDF is a few KB instead of about 4.4 MB. The OAuth
-token karrio fetches is cached in the gateway until 30 minutes before UPS says it expires.
 """
 
 from __future__ import annotations
