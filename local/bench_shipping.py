@@ -4,7 +4,7 @@
 order, steady state (karrio loaded, OAuth tokens cached): rules, decrypting the address,
 karrio building the request and parsing the answer, sealing the label, CAS writes. The carrier
 stand-ins run in a child process so their CPU is not counted. UPS costs most: karrio turns the
-GIF that UPS returns into a 1200x1800 PDF.
+image that UPS returns (made 1-bit first by the adapter) into a 1200x1800 PDF.
 `karrio_first_use_s`: wall time of the first label in a fresh process's shipping path (karrio
 import and plugin discovery), paid once per worker by ship_order only.
 `cold_import_s` (per function module): median wall time of `python -c "import functions.<m>"`

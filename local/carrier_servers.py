@@ -12,7 +12,10 @@ app. For tests they
   real APIs do not promise this (docs/shipping.md); it is how the app's replay is tested;
 - inject faults: `fail_next(n)` answers the next n purchases 503, `reject_next(n)` rejects the
   next n with the carrier's address error;
-- return a real one-page PDF (UPS: a GIF, as UPS does, which karrio turns into a PDF).
+- return a real one-page PDF (UPS: an image in the format the request names, as UPS does, a
+  4x6 in label at 203 dpi, landscape, with the tracking number as a Code 128 barcode; karrio
+  turns it into a PDF). UPS's OAuth token says when it was issued (`issued_at`, epoch ms) and
+  for how long it lasts, as UPS's does.
 
 Start all three with `start()`, stop them with `stop()` (or use `running()`).
 """
@@ -20,9 +23,11 @@ Start all three with `start()`, stop them with `stop()` (or use `running()`).
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,8 +37,35 @@ from typing import Any
 
 Response = tuple[int, dict[str, Any] | str]
 
-# A 1x1 GIF: UPS returns label images as GIF by default.
-_GIF = "R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw=="
+# A UPS label image: 4 x 6 in at 203 dpi (812 x 1218 px), black on white, sent landscape.
+LABEL_DPI = 203
+LABEL_SIZE_PX = (812, 1218)
+BARCODE_BOX = (60, 780, 752, 980)  # left, top, right, bottom, portrait, before rotation
+UPS_IMAGE_FORMATS = ("GIF", "PNG")
+
+
+def label_image(tracking_number: str, image_format: str = "GIF") -> bytes:
+    """A UPS label image: boxes where the addresses go (no buyer data) and the tracking number
+    as a Code 128 barcode, drawn portrait and sent rotated to landscape, as UPS does."""
+    from barcode import Code128
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", LABEL_SIZE_PX, 255)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((20, 20, 792, 1198), outline=0, width=4)
+    for top in (60, 300, 540):
+        draw.rectangle((60, top, 752, top + 180), outline=0, width=3)
+    modules = Code128(tracking_number).build()[0]
+    left, top, right, bottom = BARCODE_BOX
+    width = max(1, (right - left) // len(modules))
+    start = left + (right - left - width * len(modules)) // 2
+    for i, bit in enumerate(modules):
+        if bit == "1":
+            draw.rectangle((start + i * width, top, start + (i + 1) * width - 1, bottom), fill=0)
+    landscape = image.rotate(90, expand=True).convert("P")
+    out = io.BytesIO()
+    landscape.save(out, format=image_format)
+    return out.getvalue()
 
 
 def label_pdf(tracking_number: str) -> bytes:
@@ -382,6 +414,10 @@ def _ups_ship(state: CarrierStandIn, body: Any) -> Response:
             }
         }
     number, _ = outcome  # type: ignore[misc]
+    # UPS answers in the image format the request names (LabelImageFormat.Code).
+    asked = [str(c).upper() for c in _find(_find(body, "LabelImageFormat"), "Code")]
+    image_format = asked[0] if asked and asked[0] in UPS_IMAGE_FORMATS else "GIF"
+    image = base64.b64encode(label_image(number, image_format)).decode()
     return 200, {
         "ShipmentResponse": {
             "Response": {"ResponseStatus": {"Code": "1", "Description": "Success"}},
@@ -390,7 +426,7 @@ def _ups_ship(state: CarrierStandIn, body: Any) -> Response:
                 "PackageResults": [
                     {
                         "TrackingNumber": number,
-                        "ShippingLabel": {"ImageFormat": {"Code": "GIF"}, "GraphicImage": _GIF},
+                        "ShippingLabel": {"ImageFormat": {"Code": image_format}, "GraphicImage": image},
                     }
                 ],
             },
@@ -462,7 +498,7 @@ def _ups(state: CarrierStandIn, method: str, path: str, body: Any) -> Response:
         return 200, {
             "access_token": "local-token",
             "token_type": "Bearer",
-            "issued_at": "1767225600000",
+            "issued_at": str(int(time.time() * 1000)),
             "expires_in": "14399",
             "status": "approved",
         }

@@ -156,3 +156,15 @@ def test_authenticate_names_credentials_that_lack_a_field(servers: carrier_serve
     with pytest.raises(CarrierError) as incomplete:
         KarrioCarrier("fedex", partial, base_url=servers.fedex.base_url).authenticate()
     assert incomplete.value.code == "carrier_credentials_incomplete_fedex"
+
+
+@pytest.mark.parametrize("name", ["usps", "fedex", "ups"])
+def test_one_oauth_token_serves_many_labels(servers: carrier_servers.CarrierServers, name: str) -> None:
+    standin = servers.all()[name]
+    carrier = KarrioCarrier(name, CREDENTIALS[name], base_url=standin.base_url, replay_safe=True)
+    before = len(standin.requests)
+    for n in range(5):
+        carrier.create_label(request(f"{name}-token-{n:012d}", SERVICES[name]))
+    paths = [r.path for r in standin.requests[before:]]
+    assert sum("token" in p for p in paths) == 1
+    assert sum(carrier_servers._is_label_path(p) for p in paths) == 5

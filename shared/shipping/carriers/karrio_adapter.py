@@ -38,6 +38,7 @@ from shared.shipping.carriers.base import (
     ShipmentRef,
     TrackingInfo,
 )
+from shared.shipping.carriers.label_images import one_bit_ups_labels
 from shared.telemetry.invocations import record_count
 
 CARRIER_NAMES: Mapping[str, str] = {"usps": "USPS", "fedex": "FedEx", "ups": "UPS"}
@@ -125,6 +126,22 @@ def _settings_class(carrier: str) -> Any:
             return self.base_url or str(super().server_url)
 
     return LoopbackAwareSettings
+
+
+def _one_bit_labels(proxy: Any) -> None:
+    """Make the label images of this UPS proxy's ship responses 1-bit before karrio reads them.
+
+    Set on the instance: karrio lists a proxy's operations from its class's own attributes, so
+    a subclass would hide the inherited ones (void, tracking)."""
+    create_shipment = proxy.create_shipment
+
+    def one_bit_create_shipment(request: Any) -> Any:
+        response = create_shipment(request)
+        if isinstance(response.value, str):
+            response.value = one_bit_ups_labels(response.value)
+        return response
+
+    proxy.create_shipment = one_bit_create_shipment
 
 
 # The longest text each carrier takes in a label's recipient fields (characters). FedEx Ship
@@ -228,6 +245,8 @@ class KarrioCarrier:
                 **self._credentials, base_url=self._base_url, test_mode=self._test_mode
             )
             self._gateway = sdk.gateway[self.name].create(settings, tracer=tracer_class(), cache=lib.Cache())
+            if self.name == "ups":
+                _one_bit_labels(self._gateway.proxy)
         return self._gateway
 
     def _call(self, build: Any) -> tuple[Any, list[str]]:
