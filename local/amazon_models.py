@@ -382,11 +382,25 @@ class Ledger:
         self._lock = threading.Lock()
         self._exchanges: Counter[str] = Counter()
         self._violations: list[Violation] = []
+        self._unmodelled: Counter[str] = Counter()
 
     def record(self, operation: str, violations: Sequence[Violation]) -> None:
         with self._lock:
             self._exchanges[operation] += 1
             self._violations.extend(violations)
+
+    def unmodelled(self, path: str) -> None:
+        """Count an exchange no model beside the repository covers, by its path's first two
+        segments (never an id deeper in it)."""
+        area = "/" + "/".join(path.split("?", 1)[0].strip("/").split("/")[:2])
+        with self._lock:
+            self._unmodelled[area] += 1
+
+    def take_unmodelled(self) -> Counter[str]:
+        """The exchanges no model judged (per path area) since the last call."""
+        with self._lock:
+            taken, self._unmodelled = self._unmodelled, Counter()
+            return taken
 
     def take(self) -> tuple[Counter[str], list[Violation]]:
         """The exchanges (per operationId) and violations since the last take."""
@@ -451,6 +465,7 @@ class ModelJudge:
             return False
         operation = self.models.operation(method, path)
         if operation is None:
+            LEDGER.unmodelled(path)
             return False
         found = self.request_violations(operation, query, headers, body)
         found += self.response_violations(operation, status, response)
