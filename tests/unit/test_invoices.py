@@ -699,14 +699,18 @@ def test_a_duplicate_that_finds_the_document_being_uploaded_waits_for_it() -> No
     assert len(world.uploader.calls) == 1
 
 
-def test_an_uploaded_invoice_costs_one_order_write_and_one_counter_write() -> None:
+def test_an_uploaded_invoice_costs_two_order_writes_and_one_counter_write() -> None:
     world = World()
     de_consumer(world)
     counted = CountingStore(world.store)
     world.service._orders = OrderRepository(counted)
     world.counter = world.service._counter = InvoiceCounter(counted, sleep=lambda _s: None)
     assert world.issue("ref-de-consumer-1")["invoice"]["delivery"]["status"] == "submitted"
-    assert (counted.counts["orders.write"], counted.counts["state.write"]) == (1, 1)
+    # The blob's name noted before it is written (so the purge never lists), then the document.
+    record = world.orders.get("ref-de-consumer-1")
+    assert record is not None and record.invoice is not None
+    assert record.noted_blobs == (record.invoice["invoice"]["blob"],)
+    assert (counted.counts["orders.write"], counted.counts["state.write"]) == (2, 1)
 
 
 def test_an_upload_whose_outcome_is_unknown_goes_to_a_person_at_once() -> None:

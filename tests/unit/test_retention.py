@@ -9,7 +9,7 @@ import pytest
 
 from shared.orders.deadlines import RetentionPolicy, delivery_bound, expiry_ttl, ttl_seconds
 from shared.orders.lifecycle import cancelled_now
-from shared.orders.record import OrderRecord, Stage
+from shared.orders.record import OrderRecord, Stage, noting_blob
 from shared.retention.service import RetentionIncomplete
 from shared.storage.audit import AuditAction
 from shared.storage.document_store import ORDERS, StoreUnavailable
@@ -115,7 +115,9 @@ def test_purge_deletes_document_blobs_audits_and_shreds(world: World) -> None:
     ref, later = world.ship(1), world.ship(2)
     invoice = {"invoice": {"series": "INV2026", "number": 7, "numberText": "INV2026-000007"}, "skipped": {}}
     world.orders.update(ref, lambda r: r.evolve(invoice=invoice))
-    # A credit note stored and never recorded (its message poisoned): its number is listed too.
+    # A credit note stored and never recorded (its message poisoned): the order noted its blob
+    # before it was written, so the purge deletes it by name and keeps its number too.
+    world.orders.update(ref, lambda r: noting_blob(r, f"invoices/{ref}/CRN2026-000002.pdf"))
     world.blobs.put("invoices", f"{ref}/CRN2026-000002.pdf", b"sealed")
     world.amazon.deliveries = {ref: T0 + timedelta(days=1), later: T0 + timedelta(days=3)}
     world.now = T0 + timedelta(days=3)
