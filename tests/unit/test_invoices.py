@@ -443,6 +443,28 @@ def test_an_order_erased_while_its_invoice_is_made_gets_nothing_sent(
     assert verdict("INV2026", "ref-erasing:invoice", 1) is ClaimVerdict.DROP  # the erasure saw its blob
 
 
+def test_an_order_erased_before_its_invoice_blob_is_noted_gets_no_blob_and_no_note() -> None:
+    """The note comes before the blob: an order stripped while the PDF renders refuses it, so
+    no blob exists that its purge or erasure would have to find."""
+    world = World()
+    de_consumer(world, "ref-erased-rendering")
+    render = world.service._renderer.render
+
+    def render_while_erased(data: Any) -> bytes:
+        world.orders.update(
+            "ref-erased-rendering", lambda r: r.evolve(pii=None, restricted=True, invoice=None)
+        )
+        return render(data)
+
+    world.service._renderer.render = render_while_erased  # type: ignore[method-assign]
+    writes = world.memory.writes
+    world.issue("ref-erased-rendering")
+    record = world.orders.get("ref-erased-rendering")
+    assert record is not None and record.noted_blobs == ()
+    assert world.memory.writes == writes  # never written, not written and deleted
+    assert world.uploader.calls == [] and stored(world.memory) == {}
+
+
 def test_an_order_restricted_while_its_invoice_is_made_gets_nothing_sent() -> None:
     world = World()
     de_consumer(world, "ref-restricted")
