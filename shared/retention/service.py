@@ -353,6 +353,9 @@ class RetentionService:
             return {c: self._blobs.delete_prefix(c, f"{record.ref}/") for c in self._containers}
         deleted: dict[str, list[str]] = {}
         for container, name in blob_names(record):
+            # Only the order's own blobs: a noted name elsewhere (the audit trail) is not its to delete.
+            if container not in self._containers or not name.startswith(f"{record.ref}/"):
+                continue
             if self._blobs.delete(container, name):
                 deleted.setdefault(container, []).append(name)
         return deleted

@@ -3,8 +3,8 @@
 A label prints the buyer's name and address, so it is personal data: it is sealed by a
 `BlobCipher` (envelope encryption under the order's key material) before it leaves memory,
 and stored as container "labels", blob "<ref>/label.pdf". The purge deletes it by name with the
-order (`delete`: a Delete Blob, where a listing is a billed write-class call), so labels follow
-the order's retention.
+order (`delete`: a Delete Blob is free, a listing is a billed list-class call), so labels
+follow the order's retention.
 
 A blob may carry metadata (plain text beside it, never personal data): a label carries its
 purchase (carrier, service, tracking number, intent id), so the blob written right after the

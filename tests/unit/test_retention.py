@@ -336,3 +336,21 @@ def test_the_shell_of_an_unfinished_erasure_is_swept_by_listing(world: World) ->
     assert purged.blobs_deleted == 3 and world.blobs.blobs == {} and world.blobs.lists == 3
     (event,) = audit_trail(world.store).trail(ref)
     assert event.details["invoices"] == ["INV2026-000004"]
+
+
+def test_a_noted_name_outside_the_orders_containers_and_reference_is_never_deleted(world: World) -> None:
+    ref = world.ship(1)
+    for path in ("audit/" + f"{ref}/purged:order.json", "exports/someone-else/req-00000006.bin"):
+        world.orders.update(ref, lambda r, p=path: noting_blob(r, p))
+        container, _, name = path.partition("/")
+        world.blobs.put(container, name, b"kept")
+    world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    world.service.track(world.now)
+    world.now = T0 + timedelta(days=7, hours=2)
+    (purged,) = world.service.purge(world.now).purged
+    assert purged.blobs_deleted == 1  # the label
+    assert sorted(world.blobs.blobs) == [
+        ("audit", f"{ref}/purged:order.json"),
+        ("exports", "someone-else/req-00000006.bin"),
+    ]
