@@ -2,7 +2,8 @@
 
 Runs the real `RetentionService` over an in-memory store wrapped in `CountingStore`, with a
 simulated clock and simple stand-ins for Amazon, the carrier, blobs and the key shredder.
-Yields the purge cost per order (CPU milliseconds and store operations) and the store writes
+Yields the purge cost per order (CPU milliseconds, store operations and blob listings: each
+order has a label and a recorded invoice, and nothing may be left) and the store writes
 per order that retention adds to a lifecycle (the lead adds ingest, shipping and invoicing).
 """
 
@@ -19,6 +20,7 @@ from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.retention.service import JourneyEnd, RetentionService
 from shared.storage.audit import AuditLog
+from shared.storage.blob_store import INVOICES, LABELS, invoice_blob_name, label_blob_name
 from shared.storage.document_store import CountingStore
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -43,8 +45,15 @@ class _Signal:
 class _Blobs:
     def __init__(self) -> None:
         self.names: set[tuple[str, str]] = set()
+        self.lists = 0
+
+    def delete(self, container: str, name: str) -> bool:
+        found = (container, name) in self.names
+        self.names.discard((container, name))
+        return found
 
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
+        self.lists += 1
         doomed = {k for k in self.names if k[0] == container and k[1].startswith(prefix)}
         self.names -= doomed
         return [name for _, name in doomed]
@@ -53,6 +62,10 @@ class _Blobs:
 class _Shredder:
     def shred_unused(self, now: datetime, epoch_in_use: Callable[[str], bool]) -> list[str]:
         return [] if epoch_in_use("e0") else ["e0"]
+
+
+def _number(n: int) -> str:
+    return f"INV2026-{n:06d}"
 
 
 def _record(n: int) -> OrderRecord:
@@ -72,6 +85,7 @@ def _record(n: int) -> OrderRecord:
         items=(OrderItem("1", "B000TEST01", "SKU-1", "Widget", 1, None),),
         pii={"epoch": "e0", "ciphertext": "x" * 600},
         shipment={"carrier": "dhl", "trackingNumber": f"TRK{n:08d}", "shippedAt": T0.isoformat()},
+        invoice={"invoice": {"numberText": _number(n)}},
         due_at=T0 + timedelta(days=1),
     )
 
@@ -83,7 +97,10 @@ class _Scenario:
         self.blobs = _Blobs()
         for n in range(ORDERS):
             record = OrderRepository(self.store).create(_record(n))
-            self.blobs.names |= {("labels", f"{record.ref}/label.pdf"), ("invoices", f"{record.ref}/1.pdf")}
+            self.blobs.names |= {
+                (LABELS, label_blob_name(record.ref)),
+                (INVOICES, invoice_blob_name(record.ref, _number(n))),
+            }
         self.store.counts.clear()
         self.service = RetentionService(
             self.store,
@@ -121,10 +138,12 @@ def run() -> Iterator[dict[str, object]]:
     purged = fast.service.purge_expired(fast.now)
     purge_cpu = time.process_time() - cpu
     assert purged == ORDERS, "the bench must purge every order it measures"  # noqa: S101
+    assert not fast.blobs.names, "the purge must leave no blob behind"  # noqa: S101
     yield {"metric": "retention_track_cpu_ms_per_order", "value": 1000 * track_cpu / ORDERS, "unit": "ms"}
     yield {"metric": "retention_track_store_ops_per_order", "value": track_ops / ORDERS, "unit": "ops"}
     yield {"metric": "purge_cpu_ms_per_order", "value": 1000 * purge_cpu / ORDERS, "unit": "ms"}
     yield {"metric": "purge_store_ops_per_order", "value": fast.ops() / ORDERS, "unit": "ops"}
+    yield {"metric": "purge_blob_lists_per_order", "value": fast.blobs.lists / ORDERS, "unit": "List Blobs"}
     yield {
         "metric": "store_writes_per_order",
         "value": (track_writes + fast.writes()) / ORDERS,

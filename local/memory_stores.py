@@ -99,6 +99,7 @@ class MemoryBlobStore:
         self.blobs: dict[tuple[str, str], bytes] = {}
         self.metadata_of: dict[tuple[str, str], dict[str, str]] = {}
         self.writes = 0
+        self.lists = 0  # List Blobs calls: the purge's test counts them
 
     def put(self, container: str, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
         self.blobs[(container, name)] = bytes(data)
@@ -117,7 +118,12 @@ class MemoryBlobStore:
     def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
         return self.metadata_of.get((container, name)) if (container, name) in self.blobs else None
 
+    def delete(self, container: str, name: str) -> bool:
+        self.metadata_of.pop((container, name), None)
+        return self.blobs.pop((container, name), None) is not None
+
     def list_names(self, container: str, prefix: str) -> list[str]:
+        self.lists += 1
         return [name for c, name in self.blobs if c == container and name.startswith(prefix)]
 
     def delete_prefix(self, container: str, prefix: str) -> list[str]:

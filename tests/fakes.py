@@ -172,6 +172,12 @@ class MemoryBlobs(MemoryBlobStore):
             raise TransientError("blob service down", code="blob_unavailable")
         return super().delete_prefix(container, prefix)
 
+    def delete(self, container: str, name: str) -> bool:
+        if self.fail_next_delete:
+            self.fail_next_delete = False
+            raise TransientError("blob service down", code="blob_unavailable")
+        return super().delete(container, name)
+
     def names(self, prefix: str) -> list[tuple[str, str]]:
         return [k for k in self.blobs if k[1].startswith(prefix)]
 

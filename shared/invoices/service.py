@@ -37,7 +37,7 @@ from shared.invoices.profile import VAT_UPLOAD_MARKETPLACES, SellerProfile
 from shared.invoices.render import Renderer
 from shared.orders import integrity, lifecycle
 from shared.orders.messages import IssueInvoice
-from shared.orders.record import OrderRecord, PiiCipher
+from shared.orders.record import OrderRecord, PiiCipher, noting_blob
 from shared.orders.repository import OrderRepository
 from shared.storage.audit import AuditAction, AuditLog
 from shared.storage.blob_store import INVOICES, invoice_blob_name
@@ -257,11 +257,12 @@ class InvoicingService:
         plan = self._delivery_plan(record, kind, now)
         # The blob holds the document with its entry and plan as metadata (no personal data),
         # and only the first delivery of the message creates it: that is the mark that an
-        # upload may be under way, so recording it on the order needs no write of its own.
-        metadata = {DOCUMENT_METADATA: json.dumps({**entry, "delivery": plan}, separators=(",", ":"))}
-        if not self._blobs.create(blob, sealed, metadata):
-            self._resume(record, kind, self._blobs.metadata(blob) or metadata, now)
+        # upload may be under way. The order notes the blob's name first, so its purge deletes
+        # the blob by name even if the document is never recorded.
+        stored = self._store(record, kind, entry, (sealed, plan), now)
+        if stored is None:
             return
+        record = stored
         error: Exception | None = None
         delivery = plan
         if plan["status"] == UPLOADING:
@@ -273,6 +274,43 @@ class InvoicingService:
         self._record(record, kind, {**entry, "delivery": delivery}, now)
         if error is not None:
             raise error
+
+    def _store(
+        self,
+        record: OrderRecord,
+        kind: str,
+        entry: Mapping[str, Any],
+        blob: tuple[bytes, Mapping[str, str]],
+        now: datetime,
+    ) -> OrderRecord | None:
+        """Note the document's blob on the order, then create it (`blob`: the sealed document and
+        its delivery plan, stored with `entry` as its metadata): the order to go on with, or
+        None when this delivery is done (the order erased meanwhile, or an earlier delivery's
+        blob found and resumed)."""
+        name = str(entry["blob"])
+        noted = self._note_blob(record, name)
+        if noted is None:
+            # Erased (or being erased) meanwhile: nothing is stored or sent, the archive's copy
+            # goes, and the claim's settlement voids the number.
+            self._drop_unissued(entry)
+            return None
+        sealed, plan = blob
+        metadata = {DOCUMENT_METADATA: json.dumps({**entry, "delivery": plan}, separators=(",", ":"))}
+        if not self._blobs.create(name, sealed, metadata):
+            self._resume(noted, kind, self._blobs.metadata(name) or metadata, now)
+            return None
+        return noted
+
+    def _note_blob(self, record: OrderRecord, blob: str) -> OrderRecord | None:
+        """The order noting `blob` before it is written, so that its purge deletes the blob by
+        name even if it is never recorded; None when the order is gone or its buyer data erased."""
+
+        def change(rec: OrderRecord) -> OrderRecord | None:
+            return None if rec.pii is None else noting_blob(rec, blob)
+
+        stored = self._orders.update_from(record, change)
+        held = stored is not None and stored.pii is not None and blob in stored.noted_blobs
+        return stored if held else None
 
     def _established(self, record: OrderRecord, kind: str, now: datetime) -> bool:
         """Whether Amazon's data establishes everything the document would state (its rates, a

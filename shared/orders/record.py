@@ -33,6 +33,18 @@ def left_ready(extra: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in extra.items() if k != READY_AT}
 
 
+# The `extra` key listing the blobs ("<container>/<name>") an order's writers store under its
+# reference besides the label and the recorded invoices (a privacy export, an invoice before it
+# is recorded): noted before the blob is written, so the purge deletes by name, never lists.
+BLOBS = "blobs"
+
+
+def noting_blob(record: OrderRecord, path: str) -> OrderRecord | None:
+    """`record` noting `path` among its blobs; None when it notes it already."""
+    noted = record.noted_blobs
+    return None if path in noted else record.evolve(extra={**record.extra, BLOBS: [*noted, path]})
+
+
 # The `extra` key naming the buyer fields a person corrected ("shipTo.line1", ...): Amazon's
 # later updates of the order keep them as corrected.
 CORRECTED = "corrected"
@@ -202,6 +214,11 @@ class OrderRecord:
         """Stripped to a shell by a deletion request that has not finished (`shared.privacy.service`):
         nothing may be added to it, the buyer's data least of all."""
         return ERASURE in self.extra
+
+    @property
+    def noted_blobs(self) -> tuple[str, ...]:
+        """The blobs ("<container>/<name>") noted on the order before they were written (`BLOBS`)."""
+        return tuple(str(path) for path in self.extra.get(BLOBS) or ())
 
     def invoice_numbers(self) -> list[str]:
         """The numbers of the invoice and credit note recorded on the order, as printed: what

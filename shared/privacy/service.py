@@ -22,7 +22,15 @@ from shared.orders import integrity
 from shared.orders.corrections import CORRECTABLE, REQUIRED, applied
 from shared.orders.deadlines import RetentionPolicy, refresh_ttl
 from shared.orders.messages import checked_ref, is_request_id, parse_json
-from shared.orders.record import CORRECTED, ERASURE, OrderPii, OrderRecord, PiiCipher, item_to_doc
+from shared.orders.record import (
+    CORRECTED,
+    ERASURE,
+    OrderPii,
+    OrderRecord,
+    PiiCipher,
+    item_to_doc,
+    noting_blob,
+)
 from shared.orders.repository import OrderRepository
 from shared.privacy.deletion_confirmation import (
     METHOD,
@@ -59,6 +67,8 @@ class PrivacyRequestInvalid(InvalidInput):
 
 
 class OrderBlobs(Protocol):
+    def delete(self, container: str, name: str) -> bool: ...
+
     def delete_prefix(self, container: str, prefix: str) -> list[str]: ...
 
     def list_names(self, container: str, prefix: str) -> list[str]: ...
@@ -289,12 +299,21 @@ class PrivacyService:
         answer["order"] = _order_facts(record)
         name = export_blob_name(ref, request_id)
         package = seal_export(answer, recipient, aad=f"{ref}/{request_id}")
-        self._blobs.put(self._export_container, name, package)
+        # The order notes the package's name before it is written, so its purge deletes it by name.
+        path = f"{self._export_container}/{name}"
+
+        def note(current: OrderRecord) -> OrderRecord | None:
+            noting = None if current.being_erased else noting_blob(current, path)
+            return None if noting is None else refresh_ttl(noting, now, self._policy)
+
+        noted = self._orders.update_from(record, note)
+        if noted is not None and not noted.being_erased:
+            self._blobs.put(self._export_container, name, package)
         facts = {"unreadable": True} if "buyerDataUnreadable" in answer else {}
         after = self._orders.get(ref)
         if after is None or after.being_erased:
             # Erased while the package was made: it must not outlive the erasure.
-            self._blobs.delete_prefix(self._export_container, name)
+            self._blobs.delete(self._export_container, name)
             self._note(ref, AuditAction.ACCESS_EXPORTED, now, by, request_id, held=False)
             return PrivacyOutcome(request_id, "access", ref, held=False)
         self._note(ref, AuditAction.ACCESS_EXPORTED, now, by, request_id, held=True, blob=name, **facts)

@@ -6,9 +6,9 @@ as delivered at its latest delivery date plus a grace period: every order's rete
 bounded. A delivered order gets `purgeAfter = deliveredAt + retention_days`, `dueAt` = the same
 instant, and a Cosmos `ttl`; a parcel its carrier reports sent back is `returned`, never
 delivered, with its deadline counted from the return event. `purge_expired` is the belt to
-TTL's braces: it deletes the label, invoice and export blobs and the document of every order
-past its deadline, writes one audit record per order, and asks the key shredder to destroy
-key epochs no live order uses.
+TTL's braces: it deletes the label, invoice and export blobs (by the names the order knows,
+no listing) and the document of every order past its deadline, writes one audit record per
+order, and asks the key shredder to destroy key epochs no live order uses.
 
 Both timers read only due work: one indexed range query on `dueAt`, narrowed by stage (see
 docs/retention.md), so their cost grows with what is due, not with the orders stored.
@@ -34,7 +34,14 @@ from shared.orders.lifecycle import NOT_SHIPPED, delivered, returned
 from shared.orders.record import OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.storage.audit import AuditAction, AuditLog
-from shared.storage.blob_store import INVOICES, ORDER_BLOB_CONTAINERS, invoice_numbers_in
+from shared.storage.blob_store import (
+    INVOICES,
+    LABELS,
+    ORDER_BLOB_CONTAINERS,
+    invoice_blob_name,
+    invoice_numbers_in,
+    label_blob_name,
+)
 from shared.storage.document_store import DocumentStore
 from shared.telemetry.invocations import error_code
 
@@ -73,8 +80,12 @@ class DeliveryTracker(Protocol):
 
 
 class BlobDeleter(Protocol):
+    def delete(self, container: str, name: str) -> bool:
+        """Delete the blob `name`; False when there was none."""
+        ...
+
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
-        """Delete every blob whose name starts with `prefix`; the names deleted."""
+        """Delete every blob whose name starts with `prefix` (a listing first); the names deleted."""
         ...
 
 
@@ -90,6 +101,17 @@ class LegalArchive(Protocol):
     def purge_expired(self, now: datetime, limit: int = 500) -> int:
         """Delete the archived documents whose legal keeping ended; return how many."""
         ...
+
+
+def blob_names(record: OrderRecord) -> list[tuple[str, str]]:
+    """Every blob (container, name) the order may have under its reference: the label's fixed
+    name, the recorded invoice and credit note, and the blobs noted before they were written."""
+    names = [(LABELS, label_blob_name(record.ref))]
+    names += [(INVOICES, invoice_blob_name(record.ref, number)) for number in record.invoice_numbers()]
+    for path in record.noted_blobs:
+        container, _, name = path.partition("/")
+        names.append((container, name))
+    return sorted(set(names))
 
 
 def _epoch(record: OrderRecord) -> str | None:
@@ -286,12 +308,13 @@ class RetentionService:
 
     def _purge_one(self, record: OrderRecord, now: datetime) -> Purged:
         assert record.purge_after is not None  # noqa: S101 - checked by the caller
-        swept = {c: self._blobs.delete_prefix(c, f"{record.ref}/") for c in self._containers}
-        blobs = sum(len(names) for names in swept.values())
-        # A document stored and never recorded (its message poisoned) is listed too, so the
-        # invoice register accounts for its number after the order is gone. (A crash between
-        # these deletions and the audit record loses such a number: the retry finds no blob.)
-        invoices = sorted(set(record.invoice_numbers()) | invoice_numbers_in(swept.get(INVOICES, [])))
+        deleted = self._delete_blobs(record)
+        blobs = sum(len(names) for names in deleted.values())
+        # A document stored and never recorded (its message poisoned) was noted before it was
+        # written, so the invoice register accounts for its number after the order is gone. (A
+        # crash between these deletions and the audit record loses such a number: the retry
+        # finds no blob.)
+        invoices = sorted(set(record.invoice_numbers()) | invoice_numbers_in(deleted.get(INVOICES, [])))
         lateness = (now - record.purge_after).total_seconds()
         # The audit record comes before the document's deletion: a crash in between leaves the
         # order due, the next run finds the record already written (once_key) and finishes.
@@ -320,6 +343,22 @@ class RetentionService:
         return Purged(
             record.ref, record.stage.value, record.purge_after, lateness, blobs, record.delivery_source
         )
+
+    def _delete_blobs(self, record: OrderRecord) -> dict[str, list[str]]:
+        """Delete the order's blobs by the names it knows (its label's, its recorded invoices',
+        those noted before they were written); the names that existed, by container. A shell an
+        erasure left unfinished is the one case that lists: the erasure removed its records and
+        may have stopped before deleting the files (docs/retention.md)."""
+        if record.being_erased:
+            return {c: self._blobs.delete_prefix(c, f"{record.ref}/") for c in self._containers}
+        deleted: dict[str, list[str]] = {}
+        for container, name in blob_names(record):
+            # Only the order's own blobs: a noted name elsewhere (the audit trail) is not its to delete.
+            if container not in self._containers or not name.startswith(f"{record.ref}/"):
+                continue
+            if self._blobs.delete(container, name):
+                deleted.setdefault(container, []).append(name)
+        return deleted
 
     def _shred(self, now: datetime) -> list[str]:
         shredded = self._shredder.shred_unused(now, self._orders.epoch_in_use)

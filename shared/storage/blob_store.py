@@ -2,8 +2,9 @@
 
 A label prints the buyer's name and address, so it is personal data: it is sealed by a
 `BlobCipher` (envelope encryption under the order's key material) before it leaves memory,
-and stored as container "labels", blob "<ref>/label.pdf". The purge deletes everything under
-"<ref>/" with the order (`delete_prefix`), so labels follow the order's retention.
+and stored as container "labels", blob "<ref>/label.pdf". The purge deletes it by name with the
+order (`delete`: a Delete Blob is free, a listing is a billed list-class call), so labels
+follow the order's retention.
 
 A blob may carry metadata (plain text beside it, never personal data): a label carries its
 purchase (carrier, service, tracking number, intent id), so the blob written right after the
@@ -90,8 +91,12 @@ class BlobStore(Protocol):
         """The blob's metadata, or None when there is no such blob."""
         ...
 
+    def delete(self, container: str, name: str) -> bool:
+        """Delete the blob `name` (no listing); False when there is no such blob or container."""
+        ...
+
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
-        """Delete every blob whose name starts with `prefix`; the names deleted."""
+        """Delete every blob whose name starts with `prefix` (a listing first); the names deleted."""
         ...
 
     def list_names(self, container: str, prefix: str) -> list[str]:
@@ -167,6 +172,17 @@ class AzureBlobStore:
         except AzureError as exc:
             raise self._guard(exc) from None
 
+    def delete(self, container: str, name: str) -> bool:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            self._service.get_blob_client(container, name).delete_blob(delete_snapshots="include")
+        except ResourceNotFoundError:
+            return False  # never written, or deleted already: the goal is reached
+        except AzureError as exc:
+            raise self._guard(exc) from None
+        return True
+
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
@@ -221,7 +237,7 @@ class LabelStore:
         return self._cipher.open_bytes(ref, LABEL_PURPOSE, json.loads(sealed))
 
     def delete(self, ref: str) -> int:
-        return len(self._blobs.delete_prefix(LABELS, f"{ref}/"))
+        return int(self._blobs.delete(LABELS, label_blob_name(ref)))
 
 
 class PathBlobs:
@@ -250,4 +266,4 @@ class PathBlobs:
         return self._blobs.metadata(*self._split(name))
 
     def delete(self, name: str) -> bool:
-        return bool(self._blobs.delete_prefix(*self._split(name)))
+        return self._blobs.delete(*self._split(name))

@@ -6,6 +6,7 @@ clock advances one purge interval at a time; after each step the test reads the 
 itself and checks that no order outlives its deadline plus one purge interval, that none goes
 before its deadline, that its blobs go with it, and at the end that every order has its audit
 record, every key epoch was shredded only once unused, and the audit holds no personal data.
+The purge deletes every blob by the name its order knows: Azurite receives no List Blobs from it.
 """
 
 from __future__ import annotations
@@ -24,10 +25,16 @@ from azure.storage.blob import BlobServiceClient
 from local.emulators import Emulators
 from shared.orders.deadlines import RetentionPolicy
 from shared.orders.lifecycle import cancelled_now
+from shared.orders.record import BLOBS
 from shared.orders.repository import OrderRepository
 from shared.retention.service import RetentionService
 from shared.storage.audit import AuditAction, AuditEvent
-from shared.storage.blob_store import ORDER_BLOB_CONTAINERS, AzureBlobStore
+from shared.storage.blob_store import (
+    ORDER_BLOB_CONTAINERS,
+    AzureBlobStore,
+    invoice_blob_name,
+    label_blob_name,
+)
 from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore
 from tests.builders import shipped_record
 from tests.fakes import FakeCipher, FakeShredder, FakeSignal, audit_trail, epoch_of
@@ -103,7 +110,7 @@ def _blob_refs(service: BlobServiceClient) -> set[str]:
 
 
 def test_every_order_is_gone_by_its_deadline_plus_one_purge_interval(
-    cosmos: CosmosDocumentStore, blob_service: BlobServiceClient
+    cosmos: CosmosDocumentStore, blob_service: BlobServiceClient, emulators: Emulators
 ) -> None:
     now = T0
     run = uuid.uuid4().hex[:6]
@@ -113,26 +120,41 @@ def test_every_order_is_gone_by_its_deadline_plus_one_purge_interval(
     amazon, carrier = FakeSignal(lambda: now), FakeSignal(lambda: now)
     shredder = FakeShredder()
     blobs = AzureBlobStore(blob_service)
+    # The purge's own client counts the requests Azurite receives from it: List Blobs is billed.
+    requests: list[tuple[str, str]] = []
+    purge_client = BlobServiceClient.from_connection_string(
+        emulators.storage_connection,
+        raw_request_hook=lambda r: requests.append((r.http_request.method, r.http_request.url)),
+    )
     service = RetentionService(
         cosmos,
         amazon=amazon,
         carrier=carrier,
-        blobs=blobs,
+        blobs=AzureBlobStore(purge_client),
         shredder=shredder,
         policy=POLICY,
         batch_size=50,
         audit=audit_trail(cosmos),
     )
     for o in orders:
-        repo.create(
-            shipped_record(o.n, o.ref, o.shipped_at, latest_delivery_at=o.latest_delivery_at, cipher=cipher)
+        record = shipped_record(
+            o.n, o.ref, o.shipped_at, latest_delivery_at=o.latest_delivery_at, cipher=cipher
         )
-        blobs.put("labels", f"{o.ref}/label.pdf", f"label for SYNTHPIINAME{o.n:05d}".encode())
+        blobs.put("labels", label_blob_name(o.ref), f"label for SYNTHPIINAME{o.n:05d}".encode())
         if o.path == "amazon":
-            blobs.put("invoices", f"{o.ref}/INV-{o.n}.pdf", f"invoice for SYNTHPIINAME{o.n:05d}".encode())
+            # Half the invoices recorded on the order, half stored and never recorded (their
+            # message poisoned after the blob): the order noted those before writing them.
+            number = f"INV2026-{o.n:06d}"
+            name = invoice_blob_name(o.ref, number)
+            if o.n % 8 == 0:
+                record = record.evolve(invoice={"invoice": {"numberText": number}})
+            else:
+                record = record.evolve(extra={**record.extra, BLOBS: [f"invoices/{name}"]})
+            blobs.put("invoices", name, f"invoice for SYNTHPIINAME{o.n:05d}".encode())
             amazon.deliveries[o.ref] = o.event_at
         elif o.path == "carrier":
             carrier.deliveries[o.ref] = o.event_at
+        repo.create(record)
         shredder.epochs.add(epoch_of(o.shipped_at))
 
     cancel_pending = {o.ref: o for o in orders if o.path == "cancelled"}
@@ -165,6 +187,9 @@ def test_every_order_is_gone_by_its_deadline_plus_one_purge_interval(
         now += POLICY.purge_interval
 
     assert set(gone_at) == {o.ref for o in orders}
+    # Every blob went by its name: one Delete Blob each (label, invoice), and not one listing.
+    assert [url for method, url in requests if method == "GET" and "comp=list" in url] == []
+    assert sum(method == "DELETE" for method, _ in requests) == ORDERS_N + ORDERS_N // 4
     assert all(0 <= s <= POLICY.purge_interval.total_seconds() for s in lateness.values())
     # Key epochs: each destroyed, and never while an order sealed under it was still stored.
     assert set(shredder.shredded) == {epoch_of(o.shipped_at) for o in orders}
@@ -184,6 +209,7 @@ def test_every_order_is_gone_by_its_deadline_plus_one_purge_interval(
         assert event.details["deliverySource"] == expected_source, (o.path, o.n)
         assert event.details["purgeAfter"] == o.deadline.isoformat()
         assert event.details["blobsDeleted"] == (2 if o.path == "amazon" else 1)
+        assert event.details["invoices"] == ([f"INV2026-{o.n:06d}"] if o.path == "amazon" else [])
     audit_text = json.dumps(list(cosmos.scan(AUDIT)))
     assert "SYNTHPII" not in audit_text
     assert not [o.n for o in orders if f"306-{o.n:07d}" in audit_text]  # no Amazon order id

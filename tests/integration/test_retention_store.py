@@ -78,6 +78,17 @@ def test_blob_sweep_takes_only_the_prefix_and_tolerates_missing_containers(blobs
     assert blobs.delete_prefix(f"missing{uuid.uuid4().hex[:8]}", "x/") == []
 
 
+def test_a_blob_deleted_by_name_goes_alone_and_a_missing_one_is_no_error(blobs: AzureBlobStore) -> None:
+    container = f"byname{uuid.uuid4().hex[:8]}"
+    blobs._service.create_container(container)  # type: ignore[attr-defined]
+    blobs.put(container, "refaaaaaaa/label.pdf", b"1")
+    blobs.put(container, "refaaaaaaa/label.pdf.bak", b"2")
+    assert blobs.delete(container, "refaaaaaaa/label.pdf") is True
+    assert blobs.list_names(container, "refaaaaaaa/") == ["refaaaaaaa/label.pdf.bak"]
+    assert blobs.delete(container, "refaaaaaaa/label.pdf") is False  # gone already
+    assert blobs.delete(f"missing{uuid.uuid4().hex[:8]}", "x/label.pdf") is False
+
+
 def test_amazon_deletion_over_the_wire_leaves_nothing_but_the_confirmation(
     cosmos: CosmosDocumentStore, blobs: AzureBlobStore
 ) -> None:

@@ -95,6 +95,9 @@ class DigestBlobs:
     def metadata(self, container: str, name: str) -> Mapping[str, str] | None:
         return None
 
+    def delete(self, container: str, name: str) -> bool:
+        return False
+
     def delete_prefix(self, container: str, prefix: str) -> list[str]:
         return []
 

@@ -443,6 +443,28 @@ def test_an_order_erased_while_its_invoice_is_made_gets_nothing_sent(
     assert verdict("INV2026", "ref-erasing:invoice", 1) is ClaimVerdict.DROP  # the erasure saw its blob
 
 
+def test_an_order_erased_before_its_invoice_blob_is_noted_gets_no_blob_and_no_note() -> None:
+    """The note comes before the blob: an order stripped while the PDF renders refuses it, so
+    no blob exists that its purge or erasure would have to find."""
+    world = World()
+    de_consumer(world, "ref-erased-rendering")
+    render = world.service._renderer.render
+
+    def render_while_erased(data: Any) -> bytes:
+        world.orders.update(
+            "ref-erased-rendering", lambda r: r.evolve(pii=None, restricted=True, invoice=None)
+        )
+        return render(data)
+
+    world.service._renderer.render = render_while_erased  # type: ignore[method-assign]
+    writes = world.memory.writes
+    world.issue("ref-erased-rendering")
+    record = world.orders.get("ref-erased-rendering")
+    assert record is not None and record.noted_blobs == ()
+    assert world.memory.writes == writes  # never written, not written and deleted
+    assert world.uploader.calls == [] and stored(world.memory) == {}
+
+
 def test_an_order_restricted_while_its_invoice_is_made_gets_nothing_sent() -> None:
     world = World()
     de_consumer(world, "ref-restricted")
@@ -699,14 +721,18 @@ def test_a_duplicate_that_finds_the_document_being_uploaded_waits_for_it() -> No
     assert len(world.uploader.calls) == 1
 
 
-def test_an_uploaded_invoice_costs_one_order_write_and_one_counter_write() -> None:
+def test_an_uploaded_invoice_costs_two_order_writes_and_one_counter_write() -> None:
     world = World()
     de_consumer(world)
     counted = CountingStore(world.store)
     world.service._orders = OrderRepository(counted)
     world.counter = world.service._counter = InvoiceCounter(counted, sleep=lambda _s: None)
     assert world.issue("ref-de-consumer-1")["invoice"]["delivery"]["status"] == "submitted"
-    assert (counted.counts["orders.write"], counted.counts["state.write"]) == (1, 1)
+    # The blob's name noted before it is written (so the purge never lists), then the document.
+    record = world.orders.get("ref-de-consumer-1")
+    assert record is not None and record.invoice is not None
+    assert record.noted_blobs == (record.invoice["invoice"]["blob"],)
+    assert (counted.counts["orders.write"], counted.counts["state.write"]) == (2, 1)
 
 
 def test_an_upload_whose_outcome_is_unknown_goes_to_a_person_at_once() -> None:

@@ -12,12 +12,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.crypto.pii import Pii
 from shared.errors import InvalidInput, TransientError
+from shared.orders.lifecycle import delivered
 from shared.orders.record import OrderPii, Stage
 from shared.privacy.service import PrivacyService, encode_recipient_key, open_export
+from shared.retention.service import RetentionService
 from shared.storage.audit import AuditAction
 from shared.storage.document_store import AUDIT, WriteConflict
 from tests.builders import token
-from tests.fakes import FakeCipher, audit_trail, epoch_of
+from tests.fakes import FakeCipher, FakeShredder, FakeSignal, audit_trail, epoch_of
 from tests.worlds.privacy import KEY, POLICY, REF, T0, World
 
 
@@ -214,6 +216,27 @@ def test_access_exports_an_encrypted_package_only_the_requester_opens(world: Wor
     # The export sits under the order's reference: erasure takes it too.
     world.service.delete(REF, "req-00000007", T0)
     assert world.blobs.names(f"{REF}/") == [] and world.leaks() == []
+
+
+def test_an_export_is_noted_on_its_order_and_purged_with_it_by_name(world: World) -> None:
+    world.order()
+    outcome = world.service.access(REF, "req-00000009", KEY.public_key(), T0)
+    record = world.orders.get(REF)
+    assert record is not None and record.noted_blobs == (f"exports/{outcome.export_blob}",)
+    world.orders.update(REF, lambda r: delivered(r, T0, "amazon", T0, POLICY))
+    retention = RetentionService(
+        world.store,
+        amazon=FakeSignal(lambda: T0),
+        carrier=FakeSignal(lambda: T0),
+        blobs=world.blobs,
+        audit=audit_trail(world.store),
+        shredder=FakeShredder(),
+        policy=POLICY,
+        orders=world.orders,
+    )
+    world.blobs.lists = 0
+    assert retention.purge_expired(T0 + timedelta(days=7)) == 1
+    assert world.blobs.blobs == {} and world.blobs.lists == 0 and world.leaks() == []
 
 
 def test_access_for_an_unknown_order_exports_nothing(world: World) -> None:

@@ -9,9 +9,10 @@ import pytest
 
 from shared.orders.deadlines import RetentionPolicy, delivery_bound, expiry_ttl, ttl_seconds
 from shared.orders.lifecycle import cancelled_now
-from shared.orders.record import OrderRecord, Stage
+from shared.orders.record import ERASURE, OrderRecord, Stage, noting_blob
 from shared.retention.service import RetentionIncomplete
 from shared.storage.audit import AuditAction
+from shared.storage.blob_store import invoice_blob_name
 from shared.storage.document_store import ORDERS, StoreUnavailable
 from tests.fakes import audit_trail, epoch_of
 from tests.worlds.retention import POLICY, T0, World, purge_summary
@@ -115,7 +116,9 @@ def test_purge_deletes_document_blobs_audits_and_shreds(world: World) -> None:
     ref, later = world.ship(1), world.ship(2)
     invoice = {"invoice": {"series": "INV2026", "number": 7, "numberText": "INV2026-000007"}, "skipped": {}}
     world.orders.update(ref, lambda r: r.evolve(invoice=invoice))
-    # A credit note stored and never recorded (its message poisoned): its number is listed too.
+    # A credit note stored and never recorded (its message poisoned): the order noted its blob
+    # before it was written, so the purge deletes it by name and keeps its number too.
+    world.orders.update(ref, lambda r: noting_blob(r, f"invoices/{ref}/CRN2026-000002.pdf"))
     world.blobs.put("invoices", f"{ref}/CRN2026-000002.pdf", b"sealed")
     world.amazon.deliveries = {ref: T0 + timedelta(days=1), later: T0 + timedelta(days=3)}
     world.now = T0 + timedelta(days=3)
@@ -284,3 +287,70 @@ def test_an_order_never_shipped_is_counted_past_its_ship_by_for_days_then_purged
     report = world.service.purge(world.now)
     assert sorted(p.stage for p in report.purged) == ["cancelled", "needs_attention", "ready_to_ship"]
     assert report.unshipped == 2
+
+
+def test_a_purge_of_ordinary_orders_deletes_their_blobs_by_name_and_lists_nothing(world: World) -> None:
+    refs = [world.ship(n) for n in range(20)]
+    for n, ref in enumerate(refs):
+        number = f"INV2026-{n:06d}"
+        world.orders.update(ref, lambda r, num=number: r.evolve(invoice={"invoice": {"numberText": num}}))
+        world.blobs.put("invoices", invoice_blob_name(ref, number), b"sealed")
+        world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    world.service.track(world.now)
+    world.blobs.lists = 0
+    world.now = T0 + timedelta(days=7, hours=2)
+    report = world.service.purge(world.now)
+    assert len(report.purged) == 20 and world.blobs.lists == 0  # a List Blobs is a billed call
+    assert world.blobs.blobs == {} and all(p.blobs_deleted == 2 for p in report.purged)
+
+
+def test_a_noted_export_and_an_unrecorded_invoice_go_by_name_with_the_order(world: World) -> None:
+    ref = world.ship(1)
+    for path in (f"exports/{ref}/req-00000001.bin", f"invoices/{ref}/INV2026-000003.pdf"):
+        world.orders.update(ref, lambda r, p=path: noting_blob(r, p))
+        container, _, name = path.partition("/")
+        world.blobs.put(container, name, b"sealed")
+    world.orders.update(ref, lambda r: noting_blob(r, f"exports/{ref}/req-00000002.bin"))  # never written
+    world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    world.service.track(world.now)
+    world.blobs.lists = 0
+    world.now = T0 + timedelta(days=7, hours=2)
+    (purged,) = world.service.purge(world.now).purged
+    assert purged.blobs_deleted == 3 and world.blobs.blobs == {} and world.blobs.lists == 0
+    (event,) = audit_trail(world.store).trail(ref)
+    assert event.details["invoices"] == ["INV2026-000003"]  # the register accounts for its number
+
+
+def test_the_shell_of_an_unfinished_erasure_is_swept_by_listing(world: World) -> None:
+    ref = world.ship(1)
+    # An erasure stripped the order (its records gone) and stopped before deleting its files.
+    world.blobs.put("invoices", f"{ref}/INV2026-000004.pdf", b"sealed")
+    world.blobs.put("exports", f"{ref}/req-00000005.bin", b"sealed")
+    world.orders.update(
+        ref, lambda r: cancelled_now(r.evolve(extra={**r.extra, ERASURE: {"held": []}}), T0, POLICY)
+    )
+    world.now = T0 + timedelta(days=7, hours=1)
+    (purged,) = world.service.purge(world.now).purged
+    assert purged.blobs_deleted == 3 and world.blobs.blobs == {} and world.blobs.lists == 3
+    (event,) = audit_trail(world.store).trail(ref)
+    assert event.details["invoices"] == ["INV2026-000004"]
+
+
+def test_a_noted_name_outside_the_orders_containers_and_reference_is_never_deleted(world: World) -> None:
+    ref = world.ship(1)
+    for path in ("audit/" + f"{ref}/purged:order.json", "exports/someone-else/req-00000006.bin"):
+        world.orders.update(ref, lambda r, p=path: noting_blob(r, p))
+        container, _, name = path.partition("/")
+        world.blobs.put(container, name, b"kept")
+    world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    world.service.track(world.now)
+    world.now = T0 + timedelta(days=7, hours=2)
+    (purged,) = world.service.purge(world.now).purged
+    assert purged.blobs_deleted == 1  # the label
+    assert sorted(world.blobs.blobs) == [
+        ("audit", f"{ref}/purged:order.json"),
+        ("exports", "someone-else/req-00000006.bin"),
+    ]
