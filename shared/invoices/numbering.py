@@ -64,11 +64,13 @@ def claim_id(claim: str) -> str:
 
 @dataclass(slots=True)
 class Settlement:
-    """The verdicts reached on week-old claim items (by item id), valid while the counter's
-    etag is `counter_etag`: every change to a claim moves the counter on in the same batch."""
+    """The counter as last read, and the verdicts reached on week-old claim items (by item id),
+    valid while the counter keeps that etag: every change to a claim moves the counter on in
+    the same batch. The first attempt uses the reads the verdicts were reached on (`unused`)."""
 
-    counter_etag: str | None
+    counter: Document | None
     verdicts: dict[str, tuple[Document, ClaimVerdict]]
+    unused: bool = True
 
 
 class InvoiceCounter:
@@ -94,10 +96,11 @@ class InvoiceCounter:
         """The number for `claim` in `series`: the one it holds, or the next free one. In the
         same batch, up to `SETTLE_CHECKS` claims older than `RECENT_DAYS` are settled as
         `check` says (a claim kept is stamped, so it waits another `RECENT_DAYS`)."""
-        held = self.held(series, claim)
+        counter = self.peek(series)
+        held = self.held(series, claim)  # read after the counter: see `_try_allocate`
         if held is not None:
             return Allocation(series, held, reused=True)
-        settlement = self._check_old_claims(series, claim, now, check)
+        settlement = Settlement(counter, self._check_old_claims(series, claim, now, check))
         with self._series_lock(series):
             return self._retrying(lambda: self._try_allocate(series, claim, now, settlement))
 
@@ -113,13 +116,15 @@ class InvoiceCounter:
         # The counter is read before the claims: a racing batch that changed a claim after
         # this read also moved the counter on, so this batch fails on its first write, the
         # counter's etag (the local stand-in, not atomic, relies on it).
-        counter = self.peek(series)
-        held = self.held(series, claim)
-        if held is not None:
-            return Allocation(series, held, reused=True)
-        if _etag(counter) != settlement.counter_etag:
-            self._drop_changed(series, settlement)
-            settlement.counter_etag = _etag(counter)
+        if settlement.unused:
+            settlement.unused = False
+            counter = settlement.counter
+        else:
+            counter = self.peek(series)
+            held = self.held(series, claim)
+            if held is not None:
+                return Allocation(series, held, reused=True)
+            self._drop_changed(series, settlement, counter)
         verdicts = settlement.verdicts
         doc: Document = counter or {"id": counter_id(series), "pk": counter_id(series), "series": series}
         number = int(doc.get("next", 1))
@@ -130,19 +135,20 @@ class InvoiceCounter:
         self._store.write_batch(STATE, counter_id(series), ops)
         return Allocation(series, number, reused=False)
 
-    def _check_old_claims(self, series: str, claim: str, now: datetime, check: ClaimCheck) -> Settlement:
+    def _check_old_claims(
+        self, series: str, claim: str, now: datetime, check: ClaimCheck
+    ) -> dict[str, tuple[Document, ClaimVerdict]]:
         horizon = (now - timedelta(days=RECENT_DAYS)).isoformat()
         pk = counter_id(series)
-        counter_etag = _etag(self.peek(series))
         old = self._store.due_in(STATE, CHECKED_AT, horizon, SETTLE_CHECKS + 1, key="pk", values=[pk])
         others = [item for item in old if item["id"] != claim_id(claim)][:SETTLE_CHECKS]
-        verdicts = {
-            str(item["id"]): (item, check(series, _claim_key(item), _number(item))) for item in others
-        }
-        return Settlement(counter_etag, verdicts)
+        return {str(item["id"]): (item, check(series, _claim_key(item), _number(item))) for item in others}
 
-    def _drop_changed(self, series: str, settlement: Settlement) -> None:
-        """The counter moved on: forget the verdicts on claims changed since (settled by another)."""
+    def _drop_changed(self, series: str, settlement: Settlement, counter: Document | None) -> None:
+        """If the counter moved on, forget the verdicts on claims changed since (settled by another)."""
+        if _etag(counter) == _etag(settlement.counter):
+            return
+        settlement.counter = counter
         for item_id, (item, _) in list(settlement.verdicts.items()):
             current = self._store.read(STATE, counter_id(series), item_id)
             if current is None or current["_etag"] != item["_etag"]:
