@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-AREAS = ("crypto", "telemetry", "ingest", "shipping", "invoices", "retention", "pipeline", "bill")
+AREAS = ("crypto", "telemetry", "ingest", "shipping", "invoices", "counter", "retention", "pipeline", "bill")
 REPEATS = 5
 
 OWN_PACKAGES = {"function_app", "functions", "shared", "local", "tests"}

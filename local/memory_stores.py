@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from shared.crypto.key_vault import Destroyed, Secret, SecretStoreError
-from shared.storage.document_store import CONTAINERS, Document, WriteConflict, partition_field
+from shared.storage.document_store import CONTAINERS, BatchOp, Document, WriteConflict, partition_field
 
 
 def _partition_of(container: str, doc: Document) -> str:
@@ -34,6 +34,7 @@ class MemoryDocumentStore:
     def __init__(self) -> None:
         self._data: dict[str, dict[tuple[str, str], Document]] = {name: {} for name in CONTAINERS}
         self._ticks = itertools.count()
+        self._batching = threading.Lock()
 
     def _key(self, container: str, doc: Document) -> tuple[str, str]:
         return (_partition_of(container, doc), str(doc["id"]))
@@ -65,6 +66,24 @@ class MemoryDocumentStore:
 
     def delete(self, container: str, partition: str, doc_id: str) -> bool:
         return self._data[container].pop((partition, doc_id), None) is not None
+
+    def write_batch(self, container: str, partition: str, ops: Sequence[BatchOp]) -> None:
+        with self._batching:
+            docs = self._data[container]
+            for op in ops:
+                if _partition_of(container, op.doc) != partition:
+                    raise ValueError("a batch writes one partition")
+                current = docs.get((partition, str(op.doc["id"])))
+                if (op.kind == "create") != (current is None):
+                    raise WriteConflict("batch precondition failed")
+                if current is not None and current["_etag"] != op.etag:
+                    raise WriteConflict("batch precondition failed")
+            for op in ops:
+                key = (partition, str(op.doc["id"]))
+                if op.kind == "delete":
+                    del docs[key]
+                else:
+                    docs[key] = self._stamp(op.doc)
 
     def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
         found = [

@@ -106,6 +106,8 @@ resource containerResources 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/
         // -1: TTL on, items live until their own `ttl` says otherwise (the purge sets it).
         defaultTtl: -1
         // Ciphertext is never queried: only the envelope's epoch (crypto-shredding) is indexed.
+        // An invoice-number claim (state container) is read by id; only its `claimCheckedAt`
+        // is queried (shared/invoices/numbering.py), so its `claim` body is not indexed.
         // The composite index serves the due-work query (stage IN ..., dueAt <= now).
         indexingPolicy: {
           indexingMode: 'consistent'
@@ -115,6 +117,7 @@ resource containerResources 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/
           ]
           excludedPaths: [
             { path: '/pii/*' }
+            { path: '/claim/*' }
           ]
           compositeIndexes: [
             [

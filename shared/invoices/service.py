@@ -177,7 +177,7 @@ class InvoicingService:
             year = (supply_date(record) or now.date()).year
             return f"{self._profile.invoice_prefix}{year}"
         earlier = f"{self._profile.credit_note_prefix}{now.year - 1}"
-        if claim in (self._counter.peek(earlier) or {}).get("claims", {}):
+        if self._counter.held(earlier, claim) is not None:
             return earlier
         return f"{self._profile.credit_note_prefix}{now.year}"
 

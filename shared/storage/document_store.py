@@ -4,13 +4,16 @@ Every change to an order is a read, a change in memory, and a replace conditione
 `_etag` that was read; a concurrent or redelivered writer gets `WriteConflict` and re-reads.
 The Cosmos implementation passes the partition key on every point operation and every query
 carries a partition-key predicate or is a deliberate, indexed cross-partition range query.
+Writes to several documents of one partition that must happen together go in one
+transactional batch (`write_batch`): all of them, or none.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
@@ -40,6 +43,16 @@ class WriteConflict(AppError):
 
     code = "write_conflict"
     transient = True
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOp:
+    """One write of a transactional batch: `create` the document, or `replace` / `delete` it
+    while its `_etag` is still `etag` (a delete needs only the `id` and the partition key)."""
+
+    kind: Literal["create", "replace", "delete"]
+    doc: Document
+    etag: str = ""
 
 
 class StoreUnavailable(TransientError):
@@ -87,6 +100,11 @@ class DocumentStore(Protocol):
     def replace(self, container: str, doc: Document, etag: str) -> Document: ...
 
     def delete(self, container: str, partition: str, doc_id: str) -> bool: ...
+
+    def write_batch(self, container: str, partition: str, ops: Sequence[BatchOp]) -> None:
+        """All of `ops` in `partition`, or none: `WriteConflict` when a document to create exists,
+        or one to replace or delete changed or went since it was read."""
+        ...
 
     def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
         """Documents whose `field` is set and <= `upto` (ISO-8601 text sorts as time)."""
@@ -161,6 +179,23 @@ class CosmosDocumentStore:
             raise _mapped(exc) from None
         return True
 
+    def write_batch(self, container: str, partition: str, ops: Sequence[BatchOp]) -> None:
+        try:
+            self._containers[container].execute_item_batch(
+                [_batch_operation(op) for op in ops], partition_key=partition
+            )
+        except (
+            cosmos_errors.CosmosBatchOperationError,
+            cosmos_errors.CosmosAccessConditionFailedError,
+            cosmos_errors.CosmosResourceExistsError,
+            cosmos_errors.CosmosResourceNotFoundError,
+        ) as exc:
+            if exc.status_code in (404, 409, 412):
+                raise WriteConflict("batch precondition failed") from None
+            raise _mapped(exc) from None
+        except AzureError as exc:
+            raise _mapped(exc) from None
+
     def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
         # A range filter on an indexed field: Cosmos reads only the matching index range, so
         # the cost grows with the number of due documents, not with the container's size.
@@ -217,6 +252,14 @@ class CosmosDocumentStore:
         yield from self._containers[container].read_all_items()
 
 
+def _batch_operation(op: BatchOp) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    if op.kind == "create":
+        return ("create", (op.doc,), {})
+    if op.kind == "replace":
+        return ("replace", (op.doc["id"], op.doc), {"if_match_etag": op.etag})
+    return ("delete", (op.doc["id"],), {"if_match_etag": op.etag})
+
+
 class CountingStore:
     """Wraps a store and counts operations by kind: the figures in `make run` and `make bench`.
     `writes_by_partition` counts writes by (container, partition key): an order's own writes
@@ -246,6 +289,10 @@ class CountingStore:
     def delete(self, container: str, partition: str, doc_id: str) -> bool:
         self._wrote(container, partition)
         return self.inner.delete(container, partition, doc_id)
+
+    def write_batch(self, container: str, partition: str, ops: Sequence[BatchOp]) -> None:
+        self._wrote(container, partition)  # one request, however many documents it writes
+        self.inner.write_batch(container, partition, ops)
 
     def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
         self.counts[f"{container}.query"] += 1

@@ -34,7 +34,7 @@ from local.pipeline import Pipeline
 from shared.orders.messages import INVOICES, ORDER_NOTIFICATIONS, SHIPMENTS, IssueInvoice, ShipOrder
 from shared.storage.blob_store import INVOICES as INVOICE_BLOBS
 from shared.storage.blob_store import LABELS, AzureBlobStore
-from shared.storage.document_store import AUDIT, ORDERS, CosmosDocumentStore, DocumentStore
+from shared.storage.document_store import AUDIT, ORDERS, BatchOp, CosmosDocumentStore, DocumentStore
 from tests.builders import unshipped_orders
 
 pytestmark = pytest.mark.integration
@@ -151,6 +151,9 @@ class FaultStore:
             self._crash_on(self.last.get(doc_id), None, doc_id)
         return self.inner.delete(container, partition, doc_id)
 
+    def write_batch(self, container: str, partition: str, ops: Sequence[BatchOp]) -> None:
+        self.inner.write_batch(container, partition, ops)  # the invoice counter's: no order in it
+
     def due(self, container: str, field: str, upto: str, limit: int) -> list[Document]:
         return self.inner.due(container, field, upto, limit)
 
@@ -209,7 +212,7 @@ class CosmosFaults:
     `CosmosHttpResponseError` on a burst of consecutive calls every `every` calls, so the
     app's mapping (`shared.storage.document_store._mapped`) turns it into what it would in Azure."""
 
-    METHODS = ("read_item", "create_item", "replace_item", "delete_item", "query_items")
+    METHODS = ("read_item", "create_item", "replace_item", "delete_item", "query_items", "execute_item_batch")
 
     def __init__(self, every: int, burst: Sequence[int]) -> None:
         self.every = every

@@ -1,5 +1,6 @@
 """The test doubles keep their own contract (tests/fakes.py): the shredder keeps open and used
-epochs, and the one fake cipher round-trips in both its forms, hiding the PII by default."""
+epochs, the one fake cipher round-trips in both its forms, hiding the PII by default, and the
+memory store writes a batch all or none, as Cosmos does."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from datetime import timedelta
 
 import pytest
 
+from shared.storage.document_store import STATE, BatchOp, WriteConflict
 from tests.builders import order_pii
-from tests.fakes import EPOCH0, FakeCipher, FakeShredder
+from tests.fakes import EPOCH0, FakeCipher, FakeShredder, MemoryDocumentStore
 
 
 def test_fake_shredder_keeps_open_and_used_epochs() -> None:
@@ -38,3 +40,16 @@ def test_the_fake_cipher_hides_the_pii_unless_asked_to_keep_it_readable() -> Non
     values = ("SYNTHPIINAME00007", "SYNTHPIISTREET00007", "SYNTHPIIMAIL00007", pii.order_id)
     assert not any(value in texts[0] for value in values)
     assert all(value in texts[1] for value in values)
+
+
+def test_the_memory_store_writes_none_of_a_batch_whose_last_write_fails() -> None:
+    store = MemoryDocumentStore()
+    head = store.create(STATE, {"id": "head", "pk": "p", "n": 1})
+    store.create(STATE, {"id": "taken", "pk": "p"})
+    batch = [
+        BatchOp("replace", {"id": "head", "pk": "p", "n": 2}, head["_etag"]),
+        BatchOp("create", {"id": "taken", "pk": "p"}),
+    ]
+    with pytest.raises(WriteConflict):
+        store.write_batch(STATE, "p", batch)
+    assert store.read(STATE, "p", "head") == head

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shared.invoices.numbering import CHECKED_AT
 from shared.settings import MAX_RECOVERABLE_DAYS
 from tests.bicep import parse_bicep
 
@@ -357,3 +358,14 @@ def test_rules_grouped_by_entities_map_an_entity_their_query_projects() -> None:
             f"{rule['id']}: maps {mapped}, the query projects {sorted(projected)}"
         )
     assert grouped >= 1
+
+
+def test_an_invoice_number_claim_is_indexed_only_where_it_is_queried() -> None:
+    """A claim item's body is never queried (shared/invoices/numbering.py reads claims by id and
+    finds week-old ones by CHECKED_AT), so indexing it would only add to every allocation's cost."""
+    containers = parse_bicep(INFRA / "modules" / "cosmos.bicep")["resources"]["containerResources"]
+    policy = containers["config"]["config"]["properties"]["resource"]["indexingPolicy"]
+    excluded = {p["path"] for p in policy["excludedPaths"]}
+    assert "/claim/*" in excluded
+    assert not any(path.startswith(f"/{CHECKED_AT}") for path in excluded)
+    assert {p["path"] for p in policy["includedPaths"]} >= {"/*"}

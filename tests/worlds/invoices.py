@@ -15,7 +15,7 @@ from PyPDF2 import PdfReader
 
 from shared.crypto.pii import Pii
 from shared.invoices.archive import InvoiceArchive
-from shared.invoices.numbering import InvoiceCounter
+from shared.invoices.numbering import CLAIM_PREFIX, InvoiceCounter, counter_id
 from shared.invoices.profile import parse_profile
 from shared.invoices.render import ReportlabRenderer
 from shared.invoices.service import InvoicingService
@@ -23,6 +23,7 @@ from shared.orders.domain import Address, Buyer, Money, OrderItem
 from shared.orders.messages import IssueInvoice
 from shared.orders.record import OrderPii, PiiCipher, Stage
 from shared.storage.blob_store import PathBlobs
+from shared.storage.document_store import STATE, DocumentStore
 from tests.builders import order_record
 from tests.fakes import (
     FakeCipher,
@@ -151,6 +152,15 @@ class World:
         record = self.orders.get(ref)
         assert record is not None and record.invoice is not None
         return dict(record.invoice[key])
+
+
+def held_claims(store: DocumentStore, series: str) -> dict[str, list[Any]]:
+    """The claims in `series`: {claim key: [number, claimed at]}."""
+    return {
+        str(item["id"]).removeprefix(CLAIM_PREFIX): [item["claim"]["number"], item["claim"]["at"]]
+        for item in store.in_partition(STATE, counter_id(series))
+        if str(item["id"]).startswith(CLAIM_PREFIX)
+    }
 
 
 def de_consumer(world: World, ref: str = "ref-de-consumer-1") -> None:
