@@ -531,10 +531,15 @@ class IngestionService:
             return shipped.evolve(extra={**shipped.extra, SHIPPED_ELSEWHERE: True})
         if current.stage is Stage.READY:
             # Not shipped yet: keep the latest address and items Amazon has.
+            try:
+                pii = self._keeping_corrections(current, order, now)
+            except IntegrityFailure:
+                # A person's corrections cannot be read back: flagged, so the poll goes on.
+                return integrity.flagged(current.evolve(**amazon))
             return current.evolve(
                 items=order.items,
                 ship_country=order.ship_to.country_code if order.ship_to else current.ship_country,
-                pii=self._keeping_corrections(current, order, now),
+                pii=pii,
                 **amazon,
             )
         return current.evolve(**amazon)

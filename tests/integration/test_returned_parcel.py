@@ -78,7 +78,7 @@ def test_a_parcel_sent_back_is_returned_not_delivered_and_forgotten_from_the_ret
         return SpApiShippingV2(
             refresh_token="Atzr|local",
             lwa_client_id="amzn1.application-oa2-client.local",
-            lwa_client_secret="local",
+            lwa_client_secret="local",  # pragma: allowlist secret
             marketplace_id=UK,
             business_id=business,
             endpoint=served.base_url,

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from azure.functions.queue import QueueMessage
 
+from local.sample_orders import generate
 from shared.crypto.envelope import EnvelopeCipher, EnvelopeTampered
 from shared.crypto.key_epochs import KeyEpochs
 from shared.errors import ends_in_poison
@@ -26,7 +27,7 @@ from shared.telemetry.invocations import AppTelemetry
 from shared.telemetry.message_failures import MessageFailures
 from tests.builders import flipped
 from tests.fakes import FakeSender, FakeShredder, FakeSignal, MemoryBlobs, MemorySecretStore, audit_trail
-from tests.worlds import invoices, privacy, shipping
+from tests.worlds import ingestion, invoices, privacy, shipping
 
 OTHER = "ref-00000002"
 
@@ -207,3 +208,40 @@ def privacy_access_body(request_id: str) -> bytes:
             "recipientKey": encode_recipient_key(privacy.KEY.public_key()),
         }
     ).encode()
+
+
+def test_a_corrected_ready_order_that_fails_its_check_is_flagged_and_the_poll_goes_on() -> None:
+    orders = generate(
+        1,
+        seed=3,
+        start=ingestion.START - timedelta(hours=14),
+        span=timedelta(hours=1),
+        marketplaces=(ingestion.DE, ingestion.FR),
+        statuses={"PENDING": 1.0},
+        afn_share=0.0,
+    )
+    world = ingestion.World(orders[:1])
+    world.poll()
+    tampered = orders[0]["orderId"]
+    world.clock.advance(300)
+    world.stand_in.set_fulfillment_status(tampered, "UNSHIPPED")
+    world.clock.advance(300)
+    world.poll()
+    ref = world.ref(tampered)
+    ready = world.repo.get(ref)
+    assert ready is not None and ready.stage is Stage.READY
+    world.repo.replace(ready.evolve(extra={**ready.extra, "corrected": ["shipTo.line1"]}))
+
+    def refuses(*_: object, **__: object) -> object:
+        raise EnvelopeTampered("authentication failed")
+
+    world.cipher.open = refuses  # type: ignore[method-assign]
+    world.stand_in.set_fulfillment_status(tampered, "PENDING_AVAILABILITY")
+    for _ in range(3):
+        world.clock.advance(600)
+        world.poll()
+
+    flagged = world.repo.get(ref)
+    assert flagged is not None and flagged.attention == INTEGRITY_FAILURE
+    assert flagged.stage is Stage.ATTENTION
+    assert world.service.last_poll.skipped == {}  # the seller's poll is not stopped by it
