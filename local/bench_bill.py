@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from local import bill, sample_orders
-from local.bench_pipeline import MARKETPLACES
+from local import bill
+from local.bench_pipeline import bench_orders
 from local.call_meter import HOST, Call, CallMeter, replay
 from local.pipeline import Pipeline
 from shared.app.schedules import NCronTab
@@ -190,15 +190,7 @@ def envelope_bytes(envelopes: Iterable[dict[str, Any]]) -> int:
 def measure(orders: int = DEFAULT_ORDERS) -> Iterator[dict[str, object]]:
     table = bill.load_prices()
     memory_mb = instance_memory_mb()
-    generated = sample_orders.generate(
-        orders,
-        seed=2026,
-        start=datetime(2026, 10, 1, tzinfo=UTC),
-        span=timedelta(hours=12),
-        marketplaces=MARKETPLACES,
-        afn_share=0.0,
-        statuses={"UNSHIPPED": 1.0},
-    )
+    generated = bench_orders(orders)
     with tempfile.TemporaryDirectory(prefix="bench-bill-") as out, Pipeline(generated, Path(out)) as p:
         meter = CallMeter(_services(p), lambda: p.host.invoking)
         with meter.installed():

@@ -84,8 +84,9 @@ def run(sizes: tuple[int, ...] = SIZES) -> Iterator[dict[str, object]]:
             yield {**row, "metric": "store_writes_per_order_replay_safe_carriers"}
 
 
-def measure(orders: int = DEFAULT_ORDERS, *, replay_safe: bool = False) -> Iterator[dict[str, object]]:
-    generated = sample_orders.generate(
+def bench_orders(orders: int) -> list[dict[str, Any]]:
+    """The benches' orders: `orders` ready to ship, MFN, over MARKETPLACES in half a day."""
+    return sample_orders.generate(
         orders,
         seed=2026,
         start=datetime(2026, 10, 1, tzinfo=UTC),
@@ -94,6 +95,10 @@ def measure(orders: int = DEFAULT_ORDERS, *, replay_safe: bool = False) -> Itera
         afn_share=0.0,
         statuses={"UNSHIPPED": 1.0},
     )
+
+
+def measure(orders: int = DEFAULT_ORDERS, *, replay_safe: bool = False) -> Iterator[dict[str, object]]:
+    generated = bench_orders(orders)
     # Above ON_DISK orders Azurite keeps blobs on disk: thousands of labels exceed memory.
     on_disk = orders >= ON_DISK
     with (
