@@ -120,6 +120,9 @@ class CarrierStandIn:
     refuse_credentials: bool = False
     _fail: int = 0
     _reject: int = 0
+    _lose: int = 0
+    #: Label answers lost so far (`lose_answers_next`).
+    lost: int = 0
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     server: ThreadingHTTPServer | None = None
     thread: threading.Thread | None = None
@@ -137,6 +140,21 @@ class CarrierStandIn:
     def reject_next(self, n: int) -> None:
         with self.lock:
             self._reject = n
+
+    def lose_answers_next(self, n: int) -> None:
+        """The next n labels are bought, then the connection closes before the answer (the
+        caller cannot know whether it bought one)."""
+        with self.lock:
+            self._lose = n
+
+    def answer_lost(self, method: str, path: str, status: int) -> bool:
+        """Whether this answer to a label purchase is to be lost (see `lose_answers_next`)."""
+        with self.lock:
+            if self._lose <= 0 or method != "POST" or status != 200 or not _is_label_path(path):
+                return False
+            self._lose -= 1
+            self.lost += 1
+            return True
 
     def hold_deliveries(self) -> None:
         """From now on a label tracks as in transit until `mark_delivered` names it."""
@@ -529,6 +547,9 @@ def _handler(state: CarrierStandIn, route: Route) -> type[BaseHTTPRequestHandler
             with state.lock:
                 state.requests.append(Recorded(self.command, path, body))
             status, payload = route(state, self.command, path, body)
+            if state.answer_lost(self.command, path, status):
+                self.close_connection = True
+                return
             data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
             self.send_response(status)
             ctype = "text/plain" if isinstance(payload, str) else "application/json"

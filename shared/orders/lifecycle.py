@@ -77,8 +77,9 @@ def unreadable_stage(code: str) -> tuple[Stage, str]:
 
 
 def needs_attention(record: OrderRecord, code: str, **changes: Any) -> OrderRecord:
-    """A person must act; `code` says why."""
-    return record.evolve(stage=Stage.ATTENTION, attention=code, **changes)
+    """A person must act; `code` says why. Out of the redrive's index: nothing sends it again."""
+    extra = left_ready(changes.pop("extra", record.extra))
+    return record.evolve(stage=Stage.ATTENTION, attention=code, extra=extra, **changes)
 
 
 def ship_by(record: OrderRecord) -> datetime:
@@ -94,9 +95,11 @@ def shipping_backoff(tries: int) -> timedelta:
 
 def ship_again_at(record: OrderRecord, at: datetime, now: datetime) -> OrderRecord:
     """A ready order whose shipping has not (or no longer) begun, in the redrive's index to be
-    sent again at `at`; or, when `now` is past its ship-by date, handed to a person."""
-    if now >= ship_by(record):
-        return needs_attention(record, SHIP_BY_PASSED, extra=left_ready(record.extra))
+    sent again at `at`; or, when `now` is past its ship-by date, handed to a person. An order
+    whose label is bought is never cut off: only its confirmation to Amazon remains, late is
+    better than never, and the orders-not-shipping gauge counts it meanwhile."""
+    if now >= ship_by(record) and _shipment_state(record) != LABEL_PURCHASED:
+        return needs_attention(record, SHIP_BY_PASSED)
     return record.evolve(extra={**record.extra, READY_AT: at.isoformat()})
 
 
@@ -119,7 +122,7 @@ def integrity_failure(record: OrderRecord) -> OrderRecord:
     deadline go on, and carries the code as an invoice refusal does. Its deadline stands
     either way (`Settle` gives an unshipped order the bound)."""
     if record.stage in NOT_SHIPPED:
-        return needs_attention(record, INTEGRITY_FAILURE, extra=left_ready(record.extra))
+        return needs_attention(record, INTEGRITY_FAILURE)
     return record.evolve(attention=INTEGRITY_FAILURE)
 
 
@@ -171,10 +174,15 @@ def untouchable(record: OrderRecord) -> bool:
 
 def may_ship_again(record: OrderRecord) -> bool:
     """Whether a ShipOrder sent again can only finish this order's shipping, never buy a second
-    label: ready, not untouchable, and no label purchase under way (none, or one bought whose
-    confirmation to Amazon is what remains)."""
-    state = (record.shipment or {}).get("state")
-    return record.stage is Stage.READY and not untouchable(record) and state in (None, LABEL_PURCHASED)
+    label: ready and not untouchable. Its shipment is none, a label bought whose confirmation
+    remains, or an intent whose purchase ended in doubt (a timeout): the replay asks again with
+    the same key, or hands it to a person. An intent whose purchase is running is never in the
+    redrive's index (writing it leaves the index), so nothing sends it meanwhile."""
+    return record.stage is Stage.READY and not untouchable(record)
+
+
+def _shipment_state(record: OrderRecord) -> object:
+    return (record.shipment or {}).get("state")
 
 
 def shipping_skip_reason(record: OrderRecord) -> str | None:

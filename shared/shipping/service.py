@@ -209,7 +209,8 @@ class ShippingService:
                 record = self._replay(record, carriers, now)
             else:
                 record = self._buy(record, carriers, now)
-        except (AddressProblem, NoRoute) as problem:
+        except (CarrierError, NoRoute) as problem:
+            # Refused (the address, the request, the account): trying again cannot help.
             return self._attention(record.ref, problem.code)
         return self._finish(record, now, recorded=False)
 
@@ -241,7 +242,7 @@ class ShippingService:
         if shipment.get("intentId") != intent["intentId"]:
             # Another delivery of the same message wrote its intent first: let it finish.
             raise TransientError("another delivery is shipping this order", code="shipment_in_progress")
-        return self._purchase(stored, carrier, pii, now)
+        return self._purchase(stored, carrier, pii, now, replaying=False)
 
     def _replay(self, record: OrderRecord, carriers: Mapping[str, Carrier], now: datetime) -> OrderRecord:
         shipment = record.shipment or {}
@@ -253,10 +254,14 @@ class ShippingService:
             raise AddressProblem("carrier no longer configured", code=CARRIER_UNCONFIGURED)
         if not carrier.replay_safe:
             raise AddressProblem("label may exist; not buying twice", code=INTENT_UNRESOLVED)
-        return self._purchase(record, carrier, self._open(record), now)
+        return self._purchase(record, carrier, self._open(record), now, replaying=True)
 
-    def _purchase(self, record: OrderRecord, carrier: Carrier, pii: OrderPii, now: datetime) -> OrderRecord:
-        """The order with its label, bought and stored with its purchase (not yet written)."""
+    def _purchase(
+        self, record: OrderRecord, carrier: Carrier, pii: OrderPii, now: datetime, *, replaying: bool
+    ) -> OrderRecord:
+        """The order with its label, bought and stored with its purchase (not yet written).
+        `replaying`: its intent was written by an earlier try, whose purchase may have gone
+        through."""
         shipment = record.shipment or {}
         intent_id = str(shipment["intentId"])
         label_request = LabelRequest(
@@ -277,12 +282,9 @@ class ShippingService:
         )
         try:
             label = carrier.create_label(label_request)
-        except CarrierTimeout:
-            raise  # outcome unknown: keep the intent, the replay decides
-        except (CarrierUnavailable, CarrierError) as failure:
-            # A throttled purchase's message is re-queued with its wait: not sent again sooner.
-            backoff = failure.transient and retry_delay(failure) is None
-            self._clear_intent(record.ref, intent_id, now, transient=backoff)
+        except CarrierUnavailable as failure:
+            in_doubt = replaying or isinstance(failure, CarrierTimeout)
+            self._purchase_failed(record.ref, intent_id, failure, now, in_doubt=in_doubt)
             raise
         purchased = _purchased(shipment, label, label_blob_name(record.ref), now)
         return record.evolve(shipment=self._labels.put(record.ref, label.document, purchased, now))
@@ -383,26 +385,37 @@ class ShippingService:
 
         self._orders.update(ref, change)
 
-    def _clear_intent(self, ref: str, intent_id: str, now: datetime, *, transient: bool) -> None:
+    def _purchase_failed(
+        self, ref: str, intent_id: str, failure: CarrierUnavailable, now: datetime, *, in_doubt: bool
+    ) -> None:
+        """The carrier was unavailable; the order goes back in the redrive's index. Nothing
+        bought: the intent is cleared. Maybe bought (a timeout, or any failure of a purchase
+        asked again after one): the intent stays, so the next try asks with the same key (the
+        replay). A throttled try's message is re-queued by the host with its wait; the index
+        holds it only as a lost message would be."""
+        throttled = retry_delay(failure) is not None
+
         def change(current: OrderRecord) -> OrderRecord | None:
             shipment = current.shipment or {}
             if shipment.get("intentId") != intent_id or shipment.get("state") != INTENT:
                 return None
-            # Not started after all: back in the redrive's index, tried again after the back-off
-            # (a transient failure) or as a lost message would be (a refusal, or throttling).
-            if transient:
-                return lifecycle.shipping_failed(current, now, shipment=None)
-            return lifecycle.ship_again_at(current.evolve(shipment=None), now + lifecycle.RESEND_AFTER, now)
+            if not in_doubt:
+                current = current.evolve(shipment=None)
+            if throttled:
+                return lifecycle.ship_again_at(current, now + lifecycle.RESEND_AFTER, now)
+            return lifecycle.shipping_failed(current, now)
 
         self._orders.update(ref, change)
 
     def _retry_later(self, ref: str, now: datetime) -> OrderRecord | None:
         """After a transient failure: the order in the redrive's index for another try (or,
-        past its ship-by date, with a person); None if it cannot be. A failure that cleared its
-        intent has scheduled it already."""
+        past its ship-by date, with a person); None if it cannot be. A failed purchase has
+        scheduled it already; an intent it did not schedule may be another delivery's, running."""
 
         def change(current: OrderRecord) -> OrderRecord | None:
             if not lifecycle.may_ship_again(current) or lifecycle.failure_recorded(current, now):
+                return None
+            if (current.shipment or {}).get("state") == INTENT:
                 return None
             return lifecycle.shipping_failed(current, now)
 

@@ -14,6 +14,7 @@ from shared.crypto.pii import Pii
 from shared.shipping.carriers import (
     AddressProblem,
     CarrierError,
+    CarrierTimeout,
     CarrierUnavailable,
     LabelRequest,
     Parcel,
@@ -86,6 +87,25 @@ def test_label_replay_track_void_and_faults(servers: carrier_servers.CarrierServ
         carrier.create_label(req)
     assert rejected.value.code == "address_rejected"
     assert standin.purchases == base + 1
+
+
+@pytest.mark.parametrize("name", ["usps", "fedex", "ups"])
+def test_a_label_whose_answer_was_lost_is_a_timeout_and_the_same_key_finds_it(
+    servers: carrier_servers.CarrierServers, name: str
+) -> None:
+    """The carrier sells the label and the connection closes before its answer: the outcome is
+    unknown (CarrierTimeout, so shipping keeps the intent), and asking again with the same key
+    returns that label instead of a second one."""
+    standin = servers.all()[name]
+    carrier = KarrioCarrier(name, CREDENTIALS[name], base_url=standin.base_url, replay_safe=True)
+    base = standin.purchases
+    req = request(f"{name}-key-000000000004", SERVICES[name])
+    standin.lose_answers_next(1)
+    with pytest.raises(CarrierTimeout):
+        carrier.create_label(req)
+    assert standin.purchases == base + 1
+    label = carrier.create_label(req)
+    assert standin.purchases == base + 1 and label.tracking_number in standin.labels.values()
 
 
 @pytest.mark.parametrize(

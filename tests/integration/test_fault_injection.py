@@ -3,8 +3,8 @@
 Faults: a crash after each external side effect and before the state write that records it
 (label purchase, confirmShipment, invoice number and blob, feed upload, purge); Cosmos 429 and
 503 raised inside the Cosmos client so the app's own error mapping sees them; SP-API 429 and
-500; carrier 5xx; every carrier, or Amazon's confirmShipment, down for 30 simulated hours; Key Vault
-unavailable; duplicated and out-of-order messages.
+500; carrier 5xx; carriers selling labels whose answers are lost; every carrier, or Amazon's
+confirmShipment, down for 30 simulated hours; Key Vault unavailable; duplicated and out-of-order messages.
 
 Invariants, from evidence (the store, blobs, audit records, the stand-ins' own records, poison
 queues), never from what the driver meant to do: every order ends in exactly one final state;
@@ -759,3 +759,32 @@ def test_amazon_refusing_confirmations_for_30_hours_confirms_each_label_once_aft
     assert len(shippable) >= 3 and confirmations == Counter(dict.fromkeys(shippable, 1))
     assert purchases == len(shippable)
     assert {ev.final[ev.refs[o]] for o in shippable} <= {"delivered", "returned"}  # the parcel left
+
+
+def test_labels_whose_answers_were_lost_are_found_by_the_replay_and_never_bought_twice(
+    tmp_path: Path,
+) -> None:
+    """Each carrier sells its next 6 labels and closes the connection before answering: to the
+    app, a timeout whose outcome is unknown. More losses than the host's 5 deliveries: the order
+    keeps its intent and waits in the redrive's index with the back-off (never poisoned, never
+    stuck), and the replay's same reference finds the label bought, so every order that is not
+    cancelled ships with one label and one confirmation."""
+    wrap = _journaled()
+    with Pipeline(_orders(8, seed=19), tmp_path, wrap_store=wrap, carriers_replay_safe=True) as p:
+        for carrier in p.carriers.all().values():
+            carrier.lose_answers_next(6)
+        p.run(limit=RUN_LIMIT)
+        ev = evidence(p, wrap.journal)
+        reasons = poison_reasons(p)
+        failures = dict(p.host.stats.failures)
+        lost = sum(c.lost for c in p.carriers.all().values())
+        confirmations = Counter(c.order_id for c in p.spapi.confirmations)
+        labels = dict(p.observed.labels)
+        shippable = {o for o, kind in p.world.scenario.items() if kind != "cancelled"}
+
+    assert lost >= 6
+    assert ev.problems == [], "\n".join(ev.problems)
+    assert reasons == [] and failures.get("ship_order", 0) == 0
+    assert len(shippable) >= 5 and confirmations == Counter(dict.fromkeys(shippable, 1))
+    assert sorted(labels.values()) == [1] * len(shippable)
+    assert {ev.final[ev.refs[o]] for o in shippable} <= {"delivered", "returned"}

@@ -443,10 +443,48 @@ def test_a_lost_message_of_an_order_already_past_its_ship_by_date_goes_to_a_pers
     assert attention == {SHIP_BY_PASSED}
 
 
+def _fresh_world() -> World:
+    from local.sample_orders import generate
+
+    return World(
+        generate(
+            2, seed=4, start=START - timedelta(hours=14), span=timedelta(hours=1), marketplaces=(DE, FR),
+            statuses={"UNSHIPPED": 1.0}, afn_share=0.0,
+        )
+    )  # fmt: skip
+
+
 def test_an_order_whose_shipping_started_is_never_sent_again() -> None:
-    world = World(orders_in(2, afn_share=0.0))
+    """Writing the intent takes the order out of the redrive's index (as shipping does): a
+    purchase under way never gets a second message."""
+    from shared.orders.record import left_ready
+
+    world = _fresh_world()
     sent = world.poll()
     for message in sent:
-        world.repo.update(message.ref, lambda r: r.evolve(shipment={"state": "intent", "intentId": "i-1"}))
+        world.repo.update(
+            message.ref,
+            lambda r: r.evolve(shipment={"state": "intent", "intentId": "i-1"}, extra=left_ready(r.extra)),
+        )
     world.clock.advance(7 * 3600)
-    assert world.poll() == []
+    assert sent and world.poll() == []
+    assert {world.stored()[m.ref]["stage"] for m in sent} == {Stage.READY.value}
+
+
+def test_an_order_whose_purchase_timed_out_is_sent_again_when_its_retry_is_due() -> None:
+    """Shipping keeps the intent of a purchase whose outcome is unknown and puts the order back
+    in the index with the back-off: the redrive sends it, and shipping's replay decides."""
+    from shared.orders.lifecycle import SHIP_RETRY_FIRST, shipping_failed
+    from shared.orders.record import left_ready
+
+    world = _fresh_world()
+    sent = world.poll()
+    for message in sent:
+        world.repo.update(
+            message.ref,
+            lambda r: r.evolve(shipment={"state": "intent", "intentId": "i-1"}, extra=left_ready(r.extra)),
+        )
+        world.repo.update(message.ref, lambda r: shipping_failed(r, world.now()))
+    world.clock.advance(SHIP_RETRY_FIRST.total_seconds())
+    assert sent and {m.ref for m in world.poll()} == {m.ref for m in sent}
+    assert {world.stored()[m.ref]["shipment"]["intentId"] for m in sent} == {"i-1"}

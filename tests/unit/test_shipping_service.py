@@ -12,12 +12,20 @@ import pytest
 from shared.crypto.pii import Pii
 from shared.errors import TransientError
 from shared.orders.deadlines import RetentionPolicy
-from shared.orders.lifecycle import SHIP_BY_FALLBACK, SHIP_BY_PASSED, SHIP_RETRY_FIRST, SHIP_TRIES, Settle
+from shared.orders.lifecycle import (
+    SHIP_BY_FALLBACK,
+    SHIP_BY_PASSED,
+    SHIP_RETRY_FIRST,
+    SHIP_TRIES,
+    Settle,
+    may_ship_again,
+)
 from shared.orders.messages import IssueInvoice, ShipOrder
 from shared.orders.record import READY_AT, Stage
 from shared.orders.repository import OrderRepository
 from shared.shipping.carriers import (
     AddressProblem,
+    CarrierError,
     CarrierTimeout,
     CarrierUnavailable,
     Label,
@@ -312,15 +320,89 @@ def test_a_shipped_order_drops_the_deadline_it_had_before_shipping() -> None:
     assert shipped.stage is Stage.SHIPPED and (shipped.purge_after, shipped.ttl) == (None, None)
 
 
-def test_timeout_keeps_intent_for_replay() -> None:
+def test_a_timeout_keeps_the_intent_and_schedules_a_replay_with_the_same_key() -> None:
+    """The label may have been bought: not poisoned after the host's retries, and not cleared
+    (a new key could buy a second label); the redrive sends it again after the back-off."""
     w = World()
-    w.add(REF)
+    w.add(REF, ship_by=NOW + timedelta(days=2))
     w.carriers["usps"].fail.append(CarrierTimeout("slow"))
-    with pytest.raises(TransientError):
-        w.service().ship(ShipOrder(REF), NOW)
-    intent = (w.get(REF).shipment or {})["intentId"]
-    w.service().ship(ShipOrder(REF), NOW)
+    assert w.service().ship(ShipOrder(REF), NOW) == []
+    waiting = w.get(REF)
+    intent = (waiting.shipment or {})["intentId"]
+    assert (waiting.stage, (waiting.shipment or {})["state"]) == (Stage.READY, "intent")
+    assert waiting.extra[READY_AT] == (NOW + SHIP_RETRY_FIRST).isoformat()
+    assert [due.ref for due in w.orders.due_to_send(NOW + SHIP_RETRY_FIRST)] == [REF]
+    assert may_ship_again(waiting)
+    assert w.service().ship(ShipOrder(REF), NOW + SHIP_RETRY_FIRST) == [IssueInvoice(REF)]
     assert [r.idempotency_key for r in w.carriers["usps"].requests] == [intent, intent]
+
+
+def test_an_outage_on_the_replay_after_a_timeout_still_never_changes_the_key() -> None:
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+    w.carriers["usps"].fail.extend([CarrierTimeout("slow"), CarrierUnavailable("503")])
+    now = NOW
+    while w.get(REF).stage is Stage.READY:
+        w.service().ship(ShipOrder(REF), now)
+        now = datetime.fromisoformat(w.get(REF).extra.get(READY_AT, now.isoformat()))
+    keys = {r.idempotency_key for r in w.carriers["usps"].requests}
+    assert len(w.carriers["usps"].requests) == 3 and len(keys) == 1
+    assert w.get(REF).stage is Stage.SHIPPED and w.carriers["usps"].purchases == 1
+
+
+def test_a_timeout_on_a_carrier_that_cannot_replay_goes_to_a_person_on_the_next_try() -> None:
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+    w.carriers["usps"] = usps = FakeCarrier("usps", replay_safe=False)
+    usps.fail.append(CarrierTimeout("slow"))
+    w.service().ship(ShipOrder(REF), NOW)
+    assert w.service().ship(ShipOrder(REF), NOW + SHIP_RETRY_FIRST) == []
+    held = w.get(REF)
+    assert (held.stage, held.attention) == (Stage.ATTENTION, "label_intent_unresolved")
+    assert (held.shipment or {})["intentId"] and READY_AT not in held.extra
+    assert usps.purchases == 0
+
+
+def test_a_carrier_refusal_goes_to_a_person_with_its_code_and_is_not_tried_again() -> None:
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+    w.carriers["usps"].fail.append(CarrierError("usps refused the request", code="carrier_refused_usps"))
+    assert w.service().ship(ShipOrder(REF), NOW) == []
+    held = w.get(REF)
+    assert (held.stage, held.attention, held.shipment) == (Stage.ATTENTION, "carrier_refused_usps", None)
+    assert READY_AT not in held.extra and not w.orders.due_to_send(NOW + timedelta(days=1))
+    assert w.service().ship(ShipOrder(REF), NOW) == []  # a redelivery does not try again
+    assert len(w.carriers["usps"].requests) == 1
+
+
+def test_an_address_rejected_after_the_ship_by_date_keeps_its_own_code() -> None:
+    w = World()
+    w.add(REF, ship_by=NOW - timedelta(hours=1))
+    w.carriers["usps"].fail.append(AddressProblem("rejected"))
+    w.service().ship(ShipOrder(REF), NOW)
+    assert w.get(REF).attention == "address_rejected"
+
+
+def test_a_bought_label_is_confirmed_even_after_the_ship_by_date_passed() -> None:
+    """Only the confirmation remains: the order is never handed to a person for it (the
+    orders-not-shipping gauge counts it meanwhile)."""
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(minutes=10))
+
+    class DownConfirmer(FakeConfirmer):
+        def confirm_shipment(self, **kwargs: Any) -> None:
+            super().confirm_shipment(**kwargs)
+            if len(self.calls) <= 4:
+                raise TransientError("amazon down", code="spapi_unavailable")
+
+    w.confirmer = DownConfirmer()
+    now = NOW
+    while w.get(REF).stage is Stage.READY:
+        w.service().ship(ShipOrder(REF), now)
+        now = datetime.fromisoformat(w.get(REF).extra.get(READY_AT, now.isoformat()))
+    assert now > NOW + timedelta(minutes=10)
+    assert w.get(REF).stage is Stage.SHIPPED and w.carriers["usps"].purchases == 1
+    assert len(w.confirmer.calls) == 5
 
 
 def test_buy_shipping_sends_no_address_and_skips_confirmation() -> None:

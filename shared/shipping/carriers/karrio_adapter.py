@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import functools
 import http.client
+import threading
 import urllib.error
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -126,6 +127,40 @@ def _settings_class(carrier: str) -> Any:
             return self.base_url or str(super().server_url)
 
     return LoopbackAwareSettings
+
+
+class _Exchanges(threading.local):
+    """What the last carrier exchange in this thread raised: karrio's `fail_safe` turns any
+    exception of an operation into its own internal error, with no sign of whether the request
+    had been sent."""
+
+    failure: Exception | None = None
+
+
+def _record_failures(proxy: Any, exchanges: _Exchanges) -> None:
+    """Record on `exchanges` what each carrier operation of this proxy raises (set on the
+    instance, as `_one_bit_labels` is)."""
+    for name in ("create_shipment", "cancel_shipment", "get_tracking"):
+        operation = getattr(proxy, name)
+
+        def recorded(*args: Any, _operation: Any = operation, **kwargs: Any) -> Any:
+            try:
+                return _operation(*args, **kwargs)
+            except Exception as exc:
+                exchanges.failure = exc
+                raise
+
+        setattr(proxy, name, recorded)
+
+
+def _exchange_failed(carrier: str, failure: BaseException) -> CarrierUnavailable:
+    """A carrier exchange that raised. urllib wraps in URLError what fails while connecting and
+    sending: nothing was carried out. Anything else (a timeout, the connection reset or closed
+    while the answer was read, an answer the proxy could not read) came after the request was
+    sent, so a label may have been bought: the outcome is unknown."""
+    if isinstance(failure, urllib.error.URLError) and not isinstance(failure.reason, TimeoutError):
+        return CarrierUnavailable(f"{carrier} unreachable")
+    return CarrierTimeout(f"{carrier} sent the request; its outcome is unknown")
 
 
 def _one_bit_labels(proxy: Any) -> None:
@@ -236,6 +271,7 @@ class KarrioCarrier:
         self._base_url = base_url.rstrip("/") if base_url else None
         self._test_mode = test_mode
         self._gateway: Any = None
+        self._exchanges = _Exchanges()
 
     def _gw(self) -> Any:
         # One gateway per carrier account: it holds the OAuth token cache between labels.
@@ -247,22 +283,20 @@ class KarrioCarrier:
             self._gateway = sdk.gateway[self.name].create(settings, tracer=tracer_class(), cache=lib.Cache())
             if self.name == "ups":
                 _one_bit_labels(self._gateway.proxy)
+            _record_failures(self._gateway.proxy, self._exchanges)
         return self._gateway
 
     def _call(self, build: Any) -> tuple[Any, list[str]]:
+        self._exchanges.failure = None
         try:
             result, messages = build()
-        except TimeoutError:
-            raise CarrierTimeout(f"{self.name} did not answer") from None
-        except urllib.error.URLError as exc:
-            # urllib wraps what fails while connecting and sending: nothing was carried out.
-            if isinstance(exc.reason, TimeoutError):
-                raise CarrierTimeout(f"{self.name} did not answer") from None
-            raise CarrierUnavailable(f"{self.name} unreachable") from None
-        except (OSError, http.client.HTTPException):
-            # Raised unwrapped while reading the answer (the connection reset or closed, a
-            # broken status line): the request was sent, so a label may have been bought.
-            raise CarrierTimeout(f"{self.name} connection lost after the request") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise _exchange_failed(self.name, exc) from None
+        failure = self._exchanges.failure
+        if failure is not None:
+            # karrio's fail_safe turned it into its internal error, which says nothing of when
+            # it happened: the proxy's own record does.
+            raise _exchange_failed(self.name, failure)
         return result, _error_codes(messages)
 
     def authenticate(self) -> None:
