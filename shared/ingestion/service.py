@@ -64,12 +64,6 @@ CURSOR_HEARTBEAT = timedelta(hours=6)
 UNREADABLE_STATUS = "UNREADABLE"
 # On an order Amazon reported shipped before this app began shipping it (no label of ours).
 SHIPPED_ELSEWHERE = "shippedElsewhere"
-# A ready order whose shipment never started (the poll died after storing it, before the host
-# sent its message; or the message was lost) is sent again REDRIVE_AFTER after it became ready
-# or was last sent, until its ship-by date (`lifecycle.ship_again_at`). Long enough that a normal
-# queue backlog never looks stuck (a duplicate racing the original could trip the label-intent
-# guard). Shipping itself moves the next send earlier after a transient failure (its back-off).
-REDRIVE_AFTER = lifecycle.RESEND_AFTER
 # Audit actions after which an order must never be stored again: purged at its deadline, or
 # erased on request. Amazon still knows the order and may mention it in a late poll or
 # notification; we must not learn the buyer again.
@@ -213,11 +207,11 @@ class IngestionService:
 
     def _redrive_stuck(self, now: datetime) -> list[ShipOrder]:
         """Send ShipOrder again for ready orders whose time in the redrive's index has come: a
-        lost message (see REDRIVE_AFTER) or a retry after a transient failure. Past the ship-by
+        lost message (see `lifecycle.RESEND_AFTER`) or a retry after a transient failure. Past the ship-by
         date the lifecycle hands the order to a person instead. One indexed query per poll; a
         write only for an order due."""
         resent: list[ShipOrder] = []
-        next_send = now + REDRIVE_AFTER
+        next_send = now + lifecycle.RESEND_AFTER
         for due in self._repo.due_to_send(now):
             if not lifecycle.may_ship_again(due):
                 continue  # a guard: a label purchase is under way, or the order must not ship
@@ -487,7 +481,7 @@ class IngestionService:
             pii=self._sealed(ref, order, stage, now),
             attention=attention,
             extra={"packages": _packages(order.packages)}
-            | ({READY_AT: (now + REDRIVE_AFTER).isoformat()} if stage is Stage.READY else {}),
+            | ({READY_AT: (now + lifecycle.RESEND_AFTER).isoformat()} if stage is Stage.READY else {}),
         )
 
     def _updated(self, current: OrderRecord, order: Order, now: datetime) -> OrderRecord:

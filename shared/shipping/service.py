@@ -34,7 +34,6 @@ from shared.storage.blob_store import LabelStore, label_blob_name
 from shared.telemetry.invocations import record_stage
 
 INTENT = "intent"
-PURCHASED = lifecycle.LABEL_PURCHASED
 SHIPPED = "shipped"
 # Amazon's packageReferenceId is numeric; resubmitting the same one edits the confirmation,
 # so a replayed confirmShipment cannot create a second package.
@@ -127,7 +126,7 @@ def _purchased(intent: Mapping[str, Any], label: Label, blob: str, now: datetime
     # No personal data: this is also the label blob's metadata.
     return {
         **intent,
-        "state": PURCHASED,
+        "state": lifecycle.LABEL_PURCHASED,
         "carrier": label.carrier,
         "carrierName": label.carrier_name,
         "service": label.service,
@@ -203,7 +202,7 @@ class ShippingService:
         carriers = self._carriers(record.seller_id)
         state = (record.shipment or {}).get("state")
         try:
-            if state == PURCHASED:
+            if state == lifecycle.LABEL_PURCHASED:
                 return self._finish(record, now, recorded=True)
             if state == INTENT:
                 record = self._replay(record, carriers, now)
@@ -314,7 +313,7 @@ class ShippingService:
             if _stopped_while_buying(current, shipment):
                 return None
             now_shipment = current.shipment or {}
-            if now_shipment.get("state") not in (INTENT, PURCHASED):
+            if now_shipment.get("state") not in (INTENT, lifecycle.LABEL_PURCHASED):
                 return None
             # The unshipped order's deadline, and the TTL from it, may fall before the parcel
             # arrives: the lifecycle drops both and sets the first delivery check instead.

@@ -400,11 +400,10 @@ def test_a_full_replay_from_an_empty_cursor_stores_and_sends_nothing() -> None:
 
 
 def test_a_ready_order_whose_message_was_lost_is_sent_again_until_its_ship_by_date() -> None:
-    """Sent again every REDRIVE_AFTER while it has not begun shipping; past Amazon's ship-by
+    """Sent again every RESEND_AFTER while it has not begun shipping; past Amazon's ship-by
     date (two days after these orders were placed) it goes to a person (`ship_by_passed`)."""
     from local.sample_orders import generate
-    from shared.ingestion.service import REDRIVE_AFTER
-    from shared.orders.lifecycle import SHIP_BY_PASSED, ship_by
+    from shared.orders.lifecycle import RESEND_AFTER, SHIP_BY_PASSED, ship_by
 
     fresh = generate(
         3, seed=3, start=START - timedelta(hours=14), span=timedelta(hours=1), marketplaces=(DE, FR),
@@ -416,11 +415,11 @@ def test_a_ready_order_whose_message_was_lost_is_sent_again_until_its_ship_by_da
     refs = {m.ref for m in first}
     deadline = min(ship_by(r) for r in (world.repo.get(ref) for ref in refs) if r is not None)
     resends = 0
-    while world.now() + REDRIVE_AFTER < deadline:
-        world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    while world.now() + RESEND_AFTER < deadline:
+        world.clock.advance(RESEND_AFTER.total_seconds() + 60)
         assert {m.ref for m in world.poll()} == refs
         resends += 1
-    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    world.clock.advance(RESEND_AFTER.total_seconds() + 60)
     assert world.now() >= deadline and world.poll() == []
     stored = [doc for doc in world.stored().values() if doc["id"] in refs]
     assert resends >= 5  # over 33 hours of the window left, one send every 6 hours and a minute
@@ -432,12 +431,11 @@ def test_a_ready_order_whose_message_was_lost_is_sent_again_until_its_ship_by_da
 def test_a_lost_message_of_an_order_already_past_its_ship_by_date_goes_to_a_person() -> None:
     """A backfill finds orders placed weeks ago: each is sent to shipping once; if that is
     lost, the redrive hands it to a person rather than trying again."""
-    from shared.ingestion.service import REDRIVE_AFTER
-    from shared.orders.lifecycle import SHIP_BY_PASSED
+    from shared.orders.lifecycle import RESEND_AFTER, SHIP_BY_PASSED
 
     world = World(orders_in(3, afn_share=0.0))
     first = world.poll()
-    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    world.clock.advance(RESEND_AFTER.total_seconds() + 60)
     assert first and world.poll() == []
     attention = {world.stored()[m.ref]["attention"] for m in first}
     assert attention == {SHIP_BY_PASSED}

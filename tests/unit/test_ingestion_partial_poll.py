@@ -60,7 +60,7 @@ def test_a_forgotten_order_is_not_stored_again_when_amazon_changes_it(
 def test_a_restrict_request_for_an_order_not_yet_seen_holds_it_restricted() -> None:
     """Not forgotten (the order is stored), but held as restricted: nothing is sent to
     shipping, now or by the redrive."""
-    from shared.ingestion.service import REDRIVE_AFTER
+    from shared.orders.lifecycle import RESEND_AFTER
     from shared.storage.audit import AuditAction
 
     order = orders_in(1, statuses={"UNSHIPPED": 1.0}, afn_share=0.0)[0]
@@ -68,7 +68,7 @@ def test_a_restrict_request_for_an_order_not_yet_seen_holds_it_restricted() -> N
     ref = world.ref(order["orderId"])
     audit_trail(world.store).record(ref, AuditAction.RESTRICTED, world.now(), "ops", once_key="req-00000002")
     assert world.poll() == [] and world.stored()[ref]["restricted"] is True
-    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    world.clock.advance(RESEND_AFTER.total_seconds() + 60)
     assert world.poll() == []
 
 

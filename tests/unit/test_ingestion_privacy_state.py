@@ -11,10 +11,10 @@ from shared.crypto.pii import Pii
 from shared.errors import TransientError
 from shared.ingestion.amazon_orders import order_from_api
 from shared.ingestion.rate_budget import GET_ORDER
-from shared.ingestion.service import REDRIVE_AFTER, SHIPPED_ELSEWHERE
+from shared.ingestion.service import SHIPPED_ELSEWHERE
 from shared.orders.deadlines import RetentionPolicy, first_delivery_check
 from shared.orders.domain import Buyer
-from shared.orders.lifecycle import PARTIALLY_SHIPPED, SHIP_BY_PASSED, Settle
+from shared.orders.lifecycle import PARTIALLY_SHIPPED, RESEND_AFTER, SHIP_BY_PASSED, Settle
 from shared.orders.messages import ShipOrder
 from shared.orders.record import OrderPii, Stage
 from shared.privacy.service import PrivacyService
@@ -90,7 +90,7 @@ def test_an_order_shipped_outside_the_app_is_never_sent_to_shipping_again() -> N
 
     amazon_changes(world, order["orderId"], "SHIPPED")  # the seller shipped it by hand
     world.poll()
-    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    world.clock.advance(RESEND_AFTER.total_seconds() + 60)
     assert world.poll() == []
 
     record = world.repo.get(ref)
@@ -179,7 +179,7 @@ def test_a_partially_shipped_order_goes_to_a_person_not_to_shipping() -> None:
     assert world.poll() == [ShipOrder(world.ref(becomes_partial["orderId"]))]
     amazon_changes(world, becomes_partial["orderId"], "PARTIALLY_SHIPPED")
     world.poll()
-    world.clock.advance(REDRIVE_AFTER.total_seconds() + 60)
+    world.clock.advance(RESEND_AFTER.total_seconds() + 60)
     assert world.poll() == []  # nothing redriven either
     for order in (arrives_partial, becomes_partial):
         doc = world.stored()[world.ref(order["orderId"])]
