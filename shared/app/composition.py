@@ -269,10 +269,11 @@ def secret_rotator(settings: Settings, values: SecretValues) -> SpApiSecretRotat
 
 
 def lwa_secret_check(settings: Settings) -> LwaSecretCheck:
-    """A new LWA secret tried at the token endpoint the SP-API clients use (`LWA_ENDPOINT`)."""
+    """A new LWA secret tried at the token endpoint the SP-API clients use (`LWA_ENDPOINT`), with
+    their TLS settings (python-amazon-sp-api's token client: httpx, `SPAPI_VERIFY_TLS`)."""
     import httpx
 
-    http = httpx.Client(verify=_httpx_verify(settings), timeout=30.0)
+    http = httpx.Client(verify=settings.spapi_verify_tls, timeout=30.0)
 
     def post(url: str, form: Mapping[str, str]) -> tuple[int, Any]:
         try:
