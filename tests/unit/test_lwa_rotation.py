@@ -26,6 +26,7 @@ from shared.ingestion.lwa_rotation import (
     NEW_SECRET,
     SECRET_EXPIRY,
     ForeignClient,
+    LwaSecretCheck,
     LwaSecretRotation,
     NewSecret,
     RotationFailed,
@@ -274,6 +275,45 @@ def test_a_secret_lwa_does_not_take_is_refused_and_never_stored() -> None:
     # The refusal is no stored secret: the genuine one, expiring earlier, is still taken.
     assert world.rotation.handle(new_secret(NEW, days=180), NOW).stored == 1
     assert world.secret() == NEW
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "accepted"),
+    [
+        (200, {"access_token": "Atc|x", "token_type": "bearer"}, True),
+        (401, {"error": "invalid_client"}, False),
+        (400, {"error": "invalid_client"}, False),
+        (400, {"error": "invalid_scope"}, None),
+        (503, None, None),
+    ],
+)
+def test_the_secret_check_asks_lwa_for_a_client_credentials_token_with_the_new_secret(
+    status: int, answer: Any, accepted: bool | None
+) -> None:
+    posted: list[tuple[str, dict[str, str]]] = []
+
+    def post(url: str, form: Any) -> tuple[int, Any]:
+        posted.append((url, dict(form)))
+        return status, answer
+
+    check = LwaSecretCheck("https://api.amazon.com/auth/o2/token", post)
+    if accepted is None:
+        with pytest.raises(SecretUnverified) as unverified:
+            check.accepts(CLIENT_ID, NEW)
+        assert unverified.value.transient and NEW not in str(unverified.value)
+    else:
+        assert check.accepts(CLIENT_ID, NEW) is accepted
+    assert posted == [
+        (
+            "https://api.amazon.com/auth/o2/token",
+            {
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": NEW,
+                "scope": "sellingpartnerapi::client_credential:rotation",
+            },
+        )
+    ]
 
 
 def test_lwa_not_answering_leaves_the_new_secret_for_a_retry() -> None:
