@@ -260,7 +260,8 @@ class LwaSecretRotation:
         if any(e.id in (f"{REQUESTED}:{key}", f"{NOT_NEEDED}:{key}") for e in trail):
             return RotationOutcome()  # a repeated delivery of a warning already acted on
         details = {"notification_id": warning.notification_id, "expires_at": warning.expires_at.isoformat()}
-        if _stored_after(trail, warning.expires_at):
+        newest = _newest_stored(trail)
+        if newest is not None and newest > warning.expires_at:
             # The warning is about a secret already replaced (Amazon warns about the old one too).
             self._note(NOT_NEEDED, now, details, key)
             return RotationOutcome()
@@ -299,7 +300,8 @@ class LwaSecretRotation:
         trail = self._audit.trail(AUDIT_REF)
         if any(e.id == f"{STORED}:{key}" for e in trail):
             return RotationOutcome(repeated=1)
-        if _stored_after(trail, new.expires_at - _TICK):
+        newest = _newest_stored(trail)
+        if newest is not None and newest >= new.expires_at:
             return self._refuse(new, STALE, now)
         if not self._check.accepts(new.client_id, new.secret):
             return self._refuse(new, INVALID, now)
@@ -319,15 +321,10 @@ class LwaSecretRotation:
         return RotationOutcome(refused=1)
 
 
-#: Expiry times compare to the microsecond: "not later than" is "earlier than one tick later".
-_TICK = timedelta(microseconds=1)
-
-
-def _stored_after(trail: list[AuditEvent], after: datetime) -> bool:
-    """Whether a secret stored before expires later than `after`."""
-    return any(
-        datetime.fromisoformat(str(e.details["expires_at"])) > after for e in trail if e.action == STORED
-    )
+def _newest_stored(trail: list[AuditEvent]) -> datetime | None:
+    """The latest expiry of the secrets stored so far (None: none stored by the app)."""
+    stored = [datetime.fromisoformat(str(e.details["expires_at"])) for e in trail if e.action == STORED]
+    return max(stored, default=None)
 
 
 def _new_secret_details(new: NewSecret) -> dict[str, object]:
