@@ -37,6 +37,8 @@ def ingest_notification(msg: func.QueueMessage, shipments: func.Out[List[str]]) 
             outcome = rt.lwa_rotation.handle(body, rt.clock())
             record.count("lwa_rotation_requested", outcome.requested)
             record.count("lwa_secret_stored", outcome.stored)
+            record.count("lwa_secret_refused", outcome.refused)
+            record.count("lwa_secret_repeated", outcome.repeated)
             if outcome.days_left is not None:
                 record.count("lwa_secret_days_left", outcome.days_left)
             return

@@ -1,5 +1,6 @@
 """Amazon's ORDER_CHANGE notifications: a timer moves them from each seller's Amazon SQS queue onto
-`order-notifications`, where `ingest_notification` (functions/ingest.py) reads them.
+`order-notifications`, where `ingest_notification` (functions/ingest.py) reads them. A new LWA
+client secret is handed to its rotation from SQS, never put on an Azure queue.
 
 No output binding: the host sends an output binding's messages only after the function returns,
 and the drain deletes each message from SQS only once it is on the Azure queue, so it sends them
@@ -25,6 +26,9 @@ def drain_notifications(timer: func.TimerRequest) -> None:
             record.count("too_large", report.too_large)
             record.count("not_order_change", report.not_order_change)
             record.count("dead_letter_messages", report.dead_letter_messages)
+            record.count("lwa_secret_stored", report.secrets_stored)
+            record.count("lwa_secret_refused", report.secrets_refused)
+            record.count("lwa_secret_repeated", report.secrets_repeated)
             record.count("failed_sellers", len(report.failures))
             report.raise_first_failure()
     rt.telemetry.heartbeat(rt.clock(), "drain_notifications")

@@ -29,6 +29,7 @@ __all__ = [
     "FakeCarrier",
     "FakeCipher",
     "FakeConfirmer",
+    "FakeSecretCheck",
     "FakeSender",
     "FakeShredder",
     "FakeSignal",
@@ -39,6 +40,7 @@ __all__ = [
     "MemoryBlobs",
     "MemoryDocumentStore",
     "MemorySecretStore",
+    "NoNewSecrets",
     "XorBlobCipher",
     "audit_trail",
     "epoch_closes",
@@ -244,6 +246,30 @@ class FakeSender:
     ) -> None:
         self.sent.append((queue, body, visibility_timeout_s))
         self.ttls.append(time_to_live_s)
+
+
+class FakeSecretCheck:
+    """LWA asked whether it takes a client secret: yes for those in `valid`; `failure` raised
+    instead when set (LWA not answering). Keeps every (client id, secret) it was asked about."""
+
+    def __init__(self, *valid: str, failure: AppError | None = None) -> None:
+        self.valid = set(valid)
+        self.failure = failure
+        self.asked: list[tuple[str, str]] = []
+
+    def accepts(self, client_id: str, secret: str) -> bool:
+        self.asked.append((client_id, secret))
+        if self.failure is not None:
+            raise self.failure
+        return secret in self.valid
+
+
+class NoNewSecrets:
+    """The LWA secret rotation of a drain whose queues carry no new secret: one reaching it
+    fails the test."""
+
+    def handle(self, body: str, now: datetime) -> Any:
+        raise AssertionError("a new LWA secret reached a drain that expects none")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.core.pipeline.transport import RequestsTransport
@@ -30,7 +31,13 @@ from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import EpochShredder, KeyEpochs
 from shared.crypto.key_vault import AzureSecretStore
 from shared.crypto.secrets import OrderBytesSealer, SecretValues
-from shared.ingestion.lwa_rotation import LwaSecretRotation, SpApiSecretRotator
+from shared.ingestion.lwa_rotation import (
+    LWA_TOKEN_URL,
+    LwaSecretCheck,
+    LwaSecretRotation,
+    SecretUnverified,
+    SpApiSecretRotator,
+)
 from shared.ingestion.rate_budget import RateBudget
 from shared.ingestion.service import IngestionService
 from shared.ingestion.spapi_gateway import SpApiGateway, token_client_class
@@ -159,6 +166,13 @@ def build_runtime(
         else None
     )
     queues = overrides.queue_sender or StorageQueues(clients.queues)
+    lwa_rotation = LwaSecretRotation(
+        clients.secrets,
+        (settings.lwa_client_id_secret, settings.lwa_client_secret_secret),
+        secret_rotator(settings, values),
+        lwa_secret_check(settings),
+        audit,
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -215,17 +229,14 @@ def build_runtime(
             archive=archive,
             orders=orders,
         ),
-        lwa_rotation=LwaSecretRotation(
-            clients.secrets,
-            (settings.lwa_client_id_secret, settings.lwa_client_secret_secret),
-            secret_rotator(settings, values),
-            audit,
-        ),
+        lwa_rotation=lwa_rotation,
         notifications=build_drain(
             env,
             [seller.seller_id for seller in settings.sellers],
             credential,
             queues,
+            secrets=lwa_rotation,
+            clock=clock,
         ),
     )
 
@@ -255,6 +266,35 @@ def secret_rotator(settings: Settings, values: SecretValues) -> SpApiSecretRotat
         return client
 
     return SpApiSecretRotator(credentials, client_for)
+
+
+def lwa_secret_check(settings: Settings) -> LwaSecretCheck:
+    """A new LWA secret tried at the token endpoint the SP-API clients use (`LWA_ENDPOINT`), with
+    their TLS settings (python-amazon-sp-api's token client: httpx, `SPAPI_VERIFY_TLS`)."""
+    import httpx
+
+    http = httpx.Client(verify=settings.spapi_verify_tls, timeout=30.0)
+
+    def post(url: str, form: Mapping[str, str]) -> tuple[int, Any]:
+        try:
+            answer = http.post(url, data=dict(form))
+        except httpx.HTTPError:
+            raise SecretUnverified("LWA unreachable") from None
+        try:
+            return answer.status_code, answer.json()
+        except ValueError:
+            return answer.status_code, None
+
+    return LwaSecretCheck(_lwa_token_url(settings.lwa_endpoint), post)
+
+
+def _lwa_token_url(endpoint: str | None) -> str:
+    """As `token_client_class` reads `LWA_ENDPOINT`: its path, or LWA's when it names none."""
+    if not endpoint:
+        return LWA_TOKEN_URL
+    parts = urlsplit(endpoint)
+    path = parts.path if parts.path not in ("", "/") else urlsplit(LWA_TOKEN_URL).path
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 def _uploader(settings: Settings, credentials: Callable[[str], Mapping[str, str]]) -> SpApiVatInvoiceUploader:

@@ -1,14 +1,15 @@
 """The LWA client secret rotated with no person: Amazon's two application notifications.
 
 `APPLICATION_OAUTH_CLIENT_SECRET_EXPIRY` warns that the secret expires; the app then calls the
-Application Management API's `rotateApplicationClientSecret`, unless a secret expiring later
-was already stored. `APPLICATION_OAUTH_CLIENT_NEW_SECRET` carries the new secret; the app stores
-it as a new version of the LWA secret in Key Vault, where every SP-API client reads it at its
-next token refresh. Both arrive like ORDER_CHANGE (SQS bridge, `order-notifications`).
+Application Management API's `rotateApplicationClientSecret` once per warning, unless a secret
+expiring later was already stored. `APPLICATION_OAUTH_CLIENT_NEW_SECRET` carries the new secret:
+stored as a new version of the LWA secret in Key Vault only when it expires later than every
+secret stored before and LWA grants a client-credentials token with it; refused otherwise. The
+SQS bridge hands it here straight from SQS (it never crosses an Azure queue).
 
 Each step is an audit record under the reference `lwa-client-secret` (the notification id, the
-expiry times, never the secret); the newest stored expiry is read back from that trail. Design
-notes, and what the Sentinel rule `lwa-secret-rotation` watches: docs/security.md.
+expiry times, never the secret); what was stored and asked for is read back from that trail.
+Design notes, and what the Sentinel rule `lwa-secret-rotation` watches: docs/security.md.
 """
 
 from __future__ import annotations
@@ -23,16 +24,28 @@ from typing import Any, Protocol
 from shared.crypto.key_vault import SecretStore
 from shared.errors import AppError, InvalidInput, TransientError
 from shared.ingestion.notifications import MAX_NOTIFICATION_BYTES, NotificationRejected, validate
-from shared.storage.audit import AuditLog
+from shared.storage.audit import AuditEvent, AuditLog
 
 SECRET_EXPIRY = "APPLICATION_OAUTH_CLIENT_SECRET_EXPIRY"  # noqa: S105 - a notification type  # pragma: allowlist secret
 NEW_SECRET = "APPLICATION_OAUTH_CLIENT_NEW_SECRET"  # noqa: S105 - a notification type  # pragma: allowlist secret
 APPLICATION_TYPES = frozenset({SECRET_EXPIRY, NEW_SECRET})
 #: The audit reference of the application's LWA credentials (no order, no person).
 AUDIT_REF = "lwa-client-secret"
+STARTED = "lwa_rotation_started"
 REQUESTED = "lwa_rotation_requested"
+ROTATE_FAILED = "lwa_rotation_failed"
 NOT_NEEDED = "lwa_rotation_not_needed"
 STORED = "lwa_secret_stored"
+REFUSED = "lwa_secret_refused"
+#: Why a new secret was refused (the REFUSED record's `reason`): it expires no later than one
+#: stored before (an old notification delivered late, or a forged one); LWA refused it.
+STALE = "lwa_secret_stale"
+INVALID = "lwa_secret_invalid"
+#: The notification id of a secret already stored: a redelivery, neither stored again nor refused.
+REPEATED = "lwa_secret_repeated"
+#: The grantless scope the rotation uses; the new secret must obtain a token for it.
+ROTATION_SCOPE = "sellingpartnerapi::client_credential:rotation"
+LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL  # pragma: allowlist secret
 FUNCTION = "ingest_notification"
 #: Less than this left before the secret expires, with no newer secret stored: an alert.
 ALERT_WINDOW = timedelta(days=7)
@@ -99,6 +112,12 @@ class SecretNotStored(TransientError):
     code = "lwa_secret_not_stored"
 
 
+class SecretUnverified(TransientError):
+    """LWA did not answer whether it accepts the new secret: the notification is retried."""
+
+    code = "lwa_secret_unverified"
+
+
 class ForeignClient(InvalidInput):
     code = "lwa_client_mismatch"
 
@@ -125,12 +144,21 @@ class RotationOutcome:
 
     requested: int = 0
     stored: int = 0
+    refused: int = 0
+    repeated: int = 0
     days_left: int | None = None
 
 
 class SecretRotator(Protocol):
     def rotate(self) -> None:
         """Ask Amazon for a new client secret (it arrives as `NEW_SECRET`)."""
+        ...
+
+
+class SecretCheck(Protocol):
+    def accepts(self, client_id: str, secret: str) -> bool:
+        """Whether LWA grants a token to `client_id` with `secret`; raises `SecretUnverified`
+        when it does not say."""
         ...
 
 
@@ -194,18 +222,20 @@ def parse_application_notification(body: bytes | str) -> SecretExpiry | NewSecre
 
 class LwaSecretRotation:
     """Handles the two notifications; `secrets` is the vault, `names` the settings' secret names
-    (client id, client secret)."""
+    (client id, client secret), `check` asks LWA whether a new secret works."""
 
     def __init__(
         self,
         secrets: SecretStore,
         names: tuple[str, str],
         rotator: SecretRotator,
+        check: SecretCheck,
         audit: AuditLog,
     ) -> None:
         self._secrets = secrets
         self._client_id_name, self._secret_name = names
         self._rotator = rotator
+        self._check = check
         self._audit = audit
 
     def handles(self, body: bytes | str) -> bool:
@@ -227,38 +257,106 @@ class LwaSecretRotation:
     def _on_expiry(self, warning: SecretExpiry, now: datetime) -> RotationOutcome:
         key = _once_key(warning.notification_id)
         trail = self._audit.trail(AUDIT_REF)
-        if any(e.id.endswith(f":{key}") for e in trail):
+        if any(e.id in (f"{REQUESTED}:{key}", f"{NOT_NEEDED}:{key}") for e in trail):
             return RotationOutcome()  # a repeated delivery of a warning already acted on
         details = {"notification_id": warning.notification_id, "expires_at": warning.expires_at.isoformat()}
-        stored = [datetime.fromisoformat(str(e.details["expires_at"])) for e in trail if e.action == STORED]
-        if stored and max(stored) > warning.expires_at:
+        newest = _newest_stored(trail)
+        if newest is not None and newest > warning.expires_at:
             # The warning is about a secret already replaced (Amazon warns about the old one too).
-            self._audit.record(AUDIT_REF, NOT_NEEDED, now, FUNCTION, details, once_key=key)
+            self._note(NOT_NEEDED, now, details, key)
             return RotationOutcome()
-        self._rotator.rotate()
-        self._audit.record(AUDIT_REF, REQUESTED, now, FUNCTION, details, once_key=key)
-        return RotationOutcome(requested=1, days_left=max(0, (warning.expires_at - now).days))
+        days_left = max(0, (warning.expires_at - now).days)
+        if not self._rotate_once(trail, key, details, now):
+            return RotationOutcome(days_left=days_left)
+        return RotationOutcome(requested=1, days_left=days_left)
+
+    def _rotate_once(
+        self, trail: list[AuditEvent], key: str, details: Mapping[str, object], now: datetime
+    ) -> bool:
+        """Asks Amazon for a new secret unless an earlier attempt for this warning may have; each
+        attempt is recorded before the call, and its failure after it. False: not asked."""
+        attempts = sum(e.id.startswith(f"{STARTED}:{key}.") for e in trail)
+        failures = sum(e.id.startswith(f"{ROTATE_FAILED}:{key}.") for e in trail)
+        if attempts > failures:
+            # An attempt started and never recorded its end (a crash, or the audit failed after
+            # the call): Amazon may have rotated, so it is not asked again for this warning.
+            self._note(REQUESTED, now, {**details, "unconfirmed": True}, key)
+            return False
+        attempt = f"{key}.{attempts + 1}"
+        self._note(STARTED, now, details, attempt)
+        try:
+            self._rotator.rotate()
+        except AppError as exc:
+            self._note(ROTATE_FAILED, now, {**details, "reason": exc.code}, attempt)
+            raise
+        self._note(REQUESTED, now, details, key)
+        return True
+
+    def _note(self, action: str, now: datetime, details: Mapping[str, object], once_key: str) -> None:
+        self._audit.record(AUDIT_REF, action, now, FUNCTION, details, once_key=once_key)
 
     def _on_new_secret(self, new: NewSecret, now: datetime) -> RotationOutcome:
+        key = _once_key(new.notification_id)
+        trail = self._audit.trail(AUDIT_REF)
+        if any(e.id == f"{STORED}:{key}" for e in trail):
+            return RotationOutcome(repeated=1)
+        newest = _newest_stored(trail)
+        if newest is not None and newest >= new.expires_at:
+            return self._refuse(new, STALE, now)
+        if not self._check.accepts(new.client_id, new.secret):
+            return self._refuse(new, INVALID, now)
         current = self._secrets.get(self._secret_name)
         try:
             if current is None or current.value != new.secret:
                 self._secrets.set(self._secret_name, new.secret)
         except AppError as exc:
             raise SecretNotStored(f"the new LWA secret was not stored: {exc.code}") from None
-        self._audit.record(
-            AUDIT_REF,
-            STORED,
-            now,
-            FUNCTION,
-            {
-                "notification_id": new.notification_id,
-                "expires_at": new.expires_at.isoformat(),
-                "old_expires_at": new.old_expires_at.isoformat(),
-            },
-            once_key=_once_key(new.notification_id),
-        )
+        self._note(STORED, now, _new_secret_details(new), key)
         return RotationOutcome(stored=1)
+
+    def _refuse(self, new: NewSecret, reason: str, now: datetime) -> RotationOutcome:
+        self._note(
+            REFUSED, now, {**_new_secret_details(new), "reason": reason}, _once_key(new.notification_id)
+        )
+        return RotationOutcome(refused=1)
+
+
+def _newest_stored(trail: list[AuditEvent]) -> datetime | None:
+    """The latest expiry of the secrets stored so far (None: none stored by the app)."""
+    stored = [datetime.fromisoformat(str(e.details["expires_at"])) for e in trail if e.action == STORED]
+    return max(stored, default=None)
+
+
+def _new_secret_details(new: NewSecret) -> dict[str, object]:
+    return {
+        "notification_id": new.notification_id,
+        "expires_at": new.expires_at.isoformat(),
+        "old_expires_at": new.old_expires_at.isoformat(),
+    }
+
+
+class LwaSecretCheck:
+    """Asks LWA's token endpoint for a client-credentials token (scope `ROTATION_SCOPE`) with the
+    client id and a candidate secret, on every call (no cached token can answer for it).
+    `post(url, form)` returns (status, JSON body); composition gives it httpx and the TLS."""
+
+    def __init__(self, token_url: str, post: Callable[[str, Mapping[str, str]], tuple[int, Any]]) -> None:
+        self._url = token_url
+        self._post = post
+
+    def accepts(self, client_id: str, secret: str) -> bool:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "scope": ROTATION_SCOPE,
+        }
+        status, answer = self._post(self._url, form)
+        if status == 200:
+            return True
+        if status in (400, 401) and isinstance(answer, dict) and answer.get("error") == "invalid_client":
+            return False
+        raise SecretUnverified(f"LWA token status {status}")
 
 
 class SpApiSecretRotator:
@@ -284,5 +382,5 @@ class SpApiSecretRotator:
             raise RotationFailed("LWA refused the client credentials") from None
         except sp_errors.SellingApiException as exc:
             raise RotationFailed(f"rotateApplicationClientSecret status {getattr(exc, 'code', 0)}") from None
-        except httpx.HTTPError as exc:
-            raise RotationFailed(f"rotateApplicationClientSecret transport: {type(exc).__name__}") from None
+        except httpx.HTTPError:
+            raise RotationFailed("rotateApplicationClientSecret unreachable") from None

@@ -7,6 +7,8 @@ of 10, puts every message body unchanged on the Azure queue `ingest_notification
 deletes the message from SQS only after that enqueue succeeded. A crash between the two steps
 leaves the message in SQS: it comes back after the visibility timeout and is enqueued again,
 and `ingest_notification` drops the duplicate by its NotificationId (at least once, never lost).
+The one exception is `APPLICATION_OAUTH_CLIENT_NEW_SECRET`, which carries the LWA secret: it is
+handed to the rotation (Key Vault) and deleted once handled, never put on an Azure queue.
 
 Design notes: docs/ingestion.md ("Design notes: `shared.ingestion.sqs_bridge`")."""
 
@@ -18,15 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
-from shared.errors import AppError, SettingsError, TransientError
+from shared.errors import AppError, SettingsError, TransientError, never_succeeds
 from shared.ingestion.aws_credentials import (
     AwsCredentials,
     WebIdentityCredentials,
     entra_token_source,
 )
-from shared.ingestion.lwa_rotation import APPLICATION_TYPES
+from shared.ingestion.lwa_rotation import APPLICATION_TYPES, NEW_SECRET, RotationOutcome, application_type
 from shared.orders.messages import ORDER_NOTIFICATIONS
 from shared.telemetry.message_failures import QueueSender
 from shared.telemetry.redaction import quiet_loggers
@@ -185,6 +188,12 @@ class SqsQueue(Protocol):
         ...
 
 
+class NewSecrets(Protocol):
+    """Where the LWA secret notifications go (shared/ingestion/lwa_rotation.py)."""
+
+    def handle(self, body: str, now: datetime) -> RotationOutcome: ...
+
+
 @dataclass
 class DrainReport:
     """Counts only (what telemetry records), and the failures as typed errors."""
@@ -196,6 +205,10 @@ class DrainReport:
     too_large: int = 0
     not_order_change: int = 0
     dead_letter_messages: int = 0
+    #: `APPLICATION_OAUTH_CLIENT_NEW_SECRET` handled from SQS: stored, refused, redelivered.
+    secrets_stored: int = 0
+    secrets_refused: int = 0
+    secrets_repeated: int = 0
     failures: list[AppError] = field(default_factory=list)
 
     def raise_first_failure(self) -> None:
@@ -223,6 +236,8 @@ class NotificationDrain:
         connect: Callable[[NotificationQueue], SqsQueue],
         sink: QueueSender,
         *,
+        secrets: NewSecrets,
+        clock: Callable[[], datetime],
         target: str = ORDER_NOTIFICATIONS,
         wait_s: int = DEFAULT_WAIT_S,
         budget_s: float = DRAIN_BUDGET_S,
@@ -232,6 +247,8 @@ class NotificationDrain:
         self.queues = tuple(queues)
         self._connect = connect
         self._sink = sink
+        self._secrets = secrets
+        self._clock = clock
         self._target = target
         self._wait_s = wait_s
         self._budget_s = budget_s
@@ -268,31 +285,58 @@ class NotificationDrain:
             if not messages:
                 return
             report.received += len(messages)
-            moved: list[SqsMessage] = []
-            failure: AppError | None = None
-            for message in messages:
-                if len(message.body.encode("utf-8", errors="surrogatepass")) > MAX_MOVABLE_BYTES:
-                    report.too_large += 1  # left in SQS: dead-lettered after maxReceiveCount
-                    continue
-                if not _is_handled(message.body):
-                    report.not_order_change += 1  # moved all the same: ingest poisons it
+            done, failure = self._move(messages, report)
+            if done:
+                # Only what is on the Azure queue or handled: a message is never deleted before.
                 try:
-                    self._sink.send(self._target, message.body)
-                except Exception:
-                    failure = NotificationEnqueueFailed("the Azure queue refused or did not answer")
-                    break
-                moved.append(message)
-            report.moved += len(moved)
-            if moved:
-                # Only what is on the Azure queue: a message is never deleted before that.
-                try:
-                    report.deleted += sqs.delete(moved)
+                    report.deleted += sqs.delete(done)
                 except AppError as exc:
                     if failure is None:
                         raise
                     report.failures.append(exc)
             if failure is not None:
                 raise failure
+
+    def _move(
+        self, messages: Sequence[SqsMessage], report: DrainReport
+    ) -> tuple[list[SqsMessage], NotificationEnqueueFailed | None]:
+        """Moves or hands on each message of a batch; returns those done with, and the Azure
+        queue's failure that stopped the batch."""
+        done: list[SqsMessage] = []
+        for message in messages:
+            if len(message.body.encode("utf-8", errors="surrogatepass")) > MAX_MOVABLE_BYTES:
+                report.too_large += 1  # left in SQS: dead-lettered after maxReceiveCount
+                continue
+            if application_type(message.body) == NEW_SECRET:
+                if self._keep_secret(message.body, report):
+                    done.append(message)
+                continue
+            if not _is_handled(message.body):
+                report.not_order_change += 1  # moved all the same: ingest poisons it
+            try:
+                self._sink.send(self._target, message.body)
+            except Exception:
+                return done, NotificationEnqueueFailed("the Azure queue refused or did not answer")
+            report.moved += 1
+            done.append(message)
+        return done, None
+
+    def _keep_secret(self, body: str, report: DrainReport) -> bool:
+        """Hands a new LWA secret to the rotation; True when it is done with it (stored, refused
+        or a redelivery), False when it is to stay in SQS for a retry (its redrive policy
+        applies)."""
+        try:
+            outcome = self._secrets.handle(body, self._clock())
+        except AppError as exc:
+            report.failures.append(exc)
+            if never_succeeds(exc):
+                report.secrets_refused += 1
+                return True
+            return False
+        report.secrets_stored += outcome.stored
+        report.secrets_refused += outcome.refused
+        report.secrets_repeated += outcome.repeated
+        return True
 
 
 # ---- SQS over boto3 ---------------------------------------------------------------------------
@@ -440,11 +484,14 @@ def build_drain(
     credential: Any,
     sink: QueueSender,
     *,
+    secrets: NewSecrets,
+    clock: Callable[[], datetime],
     visibility_s: int = RECEIVE_VISIBILITY_S,
 ) -> NotificationDrain:
     """The drain the composition root installs: one STS exchange and one SQS client per seller,
-    built on first use (boto3 is imported then, not at the functions' cold start).
-    `visibility_s` is for tests that kill a run and wait for its messages to come back."""
+    built on first use (boto3 is imported then, not at the functions' cold start); new LWA
+    secrets go to `secrets`. `visibility_s` is for tests that kill a run and wait for its
+    messages to come back."""
     bridge = load_bridge_settings(env, seller_ids)
     quiet_loggers(QUIET_LOGGERS)
     connected: dict[str, SqsQueue] = {}
@@ -486,4 +533,12 @@ def build_drain(
                 connected[queue.seller_id] = found
             return found
 
-    return NotificationDrain(bridge.queues, connect, sink, wait_s=bridge.wait_s, visibility_s=visibility_s)
+    return NotificationDrain(
+        bridge.queues,
+        connect,
+        sink,
+        secrets=secrets,
+        clock=clock,
+        wait_s=bridge.wait_s,
+        visibility_s=visibility_s,
+    )

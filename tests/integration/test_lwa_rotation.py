@@ -1,11 +1,14 @@
 """The LWA client secret rotated end to end over the wire (issue 20): Amazon's stand-in warns,
 the app calls rotateApplicationClientSecret, Amazon's new secret lands in Key Vault (its stand-in,
-through the SDK) as a new version, and the SP-API calls running all along never fail, before,
-across and after the switch, nor once the old secret is refused."""
+through the SDK) as a new version once LWA's stand-in took it, and the SP-API calls running all
+along never fail, before, across and after the switch, nor once the old secret is refused. Over
+the SQS bridge (moto), the new secret's bytes reach no Azure queue message, log, telemetry or
+audit record, and a forged one is refused."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +25,8 @@ from local.memory_stores import MemoryDocumentStore
 from local.sample_orders import generate
 from local.spapi_application import ApplicationStandIn
 from local.spapi_server import SimClock, SpApiStandIn
-from shared.app.composition import secret_rotator
+from shared.app import runtime
+from shared.app.composition import lwa_secret_check, secret_rotator
 from shared.crypto.key_vault import AzureSecretStore
 from shared.crypto.secrets import SecretValues
 from shared.ingestion import spapi_gateway
@@ -30,7 +34,9 @@ from shared.ingestion.lwa_rotation import AUDIT_REF, LwaSecretRotation, Rotation
 from shared.ingestion.spapi_gateway import SpApiGateway
 from shared.ingestion.sqs_bridge import build_drain
 from shared.settings import Settings, load_settings
+from shared.telemetry.invocations import AppTelemetry
 from tests.fakes import audit_trail
+from tests.registry import registered
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -104,6 +110,7 @@ def _app(
         vault,
         ("lwa-client-id", "lwa-client-secret"),
         secret_rotator(settings, values),
+        lwa_secret_check(settings),
         audit_trail(audit_store),
     )
     return SpApiGateway(settings, credentials), rotation, audit_store
@@ -184,6 +191,7 @@ def test_a_warning_about_a_replaced_secret_rotates_nothing_and_each_step_is_audi
     assert application.rotations == 1
     trail = audit_trail(audit_store).trail(AUDIT_REF)
     assert [e.action for e in trail] == [
+        "lwa_rotation_started",
         "lwa_rotation_requested",
         "lwa_secret_stored",
         "lwa_rotation_not_needed",
@@ -214,32 +222,123 @@ class _Token:
 
 
 class _AzureQueue:
+    """The Azure queue sender: every message any queue was sent (`order-notifications`, poison)."""
+
     def __init__(self) -> None:
-        self.sent: list[str] = []
+        self.sent: list[tuple[str, str]] = []
 
-    def send(self, queue: str, body: str, visibility_timeout_s: int = 0) -> None:
-        self.sent.append(body)
+    def send(
+        self, queue: str, body: str, visibility_timeout_s: int = 0, time_to_live_s: int | None = None
+    ) -> None:
+        self.sent.append((queue, body))
 
 
-def test_both_notifications_come_through_the_sqs_bridge_as_order_change_does(
+def _drain_function(drain: Any, rotation: LwaSecretRotation, now: datetime, logger: logging.Logger) -> None:
+    """drain_notifications as the host runs it, its telemetry written to `logger`."""
+    rt = runtime.Runtime(
+        settings=None,  # type: ignore[arg-type]
+        clock=lambda: now,
+        telemetry=AppTelemetry(logger=logger),
+        failures=None,  # type: ignore[arg-type]
+        ingestion=None,  # type: ignore[arg-type]
+        shipping=None,  # type: ignore[arg-type]
+        invoicing=None,  # type: ignore[arg-type]
+        retention=None,  # type: ignore[arg-type]
+        privacy=None,  # type: ignore[arg-type]
+        notifications=drain,
+        lwa_rotation=rotation,
+    )
+    (fn,) = [f for f in registered() if f.get_function_name() == "drain_notifications"]
+    runtime.install(rt)
+    try:
+        fn.get_user_function()(timer=None)
+    finally:
+        runtime.install(None)
+
+
+FORGED = "amzn1.oa2-cs.v1.forged"  # pragma: allowlist secret
+
+
+def _forged_new_secret(application: ApplicationStandIn, expires: datetime) -> str:
+    """Amazon's new-secret notification as anyone able to send to the queue could write it."""
+    at = expires.isoformat().replace("+00:00", "Z")
+    return json.dumps(
+        {
+            "notificationVersion": "1.0",
+            "notificationType": "APPLICATION_OAUTH_CLIENT_NEW_SECRET",
+            "payloadVersion": "2023-11-30",
+            "eventTime": at,
+            "payload": {
+                "applicationOAuthClientNewSecret": {
+                    "clientId": application.client_id,
+                    "newClientSecret": FORGED,
+                    "newClientSecretExpiryTime": at,
+                    "oldClientSecretExpiryTime": at,
+                }
+            },
+            "notificationMetadata": {"notificationId": "forged-1"},
+        }
+    )
+
+
+def test_over_the_sqs_bridge_the_new_secret_reaches_key_vault_and_nothing_else(
     vault: AzureSecretStore,
     amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]],
     aws: AwsEmulator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     spapi, application, _ = amazon
     outputs = aws.deploy_notifications("A1ROTATION")
     application.deliver = lambda body: aws.send(outputs["QueueArn"], body)  # the registered queue
     azure_queue = _AzureQueue()
-    drain = build_drain(aws.app_settings({"A1ROTATION": outputs}), ["A1ROTATION"], _Token(), azure_queue)
-    _, rotation, _ = _app(_settings(spapi), vault)
+    _, rotation, audit_store = _app(_settings(spapi), vault)
+    drain = build_drain(
+        aws.app_settings({"A1ROTATION": outputs}),
+        ["A1ROTATION"],
+        _Token(),
+        azure_queue,
+        secrets=rotation,
+        clock=spapi.now,
+    )
+    telemetry = logging.getLogger("test.lwa_rotation.telemetry")
+    caplog.set_level(logging.DEBUG)  # every logger, the SDKs' too
 
     application.warn_expiry()
     report = drain.drain()
     assert (report.moved, report.deleted, report.not_order_change) == (1, 1, 0)
-    assert rotation.handle(azure_queue.sent.pop(), spapi.now()).requested == 1
-    report = drain.drain()  # Amazon sent the new secret to the same queue
-    assert (report.moved, report.deleted, report.not_order_change) == (1, 1, 0)
-    assert rotation.handle(azure_queue.sent.pop(), spapi.now()).stored == 1
+    ((queue, warning),) = azure_queue.sent
+    assert queue == "order-notifications"
+    assert rotation.handle(warning, spapi.now()).requested == 1  # ingest_notification's part
+    _drain_function(drain, rotation, spapi.now(), telemetry)  # Amazon sent the new secret to SQS
+    secret = application.secret
     stored = vault.get("lwa-client-secret")
-    assert stored is not None and stored.value == application.secret
+    assert stored is not None and stored.value == secret
     assert aws.queue_depth(outputs["QueueArn"]) == {"visible": 0, "inFlight": 0}
+    assert len(azure_queue.sent) == 1  # the warning only
+
+    # A forged secret sent to the same queue: LWA's stand-in refuses it, nothing is stored.
+    aws.send(outputs["QueueArn"], _forged_new_secret(application, spapi.now() + timedelta(days=400)))
+    _drain_function(drain, rotation, spapi.now(), telemetry)
+    still = vault.get("lwa-client-secret")
+    assert still is not None and still.value == secret
+    trail = audit_trail(audit_store).trail(AUDIT_REF)
+    assert [(e.action, e.details.get("reason")) for e in trail][-2:] == [
+        ("lwa_secret_stored", None),
+        ("lwa_secret_refused", "lwa_secret_invalid"),
+    ]
+    records = [r for r in caplog.records if getattr(r, "custom_dimensions", {}).get("event") == "invocation"]
+    dims = [r.custom_dimensions for r in records]  # type: ignore[attr-defined]
+    assert [(d["count_lwa_secret_stored"], d["count_lwa_secret_refused"]) for d in dims] == [(1, 0), (0, 1)]
+
+    everything = json.dumps(
+        {
+            "azure": azure_queue.sent,
+            "logs": [f"{r.getMessage()} {vars(r)}" for r in caplog.records],
+            "audit": [e.to_doc() for e in trail],
+            "audit_documents": list(audit_store.in_partition("audit", AUDIT_REF)),
+        },
+        default=str,
+    )
+    for value in (secret, FORGED):
+        assert value not in everything and value.encode() not in everything.encode()
+    assert spapi.token_refusals == 1  # the forged secret's check, and nothing else

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from shared.ingestion.sqs_bridge import build_drain
 from shared.orders.messages import ORDER_NOTIFICATIONS
 from shared.storage.document_store import ORDERS, STATE
 from tests.builders import unshipped_orders
+from tests.fakes import NoNewSecrets
 
 pytestmark = pytest.mark.integration
 
@@ -175,6 +176,7 @@ def test_a_crash_between_enqueue_and_delete_loses_nothing_and_the_duplicate_is_d
 
 _DIES_AFTER_ENQUEUE = """
 import json, os, signal, sys, time
+from datetime import UTC, datetime
 from azure.core.credentials import AccessToken
 from azure.storage.queue import QueueServiceClient
 from shared.ingestion.sqs_bridge import build_drain
@@ -196,7 +198,14 @@ class DiesAfterEnqueue:
         os.kill(os.getpid(), signal.SIGKILL)
 
 queues = StorageQueues(QueueServiceClient.from_connection_string(env["STORAGE"]))
-build_drain(env, [env["__SELLER"]], Token(), DiesAfterEnqueue(queues), visibility_s=2).drain()
+class NoNewSecrets:
+    def handle(self, body, now):
+        raise AssertionError("no new LWA secret is sent in this test")
+
+build_drain(
+    env, [env["__SELLER"]], Token(), DiesAfterEnqueue(queues),
+    secrets=NoNewSecrets(), clock=lambda: datetime.now(UTC), visibility_s=2,
+).drain()
 print("survived", flush=True)
 """
 
@@ -216,6 +225,9 @@ def test_a_body_that_is_no_notification_is_moved_and_poisoned_with_its_reason(tm
 # ---- the bridge alone against moto ------------------------------------------------------------
 
 
+_NO_SECRETS: dict[str, Any] = {"secrets": NoNewSecrets(), "clock": lambda: datetime.now(UTC)}
+
+
 def _stack(aws: AwsEmulator, seller: str, **overrides: str) -> tuple[dict[str, str], dict[str, str]]:
     outputs = aws.deploy_notifications(seller, overrides=overrides)
     return outputs, aws.app_settings({seller: outputs})
@@ -225,7 +237,9 @@ def test_a_body_too_large_for_azure_is_left_to_the_dead_letter_queue_and_reporte
     outputs, env = _stack(aws, "A1TOOLARGE", MaxReceiveCount="5")
     aws.send(outputs["QueueArn"], json.dumps({"NotificationType": "ORDER_CHANGE", "pad": "x" * 60_000}))
     sink = _Sink()
-    drain = build_drain(env, ["A1TOOLARGE"], _Token("header.payload.sig"), sink, visibility_s=1)
+    drain = build_drain(
+        env, ["A1TOOLARGE"], _Token("header.payload.sig"), sink, **_NO_SECRETS, visibility_s=1
+    )
     reports = []
     for _ in range(6):  # SQS dead-letters it on the receive after the fifth
         reports.append(drain.drain())
@@ -245,7 +259,7 @@ def test_several_sellers_each_drain_their_own_queue(aws: AwsEmulator) -> None:
     aws.send(second["QueueArn"], json.dumps({"NotificationType": "ORDER_CHANGE", "n": 2}))
     aws.send(second["QueueArn"], json.dumps({"NotificationType": "ORDER_CHANGE", "n": 3}))
     sink, token = _Sink(), _Token("header.payload.sig")
-    report = build_drain(env, ["A1FIRST", "A2SECOND"], token, sink).drain()
+    report = build_drain(env, ["A1FIRST", "A2SECOND"], token, sink, **_NO_SECRETS).drain()
     assert sorted(json.loads(b)["n"] for b in sink.sent) == [1, 2, 3]
     assert (report.sellers, report.moved, report.deleted, report.failures) == (2, 3, 3, [])
     assert token.scopes == [f"{aws_emulator.LOCAL_AUDIENCE}/.default"] * 2  # one STS exchange each
@@ -255,13 +269,13 @@ def test_sts_and_sqs_unavailable_are_typed_transient_errors(tmp_path: Path) -> N
     emulator = aws_emulator.start(tmp_path)
     try:
         _, env = _stack(emulator, "A1OUTAGE")
-        drain = build_drain(env, ["A1OUTAGE"], _Token("header.payload.sig"), _Sink())
+        drain = build_drain(env, ["A1OUTAGE"], _Token("header.payload.sig"), _Sink(), **_NO_SECRETS)
         assert drain.drain().failures == []  # credentials fetched and cached
     finally:
         aws_emulator.stop(emulator)
     (failure,) = drain.drain().failures
     assert failure.transient and failure.code == "sqs_unavailable"
-    fresh = build_drain(env, ["A1OUTAGE"], _Token("header.payload.sig"), _Sink())
+    fresh = build_drain(env, ["A1OUTAGE"], _Token("header.payload.sig"), _Sink(), **_NO_SECRETS)
     (failure,) = fresh.drain().failures
     assert failure.transient and failure.code == "sts_unavailable"
     assert sqs_bridge.DRAIN_BUDGET_S < 60

@@ -49,6 +49,15 @@ def test_a_rotation_makes_a_second_secret_lwa_accepts_and_sends_it_to_the_queue(
     assert spapi.token_refusals == 1
 
 
+def test_lwa_refuses_a_client_credentials_grant_with_a_wrong_secret_as_invalid_client() -> None:
+    """What the app's check of a new secret (shared/ingestion/lwa_rotation.py) reads as a refusal."""
+    spapi, _, _ = _stand_ins()
+    form = f"grant_type=client_credentials&client_id={CLIENT}&client_secret=forged&scope={ROTATION_SCOPE}"
+    status, _, body = spapi.dispatch("POST", "/auth/o2/token", {}, form.encode(), "https://x")
+    assert (status, json.loads(body)["error"]) == (401, "invalid_client")
+    assert _token(spapi, OLD)[0] == 200
+
+
 def test_only_a_grantless_token_of_the_rotation_scope_may_rotate() -> None:
     spapi, application, queue = _stand_ins()
     notifications_token = _token(spapi, OLD, "sellingpartnerapi::notifications")[1]

@@ -1,7 +1,8 @@
 """The LWA client secret rotated by the app (issue 20, docs/security.md "Rotating credentials"):
-Amazon's expiry warning asks for a new secret once, the new secret becomes a new Key Vault
-version, every step is audited without the secret, and the Buy Shipping and VAT upload clients
-read the secret again as the order clients do."""
+Amazon's expiry warning asks for a new secret once, even when retried after the call; the new
+secret becomes a new Key Vault version only when it is newer than every one stored and LWA takes
+it; every step is audited without the secret, and the Buy Shipping and VAT upload clients read
+the secret again as the order clients do."""
 
 from __future__ import annotations
 
@@ -19,24 +20,28 @@ from shared.app import runtime
 from shared.app.carriers import _sp_api_shipping
 from shared.crypto.key_vault import SecretStoreError
 from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S, RenewedClients, SecretValues
+from shared.errors import TransientError
 from shared.ingestion.lwa_rotation import (
     AUDIT_REF,
     NEW_SECRET,
     SECRET_EXPIRY,
     ForeignClient,
+    LwaSecretCheck,
     LwaSecretRotation,
     NewSecret,
     RotationFailed,
     SecretNotStored,
+    SecretUnverified,
     parse_application_notification,
 )
 from shared.ingestion.notifications import NotificationRejected
 from shared.invoices.feeds import sp_api_feeds_factory
+from shared.orders.messages import ORDER_NOTIFICATIONS
 from shared.settings import load_settings
 from shared.telemetry.invocations import AppTelemetry
 from shared.telemetry.message_failures import MessageFailures, scrubbed_body
 from tests.builders import BASE_SETTINGS
-from tests.fakes import audit_trail
+from tests.fakes import FakeSecretCheck, FakeSender, audit_trail
 from tests.registry import registered
 
 NOW = datetime(2027, 4, 24, 10, 0, tzinfo=UTC)
@@ -103,20 +108,30 @@ class Rotator:
             raise self.failure
 
 
+OLDER = "amzn1.oa2-cs.v1.an-older-one"  # pragma: allowlist secret
+FORGED = "amzn1.oa2-cs.v1.forged"  # pragma: allowlist secret
+
+
 class World:
-    def __init__(self, rotator: Rotator | None = None) -> None:
+    def __init__(self, rotator: Rotator | None = None, check: FakeSecretCheck | None = None) -> None:
         self.vault = MemorySecretStore()
         self.vault.set("lwa-client-id", CLIENT_ID)
         self.vault.set("lwa-client-secret", "amzn1.oa2-cs.v1.old")  # pragma: allowlist secret
         self.rotator = rotator or Rotator()
+        self.check = check or FakeSecretCheck(NEW, OLDER)
         self.audit_store = MemoryDocumentStore()
         self.audit = audit_trail(self.audit_store)
         self.rotation = LwaSecretRotation(
-            self.vault, ("lwa-client-id", "lwa-client-secret"), self.rotator, self.audit
+            self.vault, ("lwa-client-id", "lwa-client-secret"), self.rotator, self.check, self.audit
         )
 
     def actions(self) -> list[str]:
         return [e.action for e in self.audit.trail(AUDIT_REF)]
+
+    def secret(self) -> str:
+        stored = self.vault.get("lwa-client-secret")
+        assert stored is not None
+        return stored.value
 
 
 def test_an_expiry_warning_asks_amazon_for_a_new_secret_once() -> None:
@@ -125,14 +140,15 @@ def test_an_expiry_warning_asks_amazon_for_a_new_secret_once() -> None:
     assert (outcome.requested, outcome.stored, outcome.days_left) == (1, 0, 6)
     assert world.rotation.handle(expiry(6.5), NOW).requested == 0  # the same warning again
     assert world.rotator.calls == 1
-    assert world.actions() == ["lwa_rotation_requested"]
+    assert world.actions() == ["lwa_rotation_started", "lwa_rotation_requested"]
 
 
 def test_the_new_secret_becomes_a_new_version_of_the_lwa_secret() -> None:
     world = World()
     before = world.vault.get("lwa-client-secret")
     assert world.rotation.handle(new_secret(), NOW).stored == 1
-    assert world.rotation.handle(new_secret(), NOW).stored == 1  # a repeat stores no second version
+    repeat = world.rotation.handle(new_secret(), NOW)  # a redelivery stores no second version
+    assert (repeat.stored, repeat.refused, repeat.repeated) == (0, 0, 1)
     after = world.vault.get("lwa-client-secret")
     assert after is not None and before is not None
     assert after.value == NEW and after.version != before.version
@@ -166,16 +182,149 @@ def test_no_audit_record_exception_or_repr_holds_the_secret() -> None:
     assert NEW not in scrubbed_body(new_secret().encode())  # what a poison record keeps
 
 
+@pytest.mark.parametrize(
+    ("dequeue_count", "reason"),
+    [(1, "lwa_client_mismatch"), (5, "retries_exhausted:lwa_secret_unverified")],
+)
+def test_a_new_secret_poisoned_from_order_notifications_leaves_no_secret_in_its_record(
+    dequeue_count: int, reason: str
+) -> None:
+    """The path before the bridge: Amazon's body on the Azure queue, failing for good."""
+    world = World(check=FakeSecretCheck(failure=SecretUnverified("LWA token status 503")))
+    if reason == "lwa_client_mismatch":
+        world.vault.set("lwa-client-id", "amzn1.application-oa2-client.another")
+    sender = FakeSender()
+    msg = QueueMessage(id="m-1", body=new_secret().encode(), dequeue_count=dequeue_count)
+    with MessageFailures(sender).guard(ORDER_NOTIFICATIONS, msg):
+        world.rotation.handle(msg.get_body(), NOW)
+    ((queue, record, _),) = sender.sent
+    assert queue == f"{ORDER_NOTIFICATIONS}-poison" and json.loads(record)["reason"] == reason
+    kept = json.loads(json.loads(record)["body"])["payload"]["applicationOAuthClientNewSecret"]
+    assert kept["newClientSecret"].startswith("<") and NEW not in record
+
+
 def _refuse(name: str, value: str) -> Any:
     raise SecretStoreError(f"set {name}: HTTP 503")
 
 
-def test_a_refused_rotation_is_the_transient_lwa_rotation_failed() -> None:
+def test_a_refused_rotation_is_the_transient_lwa_rotation_failed_and_its_retry_asks_again() -> None:
     world = World(Rotator(RotationFailed("rotateApplicationClientSecret status 503")))
     with pytest.raises(RotationFailed) as failed:
         world.rotation.handle(expiry(3), NOW)
     assert failed.value.code == "lwa_rotation_failed" and failed.value.transient
-    assert world.actions() == []  # retried: the next attempt asks again
+    assert world.actions() == ["lwa_rotation_started", "lwa_rotation_failed"]
+    with pytest.raises(RotationFailed):
+        world.rotation.handle(expiry(3), NOW)  # the queue's retry: refused again, asked again
+    world.rotator.failure = None
+    assert world.rotation.handle(expiry(3), NOW).requested == 1
+    assert world.rotator.calls == 3
+    assert world.rotation.handle(expiry(3), NOW).requested == 0
+    assert world.rotator.calls == 3
+    assert world.actions().count("lwa_rotation_failed") == 2
+
+
+class AuditDown(TransientError):
+    code = "store_unavailable"
+
+
+def test_a_warning_retried_after_amazon_answered_never_rotates_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World()
+    record = world.audit.record
+
+    def audit_fails_after_the_call(*args: Any, **kwargs: Any) -> Any:
+        if args[1] == "lwa_rotation_requested":
+            raise AuditDown("audit index unavailable")
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(world.audit, "record", audit_fails_after_the_call)
+    with pytest.raises(AuditDown):
+        world.rotation.handle(expiry(5), NOW)  # Amazon rotated; the record of it failed
+    monkeypatch.setattr(world.audit, "record", record)
+    retried = world.rotation.handle(expiry(5), NOW)
+    assert (retried.requested, retried.days_left) == (0, 5)  # still counted for the alert window
+    assert world.rotator.calls == 1
+    assert world.actions() == ["lwa_rotation_started", "lwa_rotation_requested"]
+    (requested,) = [e for e in world.audit.trail(AUDIT_REF) if e.action == "lwa_rotation_requested"]
+    assert requested.details["unconfirmed"] is True
+    assert world.rotation.handle(expiry(5), NOW).requested == 0 and world.rotator.calls == 1
+
+
+def test_an_older_secret_delivered_late_is_refused_and_the_newer_one_kept() -> None:
+    world = World()
+    assert world.rotation.handle(new_secret(NEW, days=180, notification_id="s-2"), NOW).stored == 1
+    late = world.rotation.handle(new_secret(OLDER, days=170, notification_id="s-1"), NOW)
+    assert (late.stored, late.refused) == (0, 1)
+    same = world.rotation.handle(new_secret(OLDER, days=180, notification_id="s-3"), NOW)
+    assert same.refused == 1  # "not later" includes the same expiry
+    assert world.secret() == NEW
+    refused = [e for e in world.audit.trail(AUDIT_REF) if e.action == "lwa_secret_refused"]
+    assert [e.details["reason"] for e in refused] == ["lwa_secret_stale"] * 2
+    assert OLDER not in json.dumps([e.to_doc() for e in world.audit.trail(AUDIT_REF)])
+    assert world.check.asked == [(CLIENT_ID, NEW)]  # a stale secret is not even tried
+
+
+def test_a_secret_lwa_does_not_take_is_refused_and_never_stored() -> None:
+    world = World()
+    forged = world.rotation.handle(new_secret(FORGED, days=400, notification_id="f-1"), NOW)
+    assert (forged.stored, forged.refused) == (0, 1)
+    assert world.check.asked == [(CLIENT_ID, FORGED)]
+    assert world.secret() == "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
+    (refused,) = world.audit.trail(AUDIT_REF)
+    assert (refused.action, refused.details["reason"]) == ("lwa_secret_refused", "lwa_secret_invalid")
+    assert FORGED not in json.dumps(refused.to_doc())
+    # The refusal is no stored secret: the genuine one, expiring earlier, is still taken.
+    assert world.rotation.handle(new_secret(NEW, days=180), NOW).stored == 1
+    assert world.secret() == NEW
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "accepted"),
+    [
+        (200, {"access_token": "Atc|x", "token_type": "bearer"}, True),
+        (401, {"error": "invalid_client"}, False),
+        (400, {"error": "invalid_client"}, False),
+        (400, {"error": "invalid_scope"}, None),
+        (503, None, None),
+    ],
+)
+def test_the_secret_check_asks_lwa_for_a_client_credentials_token_with_the_new_secret(
+    status: int, answer: Any, accepted: bool | None
+) -> None:
+    posted: list[tuple[str, dict[str, str]]] = []
+
+    def post(url: str, form: Any) -> tuple[int, Any]:
+        posted.append((url, dict(form)))
+        return status, answer
+
+    check = LwaSecretCheck("https://api.amazon.com/auth/o2/token", post)
+    if accepted is None:
+        with pytest.raises(SecretUnverified) as unverified:
+            check.accepts(CLIENT_ID, NEW)
+        assert unverified.value.transient and NEW not in str(unverified.value)
+    else:
+        assert check.accepts(CLIENT_ID, NEW) is accepted
+    assert posted == [
+        (
+            "https://api.amazon.com/auth/o2/token",
+            {
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": NEW,
+                "scope": "sellingpartnerapi::client_credential:rotation",
+            },
+        )
+    ]
+
+
+def test_lwa_not_answering_leaves_the_new_secret_for_a_retry() -> None:
+    world = World(check=FakeSecretCheck(NEW, failure=SecretUnverified("LWA token status 503")))
+    with pytest.raises(SecretUnverified) as failed:
+        world.rotation.handle(new_secret(), NOW)
+    assert failed.value.transient and failed.value.code == "lwa_secret_unverified"
+    assert NEW not in str(failed.value)
+    assert world.actions() == [] and world.secret() == "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
+    world.check.failure = None
+    assert world.rotation.handle(new_secret(), NOW).stored == 1
 
 
 @pytest.mark.parametrize(
@@ -351,6 +500,15 @@ class RecordingSender:
         self.sent.append((queue, body, visibility_timeout_s))
 
 
+def test_the_sentinel_rule_sees_refused_secrets_and_both_functions_failures() -> None:
+    rule = (Path(__file__).resolve().parents[2] / "infra" / "rules" / "lwa-secret-rotation.kql").read_text(
+        encoding="utf-8"
+    )
+    query = "\n".join(line for line in rule.splitlines() if not line.lstrip().startswith("//"))
+    assert 'in ("ingest_notification", "drain_notifications")' in query
+    assert "Properties.count_lwa_secret_refused" in query and "RefusedSecrets > 0" in query
+
+
 def test_the_security_docs_say_what_the_code_does() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
     start = text.index("### Rotating credentials")
@@ -363,6 +521,15 @@ def test_the_security_docs_say_what_the_code_does() -> None:
         "rotateApplicationClientSecret",
     ):
         assert name in section, name
-    for reason in ("lwa_rotation_failed", "lwa_secret_not_stored", "lwa_client_mismatch"):
+    for reason in (
+        "lwa_rotation_failed",
+        "lwa_secret_not_stored",
+        "lwa_client_mismatch",
+        "lwa_secret_unverified",
+        "lwa_secret_stale",
+        "lwa_secret_invalid",
+        "lwa_secret_repeated",
+    ):
         assert reason in section, reason
+    assert "order-notifications` (Storage encryption" not in section  # the secret no longer goes there
     assert "once per process" not in section  # what the VAT uploads and Buy Shipping did before

@@ -24,6 +24,7 @@ from shared.ingestion.aws_credentials import (
     WebIdentityCredentials,
     entra_token_source,
 )
+from shared.ingestion.lwa_rotation import ForeignClient, RotationOutcome, SecretNotStored
 from shared.ingestion.sqs_bridge import (
     NotificationDrain,
     NotificationQueue,
@@ -33,10 +34,12 @@ from shared.ingestion.sqs_bridge import (
     load_bridge_settings,
 )
 from shared.orders.messages import ORDER_NOTIFICATIONS
+from tests.fakes import NoNewSecrets
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::123456789012:role/mfn-notifications-drain"
 SECRET_BODY_MARK = "Zq80331Secret"  # a postal code never to log  # pragma: allowlist secret
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def _notification(n: int) -> str:
@@ -122,12 +125,18 @@ class Clock:
 
 
 def _drain(
-    fakes: dict[str, FakeSqs], sink: FakeAzureQueue, clock: Clock | None = None, **kw: Any
+    fakes: dict[str, FakeSqs],
+    sink: FakeAzureQueue,
+    clock: Clock | None = None,
+    secrets: Any = None,
+    **kw: Any,
 ) -> NotificationDrain:
     return NotificationDrain(
         [_queue(seller) for seller in fakes],
         lambda q: fakes[q.seller_id],
         sink,
+        secrets=secrets or NoNewSecrets(),
+        clock=lambda: NOW,
         monotonic=clock or Clock(),
         **kw,
     )
@@ -464,6 +473,9 @@ def test_the_function_records_counts_and_a_heartbeat_never_a_body() -> None:
         "count_too_large": 0,
         "count_not_order_change": 1,
         "count_dead_letter_messages": 1,
+        "count_lwa_secret_stored": 0,
+        "count_lwa_secret_refused": 0,
+        "count_lwa_secret_repeated": 0,
         "count_failed_sellers": 0,
     }
     text = "\n".join(f"{r.getMessage()} {r.custom_dimensions}" for r in records)  # type: ignore[attr-defined]
@@ -481,14 +493,53 @@ def test_without_a_bridge_the_function_moves_nothing_and_still_beats() -> None:
     assert [r.custom_dimensions["event"] for r in records] == ["invocation", "heartbeat"]  # type: ignore[attr-defined]
 
 
-def test_the_applications_lwa_secret_notifications_are_moved_as_handled() -> None:
+NEW_SECRET_VALUE = "amzn1.oa2-cs.v1.bridge-test"  # pragma: allowlist secret
+
+
+def _new_secret(n: int) -> str:
+    payload = {"clientId": "c", "newClientSecret": NEW_SECRET_VALUE, "newClientSecretExpiryTime": f"n{n}"}
+    return json.dumps({"notificationType": "APPLICATION_OAUTH_CLIENT_NEW_SECRET", "payload": payload, "n": n})
+
+
+@dataclass
+class Secrets:
+    """The LWA rotation: `answers` by notification (an outcome or an error to raise), and the
+    SQS message each was handed over from, still undeleted at that moment."""
+
+    sqs: FakeSqs
+    answers: dict[int, RotationOutcome | Exception]
+    handed: list[int] = field(default_factory=list)
+
+    def handle(self, body: str, now: datetime) -> RotationOutcome:
+        n = json.loads(body)["n"]
+        assert any(m.body == body for m in self.sqs.in_flight.values()) and now == NOW
+        self.handed.append(n)
+        answer = self.answers[n]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_a_new_lwa_secret_is_handed_to_the_rotation_and_never_put_on_an_azure_queue() -> None:
     sqs = FakeSqs()
-    bodies = [
-        json.dumps({"notificationType": "APPLICATION_OAUTH_CLIENT_SECRET_EXPIRY", "payload": {}}),
-        json.dumps({"notificationType": "APPLICATION_OAUTH_CLIENT_NEW_SECRET", "payload": {}}),
-    ]
-    sqs.put(*bodies)
+    warning = json.dumps({"notificationType": "APPLICATION_OAUTH_CLIENT_SECRET_EXPIRY", "payload": {}})
+    sqs.put(warning, _new_secret(1), _notification(2), _new_secret(3), _new_secret(4), _new_secret(5))
+    secrets = Secrets(
+        sqs,
+        {
+            1: RotationOutcome(stored=1),
+            3: RotationOutcome(refused=1),
+            4: SecretNotStored("the new LWA secret was not stored: secret_store_unavailable"),
+            5: ForeignClient("the notification names another LWA client"),
+        },
+    )
     sink = FakeAzureQueue({"S1": sqs})
-    report = _drain({"S1": sqs}, sink).drain()
-    assert [b for _, b in sink.sent] == bodies
-    assert report.not_order_change == 0 and report.deleted == 2
+    report = _drain({"S1": sqs}, sink, secrets=secrets).drain()
+    assert [b for _, b in sink.sent] == [warning, _notification(2)]  # the warning has no secret
+    assert NEW_SECRET_VALUE not in json.dumps(sink.sent)
+    assert secrets.handed == [1, 3, 4, 5]
+    # Stored, refused, or refused for good: deleted. Key Vault down: left in SQS for a retry.
+    assert sqs.deleted == ["m0", "m1", "m2", "m3", "m5"] and set(sqs.in_flight) == {"receipt-4"}
+    assert (report.moved, report.deleted, report.not_order_change) == (2, 5, 0)
+    assert (report.secrets_stored, report.secrets_refused, report.secrets_repeated) == (1, 2, 0)
+    assert [f.code for f in report.failures] == ["lwa_secret_not_stored", "lwa_client_mismatch"]
