@@ -37,6 +37,7 @@ def ingest_notification(msg: func.QueueMessage, shipments: func.Out[List[str]]) 
             outcome = rt.lwa_rotation.handle(body, rt.clock())
             record.count("lwa_rotation_requested", outcome.requested)
             record.count("lwa_secret_stored", outcome.stored)
+            record.count("lwa_rotation_manual", outcome.manual)
             if outcome.days_left is not None:
                 record.count("lwa_secret_days_left", outcome.days_left)
             return

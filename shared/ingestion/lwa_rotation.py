@@ -32,6 +32,8 @@ APPLICATION_TYPES = frozenset({SECRET_EXPIRY, NEW_SECRET})
 AUDIT_REF = "lwa-client-secret"
 REQUESTED = "lwa_rotation_requested"
 NOT_NEEDED = "lwa_rotation_not_needed"
+#: Manual mode (LWA_ROTATION=manual): a warning a person must act on (docs/security.md runbook).
+MANUAL = "lwa_rotation_manual"
 STORED = "lwa_secret_stored"
 FUNCTION = "ingest_notification"
 #: Less than this left before the secret expires, with no newer secret stored: an alert.
@@ -125,6 +127,7 @@ class RotationOutcome:
 
     requested: int = 0
     stored: int = 0
+    manual: int = 0
     days_left: int | None = None
 
 
@@ -194,13 +197,14 @@ def parse_application_notification(body: bytes | str) -> SecretExpiry | NewSecre
 
 class LwaSecretRotation:
     """Handles the two notifications; `secrets` is the vault, `names` the settings' secret names
-    (client id, client secret)."""
+    (client id, client secret). `rotator` None is manual mode (LWA_ROTATION=manual): a warning
+    is audited and counted for a person to rotate by hand, and Amazon is never asked."""
 
     def __init__(
         self,
         secrets: SecretStore,
         names: tuple[str, str],
-        rotator: SecretRotator,
+        rotator: SecretRotator | None,
         audit: AuditLog,
     ) -> None:
         self._secrets = secrets
@@ -235,9 +239,13 @@ class LwaSecretRotation:
             # The warning is about a secret already replaced (Amazon warns about the old one too).
             self._audit.record(AUDIT_REF, NOT_NEEDED, now, FUNCTION, details, once_key=key)
             return RotationOutcome()
+        days_left = max(0, (warning.expires_at - now).days)
+        if self._rotator is None:
+            self._audit.record(AUDIT_REF, MANUAL, now, FUNCTION, details, once_key=key)
+            return RotationOutcome(manual=1, days_left=days_left)
         self._rotator.rotate()
         self._audit.record(AUDIT_REF, REQUESTED, now, FUNCTION, details, once_key=key)
-        return RotationOutcome(requested=1, days_left=max(0, (warning.expires_at - now).days))
+        return RotationOutcome(requested=1, days_left=days_left)
 
     def _on_new_secret(self, new: NewSecret, now: datetime) -> RotationOutcome:
         current = self._secrets.get(self._secret_name)
