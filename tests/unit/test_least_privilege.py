@@ -44,7 +44,8 @@ def _vault_grants() -> dict[str, tuple[str, str, str | None]]:
             continue
         role = config["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
         operands = role["operator"]["operands"] if isinstance(role, dict) else {}
-        key = operands["operand_1"] if operands.get("operand_2") == "name" else operands.get("operand_2", role)
+        custom = operands.get("operand_2") == "name"  # <definition>.name: a role defined here
+        key = operands["operand_1"] if custom else operands.get("operand_2", role)
         grants[name] = (config["scope"], key, outer.get("condition"))
     return grants
 
