@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.crypto.key_vault import SecretStore
+from shared.crypto.key_vault import SecretStore, SecretStoreDenied
 from shared.errors import AppError, InvalidInput, TransientError
 from shared.ingestion.notifications import MAX_NOTIFICATION_BYTES, NotificationRejected, validate
 from shared.storage.audit import AuditLog
@@ -99,6 +99,13 @@ class SecretNotStored(TransientError):
     """Key Vault did not take the new secret: the notification is retried."""
 
     code = "lwa_secret_not_stored"
+
+
+class SecretNotWritable(AppError):
+    """Auto rotation, but Key Vault refuses this identity Set Secret on the LWA secret: Amazon is
+    not asked for a secret the app could not store; a person grants the role or rotates by hand."""
+
+    code = "lwa_secret_not_writable"
 
 
 class ForeignClient(InvalidInput):
@@ -243,6 +250,7 @@ class LwaSecretRotation:
         if self._rotator is None:
             self._audit.record(AUDIT_REF, MANUAL, now, FUNCTION, details, once_key=key)
             return RotationOutcome(manual=1, days_left=days_left)
+        prove_writable(self._secrets, self._secret_name)
         self._rotator.rotate()
         self._audit.record(AUDIT_REF, REQUESTED, now, FUNCTION, details, once_key=key)
         return RotationOutcome(requested=1, days_left=days_left)
@@ -267,6 +275,19 @@ class LwaSecretRotation:
             once_key=_once_key(new.notification_id),
         )
         return RotationOutcome(stored=1)
+
+
+def prove_writable(secrets: SecretStore, name: str) -> None:
+    """Proves Set Secret on `name` without changing its value: a new version holding the value
+    read just before (a property update would prove another permission, update/action). Raises
+    `SecretNotWritable` when Key Vault refuses; other Key Vault errors pass through."""
+    current = secrets.get(name)
+    if current is None or not current.value.strip():
+        raise SecretNotWritable(f"Key Vault secret {name} is missing")
+    try:
+        secrets.set(name, current.value)
+    except SecretStoreDenied:
+        raise SecretNotWritable(f"Key Vault refused Set Secret on {name}") from None
 
 
 class SpApiSecretRotator:

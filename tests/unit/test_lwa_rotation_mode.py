@@ -17,8 +17,9 @@ from azure.functions.queue import QueueMessage
 
 from local.memory_stores import MemoryDocumentStore, MemorySecretStore
 from shared.app import composition, runtime
+from shared.crypto.key_vault import Secret, SecretStoreDenied
 from shared.crypto.secrets import SecretValues
-from shared.ingestion.lwa_rotation import AUDIT_REF, SECRET_EXPIRY, LwaSecretRotation
+from shared.ingestion.lwa_rotation import AUDIT_REF, SECRET_EXPIRY, LwaSecretRotation, SecretNotWritable
 from shared.settings import load_settings
 from shared.telemetry.invocations import AppTelemetry
 from shared.telemetry.message_failures import MessageFailures
@@ -65,8 +66,10 @@ class Rotator:
 class World:
     """The rotation as composition builds it for LWA_ROTATION=`mode`, Amazon's rotate recorded."""
 
-    def __init__(self, mode: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.vault = MemorySecretStore()
+    def __init__(
+        self, mode: str | None, monkeypatch: pytest.MonkeyPatch, vault: MemorySecretStore | None = None
+    ) -> None:
+        self.vault = vault or MemorySecretStore()
         self.vault.set("lwa-client-id", CLIENT_ID)
         self.vault.set("lwa-client-secret", OLD)
         self.rotator = Rotator()
@@ -175,3 +178,33 @@ def test_the_deployment_sets_the_mode_from_the_parameter_that_gives_the_write_ro
     assert main["parameters"]["lwaSecretWriter"]["default"] is False
     sample = json.loads((ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
     assert sample["LWA_ROTATION"] == "manual"
+
+
+class ReadOnlyVault(MemorySecretStore):
+    """The credentials vault as Secrets User alone sees it: Key Vault refuses Set Secret (403)."""
+
+    def set(self, name: str, value: str) -> Secret:
+        if name == "lwa-client-secret" and self.get(name) is not None:
+            raise SecretStoreDenied(f"set {name}: HTTP 403")
+        return super().set(name, value)
+
+
+def test_in_auto_mode_without_the_write_role_amazon_is_never_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World("auto", monkeypatch, ReadOnlyVault())
+    with pytest.raises(SecretNotWritable) as refused:
+        world.rotation.handle(expiry(10), NOW)
+    assert refused.value.code == "lwa_secret_not_writable" and not refused.value.transient
+    assert world.rotator.calls == 0 and world.actions() == []
+    secret = world.vault.get("lwa-client-secret")
+    assert secret is not None and secret.value == OLD
+
+
+def test_in_auto_mode_the_write_is_proven_with_the_value_the_secret_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World("auto", monkeypatch)
+    before = world.vault.get("lwa-client-secret")
+    world.rotation.handle(expiry(10), NOW)
+    after = world.vault.get("lwa-client-secret")
+    assert before is not None and after is not None
+    assert after.value == OLD and after.version != before.version
