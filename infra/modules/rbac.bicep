@@ -197,8 +197,8 @@ resource vaultSecretsReader 'Microsoft.Authorization/roleAssignments@2022-04-01'
 // (LWA_ROTATION=auto). A custom role with only what the app does on that secret: read it, and
 // Set Secret (a new version). No update (properties), delete, backup, restore, recover or purge,
 // which the built-in Secrets Officer would also allow. The data-action names are Key Vault's
-// (Azure/KeyVault-AccessPolicyToRBAC-CompareTool's mapping: Set is setSecret/action plus
-// update/action; Get is getSecret/action; List is readMetadata/action).
+// (github.com/Azure/KeyVault-AccessPolicyToRBAC-CompareTool, Tool/AcessPolicyRBACMapping.csv:
+// Set is setSecret/action plus update/action; Get is getSecret/action; List readMetadata/action).
 resource lwaSecretWriterDefinition 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (lwaSecretWriter) {
   name: guid(resourceGroup().id, 'fulfilment-lwa-secret-writer')
   properties: {
