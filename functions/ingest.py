@@ -39,6 +39,7 @@ def ingest_notification(msg: func.QueueMessage, shipments: func.Out[List[str]]) 
             record.count("lwa_secret_stored", outcome.stored)
             record.count("lwa_secret_refused", outcome.refused)
             record.count("lwa_secret_repeated", outcome.repeated)
+            record.count("lwa_rotation_manual", outcome.manual)
             if outcome.days_left is not None:
                 record.count("lwa_secret_days_left", outcome.days_left)
             return

@@ -66,7 +66,7 @@ param awsWebIdentityAudience string = ''
 param lwaClientIdSecretName string = 'lwa-client-id'
 param lwaClientSecretSecretName string = 'lwa-client-secret'
 
-@description('true once the LWA client secret is in the vault: the app may then write new versions of that one secret (the rotation); a role assignment scoped to a secret needs the secret to exist.')
+@description('true once the LWA client secret is in the vault: the app may then write new versions of that one secret and rotates it itself (LWA_ROTATION=auto); false, a person rotates it (LWA_ROTATION=manual, docs/security.md). A role assignment scoped to a secret needs the secret to exist.')
 param lwaSecretWriter bool = false
 
 @description('SHIPPING_RULES app setting (JSON object, docs/shipping.md).')
@@ -305,6 +305,8 @@ module functionApp 'modules/functionapp.bicep' = {
       SELLERS: sellers
       LWA_CLIENT_ID_SECRET: lwaClientIdSecretName
       LWA_CLIENT_SECRET_SECRET: lwaClientSecretSecretName
+      // The app asks Amazon for a new LWA secret only where it may store it (rbac.bicep's writer role).
+      LWA_ROTATION: lwaSecretWriter ? 'auto' : 'manual'
       POLL_ORDERS_SCHEDULE: pollOrdersSchedule
       TRACK_DELIVERIES_SCHEDULE: trackDeliveriesSchedule
       PURGE_EXPIRED_SCHEDULE: purgeExpiredSchedule

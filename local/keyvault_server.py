@@ -2,10 +2,11 @@
 
 It answers the calls `azure-keyvault-secrets` makes (set, get latest or a version, list secrets
 and versions, delete, get and list deleted, purge, recover) with the JSON shapes Key Vault
-returns, and authenticates like Key Vault: a request without a bearer token gets 401 with a
-`WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/<tenant>",
-resource="https://vault.azure.net"` challenge, which the SDK's challenge policy answers by
-asking its credential for a token for `https://vault.azure.net/.default`.
+returns (a secret made `read_only` refuses Set Secret with RBAC's 403), and authenticates like
+Key Vault: a request without a bearer token gets 401 with a `WWW-Authenticate: Bearer
+authorization="https://login.microsoftonline.com/<tenant>", resource="https://vault.azure.net"`
+challenge, which the SDK's challenge policy answers by asking its credential for a token for
+`https://vault.azure.net/.default`.
 
 TLS: a throwaway CA and a certificate for 127.0.0.1 made with `trustme`; the CA is written to
 `<cert-dir>/ca.pem` for the client (`connection_verify=<path>`). Because the vault's host is
@@ -81,6 +82,8 @@ class Vault:
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, had a token)
         self.faults: list[int] = []  # statuses for the next authenticated requests
+        #: Secrets the caller may read but not set: its role on them is Secrets User (RBAC).
+        self.read_only: set[str] = set()
 
     def fail_next(self, status: int, count: int = 1) -> None:
         """Answer the next `count` authenticated requests with `status` (429 throttling, 503
@@ -213,6 +216,8 @@ def _route(vault: Vault, method: str, parts: list[str], body: bytes) -> tuple[in
         raise _error(400, "BadParameter", "invalid secret name")
     match parts, method:
         case ["secrets", name], "PUT":
+            if name in vault.read_only:
+                raise _forbidden_by_rbac(vault, name, "setSecret")
             return 200, _set(vault, name, body)
         case ["secrets", name], "GET":
             return 200, _get(vault, name, None)
@@ -229,6 +234,24 @@ def _route(vault: Vault, method: str, parts: list[str], body: bytes) -> tuple[in
         case ["deletedsecrets", name, "recover"], "POST":
             return 200, _recover(vault, name)
     raise _error(405, "MethodNotAllowed", "operation not supported by the stand-in")
+
+
+def _forbidden_by_rbac(vault: Vault, name: str, action: str) -> _Reply:
+    """Key Vault's answer to a data action the caller's roles do not grant (RBAC vaults)."""
+    return _Reply(
+        403,
+        {
+            "error": {
+                "code": "Forbidden",
+                "message": (
+                    "Caller is not authorized to perform action on resource.\r\n"
+                    f"Action: 'Microsoft.KeyVault/vaults/secrets/{action}/action'\r\n"
+                    f"Resource: '{vault.base_url}/secrets/{name}'\r\nAssignment: (not found)"
+                ),
+                "innererror": {"code": "ForbiddenByRbac"},
+            }
+        },
+    )
 
 
 def _set(vault: Vault, name: str, body: bytes) -> dict[str, Any]:
@@ -364,6 +387,13 @@ class KeyVaultServer:
         if self.vault is None:
             raise RuntimeError("stand-in not started")
         self.vault.fail_next(status, count)
+
+    def read_only(self, name: str, read_only: bool = True) -> None:
+        """The caller may read `name` but not set it (Secrets User), or again write it."""
+        if self.vault is None:
+            raise RuntimeError("stand-in not started")
+        with self.vault.lock:
+            (self.vault.read_only.add if read_only else self.vault.read_only.discard)(name)
 
     def start(self) -> str:
         self.cert_dir.mkdir(parents=True, exist_ok=True)

@@ -370,6 +370,7 @@ class Pipeline:
                 "SELLERS": json.dumps(sellers),
                 "LWA_CLIENT_ID_SECRET": "lwa-client-id",
                 "LWA_CLIENT_SECRET_SECRET": "lwa-client-secret",
+                "LWA_ROTATION": "auto",
                 "SPAPI_ENDPOINT": self.spapi.url,
                 "LWA_ENDPOINT": self.spapi.url + "/auth/o2/token",
                 "SPAPI_VERIFY_TLS": "true",

@@ -4,10 +4,12 @@ One line per check, `ok` or `FAIL`, with the setting or secret name and why (a r
 the verb exits non-zero when any check fails. Checked: the settings parse; the recoverability
 bound is at most 30 days (its own line: the settings are read without the app's refusal, so this
 line can fail); every secret the settings name exists and parses; the keys `ops init-keys`
-makes exist; each carrier the shipping rules name is configured; and over the wire
-(ops/probes.py): each seller's refresh token yields an access token, each seller's ORDER_CHANGE
-subscription exists, and each karrio carrier of the rules answers an authentication call (Buy
-Shipping authenticates with the sellers' own tokens, checked just before).
+makes exist; with LWA_ROTATION=auto, Set Secret on the LWA secret (as the app proves it);
+each carrier the rules name is configured; and over the wire (ops/probes.py): each seller's
+refresh token yields an access token, each seller's ORDER_CHANGE subscription exists (the LWA
+secret notifications have none: the Developer Console registers their queue, docs/deploy.md),
+and each karrio carrier of the rules answers an authentication call (Buy Shipping
+authenticates with the sellers' own tokens, checked just before).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ops.probes import Probes, live_probes
 from shared.crypto.key_vault import SecretStore
 from shared.errors import AppError, SettingsError
 from shared.settings import (
+    LWA_ROTATION_AUTO,
     MAX_RECOVERABLE_DAYS,
     POISON_MESSAGE_DAYS,
     Settings,
@@ -84,6 +87,7 @@ def checks(settings: Settings, store: SecretStore, probes: Probes) -> Iterator[C
         " after an order's deadline)",
     )
     yield from _secrets(settings, store)
+    yield _lwa_secret_writable(settings, store)
     try:
         rules: ShippingRules | None = ShippingRules(settings.shipping_rules)
     except SettingsError as exc:
@@ -105,6 +109,22 @@ def _secrets(settings: Settings, store: SecretStore) -> Iterator[Check]:
         yield _secret(store, name, _base64_key)
     for account in settings.carriers.values():
         yield _secret(store, account.secret, _json_object)
+
+
+def _lwa_secret_writable(settings: Settings, store: SecretStore) -> Check:
+    """Auto rotation stores Amazon's new secret: Set Secret proven as the app proves it before
+    asking Amazon (`prove_writable`: a new version with the value it already holds)."""
+    from shared.ingestion.lwa_rotation import prove_writable
+
+    name = settings.lwa_client_secret_secret
+    if settings.lwa_rotation != LWA_ROTATION_AUTO:
+        return Check("LWA secret rotation", True, f"{settings.lwa_rotation}: a person rotates {name}")
+    check = f"LWA secret {name} writable (LWA_ROTATION=auto)"
+    try:
+        prove_writable(store, name)
+    except AppError as exc:
+        return Check(check, False, exc.code)
+    return Check(check, True, "a new version with the same value was set")
 
 
 def _carriers_configured(settings: Settings, rules: ShippingRules) -> Check:

@@ -37,6 +37,12 @@ class SellerAccount:
 #: needs no entry in CARRIERS: it uses the seller's own SP-API authorisation.
 KARRIO_CARRIERS = ("usps", "fedex", "ups")
 
+#: LWA_ROTATION: `auto`, the app asks Amazon for a new LWA client secret and stores it (the
+#: deployment gives it the write role on that one secret); `manual`, a person rotates it
+#: (docs/security.md) and the app only warns. The same deployment parameter sets both.
+LWA_ROTATION_AUTO = "auto"
+LWA_ROTATION_MANUAL = "manual"
+
 
 @dataclass(frozen=True, slots=True)
 class CarrierAccount:
@@ -80,6 +86,9 @@ class Settings:
     #: The vault of the weekly key-epoch KEKs, which the app makes and destroys itself (its own
     #: vault in Azure, docs/security.md); None: the KEKs live in KEY_VAULT_URL's vault.
     key_epoch_vault_url: str | None = None
+    #: LWA_ROTATION: `auto` or `manual` (manual when absent: the app then never asks Amazon for
+    #: a secret it may not be able to store).
+    lwa_rotation: str = LWA_ROTATION_MANUAL
 
     @property
     def recoverability_days(self) -> int:
@@ -263,4 +272,12 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         invoice_archive_years={str(k): int(v) for k, v in archive.items()},
         carriers=_carriers(env),
         key_epoch_vault_url=_optional(env, "KEY_EPOCH_VAULT_URL"),
+        lwa_rotation=_lwa_rotation(env),
     )
+
+
+def _lwa_rotation(env: Mapping[str, str]) -> str:
+    mode = (env.get("LWA_ROTATION") or LWA_ROTATION_MANUAL).strip().lower()
+    if mode not in (LWA_ROTATION_AUTO, LWA_ROTATION_MANUAL):
+        raise SettingsError(f"LWA_ROTATION must be {LWA_ROTATION_AUTO} or {LWA_ROTATION_MANUAL}")
+    return mode

@@ -193,14 +193,44 @@ resource vaultSecretsReader 'Microsoft.Authorization/roleAssignments@2022-04-01'
   }
 }
 
-// The one secret the app writes: a new version of the LWA client secret when Amazon rotates it.
+// The one secret the app writes: a new version of the LWA client secret when Amazon rotates it
+// (LWA_ROTATION=auto). A custom role with only what the app does on that secret: read it, and
+// Set Secret (a new version). No update (properties), delete, backup, restore, recover or purge,
+// which the built-in Secrets Officer would also allow. The data-action names are Key Vault's
+// (github.com/Azure/KeyVault-AccessPolicyToRBAC-CompareTool, Tool/AcessPolicyRBACMapping.csv:
+// Set is setSecret/action plus update/action; Get is getSecret/action; List readMetadata/action).
+resource lwaSecretWriterDefinition 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (lwaSecretWriter) {
+  name: guid(resourceGroup().id, 'fulfilment-lwa-secret-writer')
+  properties: {
+    roleName: 'Fulfilment LWA secret writer (${uniqueString(resourceGroup().id)})'
+    description: 'Read the fulfilment app\'s LWA client secret and set a new version of it; nothing else.'
+    type: 'CustomRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.KeyVault/vaults/secrets/getSecret/action'
+          'Microsoft.KeyVault/vaults/secrets/readMetadata/action'
+          'Microsoft.KeyVault/vaults/secrets/setSecret/action'
+        ]
+        notDataActions: []
+      }
+    ]
+  }
+}
+
 resource lwaSecretWriterRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (lwaSecretWriter) {
-  name: guid(lwaClientSecret.id, principalId, roles.keyVaultSecretsOfficer)
+  name: guid(lwaClientSecret.id, principalId, 'fulfilment-lwa-secret-writer')
   scope: lwaClientSecret
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    // Role definitions live at subscription level whatever scope deploys them.
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', lwaSecretWriterDefinition.name)
   }
 }
 

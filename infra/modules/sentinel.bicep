@@ -364,7 +364,7 @@ var rules = [
   }
   {
     id: 'lwa-secret-rotation'
-    title: 'LWA client secret not rotated (rotation failed, or expiry within 7 days)'
+    title: 'LWA client secret not rotated (rotation failed, manual rotation due, or expiry within 7 days)'
     severity: 'High'
     tactics: [
       'Impact'
@@ -777,7 +777,7 @@ var taskActions = [
         actionType: 'AddIncidentTask'
         actionConfiguration: {
           title: 'Read the reason codes and the days left before the LWA secret expires'
-          description: 'Reasons: lwa_rotation_failed is rotateApplicationClientSecret (Amazon refused or unreachable; 400 means no rotation queue registered in the Developer Console); lwa_secret_not_stored is Key Vault; lwa_client_mismatch is a notification for another LWA client. MinDaysLeft is the time left.'
+          description: 'ManualWarnings: LWA_ROTATION=manual, a person must rotate the secret (docs/security.md, Rotating by hand). Reasons: lwa_rotation_failed is rotateApplicationClientSecret (Amazon refused or unreachable; 400 means no rotation queue registered in the Developer Console); lwa_secret_not_writable is Key Vault refusing the app the write on the LWA secret (Amazon was not asked); lwa_secret_not_stored is Key Vault; lwa_client_mismatch is a notification for another LWA client. MinDaysLeft is the time left.'
         }
       }
       {
@@ -785,7 +785,7 @@ var taskActions = [
         actionType: 'AddIncidentTask'
         actionConfiguration: {
           title: 'Fix the cause, then let the next warning rotate or rotate by hand'
-          description: 'Amazon repeats the expiry warning; a poisoned notification can be replayed. Before expiry, if none comes, generate a new secret in the Developer Console and store it as a new version of the LWA secret in Key Vault: no restart is needed.'
+          description: 'In manual mode, or before expiry if no new secret comes: generate a new secret in the Developer Console and store it as a new version of the LWA secret in Key Vault (no restart is needed). In auto mode Amazon repeats the expiry warning and the app rotates again.'
         }
       }
       {

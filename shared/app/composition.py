@@ -29,7 +29,7 @@ from shared.app.runtime import Runtime
 from shared.app.schedules import NCronTab
 from shared.crypto.envelope import EnvelopeCipher
 from shared.crypto.key_epochs import EpochShredder, KeyEpochs
-from shared.crypto.key_vault import AzureSecretStore
+from shared.crypto.key_vault import AzureSecretStore, SecretStore
 from shared.crypto.secrets import OrderBytesSealer, SecretValues
 from shared.ingestion.lwa_rotation import (
     LWA_TOKEN_URL,
@@ -53,7 +53,7 @@ from shared.orders.lifecycle import Settle
 from shared.orders.repository import OrderRepository
 from shared.privacy.service import PrivacyService
 from shared.retention.service import RetentionService
-from shared.settings import Settings, load_settings
+from shared.settings import LWA_ROTATION_AUTO, Settings, load_settings
 from shared.shipping.rules import ShippingRules
 from shared.shipping.service import ShippingService
 from shared.storage.audit import AuditLog
@@ -166,13 +166,7 @@ def build_runtime(
         else None
     )
     queues = overrides.queue_sender or StorageQueues(clients.queues)
-    lwa_rotation = LwaSecretRotation(
-        clients.secrets,
-        (settings.lwa_client_id_secret, settings.lwa_client_secret_secret),
-        secret_rotator(settings, values),
-        lwa_secret_check(settings),
-        audit,
-    )
+    rotation = lwa_rotation(settings, clients.secrets, values, audit)
     return Runtime(
         settings=settings,
         clock=clock,
@@ -229,15 +223,29 @@ def build_runtime(
             archive=archive,
             orders=orders,
         ),
-        lwa_rotation=lwa_rotation,
+        lwa_rotation=rotation,
         notifications=build_drain(
             env,
             [seller.seller_id for seller in settings.sellers],
             credential,
             queues,
-            secrets=lwa_rotation,
+            secrets=rotation,
             clock=clock,
         ),
+    )
+
+
+def lwa_rotation(
+    settings: Settings, secrets: SecretStore, values: SecretValues, audit: AuditLog
+) -> LwaSecretRotation:
+    """LWA_ROTATION=auto asks Amazon for a new secret on a warning; manual only warns a person."""
+    auto = settings.lwa_rotation == LWA_ROTATION_AUTO
+    return LwaSecretRotation(
+        secrets,
+        (settings.lwa_client_id_secret, settings.lwa_client_secret_secret),
+        secret_rotator(settings, values) if auto else None,
+        lwa_secret_check(settings),
+        audit,
     )
 
 

@@ -9,7 +9,9 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -45,7 +47,8 @@ class SecretValues:
 class RenewedClients(Generic[K, C]):
     """`make(key)` builds a client with credentials it reads then; each is kept at most
     `max_age_s`, then made again, and `forget` drops some at once (after a refusal).
-    `on_drop` closes a client that is replaced or dropped. Thread-safe."""
+    `on_drop` closes a client that is replaced or dropped, once no `borrow` holds it (a client
+    taken with a plain call is not counted: use `borrow` where `on_drop` closes). Thread-safe."""
 
     def __init__(
         self,
@@ -60,29 +63,74 @@ class RenewedClients(Generic[K, C]):
         self._monotonic = monotonic
         self._on_drop = on_drop
         self._kept: dict[K, tuple[C, float]] = {}
+        #: Clients lent by `borrow` and how many borrowers hold each; a dropped one waits here.
+        self._lent: list[_Lent[C]] = []
         self._lock = threading.Lock()
 
     def __call__(self, key: K) -> C:
-        now = self._monotonic()
         with self._lock:
-            kept = self._kept.get(key)
-            if kept is not None and now - kept[1] < self._max_age_s:
-                return kept[0]
-            if kept is not None:
-                self._drop(kept[0])
-            client = self._make(key)
-            self._kept[key] = (client, now)
-            return client
+            client, dropped = self._current(key)
+        self._close(dropped)
+        return client
+
+    @contextmanager
+    def borrow(self, key: K) -> Iterator[C]:
+        """The key's client, held for the block: it is not closed while a borrower holds it."""
+        with self._lock:
+            client, dropped = self._current(key)
+            lent = next((entry for entry in self._lent if entry.client is client), None)
+            if lent is None:
+                lent = _Lent(client)
+                self._lent.append(lent)
+            lent.borrowers += 1
+        self._close(dropped)
+        try:
+            yield client
+        finally:
+            with self._lock:
+                lent.borrowers -= 1
+                done = lent.borrowers == 0
+                if done:
+                    self._lent.remove(lent)
+            self._close([client] if done and lent.dropped else [])
 
     def forget(self, match: Callable[[K], bool] = lambda _key: True) -> None:
         """Drop the clients whose key matches (all by default): the next call makes them again."""
         with self._lock:
-            for key in [k for k in self._kept if match(k)]:
-                self._drop(self._kept.pop(key)[0])
+            dropped = [self._dropped(self._kept.pop(k)[0]) for k in [k for k in self._kept if match(k)]]
+        self._close([c for c in dropped if c is not None])
 
-    def _drop(self, client: C) -> None:
+    def _current(self, key: K) -> tuple[C, list[C]]:
+        """The key's client, made again when too old, and the client it replaced if it may be
+        closed now (called under the lock)."""
+        now = self._monotonic()
+        kept = self._kept.get(key)
+        if kept is not None and now - kept[1] < self._max_age_s:
+            return kept[0], []
+        dropped = self._dropped(kept[0]) if kept is not None else None
+        client = self._make(key)
+        self._kept[key] = (client, now)
+        return client, [dropped] if dropped is not None else []
+
+    def _dropped(self, client: C) -> C | None:
+        """`client` when no borrower holds it; else it is marked, and its last borrower closes it."""
+        lent = next((entry for entry in self._lent if entry.client is client), None)
+        if lent is None:
+            return client
+        lent.dropped = True
+        return None
+
+    def _close(self, clients: list[C]) -> None:
         if self._on_drop is not None:
-            self._on_drop(client)
+            for client in clients:
+                self._on_drop(client)
+
+
+@dataclass(slots=True)
+class _Lent(Generic[C]):
+    client: C
+    borrowers: int = 0
+    dropped: bool = False
 
 
 def json_secret(values: SecretValues, name: str) -> Mapping[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.crypto.key_vault import SecretStore
+from shared.crypto.key_vault import SecretStore, SecretStoreDenied
 from shared.errors import AppError, InvalidInput, TransientError
 from shared.ingestion.notifications import MAX_NOTIFICATION_BYTES, NotificationRejected, validate
 from shared.storage.audit import AuditEvent, AuditLog
@@ -35,12 +35,16 @@ STARTED = "lwa_rotation_started"
 REQUESTED = "lwa_rotation_requested"
 ROTATE_FAILED = "lwa_rotation_failed"
 NOT_NEEDED = "lwa_rotation_not_needed"
+#: Manual mode (LWA_ROTATION=manual): a warning a person must act on (docs/security.md runbook).
+MANUAL = "lwa_rotation_manual"
 STORED = "lwa_secret_stored"
 REFUSED = "lwa_secret_refused"
 #: Why a new secret was refused (the REFUSED record's `reason`): it expires no later than one
-#: stored before (an old notification delivered late, or a forged one); LWA refused it.
+#: stored before (an old notification delivered late, or a forged one); LWA refused it; Key
+#: Vault refuses the app Set Secret on it (manual mode, or the role taken away).
 STALE = "lwa_secret_stale"
 INVALID = "lwa_secret_invalid"
+NOT_WRITABLE = "lwa_secret_not_writable"  # pragma: allowlist secret
 #: The notification id of a secret already stored: a redelivery, neither stored again nor refused.
 REPEATED = "lwa_secret_repeated"
 #: The grantless scope the rotation uses; the new secret must obtain a token for it.
@@ -118,6 +122,13 @@ class SecretUnverified(TransientError):
     code = "lwa_secret_unverified"
 
 
+class SecretNotWritable(AppError):
+    """Auto rotation, but Key Vault refuses this identity Set Secret on the LWA secret: Amazon is
+    not asked for a secret the app could not store; a person grants the role or rotates by hand."""
+
+    code = "lwa_secret_not_writable"
+
+
 class ForeignClient(InvalidInput):
     code = "lwa_client_mismatch"
 
@@ -146,6 +157,7 @@ class RotationOutcome:
     stored: int = 0
     refused: int = 0
     repeated: int = 0
+    manual: int = 0
     days_left: int | None = None
 
 
@@ -222,13 +234,15 @@ def parse_application_notification(body: bytes | str) -> SecretExpiry | NewSecre
 
 class LwaSecretRotation:
     """Handles the two notifications; `secrets` is the vault, `names` the settings' secret names
-    (client id, client secret), `check` asks LWA whether a new secret works."""
+    (client id, client secret), `check` asks LWA whether a new secret works. `rotator` None is
+    manual mode (LWA_ROTATION=manual): a warning is audited and counted for a person to rotate
+    by hand, and Amazon is never asked."""
 
     def __init__(
         self,
         secrets: SecretStore,
         names: tuple[str, str],
-        rotator: SecretRotator,
+        rotator: SecretRotator | None,
         check: SecretCheck,
         audit: AuditLog,
     ) -> None:
@@ -257,7 +271,7 @@ class LwaSecretRotation:
     def _on_expiry(self, warning: SecretExpiry, now: datetime) -> RotationOutcome:
         key = _once_key(warning.notification_id)
         trail = self._audit.trail(AUDIT_REF)
-        if any(e.id in (f"{REQUESTED}:{key}", f"{NOT_NEEDED}:{key}") for e in trail):
+        if any(e.id in (f"{REQUESTED}:{key}", f"{NOT_NEEDED}:{key}", f"{MANUAL}:{key}") for e in trail):
             return RotationOutcome()  # a repeated delivery of a warning already acted on
         details = {"notification_id": warning.notification_id, "expires_at": warning.expires_at.isoformat()}
         newest = _newest_stored(trail)
@@ -266,15 +280,24 @@ class LwaSecretRotation:
             self._note(NOT_NEEDED, now, details, key)
             return RotationOutcome()
         days_left = max(0, (warning.expires_at - now).days)
-        if not self._rotate_once(trail, key, details, now):
+        if self._rotator is None:
+            self._note(MANUAL, now, details, key)
+            return RotationOutcome(manual=1, days_left=days_left)
+        if not self._rotate_once(self._rotator, trail, key, details, now):
             return RotationOutcome(days_left=days_left)
         return RotationOutcome(requested=1, days_left=days_left)
 
     def _rotate_once(
-        self, trail: list[AuditEvent], key: str, details: Mapping[str, object], now: datetime
+        self,
+        rotator: SecretRotator,
+        trail: list[AuditEvent],
+        key: str,
+        details: Mapping[str, object],
+        now: datetime,
     ) -> bool:
         """Asks Amazon for a new secret unless an earlier attempt for this warning may have; each
-        attempt is recorded before the call, and its failure after it. False: not asked."""
+        attempt is recorded before the call, and its failure after it. False: not asked. Before
+        the first attempt the app proves it may store what Amazon will send."""
         attempts = sum(e.id.startswith(f"{STARTED}:{key}.") for e in trail)
         failures = sum(e.id.startswith(f"{ROTATE_FAILED}:{key}.") for e in trail)
         if attempts > failures:
@@ -282,10 +305,11 @@ class LwaSecretRotation:
             # the call): Amazon may have rotated, so it is not asked again for this warning.
             self._note(REQUESTED, now, {**details, "unconfirmed": True}, key)
             return False
+        prove_writable(self._secrets, self._secret_name)
         attempt = f"{key}.{attempts + 1}"
         self._note(STARTED, now, details, attempt)
         try:
-            self._rotator.rotate()
+            rotator.rotate()
         except AppError as exc:
             self._note(ROTATE_FAILED, now, {**details, "reason": exc.code}, attempt)
             raise
@@ -309,6 +333,10 @@ class LwaSecretRotation:
         try:
             if current is None or current.value != new.secret:
                 self._secrets.set(self._secret_name, new.secret)
+        except SecretStoreDenied:
+            # No write role (LWA_ROTATION=manual, or the role was taken away): retrying cannot
+            # help; a person stores it by hand (docs/security.md runbook), and the rule fires.
+            return self._refuse(new, NOT_WRITABLE, now)
         except AppError as exc:
             raise SecretNotStored(f"the new LWA secret was not stored: {exc.code}") from None
         self._note(STORED, now, _new_secret_details(new), key)
@@ -357,6 +385,19 @@ class LwaSecretCheck:
         if status in (400, 401) and isinstance(answer, dict) and answer.get("error") == "invalid_client":
             return False
         raise SecretUnverified(f"LWA token status {status}")
+
+
+def prove_writable(secrets: SecretStore, name: str) -> None:
+    """Proves Set Secret on `name` without changing its value: a new version holding the value
+    read just before (a property update would prove another permission, update/action). Raises
+    `SecretNotWritable` when Key Vault refuses; other Key Vault errors pass through."""
+    current = secrets.get(name)
+    if current is None or not current.value.strip():
+        raise SecretNotWritable(f"Key Vault secret {name} is missing")
+    try:
+        secrets.set(name, current.value)
+    except SecretStoreDenied:
+        raise SecretNotWritable(f"Key Vault refused Set Secret on {name}") from None
 
 
 class SpApiSecretRotator:

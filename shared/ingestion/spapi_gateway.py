@@ -250,16 +250,13 @@ class SpApiGateway:
         refresh, or SP-API a 401/403) drops the seller's clients and is tried once more with
         credentials read again from Key Vault: a rotated LWA secret is used from then on,
         with no restart. A refused call was not carried out, so the retry cannot repeat it."""
-        client = self._client(seller_id, version)
         try:
-            return self._call(operation, lambda: call(client))
+            with self._clients.borrow((seller_id, version)) as client:
+                return self._call(operation, lambda: call(client))
         except SpApiAuthFailed:
             self.forget(seller_id)
-        client = self._client(seller_id, version)
-        return self._call(operation, lambda: call(client))
-
-    def _client(self, seller_id: str, version: str) -> Any:
-        return self._clients((seller_id, version))
+        with self._clients.borrow((seller_id, version)) as client:
+            return self._call(operation, lambda: call(client))
 
     def _build(self, seller_id: str, version: str) -> Any:
         seller = self._settings.seller(seller_id)

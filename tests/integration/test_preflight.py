@@ -1,7 +1,8 @@
 """`ops preflight` over the wire (issue 20): green on the complete local deployment (make run's
 world: the Key Vault stand-in, the SP-API stand-in with LWA and the Notifications API, the SQS
-queue in moto, the carrier stand-ins), and one FAIL line for each piece taken away. Nothing it
-prints is a secret's value."""
+queue in moto, the carrier stand-ins), and one FAIL line for each piece taken away (the LWA
+secret made read-only in the Key Vault stand-in among them). Nothing it prints is a secret's
+value."""
 
 from __future__ import annotations
 
@@ -49,11 +50,27 @@ def test_preflight_passes_on_the_local_deployment_and_fails_on_each_missing_piec
             f"ok   ORDER_CHANGE subscription of seller {SELLER_ID}",
             "ok   carrier fedex authenticates",
             "ok   carrier ups authenticates",
+            "ok   LWA secret lwa-client-secret writable (LWA_ROTATION=auto): "
+            "a new version with the same value was set",
         ):
             assert line in lines
         # The rules choose FedEx and UPS; USPS is configured (CARRIERS) but no rule names it.
         assert not [line for line in lines if "carrier usps" in line]
         assert p.spapi.token_requests >= 1
+
+        # Auto rotation where the identity may only read the LWA secret (no writer role): the
+        # write is refused, and the secret keeps its value.
+        before = p.secret_store().get("lwa-client-secret")
+        p.vault.read_only("lwa-client-secret")
+        code, lines = _preflight(p)
+        assert code == 1 and _failures(lines) == [
+            "FAIL LWA secret lwa-client-secret writable (LWA_ROTATION=auto): lwa_secret_not_writable"
+        ]
+        code, lines = _preflight(p, {**p.env, "LWA_ROTATION": "manual"})
+        assert code == 0 and "ok   LWA secret rotation: manual: a person rotates lwa-client-secret" in lines
+        p.vault.read_only("lwa-client-secret", False)
+        after = p.secret_store().get("lwa-client-secret")
+        assert before is not None and after is not None and after.value == before.value
 
         # A carrier that refuses the account's credentials.
         p.carriers.ups.refuse_credentials = True

@@ -2,7 +2,8 @@
 
 The key epochs' KEKs, which the app makes and destroys, live in a vault of their own (`-kek`),
 where the identity is Secrets Officer; in the credentials vault it only reads (Secrets User),
-except one role scoped to the LWA client secret, the one secret it writes. The app reaches the
+except one custom role scoped to the LWA client secret, the one secret it writes: read it and
+set a new version, nothing else (no delete, backup, restore or purge). The app reaches the
 two vaults through KEY_VAULT_URL and KEY_EPOCH_VAULT_URL."""
 
 from __future__ import annotations
@@ -31,17 +32,21 @@ def _parse(path: str) -> dict[str, Any]:
 
 
 def _vault_grants() -> dict[str, tuple[str, str, str | None]]:
-    """The identity's Key Vault role assignments: name -> (scope, role key, condition)."""
+    """The identity's Key Vault role assignments: name -> (scope, role, condition); the role is
+    a built-in role's key in `roles`, or the name of a role definition of rbac.bicep."""
     grants = {}
     for name, resource in _parse("modules/rbac.bicep")["resources"].items():
         if resource["type"] != "Microsoft.Authorization/roleAssignments":
             continue
         outer = resource["config"]
         config = outer.get("config", outer)
+        if config["scope"] not in ("vault", "epochVault", "lwaClientSecret"):
+            continue
         role = config["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
-        key = role["operator"]["operands"]["operand_2"] if isinstance(role, dict) else role
-        if key in (OFFICER, USER):
-            grants[name] = (config["scope"], key, outer.get("condition"))
+        operands = role["operator"]["operands"] if isinstance(role, dict) else {}
+        custom = operands.get("operand_2") == "name"  # <definition>.name: a role defined here
+        key = operands["operand_1"] if custom else operands.get("operand_2", role)
+        grants[name] = (config["scope"], key, outer.get("condition"))
     return grants
 
 
@@ -50,7 +55,7 @@ def test_the_identity_writes_keks_in_their_own_vault_and_only_reads_the_credenti
         [
             ("epochVault", OFFICER, None),
             ("vault", USER, None),
-            ("lwaClientSecret", OFFICER, "lwaSecretWriter"),
+            ("lwaClientSecret", "lwaSecretWriterDefinition", "lwaSecretWriter"),
         ],
         key=str,
     )
@@ -64,6 +69,21 @@ def test_the_writer_role_is_scoped_to_the_lwa_client_secret_alone() -> None:
     params = _parse("main.bicep")["modules"]["rbac"]["config"]["params"]
     assert params["lwaClientSecretSecretName"] == "lwaClientSecretSecretName"  # pragma: allowlist secret
     assert params["lwaSecretWriter"] == "lwaSecretWriter"  # pragma: allowlist secret
+
+
+def test_the_writer_role_may_only_read_the_secret_and_set_a_new_version() -> None:
+    definition = _parse("modules/rbac.bicep")["resources"]["lwaSecretWriterDefinition"]
+    assert definition["type"] == "Microsoft.Authorization/roleDefinitions"
+    assert definition["config"]["condition"] == "lwaSecretWriter"
+    properties = definition["config"]["config"]["properties"]
+    assert properties["type"] == "CustomRole"
+    [permissions] = properties["permissions"]
+    assert permissions["actions"] == [] and permissions["notDataActions"] == []
+    assert sorted(permissions["dataActions"]) == [
+        "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+        "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+        "Microsoft.KeyVault/vaults/secrets/setSecret/action",  # pragma: allowlist secret
+    ]
 
 
 def test_main_deploys_the_two_vaults_and_gives_the_app_both_urls() -> None:

@@ -18,7 +18,7 @@ from azure.functions.queue import QueueMessage
 from local.memory_stores import MemoryDocumentStore, MemorySecretStore
 from shared.app import runtime
 from shared.app.carriers import _sp_api_shipping
-from shared.crypto.key_vault import SecretStoreError
+from shared.crypto.key_vault import Secret, SecretStoreDenied, SecretStoreError
 from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S, RenewedClients, SecretValues
 from shared.errors import TransientError
 from shared.ingestion.lwa_rotation import (
@@ -533,3 +533,29 @@ def test_the_security_docs_say_what_the_code_does() -> None:
         assert reason in section, reason
     assert "order-notifications` (Storage encryption" not in section  # the secret no longer goes there
     assert "once per process" not in section  # what the VAT uploads and Buy Shipping did before
+
+
+def test_a_new_secret_the_app_may_not_write_is_refused_for_a_person_to_store_by_hand() -> None:
+    """LWA_ROTATION=manual (Secrets User alone) and a person rotated in the Developer Console:
+    Key Vault refuses the write. Retrying cannot help, so the secret is refused (the rule fires
+    and the runbook stores it by hand), never retried into the dead-letter queue."""
+
+    class ReadOnlyVault(MemorySecretStore):
+        def set(self, name: str, value: str) -> Secret:
+            if name == "lwa-client-secret" and self.get(name) is not None:
+                raise SecretStoreDenied(f"set {name}: HTTP 403")
+            return super().set(name, value)
+
+    world = World()
+    world.vault = ReadOnlyVault()
+    world.vault.set("lwa-client-id", CLIENT_ID)
+    world.vault.set("lwa-client-secret", "amzn1.oa2-cs.v1.old")  # pragma: allowlist secret
+    world.rotation = LwaSecretRotation(
+        world.vault, ("lwa-client-id", "lwa-client-secret"), None, world.check, world.audit
+    )
+    outcome = world.rotation.handle(new_secret(), NOW)
+    assert (outcome.stored, outcome.refused) == (0, 1)
+    [refusal] = world.audit.trail(AUDIT_REF)
+    assert refusal.action == "lwa_secret_refused" and refusal.details["reason"] == "lwa_secret_not_writable"
+    assert world.secret() == "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
+    assert NEW not in json.dumps(refusal.details)

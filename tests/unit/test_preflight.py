@@ -13,7 +13,7 @@ import pytest
 from ops import cli, preflight
 from ops.probes import Probes
 from shared.app.keys import init_keys
-from shared.crypto.key_vault import Destroyed, Secret
+from shared.crypto.key_vault import Destroyed, Secret, SecretStoreDenied
 
 # pragma: allowlist nextline secret
 SELLER = {"sellerId": "S1", "marketplaceIds": ["ATVPDKIKX0DER"], "refreshTokenSecret": "rt-s1"}
@@ -43,13 +43,19 @@ VALUES = {
 class Vault:
     def __init__(self, values: dict[str, str]) -> None:
         self.values = dict(values)
+        self.versions: dict[str, int] = {}
+        #: Secrets this identity may read but not write (Key Vault answers 403).
+        self.read_only: set[str] = set()
 
     def get(self, name: str, version: str | None = None) -> Secret | None:
         value = self.values.get(name)
         return None if value is None else Secret(name, "v1", value)
 
     def set(self, name: str, value: str) -> Secret:
+        if name in self.read_only:
+            raise SecretStoreDenied(f"set {name}: HTTP 403")
         self.values[name] = value
+        self.versions[name] = self.versions.get(name, 0) + 1
         return Secret(name, "v1", value)
 
     def names(self, prefix: str = "") -> list[str]:
@@ -93,7 +99,8 @@ def test_a_complete_configuration_passes(monkeypatch: pytest.MonkeyPatch) -> Non
     code, text = run(complete(), ENV, monkeypatch)
     assert code == 0, text
     lines = text.splitlines()
-    assert len(lines) == 13 and all(line.startswith("ok") for line in lines)
+    assert len(lines) == 14 and all(line.startswith("ok") for line in lines)
+    assert "ok   LWA secret rotation: manual: a person rotates lwa-client-secret" in lines
     assert "ok   access token of seller S1" in lines
     assert "ok   ORDER_CHANGE subscription of seller S1" in lines
     assert "ok   carrier usps authenticates" in lines
@@ -188,3 +195,31 @@ def test_buy_shipping_authenticates_only_when_every_seller_token_does(
         "FAIL access token of seller S1: lwa_refused_invalid_client",
         "FAIL carrier amazon authenticates: with the sellers' access tokens",
     ]
+
+
+def test_auto_rotation_proves_the_lwa_secret_writable_without_changing_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vault = complete()
+    before = dict(vault.values)
+    code, text = run(vault, {**ENV, "LWA_ROTATION": "auto"}, monkeypatch)
+    line = (
+        "ok   LWA secret lwa-client-secret writable (LWA_ROTATION=auto): "
+        "a new version with the same value was set"
+    )
+    assert code == 0 and line in text.splitlines()
+    assert vault.versions["lwa-client-secret"] == 1 and vault.values == before
+
+
+def test_auto_rotation_fails_where_the_identity_may_only_read_the_lwa_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vault = complete()
+    vault.read_only.add("lwa-client-secret")
+    code, text = run(vault, {**ENV, "LWA_ROTATION": "auto"}, monkeypatch)
+    assert code == 1
+    assert [row for row in text.splitlines() if not row.startswith("ok")] == [
+        "FAIL LWA secret lwa-client-secret writable (LWA_ROTATION=auto): lwa_secret_not_writable"
+    ]
+    code, text = run(vault, ENV, monkeypatch)  # manual: a person rotates, nothing to prove
+    assert code == 0

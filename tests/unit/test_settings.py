@@ -36,6 +36,7 @@ def test_the_bound_counts_poison_messages_after_the_retention(retention: str) ->
         ({"TELEMETRY_EXPORTER": "stdout"}, "TELEMETRY_EXPORTER"),
         ({"COSMOS_VERIFY_TLS": "maybe"}, "COSMOS_VERIFY_TLS"),
         ({"RETENTION_DAYS": "14", "KEY_EPOCH_DAYS": "14"}, "RETENTION_DAYS"),
+        ({"LWA_ROTATION": "sometimes"}, "LWA_ROTATION"),
     ],
 )
 def test_bad_settings_name_the_setting(change: dict[str, str], named: str) -> None:
@@ -57,3 +58,13 @@ def test_the_app_refuses_settings_over_the_30_day_bound_that_preflight_still_rea
         load_settings(over)
     assert read_settings(over).recoverability_days == 31
     assert load_settings({**BASE_SETTINGS, "RETENTION_DAYS": "9"}).recoverability_days == 30
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"), [(None, "manual"), ("", "manual"), ("manual", "manual"), ("Auto", "auto")]
+)
+def test_lwa_rotation_is_manual_unless_the_deployment_says_auto(value: str | None, mode: str) -> None:
+    env = dict(BASE_SETTINGS)
+    if value is not None:
+        env["LWA_ROTATION"] = value
+    assert load_settings(env).lwa_rotation == mode
