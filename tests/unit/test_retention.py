@@ -289,6 +289,41 @@ def test_an_order_never_shipped_is_counted_past_its_ship_by_for_days_then_purged
     assert report.unshipped == 2
 
 
+def test_an_order_amazon_gave_no_ship_by_date_is_counted_past_its_fallback_ship_by(world: World) -> None:
+    """Without `latestShipAt` the lifecycle's ship-by is SHIP_BY_FALLBACK after creation: the
+    gauge counts the order from then on, ready or with a person, as it counts Amazon's dates."""
+    from shared.orders.lifecycle import SHIP_BY_FALLBACK, SHIP_BY_PASSED, needs_attention
+    from tests.builders import order_record
+
+    ready = order_record(at=T0, ref="undated00", latest_ship_at=None)
+    world.orders.create(ready)
+    world.orders.create(needs_attention(order_record(at=T0, ref="undated01"), SHIP_BY_PASSED))
+
+    assert world.orders.past_ship_by(T0 + SHIP_BY_FALLBACK - timedelta(minutes=1)) == 0
+    assert world.orders.past_ship_by(T0 + SHIP_BY_FALLBACK) == 2
+    world.orders.update("undated00", lambda r: r.evolve(extra={"touched": True}))
+    assert world.orders.past_ship_by(T0 + SHIP_BY_FALLBACK) == 2  # every write keeps it counted
+
+
+def test_a_document_written_before_it_carried_its_ship_by_is_still_counted_by_amazons_date(
+    world: World,
+) -> None:
+    from tests.builders import order_record
+
+    legacy = order_record(at=T0, ref="legacy000", latest_ship_at=T0 + timedelta(days=1)).to_doc()
+    world.store.create(ORDERS, legacy)
+
+    assert "shipBy" not in legacy
+    assert world.orders.past_ship_by(T0 + timedelta(days=1)) == 1
+
+
+def test_a_shipped_order_carries_no_ship_by_and_is_not_counted(world: World) -> None:
+    ref = world.ship(1)
+    stored = world.store.read(ORDERS, ref, ref)
+    assert stored is not None and "shipBy" not in stored
+    assert world.orders.past_ship_by(T0 + timedelta(days=30)) == 0
+
+
 def test_a_purge_of_ordinary_orders_deletes_their_blobs_by_name_and_lists_nothing(world: World) -> None:
     refs = [world.ship(n) for n in range(20)]
     for n, ref in enumerate(refs):
