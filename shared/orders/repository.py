@@ -83,8 +83,10 @@ class OrderRepository:
         changed = change(current)
         return current if changed is None else self.replace(changed)
 
-    def delete(self, ref: str) -> bool:
-        return self._store.delete(ORDERS, ref, ref)
+    def delete(self, ref: str, etag: str | None = None) -> bool:
+        """False when the order is gone already; with `etag` (the one it was read with),
+        `WriteConflict` when it changed since."""
+        return self._store.delete(ORDERS, ref, ref, etag)
 
     def due(
         self, now: datetime, limit: int = 500, stages: Sequence[Stage] | None = None

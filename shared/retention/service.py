@@ -42,7 +42,7 @@ from shared.storage.blob_store import (
     invoice_numbers_in,
     label_blob_name,
 )
-from shared.storage.document_store import DocumentStore
+from shared.storage.document_store import DocumentStore, WriteConflict
 from shared.telemetry.invocations import error_code
 
 UNSHIPPED = frozenset(stage.value for stage in NOT_SHIPPED)
@@ -160,6 +160,9 @@ class PurgeReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     #: archived invoices whose legal keeping ended and that this run deleted
     archive_deleted: int = 0
+    #: orders written while this run purged them (the document's delete, conditioned on the
+    #: etag it was read with, found it changed): kept, and looked at again on the next run
+    deferred: list[str] = field(default_factory=list)
 
     @property
     def unshipped(self) -> int:
@@ -299,6 +302,8 @@ class RetentionService:
             if record.purge_after is not None and record.purge_after <= now:
                 try:
                     report.purged.append(self._purge_one(record, now))
+                except WriteConflict:
+                    report.deferred.append(record.ref)
                 except Exception as exc:
                     report.failed.append((record.ref, error_code(exc)))
         report.shredded_epochs.extend(self._shred(now))
@@ -339,7 +344,9 @@ class RetentionService:
             },
             once_key="order",
         )
-        self._orders.delete(record.ref)
+        # Only the document as it was read: a write since (an invoice recorded, a privacy
+        # request) raises `WriteConflict`, and the next run reads the order again.
+        self._orders.delete(record.ref, etag=record.etag)
         return Purged(
             record.ref, record.stage.value, record.purge_after, lateness, blobs, record.delivery_source
         )

@@ -157,6 +157,37 @@ def test_purge_retried_after_a_crash_writes_one_audit_record(world: World) -> No
     assert len(audit.trail(ref)) == 1 and world.orders.get(ref) is None
 
 
+def test_an_order_written_between_the_purges_read_and_its_delete_is_kept_and_purged_next_run(
+    world: World,
+) -> None:
+    """The document's delete is conditioned on the etag the purge read: a credit note recorded
+    in between is not lost with the order; the next run reads the order again and purges it."""
+    ref = world.ship(1)
+    world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    world.service.track(world.now)
+    world.now = T0 + timedelta(days=8)
+    delete = world.orders.delete
+
+    credit_note = {"creditNote": {"numberText": "CRN2026-000001"}}
+
+    def credit_note_recorded_first(doc_ref: str, etag: str | None = None) -> bool:
+        world.orders.update(doc_ref, lambda r: r.evolve(invoice=credit_note))
+        return delete(doc_ref, etag)
+
+    world.service._orders.delete = credit_note_recorded_first  # type: ignore[method-assign]
+    raced = world.service.purge(world.now)
+
+    assert raced.deferred == [ref] and raced.failed == []
+    kept = world.orders.get(ref)
+    assert kept is not None and kept.invoice_numbers() == ["CRN2026-000001"]
+    world.service._orders.delete = delete  # type: ignore[method-assign]
+    world.now += timedelta(hours=1)
+    after = world.service.purge(world.now)
+    assert [p.ref for p in after.purged] == [ref] and after.deferred == []
+    assert world.orders.get(ref) is None
+
+
 def test_every_due_order_is_handled_across_batches_and_kinds_do_not_starve() -> None:
     world = World(batch_size=3)
     refs = [world.ship(n) for n in range(10)]
