@@ -16,7 +16,8 @@ docs/retention.md), so their cost grows with what is due, not with the orders st
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -31,7 +32,7 @@ from shared.orders.deadlines import (
     delivery_bound,
 )
 from shared.orders.lifecycle import NOT_SHIPPED, delivered, returned
-from shared.orders.record import OrderRecord, Stage
+from shared.orders.record import ERASURE, OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.storage.audit import AuditAction, AuditLog
 from shared.storage.blob_store import (
@@ -112,6 +113,24 @@ def blob_names(record: OrderRecord) -> list[tuple[str, str]]:
         container, _, name = path.partition("/")
         names.append((container, name))
     return sorted(set(names))
+
+
+def _invoice_numbers_known(record: OrderRecord) -> set[str]:
+    """The invoice and credit-note numbers the order's document names: recorded on it, noted
+    as blobs before they were written (a document stored and never recorded, its message
+    poisoned), or remembered by an erasure that stripped it to a shell."""
+    noted = invoice_numbers_in(
+        name
+        for container, _, name in (path.partition("/") for path in record.noted_blobs)
+        if container == INVOICES
+    )
+    erasure = record.extra.get(ERASURE)
+    remembered = erasure.get("invoices") if isinstance(erasure, Mapping) else None
+    return set(record.invoice_numbers()) | noted | {str(n) for n in remembered or ()}
+
+
+def _digest(numbers: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(numbers).encode()).hexdigest()[:16]
 
 
 def _epoch(record: OrderRecord) -> str | None:
@@ -315,14 +334,14 @@ class RetentionService:
         assert record.purge_after is not None  # noqa: S101 - checked by the caller
         deleted = self._delete_blobs(record)
         blobs = sum(len(names) for names in deleted.values())
-        # A document stored and never recorded (its message poisoned) was noted before it was
-        # written, so the invoice register accounts for its number after the order is gone. (A
-        # crash between these deletions and the audit record loses such a number: the retry
-        # finds no blob.)
-        invoices = sorted(set(record.invoice_numbers()) | invoice_numbers_in(deleted.get(INVOICES, [])))
+        # The numbers come from the document, which outlives a crash anywhere before its own
+        # deletion; a blob deleted here adds only a number no document named.
+        invoices = sorted(_invoice_numbers_known(record) | invoice_numbers_in(deleted.get(INVOICES, [])))
         lateness = (now - record.purge_after).total_seconds()
         # The audit record comes before the document's deletion: a crash in between leaves the
-        # order due, the next run finds the record already written (once_key) and finishes.
+        # order due, and the next run finds the record already written (once_key) and finishes.
+        # The key names the numbers listed: a purge that finds more (a document recorded while
+        # its delete was deferred) writes a record listing them all.
         self._audit.record(
             record.ref,
             AuditAction.PURGED,
@@ -342,7 +361,7 @@ class RetentionService:
                 "invoices": invoices,
                 "method": "logical_delete+crypto_erase",
             },
-            once_key="order",
+            once_key=f"order:{_digest(invoices)}",
         )
         # Only the document as it was read: a write since (an invoice recorded, a privacy
         # request) raises `WriteConflict`, and the next run reads the order again.
