@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from shared.crypto.pii import Pii
-from shared.shipping.carriers import CarrierTimeout, LabelRequest, Parcel, Recipient, ShipFrom, karrio_adapter
+from shared.shipping.carriers import CarrierTimeout, LabelRequest, Parcel, Recipient, ShipFrom
 from shared.shipping.carriers.karrio_adapter import KarrioCarrier
 from shared.shipping.carriers.label_images import LabelImageUnreadable, one_bit_ups_labels
 from shared.telemetry.invocations import error_code
@@ -77,14 +77,18 @@ def test_an_unreadable_label_image_is_the_apps_typed_error_not_a_librarys(graphi
     assert raised.value.__suppress_context__
 
 
-def test_a_ups_purchase_answered_with_an_unreadable_image_keeps_its_intent_as_a_timeout() -> None:
-    """karrio turns what its proxy raises into a message; the adapter gives back the typed error
-    (a label may have been bought), not karrio's internal error, which reads as an outage."""
+def test_a_ups_purchase_answered_with_an_unreadable_image_keeps_its_intent_as_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """UPS answers the purchase (its proxy stubbed at karrio's class, under the adapter's own
+    wrappers) with an image that is not base64. karrio turns what its proxy raises into a
+    message; the adapter gives back the typed error (a label may have been bought), not karrio's
+    internal error, which reads as an outage and would clear the intent."""
+    from karrio.mappers.ups.proxy import Proxy
+
+    answer = SimpleNamespace(value=label_response("R0lGODlhA"))
+    monkeypatch.setattr(Proxy, "create_shipment", lambda self, request: answer)
     carrier = KarrioCarrier("ups", CREDENTIALS["ups"], base_url="http://127.0.0.1:9", replay_safe=False)
-    corrupt = SimpleNamespace(value=label_response("R0lGODlhA"))
-    answer = SimpleNamespace(create_shipment=lambda request: corrupt)
-    karrio_adapter._one_bit_labels(answer)
-    carrier._gw().proxy.create_shipment = answer.create_shipment
 
     with pytest.raises(CarrierTimeout) as raised:
         carrier.create_label(label_request())
