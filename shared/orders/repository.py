@@ -110,14 +110,10 @@ class OrderRepository:
 
     def past_ship_by(self, now: datetime, limit: int = 100) -> int:
         """How many orders still to ship (ready, or with a person) have passed their ship-by
-        date, counted up to `limit`: an indexed query on `SHIP_BY`, and one on Amazon's
-        `latestShipAt` for documents last written before they carried `SHIP_BY`."""
+        date (`SHIP_BY`), counted up to `limit`: one indexed query."""
         values = [Stage.READY.value, Stage.ATTENTION.value]
-        found: set[str] = set()
-        for field in (SHIP_BY, "latestShipAt"):
-            docs = self._store.due_in(ORDERS, field, now.isoformat(), limit, key="stage", values=values)
-            found.update(str(doc["id"]) for doc in docs)
-        return min(len(found), limit)
+        docs = self._store.due_in(ORDERS, SHIP_BY, now.isoformat(), limit, key="stage", values=values)
+        return len(docs)
 
     def epoch_in_use(self, epoch: str) -> bool:
         """Whether any stored order's sealed data depends on key epoch `epoch`."""
