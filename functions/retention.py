@@ -31,6 +31,7 @@ def purge_expired(timer: func.TimerRequest) -> None:
         record.count("purge_lateness_max_s", int(max((p.lateness_seconds for p in report.purged), default=0)))
         record.count("shredded_epochs", len(report.shredded_epochs))
         record.count("archive_deleted", report.archive_deleted)
+        record.count("purge_deferred", len(report.deferred))
         record.count("failed", len(report.failed))
         report.raise_if_failed()
     rt.telemetry.heartbeat(rt.clock(), "purge_expired")

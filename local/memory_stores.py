@@ -64,8 +64,14 @@ class MemoryDocumentStore:
         self._data[container][key] = self._stamp(doc)
         return copy.deepcopy(self._data[container][key])
 
-    def delete(self, container: str, partition: str, doc_id: str) -> bool:
-        return self._data[container].pop((partition, doc_id), None) is not None
+    def delete(self, container: str, partition: str, doc_id: str, etag: str | None = None) -> bool:
+        current = self._data[container].get((partition, doc_id))
+        if current is None:
+            return False
+        if etag is not None and current["_etag"] != etag:
+            raise WriteConflict("etag mismatch")
+        del self._data[container][(partition, doc_id)]
+        return True
 
     def write_batch(self, container: str, partition: str, ops: Sequence[BatchOp]) -> None:
         with self._batching:

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -114,16 +115,28 @@ def notifications(p: Pipeline) -> tuple[dict[str, Any] | None, list[str]]:
         "deadLettered": dead["visible"] + dead["inFlight"],
         "schemaViolations": p.amazon.schema_violations,
     }
+    summary["movedAgain"] = max(summary["movedByDrain"] - summary["sentToSqsByAmazon"], 0)
+    return summary, notification_problems(summary)
+
+
+def notification_problems(summary: Mapping[str, Any]) -> list[str]:
+    """What the notification counts prove wrong. The drain is at least once: a message whose
+    delete failed (moto answering slowly on a loaded machine, past the client's read timeout)
+    comes back after its visibility timeout and is moved again, and ingest_notification drops
+    the repeat by its NotificationId. So the moves may exceed the notifications sent
+    (`movedAgain`); what must hold is that each one sent was finished exactly once (the distinct
+    NotificationId markers) and that none is left in SQS."""
+    sent = summary["sentToSqsByAmazon"]
     problems = []
-    if not summary["sentToSqsByAmazon"]:
+    if not sent:
         problems.append("Amazon's stand-in sent no ORDER_CHANGE notification")
-    if not summary["movedByDrain"] == summary["deletedFromSqs"] == summary["sentToSqsByAmazon"]:
-        problems.append("notifications sent to SQS, moved and deleted differ")
+    if summary["movedByDrain"] < sent:
+        problems.append("fewer notifications moved than Amazon sent to SQS")
     if summary["leftInSqs"] or summary["deadLettered"]:
         problems.append("notifications left in SQS or dead-lettered")
-    if summary["ingestedNotifications"] != summary["movedByDrain"]:
-        problems.append("ingest_notification did not finish every notification moved")
-    return summary, problems
+    if summary["ingestedNotifications"] != sent:
+        problems.append("ingest_notification did not finish each notification sent exactly once")
+    return problems
 
 
 def judged(p: Pipeline) -> tuple[dict[str, Any], list[str]]:
@@ -239,8 +252,8 @@ def _table(summary: dict[str, Any]) -> str:
         *(
             [
                 (
-                    "ORDER_CHANGE via SQS: sent, drained, ingested",
-                    "{sentToSqsByAmazon}, {movedByDrain}, {ingestedNotifications}".format(
+                    "ORDER_CHANGE via SQS: sent, drained (again), ingested",
+                    "{sentToSqsByAmazon}, {movedByDrain} ({movedAgain}), {ingestedNotifications}".format(
                         **summary["notificationsViaSqs"]
                     ),
                 )

@@ -108,7 +108,7 @@ resource containerResources 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/
         // Ciphertext is never queried: only the envelope's epoch (crypto-shredding) is indexed.
         // An invoice-number claim (state container) is read by id; only its `claimCheckedAt`
         // is queried (shared/invoices/numbering.py), so its `claim` body is not indexed.
-        // The composite index serves the due-work query (stage IN ..., dueAt <= now).
+        // Composite indexes serve the queries (stage IN ..., dueAt or shipBy <= now).
         indexingPolicy: {
           indexingMode: 'consistent'
           includedPaths: [
@@ -123,6 +123,10 @@ resource containerResources 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/
             [
               { path: '/stage', order: 'ascending' }
               { path: '/dueAt', order: 'ascending' }
+            ]
+            [
+              { path: '/stage', order: 'ascending' }
+              { path: '/shipBy', order: 'ascending' }
             ]
           ]
         }

@@ -131,13 +131,15 @@ class PiiCipher(Protocol):
     def open(self, ref: str, envelope: Mapping[str, Any]) -> OrderPii: ...
 
 
-def _iso(value: datetime | None) -> str | None:
-    """Stored in UTC: the due queries compare these as text, so every stored time must share
-    one offset (a carrier's "+09:00" would otherwise sort hours away from its instant). A time
-    without an offset is taken to be UTC already."""
-    if value is None:
-        return None
+def stored_time(value: datetime) -> str:
+    """A time as stored, in UTC: the due queries compare these as text, so every stored time
+    must share one offset (a carrier's "+09:00" would otherwise sort hours away from its
+    instant). A time without an offset is taken to be UTC already."""
     return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else stored_time(value)
 
 
 def _time(value: object) -> datetime | None:

@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from shared.orders.record import READY_AT, OrderRecord, Stage
-from shared.storage.document_store import ORDERS, DocumentStore, WriteConflict
+from shared.orders.lifecycle import NOT_SHIPPED, ship_by
+from shared.orders.record import READY_AT, OrderRecord, Stage, stored_time
+from shared.storage.document_store import ORDERS, Document, DocumentStore, WriteConflict
 
 MAX_CAS_ATTEMPTS = 5
 # Where an order records the key epochs its sealed data depends on: its buyer data, its label
 # (sealed when shipped, perhaps in a later epoch) and its invoice and credit note. An epoch is
 # shredded only when no stored order names it in any of them.
 EPOCH_FIELDS = ("pii.epoch", "shipment.labelEpoch", "invoice.invoice.epoch", "invoice.creditNote.epoch")
+# The field every write of an unshipped order carries: its effective ship-by date
+# (`lifecycle.ship_by`: Amazon's, or the fallback after its creation), which the
+# orders-not-shipping gauge queries. `latestShipAt` alone misses orders Amazon gave none.
+SHIP_BY = "shipBy"
 
 
 class OrderRepository:
@@ -31,14 +36,22 @@ class OrderRepository:
 
     def create(self, record: OrderRecord) -> OrderRecord:
         """Raises `WriteConflict` when the order already exists."""
-        return OrderRecord.from_doc(self._store.create(ORDERS, self._schedule(record).to_doc()))
+        return OrderRecord.from_doc(self._store.create(ORDERS, self._doc(record)))
 
     def replace(self, record: OrderRecord) -> OrderRecord:
         """Write `record` if nobody changed it since it was read; else `WriteConflict`."""
         if record.etag is None:
             raise ValueError("replace needs the etag the record was read with")
+        return OrderRecord.from_doc(self._store.replace(ORDERS, self._doc(record), record.etag))
+
+    def _doc(self, record: OrderRecord) -> Document:
+        """The document written for `record`: scheduled, and stamped with its `SHIP_BY` while
+        it has not shipped."""
         scheduled = self._schedule(record)
-        return OrderRecord.from_doc(self._store.replace(ORDERS, scheduled.to_doc(), record.etag))
+        doc = scheduled.to_doc()
+        if scheduled.stage in NOT_SHIPPED:
+            doc[SHIP_BY] = stored_time(ship_by(scheduled))
+        return doc
 
     def update(self, ref: str, change: Callable[[OrderRecord], OrderRecord | None]) -> OrderRecord | None:
         """Re-read and re-apply `change` until the write wins. `change` returns None to leave
@@ -70,8 +83,10 @@ class OrderRepository:
         changed = change(current)
         return current if changed is None else self.replace(changed)
 
-    def delete(self, ref: str) -> bool:
-        return self._store.delete(ORDERS, ref, ref)
+    def delete(self, ref: str, etag: str | None = None) -> bool:
+        """False when the order is gone already; with `etag` (the one it was read with),
+        `WriteConflict` when it changed since."""
+        return self._store.delete(ORDERS, ref, ref, etag)
 
     def due(
         self, now: datetime, limit: int = 500, stages: Sequence[Stage] | None = None
@@ -94,10 +109,10 @@ class OrderRepository:
         return [OrderRecord.from_doc(d) for d in docs]
 
     def past_ship_by(self, now: datetime, limit: int = 100) -> int:
-        """How many orders still to ship (ready, or with a person) have passed Amazon's ship-by
-        date, counted up to `limit`: one indexed query."""
+        """How many orders still to ship (ready, or with a person) have passed their ship-by
+        date (`SHIP_BY`), counted up to `limit`: one indexed query."""
         values = [Stage.READY.value, Stage.ATTENTION.value]
-        docs = self._store.due_in(ORDERS, "latestShipAt", now.isoformat(), limit, key="stage", values=values)
+        docs = self._store.due_in(ORDERS, SHIP_BY, now.isoformat(), limit, key="stage", values=values)
         return len(docs)
 
     def epoch_in_use(self, epoch: str) -> bool:

@@ -16,7 +16,8 @@ docs/retention.md), so their cost grows with what is due, not with the orders st
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -31,7 +32,7 @@ from shared.orders.deadlines import (
     delivery_bound,
 )
 from shared.orders.lifecycle import NOT_SHIPPED, delivered, returned
-from shared.orders.record import OrderRecord, Stage
+from shared.orders.record import ERASURE, OrderRecord, Stage
 from shared.orders.repository import OrderRepository
 from shared.storage.audit import AuditAction, AuditLog
 from shared.storage.blob_store import (
@@ -42,7 +43,7 @@ from shared.storage.blob_store import (
     invoice_numbers_in,
     label_blob_name,
 )
-from shared.storage.document_store import DocumentStore
+from shared.storage.document_store import DocumentStore, WriteConflict
 from shared.telemetry.invocations import error_code
 
 UNSHIPPED = frozenset(stage.value for stage in NOT_SHIPPED)
@@ -114,6 +115,24 @@ def blob_names(record: OrderRecord) -> list[tuple[str, str]]:
     return sorted(set(names))
 
 
+def _invoice_numbers_known(record: OrderRecord) -> set[str]:
+    """The invoice and credit-note numbers the order's document names: recorded on it, noted
+    as blobs before they were written (a document stored and never recorded, its message
+    poisoned), or remembered by an erasure that stripped it to a shell."""
+    noted = invoice_numbers_in(
+        name
+        for container, _, name in (path.partition("/") for path in record.noted_blobs)
+        if container == INVOICES
+    )
+    erasure = record.extra.get(ERASURE)
+    remembered = erasure.get("invoices") if isinstance(erasure, Mapping) else None
+    return set(record.invoice_numbers()) | noted | {str(n) for n in remembered or ()}
+
+
+def _digest(numbers: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(numbers).encode()).hexdigest()[:16]
+
+
 def _epoch(record: OrderRecord) -> str | None:
     return epoch_of(record.pii) if record.pii else None
 
@@ -160,6 +179,9 @@ class PurgeReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     #: archived invoices whose legal keeping ended and that this run deleted
     archive_deleted: int = 0
+    #: orders written while this run purged them (the document's delete, conditioned on the
+    #: etag it was read with, found it changed): kept, and looked at again on the next run
+    deferred: list[str] = field(default_factory=list)
 
     @property
     def unshipped(self) -> int:
@@ -299,6 +321,8 @@ class RetentionService:
             if record.purge_after is not None and record.purge_after <= now:
                 try:
                     report.purged.append(self._purge_one(record, now))
+                except WriteConflict:
+                    report.deferred.append(record.ref)
                 except Exception as exc:
                     report.failed.append((record.ref, error_code(exc)))
         report.shredded_epochs.extend(self._shred(now))
@@ -310,14 +334,14 @@ class RetentionService:
         assert record.purge_after is not None  # noqa: S101 - checked by the caller
         deleted = self._delete_blobs(record)
         blobs = sum(len(names) for names in deleted.values())
-        # A document stored and never recorded (its message poisoned) was noted before it was
-        # written, so the invoice register accounts for its number after the order is gone. (A
-        # crash between these deletions and the audit record loses such a number: the retry
-        # finds no blob.)
-        invoices = sorted(set(record.invoice_numbers()) | invoice_numbers_in(deleted.get(INVOICES, [])))
+        # The numbers come from the document, which outlives a crash anywhere before its own
+        # deletion; a blob deleted here adds only a number no document named.
+        invoices = sorted(_invoice_numbers_known(record) | invoice_numbers_in(deleted.get(INVOICES, [])))
         lateness = (now - record.purge_after).total_seconds()
         # The audit record comes before the document's deletion: a crash in between leaves the
-        # order due, the next run finds the record already written (once_key) and finishes.
+        # order due, and the next run finds the record already written (once_key) and finishes.
+        # The key names the numbers listed: a purge that finds more (a document recorded while
+        # its delete was deferred) writes a record listing them all.
         self._audit.record(
             record.ref,
             AuditAction.PURGED,
@@ -337,9 +361,11 @@ class RetentionService:
                 "invoices": invoices,
                 "method": "logical_delete+crypto_erase",
             },
-            once_key="order",
+            once_key=f"order:{_digest(invoices)}",
         )
-        self._orders.delete(record.ref)
+        # Only the document as it was read: a write since (an invoice recorded, a privacy
+        # request) raises `WriteConflict`, and the next run reads the order again.
+        self._orders.delete(record.ref, etag=record.etag)
         return Purged(
             record.ref, record.stage.value, record.purge_after, lateness, blobs, record.delivery_source
         )

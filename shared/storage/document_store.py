@@ -99,7 +99,10 @@ class DocumentStore(Protocol):
 
     def replace(self, container: str, doc: Document, etag: str) -> Document: ...
 
-    def delete(self, container: str, partition: str, doc_id: str) -> bool: ...
+    def delete(self, container: str, partition: str, doc_id: str, etag: str | None = None) -> bool:
+        """Delete the document; False when there was none. With `etag`, only while its `_etag`
+        is still that: `WriteConflict` when it changed since it was read."""
+        ...
 
     def write_batch(self, container: str, partition: str, ops: Sequence[BatchOp]) -> None:
         """All of `ops` in `partition`, or none: `WriteConflict` when a document to create exists,
@@ -170,11 +173,16 @@ class CosmosDocumentStore:
             raise _mapped(exc) from None
         return replaced
 
-    def delete(self, container: str, partition: str, doc_id: str) -> bool:
+    def delete(self, container: str, partition: str, doc_id: str, etag: str | None = None) -> bool:
+        match = MatchConditions.IfNotModified if etag else None
         try:
-            self._containers[container].delete_item(doc_id, partition_key=partition)
+            self._containers[container].delete_item(
+                doc_id, partition_key=partition, etag=etag, match_condition=match
+            )
         except cosmos_errors.CosmosResourceNotFoundError:
             return False
+        except cosmos_errors.CosmosAccessConditionFailedError:
+            raise WriteConflict("etag mismatch") from None
         except AzureError as exc:
             raise _mapped(exc) from None
         return True
@@ -286,9 +294,9 @@ class CountingStore:
         self._wrote(container, _partition_of(container, doc))
         return self.inner.replace(container, doc, etag)
 
-    def delete(self, container: str, partition: str, doc_id: str) -> bool:
+    def delete(self, container: str, partition: str, doc_id: str, etag: str | None = None) -> bool:
         self._wrote(container, partition)
-        return self.inner.delete(container, partition, doc_id)
+        return self.inner.delete(container, partition, doc_id, etag)
 
     def write_batch(self, container: str, partition: str, ops: Sequence[BatchOp]) -> None:
         self._wrote(container, partition)  # one request, however many documents it writes

@@ -70,6 +70,29 @@ def test_a_write_over_an_order_deleted_meanwhile_finds_it_gone(repo: OrderReposi
     assert repo.update_from(stored, lambda r: r.evolve(stage=Stage.SHIPPED)) is None
 
 
+def test_a_delete_with_the_etag_it_read_refuses_an_order_written_since(repo: OrderRepository) -> None:
+    ref = uuid.uuid4().hex[:16]
+    read = repo.create(_record(ref))
+    written = repo.replace(read.evolve(attention="x"))
+    with pytest.raises(WriteConflict):
+        repo.delete(ref, etag=read.etag)
+    assert repo.get(ref) is not None
+    assert repo.delete(ref, etag=written.etag) and repo.get(ref) is None
+    assert not repo.delete(ref, etag=written.etag)  # gone already
+
+
+def test_the_gauge_counts_an_order_past_its_fallback_ship_by_over_the_wire(repo: OrderRepository) -> None:
+    """`shipBy`, stamped on every write of an unshipped order, answers the gauge's range query
+    in Cosmos as in memory, for an order without Amazon's ship-by date."""
+    from shared.orders.lifecycle import SHIP_BY_FALLBACK
+
+    created = NOW - timedelta(days=3000)  # before any other test's orders in this container
+    before = repo.past_ship_by(created + SHIP_BY_FALLBACK - timedelta(seconds=1))
+    repo.create(order_record(at=created, ref=uuid.uuid4().hex[:16], latest_ship_at=None))
+    assert repo.past_ship_by(created + SHIP_BY_FALLBACK - timedelta(seconds=1)) == before
+    assert repo.past_ship_by(created + SHIP_BY_FALLBACK) == before + 1
+
+
 def test_due_finds_only_due_orders(repo: OrderRepository) -> None:
     early, late = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
     repo.create(_record(early, NOW - timedelta(days=400)))

@@ -146,10 +146,10 @@ class FaultStore:
         self._seen(container, replaced)
         return replaced
 
-    def delete(self, container: str, partition: str, doc_id: str) -> bool:
+    def delete(self, container: str, partition: str, doc_id: str, etag: str | None = None) -> bool:
         if container == ORDERS:
             self._crash_on(self.last.get(doc_id), None, doc_id)
-        return self.inner.delete(container, partition, doc_id)
+        return self.inner.delete(container, partition, doc_id, etag)
 
     def write_batch(self, container: str, partition: str, ops: Sequence[BatchOp]) -> None:
         self.inner.write_batch(container, partition, ops)  # the invoice counter's: no order in it

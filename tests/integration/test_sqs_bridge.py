@@ -115,8 +115,9 @@ def test_orders_arrive_through_sqs_and_subscribing_twice_changes_nothing(tmp_pat
     # Every order was announced (6), and each shipment turned it Shipped (ORDER_CHANGE again).
     shipped = summary["orders"]["shipped"]
     assert via_sqs["sentToSqsByAmazon"] == 6 + shipped
-    assert via_sqs["movedByDrain"] == via_sqs["deletedFromSqs"] == via_sqs["sentToSqsByAmazon"]
-    assert via_sqs["ingestedNotifications"] == via_sqs["movedByDrain"]
+    # At least once: a message whose delete failed is moved again, and ingestion drops the repeat.
+    assert via_sqs["movedByDrain"] == via_sqs["sentToSqsByAmazon"] + via_sqs["movedAgain"]
+    assert via_sqs["ingestedNotifications"] == via_sqs["sentToSqsByAmazon"]
     assert via_sqs["ingestNotificationRuns"] >= via_sqs["movedByDrain"]  # throttled ones run again
     assert via_sqs["leftInSqs"] == via_sqs["deadLettered"] == via_sqs["schemaViolations"] == 0
     # The drain ran at :05, before the first hourly poll: the orders came in by notification.

@@ -12,7 +12,7 @@ from shared.orders.lifecycle import cancelled_now
 from shared.orders.record import ERASURE, OrderRecord, Stage, noting_blob
 from shared.retention.service import RetentionIncomplete
 from shared.storage.audit import AuditAction
-from shared.storage.blob_store import invoice_blob_name
+from shared.storage.blob_store import BlobUnavailable, invoice_blob_name
 from shared.storage.document_store import ORDERS, StoreUnavailable
 from tests.fakes import audit_trail, epoch_of
 from tests.worlds.retention import POLICY, T0, World, purge_summary
@@ -145,16 +145,87 @@ def test_purge_deletes_document_blobs_audits_and_shreds(world: World) -> None:
     }
 
 
-def test_purge_retried_after_a_crash_writes_one_audit_record(world: World) -> None:
+def test_purge_retried_after_its_delete_failed_writes_one_audit_record(world: World) -> None:
     ref = world.ship(1)
     world.amazon.deliveries[ref] = T0
     world.now = T0 + timedelta(hours=1)
     world.service.track(world.now)
     world.now = T0 + timedelta(days=8)
-    audit = audit_trail(world.store)
-    audit.record(ref, AuditAction.PURGED, world.now, "purge_expired", {}, once_key="order")
-    world.service.purge(world.now)  # finds the record written before the "crash"
-    assert len(audit.trail(ref)) == 1 and world.orders.get(ref) is None
+    delete = world.orders.delete
+
+    def store_down(doc_ref: str, etag: str | None = None) -> bool:
+        raise StoreUnavailable("Cosmos 503")
+
+    world.service._orders.delete = store_down  # type: ignore[method-assign]
+    assert world.service.purge(world.now).failed == [(ref, "store_unavailable")]
+    world.service._orders.delete = delete  # type: ignore[method-assign]
+    assert [p.ref for p in world.service.purge(world.now).purged] == [ref]
+    assert len(audit_trail(world.store).trail(ref)) == 1 and world.orders.get(ref) is None
+
+
+def test_a_purge_that_crashes_after_deleting_an_unrecorded_invoice_still_audits_its_number(
+    world: World,
+) -> None:
+    """An invoice stored and never recorded is known by the name noted on the order before it
+    was written: when the purge dies after deleting that blob (here the label's delete fails),
+    the next run finds no blob, and its audit record still lists the number."""
+    ref = world.ship(1)
+    world.orders.update(ref, lambda r: noting_blob(r, f"invoices/{ref}/INV2026-000042.pdf"))
+    world.blobs.put("invoices", f"{ref}/INV2026-000042.pdf", b"sealed")
+    world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    world.service.track(world.now)
+    world.now = T0 + timedelta(days=8)
+    delete_blob = world.blobs.delete
+
+    def label_store_down(container: str, name: str) -> bool:
+        if container == "labels":
+            raise BlobUnavailable("storage 503")
+        return delete_blob(container, name)
+
+    world.blobs.delete = label_store_down  # type: ignore[method-assign]
+    assert world.service.purge(world.now).failed == [(ref, "blob_unavailable")]
+    assert world.blobs.names(f"{ref}/") == [("labels", f"{ref}/label.pdf")]  # the invoice's is gone
+    assert audit_trail(world.store).trail(ref) == []
+    world.blobs.delete = delete_blob  # type: ignore[method-assign]
+    assert [p.ref for p in world.service.purge(world.now).purged] == [ref]
+
+    (event,) = audit_trail(world.store).trail(ref)
+    assert event.details["invoices"] == ["INV2026-000042"]
+
+
+def test_an_order_written_between_the_purges_read_and_its_delete_is_kept_and_purged_next_run(
+    world: World,
+) -> None:
+    """The document's delete is conditioned on the etag the purge read: a credit note recorded
+    in between is not lost with the order; the next run reads the order again and purges it."""
+    ref = world.ship(1)
+    world.amazon.deliveries[ref] = T0
+    world.now = T0 + timedelta(hours=1)
+    world.service.track(world.now)
+    world.now = T0 + timedelta(days=8)
+    delete = world.orders.delete
+
+    credit_note = {"creditNote": {"numberText": "CRN2026-000001"}}
+
+    def credit_note_recorded_first(doc_ref: str, etag: str | None = None) -> bool:
+        world.orders.update(doc_ref, lambda r: r.evolve(invoice=credit_note))
+        return delete(doc_ref, etag)
+
+    world.service._orders.delete = credit_note_recorded_first  # type: ignore[method-assign]
+    raced = world.service.purge(world.now)
+
+    assert raced.deferred == [ref] and raced.failed == []
+    kept = world.orders.get(ref)
+    assert kept is not None and kept.invoice_numbers() == ["CRN2026-000001"]
+    world.service._orders.delete = delete  # type: ignore[method-assign]
+    world.now += timedelta(hours=1)
+    after = world.service.purge(world.now)
+    assert [p.ref for p in after.purged] == [ref] and after.deferred == []
+    assert world.orders.get(ref) is None
+    # The first run's record listed no number; the second lists the credit note.
+    listed = [e.details["invoices"] for e in audit_trail(world.store).trail(ref)]
+    assert listed == [[], ["CRN2026-000001"]]
 
 
 def test_every_due_order_is_handled_across_batches_and_kinds_do_not_starve() -> None:
@@ -287,6 +358,42 @@ def test_an_order_never_shipped_is_counted_past_its_ship_by_for_days_then_purged
     report = world.service.purge(world.now)
     assert sorted(p.stage for p in report.purged) == ["cancelled", "needs_attention", "ready_to_ship"]
     assert report.unshipped == 2
+
+
+def test_an_order_amazon_gave_no_ship_by_date_is_counted_past_its_fallback_ship_by(world: World) -> None:
+    """Without `latestShipAt` the lifecycle's ship-by is SHIP_BY_FALLBACK after creation: the
+    gauge counts the order from then on, ready or with a person, as it counts Amazon's dates."""
+    from shared.orders.lifecycle import SHIP_BY_FALLBACK, SHIP_BY_PASSED, needs_attention
+    from tests.builders import order_record
+
+    ready = order_record(at=T0, ref="undated00", latest_ship_at=None)
+    world.orders.create(ready)
+    world.orders.create(needs_attention(order_record(at=T0, ref="undated01"), SHIP_BY_PASSED))
+
+    assert world.orders.past_ship_by(T0 + SHIP_BY_FALLBACK - timedelta(minutes=1)) == 0
+    assert world.orders.past_ship_by(T0 + SHIP_BY_FALLBACK) == 2
+    world.orders.update("undated00", lambda r: r.evolve(extra={"touched": True}))
+    assert world.orders.past_ship_by(T0 + SHIP_BY_FALLBACK) == 2  # every write keeps it counted
+
+
+def test_a_document_written_before_it_carried_its_ship_by_is_counted_from_its_next_write(
+    world: World,
+) -> None:
+    from tests.builders import order_record
+
+    legacy = order_record(at=T0, ref="legacy000", latest_ship_at=T0 + timedelta(days=1)).to_doc()
+    world.store.create(ORDERS, legacy)
+    assert world.orders.past_ship_by(T0 + timedelta(days=1)) == 0
+
+    world.orders.update("legacy000", lambda r: r.evolve(extra={"touched": True}))
+    assert world.orders.past_ship_by(T0 + timedelta(days=1)) == 1
+
+
+def test_a_shipped_order_carries_no_ship_by_and_is_not_counted(world: World) -> None:
+    ref = world.ship(1)
+    stored = world.store.read(ORDERS, ref, ref)
+    assert stored is not None and "shipBy" not in stored
+    assert world.orders.past_ship_by(T0 + timedelta(days=30)) == 0
 
 
 def test_a_purge_of_ordinary_orders_deletes_their_blobs_by_name_and_lists_nothing(world: World) -> None:

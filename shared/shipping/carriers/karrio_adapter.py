@@ -39,7 +39,7 @@ from shared.shipping.carriers.base import (
     ShipmentRef,
     TrackingInfo,
 )
-from shared.shipping.carriers.label_images import one_bit_ups_labels
+from shared.shipping.carriers.label_images import LabelImageUnreadable, one_bit_ups_labels
 from shared.telemetry.invocations import record_count
 
 CARRIER_NAMES: Mapping[str, str] = {"usps": "USPS", "fedex": "FedEx", "ups": "UPS"}
@@ -362,6 +362,9 @@ class KarrioCarrier:
         except karrio_errors.ShippingSDKError as exc:
             raise _classify(self.name, [str(getattr(exc, "code", ""))]) from None
         if shipment is None or not shipment.docs or not shipment.docs.label:
+            if LabelImageUnreadable.code in codes:
+                # karrio turned the error raised in its proxy into a message with its code.
+                raise LabelImageUnreadable(f"{self.name} label image unreadable")
             raise _classify(self.name, codes)
         return Label(
             carrier=self.name,

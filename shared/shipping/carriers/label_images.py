@@ -4,7 +4,7 @@ UPS sends its label as a GIF or PNG image; karrio rotates it, scales it to 1200x
 it as a PDF, which Pillow writes uncompressed for a grey or palette image (about 4.4 MB a
 label). A label is black on white, so the same image in 1-bit is lossless for what is printed,
 and Pillow writes a 1-bit image to PDF with CCITT G4 compression (a few KB). Figures:
-docs/shipping.md ("Label size").
+docs/shipping.md ("Label size"). An image that cannot be decoded raises `LabelImageUnreadable`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,30 @@ from typing import Any
 
 from PIL import Image
 
+from shared.shipping.carriers.base import CarrierTimeout
+
 IMAGE_FORMATS = ("GIF", "PNG")
 THRESHOLD = 128  # a grey at or above it prints white
+# What base64 and Pillow raise on bytes that are no image they can read (Pillow's
+# UnidentifiedImageError and a truncated file are OSErrors; some decoders raise SyntaxError).
+_UNREADABLE = (ValueError, OSError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+class LabelImageUnreadable(CarrierTimeout):
+    """The carrier answered a purchase with a label image that cannot be decoded: the label
+    may have been bought, so (as a timeout does) the intent stays and no second label is bought."""
+
+    code = "label_image_unreadable"
 
 
 def one_bit_png(image: bytes) -> bytes:
-    """The image as a 1-bit PNG: each pixel black or white at `THRESHOLD`, never dithered."""
-    with Image.open(io.BytesIO(image)) as source:
-        grey = source.convert("L")
+    """The image as a 1-bit PNG: each pixel black or white at `THRESHOLD`, never dithered.
+    Raises `LabelImageUnreadable` when `image` is no image Pillow can read."""
+    try:
+        with Image.open(io.BytesIO(image)) as source:
+            grey = source.convert("L")
+    except _UNREADABLE:
+        raise LabelImageUnreadable("label image undecodable") from None
     mono = grey.point(lambda v: 255 if v >= THRESHOLD else 0).convert("1", dither=Image.Dither.NONE)
     out = io.BytesIO()
     mono.save(out, format="PNG", optimize=True)
@@ -42,10 +58,17 @@ def one_bit_ups_labels(body: str) -> str:
         code = str((label.get("ImageFormat") or {}).get("Code", "")).upper()
         image = label.get("GraphicImage")
         if code in IMAGE_FORMATS and isinstance(image, str):
-            label["GraphicImage"] = base64.b64encode(one_bit_png(base64.b64decode(image))).decode()
+            label["GraphicImage"] = base64.b64encode(one_bit_png(_decoded(image))).decode()
             label["ImageFormat"] = {**label["ImageFormat"], "Code": "PNG"}
             changed = True
     return json.dumps(document) if changed else body
+
+
+def _decoded(image: str) -> bytes:
+    try:
+        return base64.b64decode(image)
+    except ValueError:  # binascii.Error
+        raise LabelImageUnreadable("label image is not base64") from None
 
 
 def _shipping_labels(document: Any) -> list[dict[str, Any]]:
