@@ -183,10 +183,10 @@ def scrubbed_body(body: bytes) -> str:
     Parsed from the bytes, as the handlers parse it (UTF-8, UTF-16 or UTF-32, with or without
     a byte order mark)."""
     try:
-        parsed = json.loads(body)
+        return json.dumps(_scrub(json.loads(body)), separators=(",", ":"), ensure_ascii=False)
     except (ValueError, RecursionError):
+        # Not JSON, or nested deeper than the stack allows to parse or to walk.
         return _unreadable(body)
-    return json.dumps(_scrub(parsed), separators=(",", ":"), ensure_ascii=False)
 
 
 def poison_queue(queue: str) -> str:

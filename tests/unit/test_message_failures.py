@@ -1,8 +1,10 @@
 """What a failing queue message becomes: poisoned with a reason, re-queued, or retried."""
 
 import codecs
+import inspect
 import json
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ from shared.errors import InvalidInput, TransientError
 from shared.settings import POISON_MESSAGE_DAYS, load_settings
 from shared.storage.queues import StorageQueues
 from shared.telemetry.invocations import AppTelemetry
-from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, POISON_TTL_S, MessageFailures
+from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT, POISON_TTL_S, MessageFailures, scrubbed_body
 from tests.builders import BASE_SETTINGS
 from tests.fakes import FakeSender
 from tests.log_capture import Capture
@@ -214,3 +216,18 @@ def test_the_storage_adapter_sends_the_time_to_live_to_the_queue() -> None:
 
     StorageQueues(Service()).send("shipments-poison", "{}", time_to_live_s=POISON_TTL_S)  # type: ignore[arg-type]
     assert sent == [("{}", {"visibility_timeout": None, "time_to_live": POISON_TTL_S})]
+
+
+def test_a_body_nested_deeper_than_the_stack_allows_is_kept_as_unreadable() -> None:
+    """Found by the fuzz test: JSON the parser reads, nested so deep that digesting its inner
+    part runs out of stack, is kept as size and digest instead of failing the poisoning."""
+    depth = 1_500
+    body = ('{"a":' * depth + "1" + "}" * depth).encode()
+    limit = sys.getrecursionlimit()
+    frames = len(inspect.stack())
+    sys.setrecursionlimit(frames + depth + 20)  # enough to parse it, not to walk it all
+    try:
+        kept = scrubbed_body(body)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert kept.startswith("<not JSON: ") and '"a"' not in kept

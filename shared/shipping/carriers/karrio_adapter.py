@@ -39,7 +39,7 @@ from shared.shipping.carriers.base import (
     ShipmentRef,
     TrackingInfo,
 )
-from shared.shipping.carriers.label_images import LabelImageUnreadable, one_bit_ups_labels
+from shared.shipping.carriers.label_images import one_bit_ups_labels
 from shared.telemetry.invocations import record_count
 
 CARRIER_NAMES: Mapping[str, str] = {"usps": "USPS", "fedex": "FedEx", "ups": "UPS"}
@@ -157,7 +157,10 @@ def _exchange_failed(carrier: str, failure: BaseException) -> CarrierUnavailable
     """A carrier exchange that raised. urllib wraps in URLError what fails while connecting and
     sending: nothing was carried out. Anything else (a timeout, the connection reset or closed
     while the answer was read, an answer the proxy could not read) came after the request was
-    sent, so a label may have been bought: the outcome is unknown."""
+    sent, so a label may have been bought: the outcome is unknown. The app's own typed failures
+    (an unreadable label image, `LabelImageUnreadable`) pass as they are."""
+    if isinstance(failure, CarrierUnavailable):
+        return failure
     if isinstance(failure, urllib.error.URLError) and not isinstance(failure.reason, TimeoutError):
         return CarrierUnavailable(f"{carrier} unreachable")
     return CarrierTimeout(f"{carrier} sent the request; its outcome is unknown")
@@ -362,9 +365,6 @@ class KarrioCarrier:
         except karrio_errors.ShippingSDKError as exc:
             raise _classify(self.name, [str(getattr(exc, "code", ""))]) from None
         if shipment is None or not shipment.docs or not shipment.docs.label:
-            if LabelImageUnreadable.code in codes:
-                # karrio turned the error raised in its proxy into a message with its code.
-                raise LabelImageUnreadable(f"{self.name} label image unreadable")
             raise _classify(self.name, codes)
         return Label(
             carrier=self.name,
