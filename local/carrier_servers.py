@@ -120,7 +120,10 @@ class CarrierStandIn:
     refuse_credentials: bool = False
     _fail: int = 0
     _reject: int = 0
+    #: The status `fail_next` answers with.
+    fail_status: int = 503
     _lose: int = 0
+    _garble: bool = False
     #: Label answers lost so far (`lose_answers_next`).
     lost: int = 0
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -133,28 +136,33 @@ class CarrierStandIn:
             raise RuntimeError("stand-in not started")
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def fail_next(self, n: int) -> None:
+    def fail_next(self, n: int, status: int = 503) -> None:
+        """The next n label purchases fail with `status` (nothing bought)."""
         with self.lock:
             self._fail = n
+            self.fail_status = status
 
     def reject_next(self, n: int) -> None:
         with self.lock:
             self._reject = n
 
-    def lose_answers_next(self, n: int) -> None:
-        """The next n labels are bought, then the connection closes before the answer (the
-        caller cannot know whether it bought one)."""
+    def lose_answers_next(self, n: int, *, garbled: bool = False) -> None:
+        """The next n labels are bought, then the connection closes before the answer, or
+        (`garbled`) a proxy's unreadable page is answered instead of it: either way the caller
+        cannot know whether it bought one."""
         with self.lock:
             self._lose = n
+            self._garble = garbled
 
-    def answer_lost(self, method: str, path: str, status: int) -> bool:
-        """Whether this answer to a label purchase is to be lost (see `lose_answers_next`)."""
+    def answer_lost(self, method: str, path: str, status: int) -> str | None:
+        """How this answer to a label purchase is lost ("closed" or "garbled"; see
+        `lose_answers_next`), or None."""
         with self.lock:
             if self._lose <= 0 or method != "POST" or status != 200 or not _is_label_path(path):
-                return False
+                return None
             self._lose -= 1
             self.lost += 1
-            return True
+            return "garbled" if self._garble else "closed"
 
     def hold_deliveries(self) -> None:
         """From now on a label tracks as in transit until `mark_delivered` names it."""
@@ -251,7 +259,9 @@ def _usps_label(state: CarrierStandIn, body: Any) -> Response:
     refs = [r.get("referenceNumber") for r in _find(body, "customerReference") for r in r or []]
     outcome = state.purchase(refs[0] if refs else None, "9400")
     if outcome == "fail":
-        return 503, {"error": {"code": "503", "message": "Service Unavailable"}}
+        return state.fail_status, {
+            "error": {"code": str(state.fail_status), "message": "Service Unavailable"}
+        }
     if outcome == "reject":
         return 400, {
             "apiVersion": "/labels/v3",
@@ -335,7 +345,7 @@ def _fedex_reference(body: Any) -> str | None:
 def _fedex_ship(state: CarrierStandIn, body: Any) -> Response:
     outcome = state.purchase(_fedex_reference(body), "7700")
     if outcome == "fail":
-        return 503, {
+        return state.fail_status, {
             "transactionId": "t",
             "errors": [{"code": "SERVICE.UNAVAILABLE.ERROR", "message": "unavailable"}],
         }
@@ -424,7 +434,7 @@ def _ups_ship(state: CarrierStandIn, body: Any) -> Response:
     outcome = state.purchase(contexts[0] if contexts else None, "1Z")
     if outcome == "fail":
         # UPS gateways answer outages with a plain-text page, not the JSON error envelope.
-        return 503, "Service Unavailable"
+        return state.fail_status, "Service Unavailable"
     if outcome == "reject":
         return 400, {
             "response": {
@@ -547,9 +557,12 @@ def _handler(state: CarrierStandIn, route: Route) -> type[BaseHTTPRequestHandler
             with state.lock:
                 state.requests.append(Recorded(self.command, path, body))
             status, payload = route(state, self.command, path, body)
-            if state.answer_lost(self.command, path, status):
+            lost = state.answer_lost(self.command, path, status)
+            if lost == "closed":
                 self.close_connection = True
                 return
+            if lost == "garbled":
+                payload = "<html><body>upstream answered</body></html>"
             data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
             self.send_response(status)
             ctype = "text/plain" if isinstance(payload, str) else "application/json"

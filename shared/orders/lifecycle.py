@@ -4,7 +4,7 @@ stage (tests/unit/test_import_rules.py); docs/architecture.md draws the stages."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -103,6 +103,17 @@ def ship_again_at(record: OrderRecord, at: datetime, now: datetime) -> OrderReco
     return record.evolve(extra={**record.extra, READY_AT: at.isoformat()})
 
 
+def purchase_started(record: OrderRecord, intent: Mapping[str, Any], now: datetime) -> OrderRecord:
+    """A label purchase begins: its intent is written before the carrier is called, and the
+    order's next send moves RESEND_AFTER ahead. A purchase ends long before (the host stops a
+    function after 5 minutes), so it is never sent a second message while it runs; one whose
+    every delivery died (a store outage after the label was sold) is sent again then, and the
+    replay decides."""
+    return record.evolve(
+        shipment=dict(intent), extra={**record.extra, READY_AT: (now + RESEND_AFTER).isoformat()}
+    )
+
+
 def shipping_failed(record: OrderRecord, now: datetime, **changes: Any) -> OrderRecord:
     """A try to ship failed for a transient cause (carrier, Amazon or store unavailable): one
     more try counted, the next after `shipping_backoff`, bounded by the ship-by date."""
@@ -175,9 +186,9 @@ def untouchable(record: OrderRecord) -> bool:
 def may_ship_again(record: OrderRecord) -> bool:
     """Whether a ShipOrder sent again can only finish this order's shipping, never buy a second
     label: ready and not untouchable. Its shipment is none, a label bought whose confirmation
-    remains, or an intent whose purchase ended in doubt (a timeout): the replay asks again with
-    the same key, or hands it to a person. An intent whose purchase is running is never in the
-    redrive's index (writing it leaves the index), so nothing sends it meanwhile."""
+    remains, or an intent whose purchase ended in doubt (a timeout, or deliveries that died):
+    the replay asks again with the same key, or hands it to a person. A purchase running is
+    never due in the redrive's index (`purchase_started`), so nothing sends it meanwhile."""
     return record.stage is Stage.READY and not untouchable(record)
 
 

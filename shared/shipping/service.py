@@ -15,7 +15,7 @@ from shared.errors import AppError, IntegrityFailure, TransientError, retry_dela
 from shared.orders import integrity, lifecycle
 from shared.orders.domain import Address, OrderItem
 from shared.orders.messages import IssueInvoice, ShipOrder
-from shared.orders.record import OrderPii, OrderRecord, PiiCipher, Stage, left_ready
+from shared.orders.record import OrderPii, OrderRecord, PiiCipher, Stage
 from shared.orders.repository import OrderRepository
 from shared.shipping.carriers.base import (
     AddressProblem,
@@ -209,8 +209,9 @@ class ShippingService:
             else:
                 record = self._buy(record, carriers, now)
         except (CarrierError, NoRoute) as problem:
-            # Refused (the address, the request, the account): trying again cannot help.
-            return self._attention(record.ref, problem.code)
+            # Refused (the address, the request, the account): trying again cannot help. On a
+            # replay an earlier try may have bought a label: its intent stays for the person.
+            return self._attention(record.ref, problem.code, keep_intent=state == INTENT)
         return self._finish(record, now, recorded=False)
 
     # --- steps ---------------------------------------------------------------------------
@@ -234,7 +235,7 @@ class ShippingService:
             "parcel": _parcel_doc(choice.parcel),
             "createdAt": now.isoformat(),
         }
-        stored = self._write_intent(record, intent)
+        stored = self._write_intent(record, intent, now)
         if stored is None:
             raise TransientError("order changed while shipping", code="shipment_race")
         shipment = stored.shipment or {}
@@ -346,12 +347,13 @@ class ShippingService:
     # --- state writes (compare-and-swap through OrderRepository: update_from writes over the
     # record in hand and re-reads only on a conflict) -----------------------------------------
 
-    def _write_intent(self, record: OrderRecord, intent: Mapping[str, Any]) -> OrderRecord | None:
+    def _write_intent(
+        self, record: OrderRecord, intent: Mapping[str, Any], now: datetime
+    ) -> OrderRecord | None:
         def change(current: OrderRecord) -> OrderRecord | None:
             if current.stage is not Stage.READY or current.shipment:
                 return None
-            # Shipping started: out of the redrive's index (its message and intent finish it).
-            return current.evolve(shipment=dict(intent), extra=left_ready(current.extra))
+            return lifecycle.purchase_started(current, intent, now)
 
         return self._orders.update_from(record, change)
 
@@ -424,13 +426,12 @@ class ShippingService:
             return None  # the store is down too: the host's redelivery, then the redrive
         return updated if updated is not None and lifecycle.failure_recorded(updated, now) else None
 
-    def _attention(self, ref: str, code: str) -> Sequence[IssueInvoice]:
+    def _attention(self, ref: str, code: str, *, keep_intent: bool) -> Sequence[IssueInvoice]:
         def change(current: OrderRecord) -> OrderRecord | None:
             if current.stage is not Stage.READY:
                 return None
-            shipment = current.shipment or {}
-            # A known-unbought intent is dropped; an unresolved one stays for the person.
-            keep = shipment if code == INTENT_UNRESOLVED else None
+            # A known-unbought intent is dropped; one that may have a label stays for the person.
+            keep = current.shipment if keep_intent else None
             return lifecycle.needs_attention(current, code, shipment=keep)
 
         self._orders.update(ref, change)

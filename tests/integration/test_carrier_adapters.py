@@ -108,6 +108,32 @@ def test_a_label_whose_answer_was_lost_is_a_timeout_and_the_same_key_finds_it(
     assert standin.purchases == base + 1 and label.tracking_number in standin.labels.values()
 
 
+@pytest.mark.parametrize("name", ["usps", "fedex", "ups"])
+def test_only_a_503_or_a_refusal_proves_a_purchase_bought_nothing(
+    servers: carrier_servers.CarrierServers, name: str
+) -> None:
+    """A 500 to a purchase, or a label sold and answered with a page karrio cannot read, may
+    have bought a label: the outcome is unknown (the intent is kept). A 503 is the carrier
+    declining to take the request on: unavailable, and the intent may be cleared."""
+    standin = servers.all()[name]
+    carrier = KarrioCarrier(name, CREDENTIALS[name], base_url=standin.base_url, replay_safe=True)
+    req = request(f"{name}-key-000000000005", SERVICES[name])
+    standin.fail_next(1, status=500)
+    with pytest.raises(CarrierTimeout):
+        carrier.create_label(req)
+    standin.fail_next(1, status=503)
+    with pytest.raises(CarrierUnavailable) as down:
+        carrier.create_label(req)
+    assert not isinstance(down.value, CarrierTimeout)
+    base = standin.purchases
+    standin.lose_answers_next(1, garbled=True)
+    with pytest.raises(CarrierTimeout):
+        carrier.create_label(req)
+    assert standin.purchases == base + 1
+    assert carrier.create_label(req).tracking_number in standin.labels.values()
+    assert standin.purchases == base + 1
+
+
 @pytest.mark.parametrize(
     ("name", "returned_at"),
     [

@@ -452,35 +452,35 @@ def _fresh_world() -> World:
     )  # fmt: skip
 
 
-def test_an_order_whose_shipping_started_is_never_sent_again() -> None:
-    """Writing the intent takes the order out of the redrive's index (as shipping does): a
-    purchase under way never gets a second message."""
-    from shared.orders.record import left_ready
+def test_an_order_whose_shipping_started_is_not_sent_again_while_its_purchase_can_run() -> None:
+    """Writing the intent (as shipping does) moves the order's next send RESEND_AFTER ahead: a
+    purchase under way never gets a second message; one whose deliveries all died is sent
+    again then, and shipping's replay decides."""
+    from shared.orders.lifecycle import RESEND_AFTER, purchase_started
 
     world = _fresh_world()
     sent = world.poll()
     for message in sent:
         world.repo.update(
-            message.ref,
-            lambda r: r.evolve(shipment={"state": "intent", "intentId": "i-1"}, extra=left_ready(r.extra)),
+            message.ref, lambda r: purchase_started(r, {"state": "intent", "intentId": "i-1"}, world.now())
         )
-    world.clock.advance(7 * 3600)
+    world.clock.advance(3600)
     assert sent and world.poll() == []
-    assert {world.stored()[m.ref]["stage"] for m in sent} == {Stage.READY.value}
+    world.clock.advance(RESEND_AFTER.total_seconds())
+    assert {m.ref for m in world.poll()} == {m.ref for m in sent}
+    assert {world.stored()[m.ref]["shipment"]["intentId"] for m in sent} == {"i-1"}
 
 
 def test_an_order_whose_purchase_timed_out_is_sent_again_when_its_retry_is_due() -> None:
     """Shipping keeps the intent of a purchase whose outcome is unknown and puts the order back
     in the index with the back-off: the redrive sends it, and shipping's replay decides."""
-    from shared.orders.lifecycle import SHIP_RETRY_FIRST, shipping_failed
-    from shared.orders.record import left_ready
+    from shared.orders.lifecycle import SHIP_RETRY_FIRST, purchase_started, shipping_failed
 
     world = _fresh_world()
     sent = world.poll()
     for message in sent:
         world.repo.update(
-            message.ref,
-            lambda r: r.evolve(shipment={"state": "intent", "intentId": "i-1"}, extra=left_ready(r.extra)),
+            message.ref, lambda r: purchase_started(r, {"state": "intent", "intentId": "i-1"}, world.now())
         )
         world.repo.update(message.ref, lambda r: shipping_failed(r, world.now()))
     world.clock.advance(SHIP_RETRY_FIRST.total_seconds())

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from local.memory_stores import MemoryBlobStore
 from shared.crypto.pii import Pii
 from shared.errors import TransientError
 from shared.orders.deadlines import RetentionPolicy
 from shared.orders.lifecycle import (
+    RESEND_AFTER,
     SHIP_BY_FALLBACK,
     SHIP_BY_PASSED,
     SHIP_RETRY_FIRST,
@@ -33,8 +36,9 @@ from shared.shipping.carriers import (
 )
 from shared.shipping.rules import ShippingRules
 from shared.shipping.service import ShippingService
-from shared.storage.blob_store import LABELS, LabelStore
+from shared.storage.blob_store import LABELS, BlobUnavailable, LabelStore
 from shared.storage.document_store import CountingStore, StoreUnavailable
+from shared.telemetry.message_failures import MAX_DEQUEUE_COUNT
 from tests.fakes import FakeCarrier, FakeConfirmer, XorBlobCipher
 from tests.worlds.shipping import EMAIL, NOW, REF, RULES, World, address
 
@@ -283,9 +287,9 @@ def test_a_store_outage_while_scheduling_the_next_try_is_left_to_the_host() -> N
     assert w.get(REF).extra[READY_AT] == NOW.isoformat() and w.carriers["usps"].purchases == 0
 
 
-def test_an_order_whose_shipping_started_leaves_the_redrive_index_until_it_is_cleared() -> None:
-    """Ingestion re-sends ShipOrder for ready orders in the `readyAt` index whose message was
-    lost; an order shipping holds is not one of them, and must not crowd them out."""
+def test_an_order_whose_shipping_started_is_not_due_in_the_redrive_index_while_it_runs() -> None:
+    """Ingestion re-sends ShipOrder for ready orders whose time in the `readyAt` index has come;
+    writing the intent moves that time RESEND_AFTER ahead, far beyond any purchase."""
     w = World()
     w.add(REF)
     w.orders.update(REF, lambda r: r.evolve(extra={**r.extra, READY_AT: NOW.isoformat()}))
@@ -297,7 +301,7 @@ def test_an_order_whose_shipping_started_leaves_the_redrive_index_until_it_is_cl
     def check_intent(container: str, doc: dict[str, Any], etag: str) -> dict[str, Any]:
         if (doc.get("shipment") or {}).get("state") == "intent":
             intents.append(doc)
-            assert READY_AT not in doc["extra"]  # out of the index while shipping holds it
+            assert doc["extra"][READY_AT] > (later + timedelta(hours=5)).isoformat()
         return write(container, doc, etag)
 
     w.store.replace = check_intent  # type: ignore[method-assign]
@@ -341,13 +345,22 @@ def test_an_outage_on_the_replay_after_a_timeout_still_never_changes_the_key() -
     w = World()
     w.add(REF, ship_by=NOW + timedelta(days=2))
     w.carriers["usps"].fail.extend([CarrierTimeout("slow"), CarrierUnavailable("503")])
-    now = NOW
-    while w.get(REF).stage is Stage.READY:
-        w.service().ship(ShipOrder(REF), now)
-        now = datetime.fromisoformat(w.get(REF).extra.get(READY_AT, now.isoformat()))
+    _ship_as_the_redrive_sends(w, NOW, tries=3)
     keys = {r.idempotency_key for r in w.carriers["usps"].requests}
     assert len(w.carriers["usps"].requests) == 3 and len(keys) == 1
     assert w.get(REF).stage is Stage.SHIPPED and w.carriers["usps"].purchases == 1
+
+
+def _ship_as_the_redrive_sends(w: World, now: datetime, tries: int) -> datetime:
+    """Ships the order `tries` times, each time when the redrive's index says it is due (it
+    must be due each time until it ships); returns the time of the last try."""
+    for _ in range(tries):
+        w.service().ship(ShipOrder(REF), now)
+        if w.get(REF).stage is not Stage.READY:
+            return now
+        now = datetime.fromisoformat(w.get(REF).extra[READY_AT])
+        assert [due.ref for due in w.orders.due_to_send(now)] == [REF]
+    raise AssertionError(f"not shipped after {tries} tries")
 
 
 def test_a_timeout_on_a_carrier_that_cannot_replay_goes_to_a_person_on_the_next_try() -> None:
@@ -396,10 +409,7 @@ def test_a_bought_label_is_confirmed_even_after_the_ship_by_date_passed() -> Non
                 raise TransientError("amazon down", code="spapi_unavailable")
 
     w.confirmer = DownConfirmer()
-    now = NOW
-    while w.get(REF).stage is Stage.READY:
-        w.service().ship(ShipOrder(REF), now)
-        now = datetime.fromisoformat(w.get(REF).extra.get(READY_AT, now.isoformat()))
+    now = _ship_as_the_redrive_sends(w, NOW, tries=5)
     assert now > NOW + timedelta(minutes=10)
     assert w.get(REF).stage is Stage.SHIPPED and w.carriers["usps"].purchases == 1
     assert len(w.confirmer.calls) == 5
@@ -524,7 +534,8 @@ def test_through_the_retention_schedule_a_shipped_order_is_due_for_its_delivery_
 
 def test_a_throttled_confirmation_is_left_to_the_host_which_waits_as_told() -> None:
     """Throttling names its wait: the host re-queues the message with it (never poisoned), so
-    the order is not put in the redrive's index too (a second message could race the first)."""
+    the order is not made due in the redrive's index too (a second message could race the
+    first)."""
     w = World()
     w.add(REF, ship_by=NOW + timedelta(days=2))
 
@@ -542,5 +553,51 @@ def test_a_throttled_confirmation_is_left_to_the_host_which_waits_as_told() -> N
     with pytest.raises(Throttled):
         w.service().ship(ShipOrder(REF), NOW)
     waiting = w.get(REF)
-    assert (waiting.shipment or {})["state"] == "purchased" and READY_AT not in waiting.extra
+    assert (waiting.shipment or {})["state"] == "purchased"
+    # Only the lost-message net the intent's write set: not due for hours.
+    assert waiting.extra[READY_AT] == (NOW + RESEND_AFTER).isoformat()
     assert w.service().ship(ShipOrder(REF), NOW) == [IssueInvoice(REF)]
+
+
+def test_a_refusal_on_the_replay_of_a_purchase_in_doubt_keeps_its_intent_for_the_person() -> None:
+    """The first try timed out (a label may exist); the replay is refused: the person gets the
+    carrier's code and the intent, to find and void a label bought by the first try."""
+    w = World()
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+    w.carriers["usps"].fail.extend([CarrierTimeout("slow"), AddressProblem("rejected")])
+    w.service().ship(ShipOrder(REF), NOW)
+    intent = (w.get(REF).shipment or {})["intentId"]
+    w.service().ship(ShipOrder(REF), NOW + SHIP_RETRY_FIRST)
+    held = w.get(REF)
+    assert (held.stage, held.attention) == (Stage.ATTENTION, "address_rejected")
+    assert (held.shipment or {}).get("intentId") == intent
+
+
+class LabelsDown(MemoryBlobStore):
+    """Blob storage that refuses `failures` writes, then works."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def put(self, container: str, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise BlobUnavailable("blob status 503")
+        super().put(container, name, data, metadata)
+
+
+def test_a_label_sold_while_storage_is_down_is_found_by_the_redrive_not_abandoned() -> None:
+    """Every delivery of the message dies after the carrier sold the label (blob storage down):
+    the order stays in the redrive's index from its intent's write, is sent again then, and the
+    replay's same key ships it with the label bought first."""
+    w = World(blobs=LabelsDown(failures=MAX_DEQUEUE_COUNT))
+    w.add(REF, ship_by=NOW + timedelta(days=2))
+    for _ in range(MAX_DEQUEUE_COUNT):  # the host's deliveries, then the poison queue
+        with pytest.raises(BlobUnavailable):
+            w.service().ship(ShipOrder(REF), NOW)
+    stuck = w.get(REF)
+    assert (stuck.stage, (stuck.shipment or {})["state"]) == (Stage.READY, "intent")
+    assert [due.ref for due in w.orders.due_to_send(NOW + RESEND_AFTER)] == [REF]
+    assert w.service().ship(ShipOrder(REF), NOW + RESEND_AFTER) == [IssueInvoice(REF)]
+    assert w.carriers["usps"].purchases == 1 and len(w.confirmer.calls) == 1

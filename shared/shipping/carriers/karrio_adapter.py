@@ -1,7 +1,7 @@
 """USPS, FedEx and UPS labels through karrio (`karrio.sdk` with karrio.usps/fedex/ups, unmodified).
 
-karrio is imported inside the functions below, never at module import: it pulls in every
-carrier schema and costs most of a second, which only `ship_order` should pay.
+karrio is imported inside the functions below (its import costs a second only `ship_order` should
+pay). It hides whether a failed purchase was carried out: `_Exchange` records it (docs/shipping.md).
 
 Loopback hosts: each karrio carrier builds its URLs from the `server_url` property of its
 settings class (production host, or the sandbox host when `test_mode`). `KarrioCarrier`
@@ -51,9 +51,13 @@ UPS_ADDRESS_PREFIX = "1202"
 COUNTRY_CODES = ("SHIPPING_SDK_DESTINATION_NOT_SERVICED_ERROR",)
 TRANSIENT_MARKERS = ("INTERNAL.SERVER", "SERVICE.UNAVAILABLE", "SERVICE_UNAVAILABLE", "SYSTEM.UNAVAILABLE")
 # karrio reports a body it cannot parse (a gateway's plain-text 502/503 page) as its own
-# internal error; with no carrier code at all, the failure is treated as transient too, and a
-# persistent one ends on the poison queue after maxDequeueCount attempts.
+# internal error; with no carrier code at all, the failure is treated as transient too (tried
+# again with the back-off; for a purchase, only a 429 or 503 proves nothing was bought:
+# `_unbought`).
 SDK_INTERNAL = "SHIPPING_SDK_INTERNAL_ERROR"
+# The HTTP statuses that prove a purchase was not carried out (`_unbought`).
+THROTTLED, UNAVAILABLE = 429, 503
+CLIENT_ERRORS = range(400, 500)
 
 
 def _classify(carrier: str, codes: Sequence[str]) -> CarrierError | CarrierUnavailable:
@@ -72,6 +76,10 @@ def _classify(carrier: str, codes: Sequence[str]) -> CarrierError | CarrierUnava
         c.startswith(UPS_ADDRESS_PREFIX) for c in upper
     ):
         return AddressProblem(f"{carrier} rejected the address")
+    return _refused(carrier)
+
+
+def _refused(carrier: str) -> CarrierError:
     return CarrierError(f"{carrier} refused the request", code=f"carrier_refused_{carrier}")
 
 
@@ -99,6 +107,9 @@ def _karrio() -> Any:
     logger.disable("karrio")
 
     from karrio import lib, sdk
+    from karrio.core.utils import helpers
+
+    _record_statuses(helpers, lib)
 
     class ForgetfulTracer(lib.Tracer):  # type: ignore[misc]
         """karrio's tracer keeps every request body (with the address) for later inspection;
@@ -129,16 +140,61 @@ def _settings_class(carrier: str) -> Any:
     return LoopbackAwareSettings
 
 
-class _Exchanges(threading.local):
-    """What the last carrier exchange in this thread raised: karrio's `fail_safe` turns any
-    exception of an operation into its own internal error, with no sign of whether the request
-    had been sent."""
+class _Exchange(threading.local):
+    """What the last carrier exchange in this thread raised, and the HTTP status of an error
+    answer it got: karrio's `fail_safe` turns any exception of an operation into its own internal
+    error, and its `request` turns an error answer into its body, neither saying whether the
+    request had been carried out."""
 
     failure: Exception | None = None
+    #: Whether a request was sent, and the status of the last error answer (None: none).
+    sent: bool = False
+    status: int | None = None
 
 
-def _record_failures(proxy: Any, exchanges: _Exchanges) -> None:
-    """Record on `exchanges` what each carrier operation of this proxy raises (set on the
+_EXCHANGE = _Exchange()
+
+
+def _record_statuses(helpers: Any, lib: Any) -> None:
+    """Record whether karrio's `request` sent a request and the status of the error answer it
+    read (it calls `process_request` and `process_error`, looked up in its module at each call),
+    also when a proxy runs its requests on worker threads (`lib.run_asynchronously`, USPS): what
+    they saw comes back to the caller's thread, and statuses that differ are recorded as one
+    that proves nothing (500)."""
+    process_request, process_error = helpers.process_request, helpers.process_error
+    run_asynchronously = lib.run_asynchronously
+
+    def sending(*args: Any, **kwargs: Any) -> Any:
+        _EXCHANGE.sent = True
+        return process_request(*args, **kwargs)
+
+    def answered(request_id: str, error: Any, *args: Any, **kwargs: Any) -> Any:
+        _EXCHANGE.status = getattr(error, "code", None)
+        return process_error(request_id, error, *args, **kwargs)
+
+    def run_reporting(predicate: Any, sequence: Any) -> Any:
+        seen: set[tuple[bool, int | None]] = set()
+
+        def run_one(item: Any) -> Any:
+            _EXCHANGE.sent, _EXCHANGE.status = False, None
+            try:
+                return predicate(item)
+            finally:
+                seen.add((_EXCHANGE.sent, _EXCHANGE.status))
+
+        try:
+            return run_asynchronously(run_one, sequence)
+        finally:
+            statuses = {status for _, status in seen}
+            _EXCHANGE.sent = _EXCHANGE.sent or any(sent for sent, _ in seen)
+            _EXCHANGE.status = statuses.pop() if len(statuses) == 1 else 500
+
+    helpers.process_request, helpers.process_error = sending, answered
+    lib.run_asynchronously = run_reporting
+
+
+def _record_failures(proxy: Any) -> None:
+    """Record on `_EXCHANGE` what each carrier operation of this proxy raises (set on the
     instance, as `_one_bit_labels` is)."""
     for name in ("create_shipment", "cancel_shipment", "get_tracking"):
         operation = getattr(proxy, name)
@@ -147,7 +203,7 @@ def _record_failures(proxy: Any, exchanges: _Exchanges) -> None:
             try:
                 return _operation(*args, **kwargs)
             except Exception as exc:
-                exchanges.failure = exc
+                _EXCHANGE.failure = exc
                 raise
 
         setattr(proxy, name, recorded)
@@ -164,6 +220,22 @@ def _exchange_failed(carrier: str, failure: BaseException) -> CarrierUnavailable
     if isinstance(failure, urllib.error.URLError) and not isinstance(failure.reason, TimeoutError):
         return CarrierUnavailable(f"{carrier} unreachable")
     return CarrierTimeout(f"{carrier} sent the request; its outcome is unknown")
+
+
+def _unbought(
+    carrier: str, codes: Sequence[str], sent: bool, status: int | None
+) -> CarrierError | CarrierUnavailable:
+    """A purchase that returned no label. Nothing bought: nothing was sent (karrio refused the
+    request itself, e.g. a country its carrier does not serve), a 4xx refusal (an address, an
+    account), or a 429 or 503 (the carrier did not take the request on). Anything else (a 2xx
+    karrio could not read, a 500, 502 or 504) leaves the outcome unknown."""
+    error = _classify(carrier, codes)
+    if not sent or status in (THROTTLED, UNAVAILABLE):
+        return error
+    if status is not None and status in CLIENT_ERRORS:
+        # Refused: whatever karrio made of the body, the carrier did not carry it out.
+        return error if not isinstance(error, CarrierUnavailable) else _refused(carrier)
+    return CarrierTimeout(f"{carrier} answered the purchase with no label; its outcome is unknown")
 
 
 def _one_bit_labels(proxy: Any) -> None:
@@ -274,7 +346,6 @@ class KarrioCarrier:
         self._base_url = base_url.rstrip("/") if base_url else None
         self._test_mode = test_mode
         self._gateway: Any = None
-        self._exchanges = _Exchanges()
 
     def _gw(self) -> Any:
         # One gateway per carrier account: it holds the OAuth token cache between labels.
@@ -286,16 +357,16 @@ class KarrioCarrier:
             self._gateway = sdk.gateway[self.name].create(settings, tracer=tracer_class(), cache=lib.Cache())
             if self.name == "ups":
                 _one_bit_labels(self._gateway.proxy)
-            _record_failures(self._gateway.proxy, self._exchanges)
+            _record_failures(self._gateway.proxy)
         return self._gateway
 
     def _call(self, build: Any) -> tuple[Any, list[str]]:
-        self._exchanges.failure = None
+        _EXCHANGE.failure, _EXCHANGE.sent, _EXCHANGE.status = None, False, None
         try:
             result, messages = build()
         except (OSError, http.client.HTTPException) as exc:
             raise _exchange_failed(self.name, exc) from None
-        failure = self._exchanges.failure
+        failure = _EXCHANGE.failure
         if failure is not None:
             # karrio's fail_safe turned it into its internal error, which says nothing of when
             # it happened: the proxy's own record does.
@@ -365,7 +436,7 @@ class KarrioCarrier:
         except karrio_errors.ShippingSDKError as exc:
             raise _classify(self.name, [str(getattr(exc, "code", ""))]) from None
         if shipment is None or not shipment.docs or not shipment.docs.label:
-            raise _classify(self.name, codes)
+            raise _unbought(self.name, codes, _EXCHANGE.sent, _EXCHANGE.status)
         return Label(
             carrier=self.name,
             carrier_name=CARRIER_NAMES[self.name],
