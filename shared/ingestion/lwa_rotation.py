@@ -45,8 +45,6 @@ REFUSED = "lwa_secret_refused"
 STALE = "lwa_secret_stale"
 INVALID = "lwa_secret_invalid"
 NOT_WRITABLE = "lwa_secret_not_writable"  # pragma: allowlist secret
-#: The notification id of a secret already stored: a redelivery, neither stored again nor refused.
-REPEATED = "lwa_secret_repeated"
 #: The grantless scope the rotation uses; the new secret must obtain a token for it.
 ROTATION_SCOPE = "sellingpartnerapi::client_credential:rotation"
 LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL  # pragma: allowlist secret
@@ -122,9 +120,10 @@ class SecretUnverified(TransientError):
     code = "lwa_secret_unverified"
 
 
-class SecretNotWritable(AppError):
+class SecretNotWritable(InvalidInput):
     """Auto rotation, but Key Vault refuses this identity Set Secret on the LWA secret: Amazon is
-    not asked for a secret the app could not store; a person grants the role or rotates by hand."""
+    not asked for a secret the app could not store; a person grants the role or rotates by hand.
+    Retrying cannot help, so the warning is poisoned at once."""
 
     code = "lwa_secret_not_writable"
 
@@ -296,8 +295,9 @@ class LwaSecretRotation:
         now: datetime,
     ) -> bool:
         """Asks Amazon for a new secret unless an earlier attempt for this warning may have; each
-        attempt is recorded before the call, and its failure after it. False: not asked. Before
-        the first attempt the app proves it may store what Amazon will send."""
+        attempt is claimed in the trail before the call, and its failure recorded after it: of
+        two deliveries racing for one attempt only the claim's winner asks. False: not asked.
+        Before the first attempt the app proves it may store what Amazon will send."""
         attempts = sum(e.id.startswith(f"{STARTED}:{key}.") for e in trail)
         failures = sum(e.id.startswith(f"{ROTATE_FAILED}:{key}.") for e in trail)
         if attempts > failures:
@@ -307,7 +307,8 @@ class LwaSecretRotation:
             return False
         prove_writable(self._secrets, self._secret_name)
         attempt = f"{key}.{attempts + 1}"
-        self._note(STARTED, now, details, attempt)
+        if not self._audit.claim(AUDIT_REF, STARTED, now, FUNCTION, details, once_key=attempt):
+            return False  # another delivery of this warning claimed the attempt and asks Amazon
         try:
             rotator.rotate()
         except AppError as exc:

@@ -38,10 +38,11 @@ from shared.ingestion.notifications import NotificationRejected
 from shared.invoices.feeds import sp_api_feeds_factory
 from shared.orders.messages import ORDER_NOTIFICATIONS
 from shared.settings import load_settings
+from shared.storage.audit import AuditEvent, AuditLog
 from shared.telemetry.invocations import AppTelemetry
 from shared.telemetry.message_failures import MessageFailures, scrubbed_body
 from tests.builders import BASE_SETTINGS
-from tests.fakes import FakeSecretCheck, FakeSender, audit_trail
+from tests.fakes import FakeSecretCheck, FakeSender, MemoryBlobStore, audit_trail
 from tests.registry import registered
 
 NOW = datetime(2027, 4, 24, 10, 0, tzinfo=UTC)
@@ -110,6 +111,9 @@ class Rotator:
 
 OLDER = "amzn1.oa2-cs.v1.an-older-one"  # pragma: allowlist secret
 FORGED = "amzn1.oa2-cs.v1.forged"  # pragma: allowlist secret
+
+
+NAMES = ("lwa-client-id", "lwa-client-secret")
 
 
 class World:
@@ -247,6 +251,38 @@ def test_a_warning_retried_after_amazon_answered_never_rotates_twice(monkeypatch
     (requested,) = [e for e in world.audit.trail(AUDIT_REF) if e.action == "lwa_rotation_requested"]
     assert requested.details["unconfirmed"] is True
     assert world.rotation.handle(expiry(5), NOW).requested == 0 and world.rotator.calls == 1
+
+
+class ReadsBeforeTheOther(AuditLog):
+    """One instance's audit log: the other delivery runs whole just after this one reads the trail."""
+
+    def __init__(self, world: World, blobs: MemoryBlobStore, meanwhile: LwaSecretRotation) -> None:
+        super().__init__(world.audit_store, blobs)
+        self.meanwhile: LwaSecretRotation | None = meanwhile
+        self.outcomes: list[Any] = []
+
+    def trail(self, ref: str) -> list[AuditEvent]:
+        read = super().trail(ref)
+        if self.meanwhile is not None:
+            other, self.meanwhile = self.meanwhile, None
+            self.outcomes.append(other.handle(expiry(5), NOW))
+        return read
+
+
+def test_two_deliveries_of_one_warning_racing_ask_amazon_once() -> None:
+    """SQS and the Azure queue deliver at least once: two instances may hold the same warning."""
+    world = World()
+    blobs = MemoryBlobStore()  # both instances' audit trail: one Cosmos container, one blob container
+    second = LwaSecretRotation(
+        world.vault, NAMES, world.rotator, world.check, audit_trail(world.audit_store, blobs)
+    )
+    first_audit = ReadsBeforeTheOther(world, blobs, second)
+    first = LwaSecretRotation(world.vault, NAMES, world.rotator, world.check, first_audit)
+    outcome = first.handle(expiry(5), NOW)  # read an empty trail, then lost the claim
+    assert [o.requested for o in first_audit.outcomes] == [1]
+    assert (outcome.requested, outcome.days_left) == (0, 5)
+    assert world.rotator.calls == 1
+    assert world.actions() == ["lwa_rotation_started", "lwa_rotation_requested"]
 
 
 def test_an_older_secret_delivered_late_is_refused_and_the_newer_one_kept() -> None:
