@@ -51,6 +51,9 @@ LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL  # 
 FUNCTION = "ingest_notification"
 #: Less than this left before the secret expires, with no newer secret stored: an alert.
 ALERT_WINDOW = timedelta(days=7)
+#: LWA may refuse a genuine new secret for a while after Amazon rotates (it lags): a refusal
+#: this close to the notification's eventTime is retried, and only later refused as invalid.
+LWA_LAG = timedelta(hours=1)
 
 _STR: dict[str, Any] = {"type": "string"}
 _ENVELOPE: dict[str, Any] = {
@@ -115,7 +118,8 @@ class SecretNotStored(TransientError):
 
 
 class SecretUnverified(TransientError):
-    """LWA did not answer whether it accepts the new secret: the notification is retried."""
+    """LWA did not answer whether it accepts the new secret, or refused it less than `LWA_LAG`
+    after it was sent: the notification is retried."""
 
     code = "lwa_secret_unverified"
 
@@ -146,6 +150,7 @@ class NewSecret:
     secret: str = field(repr=False)
     expires_at: datetime
     old_expires_at: datetime
+    sent_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +233,7 @@ def parse_application_notification(body: bytes | str) -> SecretExpiry | NewSecre
         payload["newClientSecret"],
         _time(payload["newClientSecretExpiryTime"], "newClientSecretExpiryTime"),
         _time(payload["oldClientSecretExpiryTime"], "oldClientSecretExpiryTime"),
+        _time(data["eventTime"], "eventTime"),
     )
 
 
@@ -329,6 +335,8 @@ class LwaSecretRotation:
         if newest is not None and newest >= new.expires_at:
             return self._refuse(new, STALE, now)
         if not self._check.accepts(new.client_id, new.secret):
+            if abs(now - new.sent_at) < LWA_LAG:
+                raise SecretUnverified("LWA refused the new secret within the hour after it was sent")
             return self._refuse(new, INVALID, now)
         current = self._secrets.get(self._secret_name)
         try:

@@ -299,9 +299,12 @@ def test_an_older_secret_delivered_late_is_refused_and_the_newer_one_kept() -> N
     assert world.check.asked == [(CLIENT_ID, NEW)]  # a stale secret is not even tried
 
 
+AN_HOUR_ON = NOW + timedelta(hours=1)  # the bodies' eventTime is NOW
+
+
 def test_a_secret_lwa_does_not_take_is_refused_and_never_stored() -> None:
     world = World()
-    forged = world.rotation.handle(new_secret(FORGED, days=400, notification_id="f-1"), NOW)
+    forged = world.rotation.handle(new_secret(FORGED, days=400, notification_id="f-1"), AN_HOUR_ON)
     assert (forged.stored, forged.refused) == (0, 1)
     assert world.check.asked == [(CLIENT_ID, FORGED)]
     assert world.secret() == "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
@@ -311,6 +314,28 @@ def test_a_secret_lwa_does_not_take_is_refused_and_never_stored() -> None:
     # The refusal is no stored secret: the genuine one, expiring earlier, is still taken.
     assert world.rotation.handle(new_secret(NEW, days=180), NOW).stored == 1
     assert world.secret() == NEW
+
+
+def test_a_new_secret_lwa_refuses_within_the_hour_after_it_was_sent_is_retried_not_refused() -> None:
+    """LWA lags right after Amazon rotates: a genuine new secret may be refused for a while."""
+    world = World(check=FakeSecretCheck())  # LWA does not take the new secret yet
+    for now in (NOW, AN_HOUR_ON - timedelta(seconds=1), NOW - timedelta(minutes=5)):  # clock skew too
+        with pytest.raises(SecretUnverified) as lagging:
+            world.rotation.handle(new_secret(), now)
+        assert lagging.value.transient and NEW not in str(lagging.value)
+    assert world.actions() == [] and world.secret() == "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
+    world.check.valid.add(NEW)  # LWA caught up: the retry stores it
+    assert world.rotation.handle(new_secret(), NOW + timedelta(minutes=30)).stored == 1
+    assert world.secret() == NEW
+
+
+def test_a_new_secret_lwa_still_refuses_an_hour_after_it_was_sent_is_refused_as_invalid() -> None:
+    world = World(check=FakeSecretCheck())
+    assert world.rotation.handle(new_secret(), AN_HOUR_ON).refused == 1
+    # An eventTime an hour or more ahead of the app's clock is no lag to wait for either.
+    assert world.rotation.handle(new_secret(notification_id="s-2"), NOW - timedelta(hours=1)).refused == 1
+    assert [e.details["reason"] for e in world.audit.trail(AUDIT_REF)] == ["lwa_secret_invalid"] * 2
+    assert world.secret() == "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
 
 
 @pytest.mark.parametrize(
