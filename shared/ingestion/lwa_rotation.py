@@ -45,14 +45,15 @@ REFUSED = "lwa_secret_refused"
 STALE = "lwa_secret_stale"
 INVALID = "lwa_secret_invalid"
 NOT_WRITABLE = "lwa_secret_not_writable"  # pragma: allowlist secret
-#: The notification id of a secret already stored: a redelivery, neither stored again nor refused.
-REPEATED = "lwa_secret_repeated"
 #: The grantless scope the rotation uses; the new secret must obtain a token for it.
 ROTATION_SCOPE = "sellingpartnerapi::client_credential:rotation"
 LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL  # pragma: allowlist secret
 FUNCTION = "ingest_notification"
 #: Less than this left before the secret expires, with no newer secret stored: an alert.
 ALERT_WINDOW = timedelta(days=7)
+#: LWA may refuse a genuine new secret for a while after Amazon rotates (it lags): a refusal
+#: this close to the notification's eventTime is retried, and only later refused as invalid.
+LWA_LAG = timedelta(hours=1)
 
 _STR: dict[str, Any] = {"type": "string"}
 _ENVELOPE: dict[str, Any] = {
@@ -117,14 +118,16 @@ class SecretNotStored(TransientError):
 
 
 class SecretUnverified(TransientError):
-    """LWA did not answer whether it accepts the new secret: the notification is retried."""
+    """LWA did not answer whether it accepts the new secret, or refused it less than `LWA_LAG`
+    after it was sent: the notification is retried."""
 
     code = "lwa_secret_unverified"
 
 
-class SecretNotWritable(AppError):
+class SecretNotWritable(InvalidInput):
     """Auto rotation, but Key Vault refuses this identity Set Secret on the LWA secret: Amazon is
-    not asked for a secret the app could not store; a person grants the role or rotates by hand."""
+    not asked for a secret the app could not store; a person grants the role or rotates by hand.
+    Retrying cannot help, so the warning is poisoned at once."""
 
     code = "lwa_secret_not_writable"
 
@@ -147,6 +150,7 @@ class NewSecret:
     secret: str = field(repr=False)
     expires_at: datetime
     old_expires_at: datetime
+    sent_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +233,7 @@ def parse_application_notification(body: bytes | str) -> SecretExpiry | NewSecre
         payload["newClientSecret"],
         _time(payload["newClientSecretExpiryTime"], "newClientSecretExpiryTime"),
         _time(payload["oldClientSecretExpiryTime"], "oldClientSecretExpiryTime"),
+        _time(data["eventTime"], "eventTime"),
     )
 
 
@@ -296,8 +301,9 @@ class LwaSecretRotation:
         now: datetime,
     ) -> bool:
         """Asks Amazon for a new secret unless an earlier attempt for this warning may have; each
-        attempt is recorded before the call, and its failure after it. False: not asked. Before
-        the first attempt the app proves it may store what Amazon will send."""
+        attempt is claimed in the trail before the call, and its failure recorded after it: of
+        two deliveries racing for one attempt only the claim's winner asks. False: not asked.
+        Before the first attempt the app proves it may store what Amazon will send."""
         attempts = sum(e.id.startswith(f"{STARTED}:{key}.") for e in trail)
         failures = sum(e.id.startswith(f"{ROTATE_FAILED}:{key}.") for e in trail)
         if attempts > failures:
@@ -307,7 +313,8 @@ class LwaSecretRotation:
             return False
         prove_writable(self._secrets, self._secret_name)
         attempt = f"{key}.{attempts + 1}"
-        self._note(STARTED, now, details, attempt)
+        if not self._audit.claim(AUDIT_REF, STARTED, now, FUNCTION, details, once_key=attempt):
+            return False  # another delivery of this warning claimed the attempt and asks Amazon
         try:
             rotator.rotate()
         except AppError as exc:
@@ -328,6 +335,8 @@ class LwaSecretRotation:
         if newest is not None and newest >= new.expires_at:
             return self._refuse(new, STALE, now)
         if not self._check.accepts(new.client_id, new.secret):
+            if abs(now - new.sent_at) < LWA_LAG:
+                raise SecretUnverified("LWA refused the new secret within the hour after it was sent")
             return self._refuse(new, INVALID, now)
         current = self._secrets.get(self._secret_name)
         try:

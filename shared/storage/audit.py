@@ -113,14 +113,16 @@ class AuditLog:
         self._store = store
         self._blobs = blobs
 
-    def _keep(self, ref: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _keep(self, ref: str, doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Write `doc` as its immutable blob in one create-only put, then index it in Cosmos;
-        return what is stored. A blob already there (a retry) is read back and indexed as it
-        is: the first write wins in both stores."""
+        return what is stored and whether this call's put created the blob. A blob already
+        there (a retry, or a concurrent writer) is read back and indexed as it is: the first
+        write wins in both stores."""
         name = audit_blob_name(ref, doc["id"])
         body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
         try:
-            if not self._blobs.create(AUDIT_BLOBS, name, body, {}):
+            created = self._blobs.create(AUDIT_BLOBS, name, body, {})
+            if not created:
                 existing = self._blobs.get(AUDIT_BLOBS, name)
                 if existing is None:
                     raise AuditTrailUnavailable("audit blob exists but cannot be read")
@@ -130,12 +132,12 @@ class AuditLog:
         except AppError as exc:
             raise AuditTrailUnavailable(exc.code) from None
         try:
-            return self._store.create(AUDIT, doc)
+            return self._store.create(AUDIT, doc), created
         except WriteConflict:
             indexed = self._store.read(AUDIT, ref, doc["id"])
             if indexed is None:
                 raise
-            return indexed
+            return indexed, created
 
     def record(
         self,
@@ -151,12 +153,29 @@ class AuditLog:
         (ref, action, once_key): a repeat returns the record already stored."""
         doc_id = f"{action}:{once_key}" if once_key is not None else f"{action}:{uuid.uuid4().hex}"
         event = AuditEvent(ref, action, at, function, _checked(details or {}), doc_id)
-        return AuditEvent.from_doc(self._keep(ref, event.to_doc()))
+        return AuditEvent.from_doc(self._keep(ref, event.to_doc())[0])
+
+    def claim(
+        self,
+        ref: str,
+        action: str,
+        at: datetime,
+        function: str,
+        details: Mapping[str, object],
+        *,
+        once_key: str,
+    ) -> bool:
+        """Write the record once per (ref, action, once_key), as `record` does, and say whether
+        this caller won: True only for the call whose create-only put made the immutable blob;
+        False when it was already there (another delivery's claim, or an earlier attempt whose
+        index write failed), so of two racing callers exactly one gets True."""
+        event = AuditEvent(ref, action, at, function, _checked(details), f"{action}:{once_key}")
+        return self._keep(ref, event.to_doc())[1]
 
     def put_document(self, ref: str, doc_id: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """Store a PII-free document (a deletion confirmation) once, its immutable blob before
         its index; return what is stored (the first write, on a repeat)."""
-        return self._keep(ref, {**body, "id": doc_id, "ref": ref})
+        return self._keep(ref, {**body, "id": doc_id, "ref": ref})[0]
 
     def get_document(self, ref: str, doc_id: str) -> Mapping[str, Any] | None:
         return self._store.read(AUDIT, ref, doc_id)

@@ -125,3 +125,23 @@ def test_a_deletion_confirmation_is_kept_as_a_blob_and_erasure_leaves_the_trail(
         == confirmation
     )
     assert blobs.get(LABELS, "ref0000001/label.pdf") is None
+
+
+def test_a_claim_is_won_by_the_one_caller_whose_write_created_the_record() -> None:
+    store, blobs = MemoryDocumentStore(), MemoryBlobStore()
+    first, second = AuditLog(store, blobs), AuditLog(store, blobs)  # two instances, one trail
+    assert first.claim("lwa-client-secret", "started", NOW, "f", {"n": 1}, once_key="w.1") is True
+    assert second.claim("lwa-client-secret", "started", NOW, "f", {"n": 2}, once_key="w.1") is False
+    assert first.claim("lwa-client-secret", "started", NOW, "f", {"n": 3}, once_key="w.1") is False
+    [kept] = first.trail("lwa-client-secret")
+    assert kept.details == {"n": 1}
+    assert second.claim("lwa-client-secret", "started", NOW, "f", {}, once_key="w.2") is True
+
+
+def test_a_claim_retried_after_a_crash_before_its_index_is_lost_and_indexed() -> None:
+    """The blob cannot say who wrote it: the step the claim guarded is then not run again."""
+    blobs = MemoryBlobStore()
+    assert AuditLog(MemoryDocumentStore(), blobs).claim("r", "started", NOW, "f", {}, once_key="w.1")
+    store = MemoryDocumentStore()  # the index was never written
+    assert AuditLog(store, blobs).claim("r", "started", NOW, "f", {}, once_key="w.1") is False
+    assert [e.id for e in AuditLog(store, blobs).trail("r")] == ["started:w.1"]

@@ -38,10 +38,11 @@ from shared.ingestion.notifications import NotificationRejected
 from shared.invoices.feeds import sp_api_feeds_factory
 from shared.orders.messages import ORDER_NOTIFICATIONS
 from shared.settings import load_settings
+from shared.storage.audit import AuditEvent, AuditLog
 from shared.telemetry.invocations import AppTelemetry
 from shared.telemetry.message_failures import MessageFailures, scrubbed_body
 from tests.builders import BASE_SETTINGS
-from tests.fakes import FakeSecretCheck, FakeSender, audit_trail
+from tests.fakes import FakeSecretCheck, FakeSender, MemoryBlobStore, audit_trail
 from tests.registry import registered
 
 NOW = datetime(2027, 4, 24, 10, 0, tzinfo=UTC)
@@ -110,6 +111,9 @@ class Rotator:
 
 OLDER = "amzn1.oa2-cs.v1.an-older-one"  # pragma: allowlist secret
 FORGED = "amzn1.oa2-cs.v1.forged"  # pragma: allowlist secret
+
+
+NAMES = ("lwa-client-id", "lwa-client-secret")
 
 
 class World:
@@ -249,6 +253,38 @@ def test_a_warning_retried_after_amazon_answered_never_rotates_twice(monkeypatch
     assert world.rotation.handle(expiry(5), NOW).requested == 0 and world.rotator.calls == 1
 
 
+class ReadsBeforeTheOther(AuditLog):
+    """One instance's audit log: the other delivery runs whole just after this one reads the trail."""
+
+    def __init__(self, world: World, blobs: MemoryBlobStore, meanwhile: LwaSecretRotation) -> None:
+        super().__init__(world.audit_store, blobs)
+        self.meanwhile: LwaSecretRotation | None = meanwhile
+        self.outcomes: list[Any] = []
+
+    def trail(self, ref: str) -> list[AuditEvent]:
+        read = super().trail(ref)
+        if self.meanwhile is not None:
+            other, self.meanwhile = self.meanwhile, None
+            self.outcomes.append(other.handle(expiry(5), NOW))
+        return read
+
+
+def test_two_deliveries_of_one_warning_racing_ask_amazon_once() -> None:
+    """SQS and the Azure queue deliver at least once: two instances may hold the same warning."""
+    world = World()
+    blobs = MemoryBlobStore()  # both instances' audit trail: one Cosmos container, one blob container
+    second = LwaSecretRotation(
+        world.vault, NAMES, world.rotator, world.check, audit_trail(world.audit_store, blobs)
+    )
+    first_audit = ReadsBeforeTheOther(world, blobs, second)
+    first = LwaSecretRotation(world.vault, NAMES, world.rotator, world.check, first_audit)
+    outcome = first.handle(expiry(5), NOW)  # read an empty trail, then lost the claim
+    assert [o.requested for o in first_audit.outcomes] == [1]
+    assert (outcome.requested, outcome.days_left) == (0, 5)
+    assert world.rotator.calls == 1
+    assert world.actions() == ["lwa_rotation_started", "lwa_rotation_requested"]
+
+
 def test_an_older_secret_delivered_late_is_refused_and_the_newer_one_kept() -> None:
     world = World()
     assert world.rotation.handle(new_secret(NEW, days=180, notification_id="s-2"), NOW).stored == 1
@@ -263,9 +299,12 @@ def test_an_older_secret_delivered_late_is_refused_and_the_newer_one_kept() -> N
     assert world.check.asked == [(CLIENT_ID, NEW)]  # a stale secret is not even tried
 
 
+AN_HOUR_ON = NOW + timedelta(hours=1)  # the bodies' eventTime is NOW
+
+
 def test_a_secret_lwa_does_not_take_is_refused_and_never_stored() -> None:
     world = World()
-    forged = world.rotation.handle(new_secret(FORGED, days=400, notification_id="f-1"), NOW)
+    forged = world.rotation.handle(new_secret(FORGED, days=400, notification_id="f-1"), AN_HOUR_ON)
     assert (forged.stored, forged.refused) == (0, 1)
     assert world.check.asked == [(CLIENT_ID, FORGED)]
     assert world.secret() == "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
@@ -275,6 +314,28 @@ def test_a_secret_lwa_does_not_take_is_refused_and_never_stored() -> None:
     # The refusal is no stored secret: the genuine one, expiring earlier, is still taken.
     assert world.rotation.handle(new_secret(NEW, days=180), NOW).stored == 1
     assert world.secret() == NEW
+
+
+def test_a_new_secret_lwa_refuses_within_the_hour_after_it_was_sent_is_retried_not_refused() -> None:
+    """LWA lags right after Amazon rotates: a genuine new secret may be refused for a while."""
+    world = World(check=FakeSecretCheck())  # LWA does not take the new secret yet
+    for now in (NOW, AN_HOUR_ON - timedelta(seconds=1), NOW - timedelta(minutes=5)):  # clock skew too
+        with pytest.raises(SecretUnverified) as lagging:
+            world.rotation.handle(new_secret(), now)
+        assert lagging.value.transient and NEW not in str(lagging.value)
+    assert world.actions() == [] and world.secret() == "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
+    world.check.valid.add(NEW)  # LWA caught up: the retry stores it
+    assert world.rotation.handle(new_secret(), NOW + timedelta(minutes=30)).stored == 1
+    assert world.secret() == NEW
+
+
+def test_a_new_secret_lwa_still_refuses_an_hour_after_it_was_sent_is_refused_as_invalid() -> None:
+    world = World(check=FakeSecretCheck())
+    assert world.rotation.handle(new_secret(), AN_HOUR_ON).refused == 1
+    # An eventTime an hour or more ahead of the app's clock is no lag to wait for either.
+    assert world.rotation.handle(new_secret(notification_id="s-2"), NOW - timedelta(hours=1)).refused == 1
+    assert [e.details["reason"] for e in world.audit.trail(AUDIT_REF)] == ["lwa_secret_invalid"] * 2
+    assert world.secret() == "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
 
 
 @pytest.mark.parametrize(

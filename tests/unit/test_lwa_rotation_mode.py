@@ -19,13 +19,14 @@ from local.memory_stores import MemoryDocumentStore, MemorySecretStore
 from shared.app import composition, runtime
 from shared.crypto.key_vault import Secret, SecretStoreDenied
 from shared.crypto.secrets import SecretValues
+from shared.errors import never_succeeds
 from shared.ingestion.lwa_rotation import AUDIT_REF, SECRET_EXPIRY, LwaSecretRotation, SecretNotWritable
 from shared.settings import load_settings
 from shared.telemetry.invocations import AppTelemetry
 from shared.telemetry.message_failures import MessageFailures
 from tests.bicep import parse_bicep
 from tests.builders import BASE_SETTINGS
-from tests.fakes import audit_trail
+from tests.fakes import FakeSender, audit_trail
 from tests.registry import registered
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,6 +199,22 @@ def test_in_auto_mode_without_the_write_role_amazon_is_never_asked(monkeypatch: 
     assert world.rotator.calls == 0 and world.actions() == []
     secret = world.vault.get("lwa-client-secret")
     assert secret is not None and secret.value == OLD
+
+
+def test_a_warning_the_app_may_not_store_for_is_poisoned_at_once_never_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retrying cannot give the app the role: the first failure is the last (docs/security.md)."""
+    world = World("auto", monkeypatch, ReadOnlyVault())
+    sender = FakeSender()
+    msg = QueueMessage(id="m-1", body=expiry(10), dequeue_count=1)
+    with MessageFailures(sender).guard("order-notifications", msg):
+        world.rotation.handle(msg.get_body(), NOW)
+    ((queue, record, _),) = sender.sent
+    assert queue == "order-notifications-poison"
+    assert json.loads(record)["reason"] == "lwa_secret_not_writable"
+    assert never_succeeds(SecretNotWritable("Key Vault refused Set Secret on lwa-client-secret"))
+    assert world.rotator.calls == 0
 
 
 def test_in_auto_mode_the_write_is_proven_with_the_value_the_secret_holds(
