@@ -19,8 +19,6 @@ from shared.crypto.secrets import SecretValues
 from shared.errors import AppError, SettingsError
 from shared.settings import Settings
 
-#: LWA's token endpoint (developer-docs.amazon.com/sp-api/docs/connecting-to-the-selling-partner-api).
-LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL, not a secret
 _OAUTH_ERROR = re.compile(r"[a-z_]{1,40}")
 
 #: A seller id or a carrier name -> None when it answers, else why not (a reason code).
@@ -46,6 +44,8 @@ def live_probes(env: Mapping[str, str], settings: Settings, store: SecretStore) 
 def lwa_access_token(settings: Settings, values: SecretValues, seller_id: str) -> str | None:
     import httpx
 
+    from shared.ingestion.spapi_gateway import lwa_token_url
+
     seller = settings.seller(seller_id)
     if seller is None:
         return "seller_unknown"
@@ -60,7 +60,7 @@ def lwa_access_token(settings: Settings, values: SecretValues, seller_id: str) -
         return "secret_missing"
     try:
         answer = httpx.post(
-            settings.lwa_endpoint or LWA_TOKEN_URL, data=form, timeout=30, verify=settings.spapi_verify_tls
+            lwa_token_url(settings.lwa_endpoint), data=form, timeout=30, verify=settings.spapi_verify_tls
         )
     except httpx.HTTPError:
         return "lwa_unreachable"

@@ -5,6 +5,7 @@ easy to find wherever it leaks, and the smallest app settings that load."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from local import sample_orders
 from shared.crypto.pii import Pii
 from shared.orders.domain import Address, Buyer, OrderItem
 from shared.orders.record import OrderPii, OrderRecord, PiiCipher, Stage
+from shared.settings import Settings, load_settings
 from tests.fakes import FakeCipher
 
 #: The settings every app needs, and nothing else (one seller, one marketplace).
@@ -25,6 +27,14 @@ BASE_SETTINGS = {
         '"refreshTokenSecret": "rt-s1"}]'  # pragma: allowlist secret - a Key Vault secret's name
     ),
 }
+
+
+def amazon_seller_settings(marketplace_id: str = "ATVPDKIKX0DER", **extra: str) -> Settings:
+    """BASE_SETTINGS with its seller in one of Amazon's marketplaces (what the SP-API clients
+    need), and any `extra` settings."""
+    # pragma: allowlist nextline secret
+    seller = {"sellerId": "S1", "marketplaceIds": [marketplace_id], "refreshTokenSecret": "rt-s1"}
+    return load_settings({**BASE_SETTINGS, "SELLERS": json.dumps([seller]), **extra})
 
 
 def order_record(*, at: datetime, **fields: Any) -> OrderRecord:

@@ -9,12 +9,12 @@ deployed app can set.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.core.pipeline.transport import RequestsTransport
@@ -32,7 +32,6 @@ from shared.crypto.key_epochs import EpochShredder, KeyEpochs
 from shared.crypto.key_vault import AzureSecretStore, SecretStore
 from shared.crypto.secrets import OrderBytesSealer, SecretValues
 from shared.ingestion.lwa_rotation import (
-    LWA_TOKEN_URL,
     LwaSecretCheck,
     LwaSecretRotation,
     SecretUnverified,
@@ -40,7 +39,7 @@ from shared.ingestion.lwa_rotation import (
 )
 from shared.ingestion.rate_budget import RateBudget
 from shared.ingestion.service import IngestionService
-from shared.ingestion.spapi_gateway import SpApiGateway, token_client_class
+from shared.ingestion.spapi_gateway import SpApiGateway, lwa_token_url, token_client_class
 from shared.ingestion.sqs_bridge import build_drain
 from shared.invoices.archive import InvoiceArchive
 from shared.invoices.feeds import SpApiVatInvoiceUploader, sp_api_feeds_factory
@@ -278,14 +277,20 @@ def secret_rotator(settings: Settings, values: SecretValues) -> SpApiSecretRotat
 
 def lwa_secret_check(settings: Settings) -> LwaSecretCheck:
     """A new LWA secret tried at the token endpoint the SP-API clients use (`LWA_ENDPOINT`), with
-    their TLS settings (python-amazon-sp-api's token client: httpx, `SPAPI_VERIFY_TLS`)."""
-    import httpx
+    their TLS settings (python-amazon-sp-api's token client: httpx, `SPAPI_VERIFY_TLS`). The HTTP
+    client is made at the first check, not at every cold start."""
 
-    http = httpx.Client(verify=settings.spapi_verify_tls, timeout=30.0)
+    @functools.cache
+    def http() -> Any:
+        import httpx
+
+        return httpx.Client(verify=settings.spapi_verify_tls, timeout=30.0)
 
     def post(url: str, form: Mapping[str, str]) -> tuple[int, Any]:
+        import httpx
+
         try:
-            answer = http.post(url, data=dict(form))
+            answer = http().post(url, data=dict(form))
         except httpx.HTTPError:
             raise SecretUnverified("LWA unreachable") from None
         try:
@@ -293,16 +298,7 @@ def lwa_secret_check(settings: Settings) -> LwaSecretCheck:
         except ValueError:
             return answer.status_code, None
 
-    return LwaSecretCheck(_lwa_token_url(settings.lwa_endpoint), post)
-
-
-def _lwa_token_url(endpoint: str | None) -> str:
-    """As `token_client_class` reads `LWA_ENDPOINT`: its path, or LWA's when it names none."""
-    if not endpoint:
-        return LWA_TOKEN_URL
-    parts = urlsplit(endpoint)
-    path = parts.path if parts.path not in ("", "/") else urlsplit(LWA_TOKEN_URL).path
-    return f"{parts.scheme}://{parts.netloc}{path}"
+    return LwaSecretCheck(lwa_token_url(settings.lwa_endpoint), post)
 
 
 def _uploader(settings: Settings, credentials: Callable[[str], Mapping[str, str]]) -> SpApiVatInvoiceUploader:

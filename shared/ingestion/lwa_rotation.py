@@ -47,7 +47,6 @@ INVALID = "lwa_secret_invalid"
 NOT_WRITABLE = "lwa_secret_not_writable"  # pragma: allowlist secret
 #: The grantless scope the rotation uses; the new secret must obtain a token for it.
 ROTATION_SCOPE = "sellingpartnerapi::client_credential:rotation"
-LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL  # pragma: allowlist secret
 FUNCTION = "ingest_notification"
 #: Less than this left before the secret expires, with no newer secret stored: an alert.
 ALERT_WINDOW = timedelta(days=7)

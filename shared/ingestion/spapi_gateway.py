@@ -122,6 +122,12 @@ def token_client_class(lwa_endpoint: str | None) -> Any:
     return type("ConfiguredAccessTokenClient", (AccessTokenClient,), attrs)
 
 
+def lwa_token_url(lwa_endpoint: str | None) -> str:
+    """The LWA token endpoint the SP-API clients use (`token_client_class`), for a plain POST."""
+    client = token_client_class(lwa_endpoint)
+    return f"{client.scheme}{client.host}{client.path}"
+
+
 def _marketplace(seller: SellerAccount) -> Any:
     for marketplace in Marketplaces:
         if marketplace.marketplace_id == seller.marketplace_ids[0]:

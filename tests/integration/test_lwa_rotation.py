@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,9 @@ from azure.core.credentials import AccessToken
 from sp_api.auth import access_token_client
 
 from local.aws_emulator import AwsEmulator
-from local.keyvault_server import KeyVaultServer, start
 from local.memory_stores import MemoryDocumentStore
-from local.sample_orders import generate
 from local.spapi_application import ApplicationStandIn
-from local.spapi_server import SimClock, SpApiStandIn
-from shared.app import runtime
+from local.spapi_server import SpApiStandIn
 from shared.app.composition import lwa_secret_check, secret_rotator
 from shared.crypto.key_vault import AzureSecretStore
 from shared.crypto.secrets import SecretValues
@@ -33,78 +30,37 @@ from shared.ingestion import spapi_gateway
 from shared.ingestion.lwa_rotation import AUDIT_REF, LwaSecretRotation, RotationFailed
 from shared.ingestion.spapi_gateway import SpApiGateway
 from shared.ingestion.sqs_bridge import build_drain
-from shared.settings import Settings, load_settings
+from shared.settings import Settings
 from shared.telemetry.invocations import AppTelemetry
 from tests.fakes import audit_trail
-from tests.registry import registered
+from tests.registry import run_function
+from tests.worlds.rotation import (
+    amazon_stand_in,
+    orders_found,
+    rotation_settings,
+    seller_credentials,
+    vault_stand_in,
+)
 
 pytestmark = pytest.mark.integration
-START = datetime(2026, 11, 1, tzinfo=UTC)
-DE = "A1PA6795UKMFR9"
-CLIENT_ID = "amzn1.application-oa2-client.rotation"
-OLD_SECRET = "amzn1.oa2-cs.v1.old"  # pragma: allowlist secret
 
 
 @pytest.fixture
 def vault(tmp_path: Path) -> Iterator[AzureSecretStore]:
-    server: KeyVaultServer = start(tmp_path / "kv")
-    store = AzureSecretStore.connect(
-        server.url,
-        server.credential(),
-        verify_challenge_resource=False,
-        connection_verify=str(server.ca_path),
-    )
-    store.set("lwa-client-id", CLIENT_ID)
-    store.set("lwa-client-secret", OLD_SECRET)
-    store.set("rt-s1", "Atzr|seller")
-    yield store
-    server.stop()
+    with vault_stand_in(tmp_path / "kv") as (_server, store):
+        yield store
 
 
 @pytest.fixture
 def amazon(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SpApiStandIn, ApplicationStandIn, list[str]]]:
-    orders = generate(20, seed=3, start=START - timedelta(days=5), marketplaces=(DE,), afn_share=0.0)
-    spapi = SpApiStandIn(orders, clock=SimClock(START), lwa_clients={CLIENT_ID: OLD_SECRET})
-    queue: list[str] = []  # the application's registered queue
-    application = ApplicationStandIn(spapi, CLIENT_ID, OLD_SECRET, deliver=queue.append)
-    spapi.start(handlers=[application])
-    monkeypatch.setenv("SSL_CERT_FILE", spapi.ca_file)  # httpx trusts the stand-in's CA
-    access_token_client.cache.clear()
-    access_token_client.grantless_cache.clear()
-    yield spapi, application, queue
-    spapi.stop()
-    access_token_client.cache.clear()
-    access_token_client.grantless_cache.clear()
-
-
-def _settings(spapi: SpApiStandIn) -> Settings:
-    return load_settings(
-        {
-            "STORAGE": "UseDevelopmentStorage=true",
-            "COSMOS_ENDPOINT": "https://127.0.0.1:1",
-            "KEY_VAULT_URL": "https://127.0.0.1:1",
-            "SELLERS": json.dumps(
-                # pragma: allowlist nextline secret
-                [{"sellerId": "S1", "marketplaceIds": [DE], "refreshTokenSecret": "rt-s1"}]
-            ),
-            "SPAPI_ENDPOINT": spapi.url,
-            "LWA_ENDPOINT": spapi.url + "/auth/o2/token",
-        }
-    )
+    with amazon_stand_in(monkeypatch, orders=20, seed=3) as stand_ins:
+        yield stand_ins
 
 
 def _app(
     settings: Settings, vault: AzureSecretStore
 ) -> tuple[SpApiGateway, LwaSecretRotation, MemoryDocumentStore]:
     values = SecretValues(vault)
-
-    def credentials(_seller: str) -> dict[str, str]:
-        return {
-            "lwa_app_id": values("lwa-client-id"),
-            "lwa_client_secret": values("lwa-client-secret"),
-            "refresh_token": values("rt-s1"),
-        }
-
     audit_store = MemoryDocumentStore()
     rotation = LwaSecretRotation(
         vault,
@@ -113,11 +69,7 @@ def _app(
         lwa_secret_check(settings),
         audit_trail(audit_store),
     )
-    return SpApiGateway(settings, credentials), rotation, audit_store
-
-
-def _orders(gateway: SpApiGateway) -> int:
-    return len(gateway.search_orders("S1", [DE], last_updated_after=START - timedelta(days=30)).orders)
+    return SpApiGateway(settings, seller_credentials(values)), rotation, audit_store
 
 
 def test_a_rotation_through_the_stand_in_never_fails_a_call(
@@ -129,17 +81,17 @@ def test_a_rotation_through_the_stand_in_never_fails_a_call(
     # Every call on a client made afresh: each token refresh reads Key Vault (in production
     # the client and the library's token live under an hour).
     monkeypatch.setattr(spapi_gateway, "CREDENTIALS_MAX_AGE_S", 0)
-    gateway, rotation, _ = _app(_settings(spapi), vault)
+    gateway, rotation, _ = _app(rotation_settings(spapi), vault)
     first_version = vault.get("lwa-client-secret")
     assert first_version is not None
-    found = _orders(gateway)
+    found = orders_found(gateway)
     assert found > 0
 
     application.warn_expiry()  # 180 days ahead
     outcome = rotation.handle(queue.pop(0), spapi.now())
     assert (outcome.requested, outcome.days_left) == (1, 180)
     assert application.rotations == 1
-    assert _orders(gateway) == found  # old and new both accepted now
+    assert orders_found(gateway) == found  # old and new both accepted now
 
     new_secret_body = queue.pop(0)
     assert json.loads(new_secret_body)["notificationType"] == "APPLICATION_OAUTH_CLIENT_NEW_SECRET"
@@ -150,10 +102,10 @@ def test_a_rotation_through_the_stand_in_never_fails_a_call(
     assert vault.get("lwa-client-secret", first_version.version) == first_version  # a new version
 
     access_token_client.cache.clear()  # the access token got with the old secret expires
-    assert _orders(gateway) == found
+    assert orders_found(gateway) == found
     assert application.retire_old() == 1
     access_token_client.cache.clear()
-    assert _orders(gateway) == found
+    assert orders_found(gateway) == found
     assert spapi.token_refusals == 0  # no token refresh ever ran on the old secret after the switch
     assert queue == []
 
@@ -162,14 +114,14 @@ def test_a_client_kept_from_before_the_switch_recovers_on_its_first_refusal(
     vault: AzureSecretStore, amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]]
 ) -> None:
     spapi, application, queue = amazon
-    gateway, rotation, _ = _app(_settings(spapi), vault)
-    found = _orders(gateway)
+    gateway, rotation, _ = _app(rotation_settings(spapi), vault)
+    found = orders_found(gateway)
     application.warn_expiry()
     rotation.handle(queue.pop(0), spapi.now())
     rotation.handle(queue.pop(0), spapi.now())
     application.retire_old()
     access_token_client.cache.clear()
-    assert _orders(gateway) == found  # refused once with the kept secret, read again, retried
+    assert orders_found(gateway) == found  # refused once with the kept secret, read again, retried
     assert spapi.token_refusals == 1
 
 
@@ -177,7 +129,7 @@ def test_a_warning_about_a_replaced_secret_rotates_nothing_and_each_step_is_audi
     vault: AzureSecretStore, amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]]
 ) -> None:
     spapi, application, queue = amazon
-    _, rotation, audit_store = _app(_settings(spapi), vault)
+    _, rotation, audit_store = _app(rotation_settings(spapi), vault)
     old_expiry = application.secret_expires_at
     application.warn_expiry()
     spapi.advance(175 * 86400)  # Amazon warns again and again; the app rotates on the first it reads
@@ -203,7 +155,7 @@ def test_a_refused_rotation_fails_as_lwa_rotation_failed_and_rotates_on_retry(
     vault: AzureSecretStore, amazon: tuple[SpApiStandIn, ApplicationStandIn, list[str]]
 ) -> None:
     spapi, application, queue = amazon
-    _, rotation, _ = _app(_settings(spapi), vault)
+    _, rotation, _ = _app(rotation_settings(spapi), vault)
     application.fail_next(503)
     application.warn_expiry()
     warning = queue.pop(0)
@@ -235,25 +187,13 @@ class _AzureQueue:
 
 def _drain_function(drain: Any, rotation: LwaSecretRotation, now: datetime, logger: logging.Logger) -> None:
     """drain_notifications as the host runs it, its telemetry written to `logger`."""
-    rt = runtime.Runtime(
-        settings=None,  # type: ignore[arg-type]
-        clock=lambda: now,
-        telemetry=AppTelemetry(logger=logger),
-        failures=None,  # type: ignore[arg-type]
-        ingestion=None,  # type: ignore[arg-type]
-        shipping=None,  # type: ignore[arg-type]
-        invoicing=None,  # type: ignore[arg-type]
-        retention=None,  # type: ignore[arg-type]
-        privacy=None,  # type: ignore[arg-type]
-        notifications=drain,
-        lwa_rotation=rotation,
-    )
-    (fn,) = [f for f in registered() if f.get_function_name() == "drain_notifications"]
-    runtime.install(rt)
-    try:
-        fn.get_user_function()(timer=None)
-    finally:
-        runtime.install(None)
+    parts = {
+        "clock": lambda: now,
+        "telemetry": AppTelemetry(logger=logger),
+        "notifications": drain,
+        "lwa_rotation": rotation,
+    }
+    run_function("drain_notifications", parts, (None,))
 
 
 FORGED = "amzn1.oa2-cs.v1.forged"  # pragma: allowlist secret
@@ -291,7 +231,7 @@ def test_over_the_sqs_bridge_the_new_secret_reaches_key_vault_and_nothing_else(
     outputs = aws.deploy_notifications("A1ROTATION")
     application.deliver = lambda body: aws.send(outputs["QueueArn"], body)  # the registered queue
     azure_queue = _AzureQueue()
-    _, rotation, audit_store = _app(_settings(spapi), vault)
+    _, rotation, audit_store = _app(rotation_settings(spapi), vault)
     drain = build_drain(
         aws.app_settings({"A1ROTATION": outputs}),
         ["A1ROTATION"],

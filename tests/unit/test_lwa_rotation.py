@@ -16,7 +16,6 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 from local.memory_stores import MemoryDocumentStore, MemorySecretStore
-from shared.app import runtime
 from shared.app.carriers import _sp_api_shipping
 from shared.crypto.key_vault import Secret, SecretStoreDenied, SecretStoreError
 from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S, RenewedClients, SecretValues
@@ -41,9 +40,9 @@ from shared.settings import load_settings
 from shared.storage.audit import AuditEvent, AuditLog
 from shared.telemetry.invocations import AppTelemetry
 from shared.telemetry.message_failures import MessageFailures, scrubbed_body
-from tests.builders import BASE_SETTINGS
+from tests.builders import BASE_SETTINGS, amazon_seller_settings
 from tests.fakes import FakeSecretCheck, FakeSender, MemoryBlobStore, audit_trail
-from tests.registry import registered
+from tests.registry import run_function
 
 NOW = datetime(2027, 4, 24, 10, 0, tzinfo=UTC)
 CLIENT_ID = "amzn1.application-oa2-client.ours"
@@ -473,15 +472,7 @@ def test_the_vat_upload_clients_read_the_rotated_secret_again() -> None:
 
 
 def test_the_buy_shipping_clients_read_the_rotated_secret_again() -> None:
-    config = load_settings(
-        {
-            **BASE_SETTINGS,
-            "SELLERS": json.dumps(
-                # pragma: allowlist nextline secret
-                [{"sellerId": "S1", "marketplaceIds": ["ATVPDKIKX0DER"], "refreshTokenSecret": "rt-s1"}]
-            ),
-        }
-    )
+    config = amazon_seller_settings()
     vault = _vault()
     api = _sp_api_shipping(config, SecretValues(vault), max_age_s=0)("S1", "AmazonShipping_US")
     first = api.client()
@@ -507,29 +498,21 @@ def test_ingest_notification_hands_the_secret_notifications_to_the_rotation_and_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     world = World()
-    shell = next(
-        f for f in registered() if f.get_function_name() == "ingest_notification"
-    ).get_user_function()
-    runtime.install(
-        runtime.Runtime(
-            settings=load_settings(BASE_SETTINGS),
-            clock=lambda: NOW,
-            telemetry=AppTelemetry(),
-            failures=MessageFailures(RecordingSender()),
-            ingestion=NoOrders(),
-            shipping=None,  # type: ignore[arg-type]
-            invoicing=None,  # type: ignore[arg-type]
-            retention=None,  # type: ignore[arg-type]
-            privacy=None,  # type: ignore[arg-type]
-            lwa_rotation=world.rotation,
+    parts = {
+        "settings": load_settings(BASE_SETTINGS),
+        "clock": lambda: NOW,
+        "telemetry": AppTelemetry(),
+        "failures": MessageFailures(RecordingSender()),
+        "ingestion": NoOrders(),
+        "lwa_rotation": world.rotation,
+    }
+    with caplog.at_level(logging.INFO):
+        run_function(
+            "ingest_notification",
+            parts,
+            (QueueMessage(id="m-1", body=expiry(5).encode(), dequeue_count=1), OutStub()),
+            (QueueMessage(id="m-2", body=new_secret().encode(), dequeue_count=1), OutStub()),
         )
-    )
-    try:
-        with caplog.at_level(logging.INFO):
-            shell(QueueMessage(id="m-1", body=expiry(5).encode(), dequeue_count=1), OutStub())
-            shell(QueueMessage(id="m-2", body=new_secret().encode(), dequeue_count=1), OutStub())
-    finally:
-        runtime.install(None)
     dims = [
         r.custom_dimensions  # type: ignore[attr-defined]
         for r in caplog.records

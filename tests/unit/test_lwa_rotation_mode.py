@@ -16,7 +16,7 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 from local.memory_stores import MemoryDocumentStore, MemorySecretStore
-from shared.app import composition, runtime
+from shared.app import composition
 from shared.crypto.key_vault import Secret, SecretStoreDenied
 from shared.crypto.secrets import SecretValues
 from shared.errors import never_succeeds
@@ -27,7 +27,7 @@ from shared.telemetry.message_failures import MessageFailures
 from tests.bicep import parse_bicep
 from tests.builders import BASE_SETTINGS
 from tests.fakes import FakeSender, audit_trail
-from tests.registry import registered
+from tests.registry import run_function
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2027, 4, 24, 10, 0, tzinfo=UTC)
@@ -126,28 +126,20 @@ def test_ingest_notification_counts_a_manual_warning_for_the_sentinel_rule(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     world = World("manual", monkeypatch)
-    shell = next(
-        f for f in registered() if f.get_function_name() == "ingest_notification"
-    ).get_user_function()
-    runtime.install(
-        runtime.Runtime(
-            settings=load_settings(BASE_SETTINGS),
-            clock=lambda: NOW,
-            telemetry=AppTelemetry(),
-            failures=MessageFailures(Sender()),
-            ingestion=NoOrders(),  # type: ignore[arg-type]
-            shipping=None,  # type: ignore[arg-type]
-            invoicing=None,  # type: ignore[arg-type]
-            retention=None,  # type: ignore[arg-type]
-            privacy=None,  # type: ignore[arg-type]
-            lwa_rotation=world.rotation,
+    parts = {
+        "settings": load_settings(BASE_SETTINGS),
+        "clock": lambda: NOW,
+        "telemetry": AppTelemetry(),
+        "failures": MessageFailures(Sender()),
+        "ingestion": NoOrders(),
+        "lwa_rotation": world.rotation,
+    }
+    with caplog.at_level(logging.INFO):
+        run_function(
+            "ingest_notification",
+            parts,
+            (QueueMessage(id="m-1", body=expiry(20), dequeue_count=1), OutStub()),
         )
-    )
-    try:
-        with caplog.at_level(logging.INFO):
-            shell(QueueMessage(id="m-1", body=expiry(20), dequeue_count=1), OutStub())
-    finally:
-        runtime.install(None)
     [dims] = [
         r.custom_dimensions  # type: ignore[attr-defined]
         for r in caplog.records

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -14,19 +13,9 @@ from sp_api.base import exceptions as sp_errors
 
 from shared.ingestion import spapi_gateway
 from shared.ingestion.spapi_gateway import SpApiAuthFailed, SpApiGateway
-from shared.settings import load_settings
+from tests.builders import amazon_seller_settings
 
-SETTINGS = load_settings(
-    {
-        "STORAGE": "UseDevelopmentStorage=true",
-        "COSMOS_ENDPOINT": "https://127.0.0.1:1",
-        "KEY_VAULT_URL": "https://vault.example/",
-        "SELLERS": json.dumps(
-            # pragma: allowlist nextline secret
-            [{"sellerId": "S1", "marketplaceIds": ["ATVPDKIKX0DER"], "refreshTokenSecret": "rt-s1"}]
-        ),
-    }
-)
+SETTINGS = amazon_seller_settings()
 
 
 class Response:
@@ -123,3 +112,13 @@ def test_clients_are_remade_before_a_token_would_be_refreshed(
     gateway.get_order("S1", "1")
     assert reads == ["S1", "S1"] and FakeOrders.made == ["old", "new"]
     assert spapi_gateway.CREDENTIALS_MAX_AGE_S < 3600  # an LWA access token lives an hour
+
+
+def test_every_plain_post_to_lwa_uses_the_token_endpoint_the_sp_api_clients_use() -> None:
+    """The new secret's check and preflight's probe post where python-amazon-sp-api's token
+    client would: LWA's own endpoint, or LWA_ENDPOINT with LWA's path when it names none."""
+    assert spapi_gateway.lwa_token_url(None) == "https://api.amazon.com/auth/o2/token"
+    assert spapi_gateway.lwa_token_url("https://127.0.0.1:8443") == "https://127.0.0.1:8443/auth/o2/token"
+    assert (
+        spapi_gateway.lwa_token_url("https://127.0.0.1:8443/lwa/token") == "https://127.0.0.1:8443/lwa/token"
+    )

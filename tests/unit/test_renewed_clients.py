@@ -4,7 +4,6 @@ a request in flight on a closed client would fail."""
 
 from __future__ import annotations
 
-import json
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from shared.crypto.secrets import CREDENTIALS_MAX_AGE_S, RenewedClients
 from shared.ingestion import spapi_gateway
 from shared.ingestion.spapi_gateway import SpApiGateway
-from shared.settings import load_settings
+from tests.builders import amazon_seller_settings
 
 WAIT_S = 10
 
@@ -106,17 +105,7 @@ def test_the_gateway_never_closes_a_client_a_call_in_flight_is_using(monkeypatch
     clock = [0.0]
     monkeypatch.setattr(spapi_gateway, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     SlowOrders.made, SlowOrders.calling, SlowOrders.answer = [], threading.Event(), threading.Event()
-    settings = load_settings(
-        {
-            "STORAGE": "UseDevelopmentStorage=true",
-            "COSMOS_ENDPOINT": "https://127.0.0.1:1",
-            "KEY_VAULT_URL": "https://vault.example/",
-            "SELLERS": json.dumps(
-                # pragma: allowlist nextline secret
-                [{"sellerId": "S1", "marketplaceIds": ["ATVPDKIKX0DER"], "refreshTokenSecret": "rt-s1"}]
-            ),
-        }
-    )
+    settings = amazon_seller_settings()
     # pragma: allowlist nextline secret
     creds = {"lwa_app_id": "app", "lwa_client_secret": "s", "refresh_token": "Atzr|t"}
     gateway = SpApiGateway(settings, lambda seller_id: creds)

@@ -147,10 +147,7 @@ def test_purge_deletes_document_blobs_audits_and_shreds(world: World) -> None:
 
 def test_purge_retried_after_its_delete_failed_writes_one_audit_record(world: World) -> None:
     ref = world.ship(1)
-    world.amazon.deliveries[ref] = T0
-    world.now = T0 + timedelta(hours=1)
-    world.service.track(world.now)
-    world.now = T0 + timedelta(days=8)
+    world.deliver_and_pass_deadline(ref)
     delete = world.orders.delete
 
     def store_down(doc_ref: str, etag: str | None = None) -> bool:
@@ -172,10 +169,7 @@ def test_a_purge_that_crashes_after_deleting_an_unrecorded_invoice_still_audits_
     ref = world.ship(1)
     world.orders.update(ref, lambda r: noting_blob(r, f"invoices/{ref}/INV2026-000042.pdf"))
     world.blobs.put("invoices", f"{ref}/INV2026-000042.pdf", b"sealed")
-    world.amazon.deliveries[ref] = T0
-    world.now = T0 + timedelta(hours=1)
-    world.service.track(world.now)
-    world.now = T0 + timedelta(days=8)
+    world.deliver_and_pass_deadline(ref)
     delete_blob = world.blobs.delete
 
     def label_store_down(container: str, name: str) -> bool:
@@ -200,10 +194,7 @@ def test_an_order_written_between_the_purges_read_and_its_delete_is_kept_and_pur
     """The document's delete is conditioned on the etag the purge read: a credit note recorded
     in between is not lost with the order; the next run reads the order again and purges it."""
     ref = world.ship(1)
-    world.amazon.deliveries[ref] = T0
-    world.now = T0 + timedelta(hours=1)
-    world.service.track(world.now)
-    world.now = T0 + timedelta(days=8)
+    world.deliver_and_pass_deadline(ref)
     delete = world.orders.delete
 
     credit_note = {"creditNote": {"numberText": "CRN2026-000001"}}

@@ -428,32 +428,21 @@ class _Capture(logging.Handler):
 
 
 def _run_function(drain: Any) -> list[logging.LogRecord]:
-    from shared.app import runtime
     from shared.telemetry.invocations import AppTelemetry
-    from tests.registry import registered
+    from tests.registry import run_function
 
     capture = _Capture()
     logger = logging.getLogger("test.drain_notifications")
     logger.addHandler(capture)
     logger.propagate = False
-    rt = runtime.Runtime(
-        settings=None,  # type: ignore[arg-type]
-        clock=lambda: datetime(2026, 11, 1, tzinfo=UTC),
-        telemetry=AppTelemetry(logger=logger),
-        failures=None,  # type: ignore[arg-type]
-        ingestion=None,  # type: ignore[arg-type]
-        shipping=None,  # type: ignore[arg-type]
-        invoicing=None,  # type: ignore[arg-type]
-        retention=None,  # type: ignore[arg-type]
-        privacy=None,  # type: ignore[arg-type]
-        notifications=drain,
-    )
-    (fn,) = [f for f in registered() if f.get_function_name() == "drain_notifications"]
-    runtime.install(rt)
+    parts = {
+        "clock": lambda: datetime(2026, 11, 1, tzinfo=UTC),
+        "telemetry": AppTelemetry(logger=logger),
+        "notifications": drain,
+    }
     try:
-        fn.get_user_function()(timer=None)
+        run_function("drain_notifications", parts, (None,))
     finally:
-        runtime.install(None)
         logger.removeHandler(capture)
     return capture.records
 

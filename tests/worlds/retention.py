@@ -55,6 +55,14 @@ class World:
         self.shredder.epochs.add(epoch_of(T0))
         return ref
 
+    def deliver_and_pass_deadline(self, ref: str) -> None:
+        """Amazon reports `ref` delivered at T0, seen an hour later; then the world's clock
+        moves 8 days on, past its 7-day deadline: due for the purge."""
+        self.amazon.deliveries[ref] = T0
+        self.now = T0 + timedelta(hours=1)
+        self.service.track(self.now)
+        self.now = T0 + timedelta(days=8)
+
 
 def purge_summary(report: PurgeReport) -> dict[str, int | float]:
     """A purge report in numbers: counts and the worst lateness."""
